@@ -1,0 +1,182 @@
+//! The inference engine: one OS thread owns the llama.cpp context and runs continuous batching.
+//!
+//! `LlamaContext` is `Send` but not `Sync`, and a decode step is the unit of work anyway, so a
+//! single thread owns it and everyone else talks to it over channels: a [`Job`] goes in, a stream
+//! of [`Event`]s comes out. Each step decodes one batch that holds every active sequence's pending
+//! tokens (one sampled token per generating sequence, plus prefill chunks), so concurrent requests
+//! share the forward pass. A sequence whose client went away is dropped before the next step.
+
+pub mod sampling;
+pub mod text;
+mod worker;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{anyhow, Context as _};
+use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::token::LlamaToken;
+use tokio::sync::mpsc;
+
+pub use sampling::SamplingParams;
+
+/// Engine settings, from the command line.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Context window of each sequence, in tokens (prompt + completion).
+    pub ctx_size: u32,
+    /// Sequences decoded together; more requests wait in a queue.
+    pub parallel: u32,
+    pub threads: i32,
+    /// Most tokens in one decode call (generation tokens + prefill chunks).
+    pub batch_size: u32,
+}
+
+/// A format constraint applied while sampling (the format engine implements it).
+pub trait TokenConstraint: Send {
+    /// Sets the logits of tokens that may not come next to -inf. `remaining_after` is how many
+    /// tokens the sequence may still produce after this one.
+    fn mask(&mut self, logits: &mut [f32], remaining_after: u32);
+    /// Advances past a sampled token; an error means the token was not allowed.
+    fn accept(&mut self, token: u32) -> anyhow::Result<()>;
+    /// Complete, and no byte may follow: the sequence ends here.
+    fn is_finished(&self) -> bool;
+    /// Tokens the format forces next, to append without sampling (fast-forward).
+    fn forced_tokens(&mut self) -> Vec<u32>;
+    /// Whether what was generated so far is a complete, valid output.
+    fn is_accepting(&self) -> bool;
+}
+
+/// Work for the engine: one sequence to generate.
+pub struct Job {
+    pub prompt: Vec<LlamaToken>,
+    pub params: SamplingParams,
+    pub max_tokens: u32,
+    pub stop: Vec<String>,
+    pub constraint: Option<Box<dyn TokenConstraint>>,
+    pub events: mpsc::UnboundedSender<Event>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    Stop,
+    Length,
+}
+
+#[derive(Clone, Debug)]
+pub struct TokenLogprob {
+    pub token: Vec<u8>,
+    pub logprob: f32,
+    pub top: Vec<(Vec<u8>, f32)>,
+}
+
+#[derive(Debug)]
+pub enum Event {
+    /// New text (possibly empty while a stop string or a UTF-8 character is pending) for one token.
+    Token { text: String, logprob: Option<TokenLogprob> },
+    Done(Summary),
+    Error(String),
+}
+
+#[derive(Clone, Debug)]
+pub struct Summary {
+    pub finish_reason: FinishReason,
+    pub prompt_tokens: u32,
+    pub completion_tokens: u32,
+    /// Tokens appended by fast-forward, without sampling.
+    pub forced_tokens: u32,
+    /// For constrained sequences: whether the output is complete under the format.
+    pub compliant: Option<bool>,
+}
+
+/// What the server needs to know about the loaded model.
+pub struct ModelInfo {
+    pub id: String,
+    pub n_vocab: u32,
+    pub n_ctx_train: u32,
+    pub chat_template: Option<String>,
+    pub bos_token: String,
+    pub eos_token: String,
+    pub add_bos: bool,
+    /// Exact bytes of each token's text; empty for control tokens.
+    pub token_bytes: Vec<Vec<u8>>,
+    pub eog_tokens: Vec<u32>,
+}
+
+/// Handle to the engine thread. Cheap to share; the model is shared read-only for tokenizing.
+pub struct Engine {
+    jobs: std::sync::mpsc::Sender<Job>,
+    pub model: Arc<LlamaModel>,
+    pub info: ModelInfo,
+    pub config: EngineConfig,
+}
+
+impl Engine {
+    /// Loads the model and starts the engine thread.
+    pub fn start(model_path: &Path, id: String, config: EngineConfig) -> anyhow::Result<Engine> {
+        let backend = Arc::new(backend()?);
+        let model = LlamaModel::load_from_file(&backend, model_path, &LlamaModelParams::default())
+            .with_context(|| format!("loading model {}", model_path.display()))?;
+        let model = Arc::new(model);
+        let info = model_info(&model, id);
+        let (jobs, queue) = std::sync::mpsc::channel();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let thread_model = model.clone();
+        let thread_config = config.clone();
+        let eog = info.eog_tokens.clone();
+        let token_bytes = info.token_bytes.clone();
+        std::thread::Builder::new().name("engine".into()).spawn(move || {
+            worker::run(&backend, &thread_model, &thread_config, queue, ready_tx, eog, token_bytes)
+        })?;
+        ready_rx.recv().map_err(|_| anyhow!("engine thread died while starting"))??;
+        Ok(Engine { jobs, model, info, config })
+    }
+
+    /// Queues a job; its events arrive on the job's channel.
+    pub fn submit(&self, job: Job) -> anyhow::Result<()> {
+        self.jobs.send(job).map_err(|_| anyhow!("the engine thread has stopped"))
+    }
+
+    /// Tokenizes text; `special` parses control-token text such as `<|im_start|>`.
+    pub fn tokenize(&self, text: &str, add_bos: bool, special: bool) -> Vec<LlamaToken> {
+        self.model.vocab().tokenize(text.as_bytes(), add_bos, special)
+    }
+}
+
+/// llama.cpp's backend may be initialised once per process; tests start several engines.
+fn backend() -> anyhow::Result<LlamaBackend> {
+    let mut backend = LlamaBackend::init().context("initialising llama.cpp")?;
+    if std::env::var_os("CONFORM_LLAMA_LOG").is_none() {
+        backend.void_logs();
+    }
+    Ok(backend)
+}
+
+fn model_info(model: &LlamaModel, id: String) -> ModelInfo {
+    let vocab = model.vocab();
+    let n_vocab = vocab.n_tokens() as u32;
+    let piece = |t: LlamaToken| String::from_utf8_lossy(&vocab.token_to_piece(t, true, None)).into_owned();
+    let mut token_bytes = Vec::with_capacity(n_vocab as usize);
+    let mut eog_tokens = Vec::new();
+    for t in vocab.tokens() {
+        if vocab.is_eog(t) {
+            eog_tokens.push(t.0 as u32);
+        }
+        let is_control = vocab.is_control(t) || vocab.is_eog(t);
+        token_bytes.push(if is_control { Vec::new() } else { vocab.token_to_piece(t, false, None) });
+    }
+    ModelInfo {
+        id,
+        n_vocab,
+        n_ctx_train: model.n_ctx_train(),
+        chat_template: model.chat_template(None).ok().and_then(|t| t.to_string().ok()),
+        bos_token: piece(vocab.bos()),
+        eos_token: piece(vocab.eos()),
+        add_bos: vocab.should_add_bos(),
+        token_bytes,
+        eog_tokens,
+    }
+}

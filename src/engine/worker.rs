@@ -1,0 +1,275 @@
+//! The engine thread's loop: admit jobs into free sequence slots, decode one batch, sample.
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::mpsc::{Receiver, Sender, TryRecvError};
+
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::token::LlamaToken;
+
+use super::sampling::{pipeline, LogitProcessor, Sampler};
+use super::text::TextStream;
+use super::{EngineConfig, Event, FinishReason, Job, Summary, TokenLogprob};
+
+/// One active sequence, living in KV-cache slot `slot`.
+struct Sequence {
+    slot: i32,
+    job: Job,
+    /// Tokens not yet in the KV cache: the prompt at first, then each sampled or forced token.
+    pending: Vec<LlamaToken>,
+    /// Tokens already in the KV cache (the position of the next token).
+    n_past: usize,
+    /// Index in the current batch whose logits belong to this sequence.
+    logits_at: Option<i32>,
+    generated: u32,
+    forced: u32,
+    counts: HashMap<u32, u32>,
+    processors: Vec<Box<dyn LogitProcessor>>,
+    sampler: Sampler,
+    text: TextStream,
+}
+
+impl Sequence {
+    fn new(slot: i32, job: Job) -> Self {
+        Sequence {
+            slot,
+            pending: job.prompt.clone(),
+            n_past: 0,
+            logits_at: None,
+            generated: 0,
+            forced: 0,
+            counts: HashMap::new(),
+            processors: pipeline(&job.params),
+            sampler: Sampler::new(job.params.clone()),
+            text: TextStream::new(job.stop.clone()),
+            job,
+        }
+    }
+
+    fn summary(&self, finish_reason: FinishReason) -> Summary {
+        Summary {
+            finish_reason,
+            prompt_tokens: self.job.prompt.len() as u32,
+            completion_tokens: self.generated,
+            forced_tokens: self.forced,
+            compliant: self.job.constraint.as_ref().map(|c| c.is_accepting()),
+        }
+    }
+}
+
+/// What became of a sequence after a sampling step.
+enum Outcome {
+    Continue,
+    Finished(FinishReason),
+    Failed(String),
+}
+
+pub(super) fn run(
+    backend: &LlamaBackend,
+    model: &LlamaModel,
+    config: &EngineConfig,
+    queue: Receiver<Job>,
+    ready: Sender<anyhow::Result<()>>,
+    eog: Vec<u32>,
+    token_bytes: Vec<Vec<u8>>,
+) {
+    // Each sequence gets its own full window, so one long request never starves another.
+    let n_ctx = config.ctx_size * config.parallel;
+    let params = LlamaContextParams::default()
+        .with_n_ctx(NonZeroU32::new(n_ctx))
+        .with_n_batch(config.batch_size)
+        .with_n_ubatch(config.batch_size)
+        .with_n_seq_max(config.parallel)
+        .with_n_threads(config.threads)
+        .with_n_threads_batch(config.threads)
+        .with_kv_unified(true);
+    let mut ctx = match model.new_context(backend, params) {
+        Ok(ctx) => {
+            let _ = ready.send(Ok(()));
+            ctx
+        }
+        Err(e) => {
+            let _ = ready.send(Err(anyhow::anyhow!("creating the llama.cpp context: {e}")));
+            return;
+        }
+    };
+    let n_vocab = model.vocab().n_tokens() as usize;
+    let mut batch = LlamaBatch::new(config.batch_size as usize, 1);
+    let mut free_slots: Vec<i32> = (0..config.parallel as i32).rev().collect();
+    let mut active: Vec<Sequence> = Vec::new();
+    let mut logits = vec![0f32; n_vocab];
+
+    loop {
+        // Admit new jobs; block only when there is nothing else to do.
+        while let Some(&slot) = free_slots.last() {
+            let job = if active.is_empty() {
+                match queue.recv() {
+                    Ok(job) => job,
+                    Err(_) => return,
+                }
+            } else {
+                match queue.try_recv() {
+                    Ok(job) => job,
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) if active.is_empty() => return,
+                    Err(TryRecvError::Disconnected) => break,
+                }
+            };
+            if job.events.is_closed() {
+                continue;
+            }
+            free_slots.pop();
+            active.push(Sequence::new(slot, job));
+        }
+
+        // A client that went away stops costing compute now.
+        active.retain(|seq| {
+            let gone = seq.job.events.is_closed();
+            if gone {
+                release(&mut ctx, &mut free_slots, seq.slot);
+            }
+            !gone
+        });
+        if active.is_empty() {
+            continue;
+        }
+
+        fill_batch(&mut batch, &mut active, config.batch_size as usize);
+        if let Err(e) = ctx.decode(&mut batch) {
+            tracing::error!("decode failed: {e}");
+            for seq in active.drain(..) {
+                let _ = seq.job.events.send(Event::Error(format!("decode failed: {e}")));
+                release(&mut ctx, &mut free_slots, seq.slot);
+            }
+            continue;
+        }
+
+        let mut i = 0;
+        while i < active.len() {
+            let outcome = match active[i].logits_at.take() {
+                Some(at) => {
+                    logits.copy_from_slice(&ctx.get_logits_ith(at)[..n_vocab]);
+                    step(&mut active[i], &mut logits, &eog, &token_bytes)
+                }
+                None => Outcome::Continue,
+            };
+            match outcome {
+                Outcome::Continue => i += 1,
+                Outcome::Finished(reason) => {
+                    let mut seq = active.swap_remove(i);
+                    let rest = seq.text.finish();
+                    if !rest.is_empty() {
+                        let _ = seq.job.events.send(Event::Token { text: rest, logprob: None });
+                    }
+                    let _ = seq.job.events.send(Event::Done(seq.summary(reason)));
+                    release(&mut ctx, &mut free_slots, seq.slot);
+                }
+                Outcome::Failed(message) => {
+                    let seq = active.swap_remove(i);
+                    let _ = seq.job.events.send(Event::Error(message));
+                    release(&mut ctx, &mut free_slots, seq.slot);
+                }
+            }
+        }
+    }
+}
+
+/// Puts pending tokens of every sequence into one batch. Generating sequences (one pending
+/// token) go first so that a long prefill never stalls them; prefills share what is left.
+fn fill_batch(batch: &mut LlamaBatch, active: &mut [Sequence], capacity: usize) {
+    batch.clear();
+    active.sort_by_key(|seq| seq.pending.len());
+    let mut room = capacity;
+    for seq in active.iter_mut() {
+        let take = seq.pending.len().min(room);
+        if take == 0 {
+            continue;
+        }
+        let finishes = take == seq.pending.len();
+        for (k, &token) in seq.pending[..take].iter().enumerate() {
+            let wants_logits = finishes && k + 1 == take;
+            batch
+                .add(token, (seq.n_past + k) as i32, &[seq.slot], wants_logits)
+                .expect("batch sized to capacity");
+        }
+        if finishes {
+            seq.logits_at = Some(batch.n_tokens() - 1);
+        }
+        seq.pending.drain(..take);
+        seq.n_past += take;
+        room -= take;
+    }
+}
+
+/// Samples the next token for a sequence whose logits are in `logits`, and reports it.
+fn step(seq: &mut Sequence, logits: &mut [f32], eog: &[u32], token_bytes: &[Vec<u8>]) -> Outcome {
+    if seq.generated >= seq.job.max_tokens {
+        return Outcome::Finished(FinishReason::Length);
+    }
+    for stage in &mut seq.processors {
+        stage.process(logits, &seq.counts);
+    }
+    let remaining_after = seq.job.max_tokens - seq.generated - 1;
+    if let Some(constraint) = seq.job.constraint.as_mut() {
+        constraint.mask(logits, remaining_after);
+    }
+    let Some(sampled) = seq.sampler.sample(logits) else {
+        return Outcome::Failed("no token is allowed at this point (format dead end)".into());
+    };
+    let token = sampled.token;
+    seq.generated += 1;
+    if eog.contains(&token) {
+        return Outcome::Finished(FinishReason::Stop);
+    }
+    *seq.counts.entry(token).or_default() += 1;
+    let logprob = sampled.logprob.map(|logprob| TokenLogprob {
+        token: token_bytes[token as usize].clone(),
+        logprob,
+        top: sampled.top.iter().map(|&(t, lp)| (token_bytes[t as usize].clone(), lp)).collect(),
+    });
+    let mut new_tokens = vec![token];
+    if let Some(constraint) = seq.job.constraint.as_mut() {
+        if let Err(e) = constraint.accept(token) {
+            return Outcome::Failed(format!("format engine rejected a sampled token: {e}"));
+        }
+        if !constraint.is_finished() {
+            let room = (seq.job.max_tokens - seq.generated) as usize;
+            let forced: Vec<u32> = constraint.forced_tokens().into_iter().take(room).collect();
+            seq.generated += forced.len() as u32;
+            seq.forced += forced.len() as u32;
+            new_tokens.extend(forced);
+        }
+    }
+    let mut first = true;
+    for &t in &new_tokens {
+        let released = seq.text.push(&token_bytes[t as usize]);
+        let logprob = if first { logprob.clone() } else { None };
+        first = false;
+        if seq.job.events.send(Event::Token { text: released.text, logprob }).is_err() {
+            return Outcome::Finished(FinishReason::Stop);
+        }
+        if released.stopped {
+            return Outcome::Finished(FinishReason::Stop);
+        }
+    }
+    seq.pending.extend(new_tokens.iter().map(|&t| LlamaToken(t as i32)));
+    if seq.job.constraint.as_ref().is_some_and(|c| c.is_finished()) {
+        return Outcome::Finished(FinishReason::Stop);
+    }
+    if seq.generated >= seq.job.max_tokens {
+        let accepting = seq.job.constraint.as_ref().is_some_and(|c| c.is_accepting());
+        return Outcome::Finished(if accepting { FinishReason::Stop } else { FinishReason::Length });
+    }
+    Outcome::Continue
+}
+
+fn release(ctx: &mut LlamaContext, free_slots: &mut Vec<i32>, slot: i32) {
+    if let Err(e) = ctx.clear_kv_cache_seq(Some(slot as u32), None, None) {
+        tracing::error!("clearing KV of slot {slot}: {e}");
+    }
+    free_slots.push(slot);
+}

@@ -1,0 +1,6 @@
+//! conform: an OpenAI-compatible LLM server on llama.cpp whose outputs follow a requested format.
+
+pub mod chat_template;
+pub mod engine;
+pub mod manifest;
+pub mod server;

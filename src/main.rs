@@ -1,0 +1,137 @@
+//! The `conform` command line.
+
+use std::io::Write;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use conform::engine::{Engine, EngineConfig, Event, Job, SamplingParams};
+use conform::{manifest, server};
+
+#[derive(Parser)]
+#[command(name = "conform", version, about = "OpenAI-compatible LLM server with guaranteed output formats")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the OpenAI-compatible HTTP API.
+    Serve(ServeArgs),
+    /// Generate one completion for a raw prompt and print it (no server).
+    Generate {
+        #[command(flatten)]
+        engine: EngineArgs,
+        prompt: String,
+        #[arg(long, default_value_t = 64)]
+        max_tokens: u32,
+        #[arg(long, default_value_t = 0.0)]
+        temperature: f32,
+    },
+}
+
+#[derive(Args)]
+struct EngineArgs {
+    /// A model name from models/manifest.json, or a path to a GGUF file.
+    #[arg(long)]
+    model: Option<String>,
+    /// Context window of each sequence, in tokens.
+    #[arg(long, default_value_t = 4096)]
+    ctx_size: u32,
+    /// Sequences decoded together (continuous batching).
+    #[arg(long, default_value_t = 8)]
+    parallel: u32,
+    /// CPU threads for llama.cpp (default: the number of cores).
+    #[arg(long)]
+    threads: Option<i32>,
+    /// Most tokens per decode call.
+    #[arg(long, default_value_t = 512)]
+    batch_size: u32,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    engine: EngineArgs,
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// Largest accepted request body, in bytes.
+    #[arg(long, default_value_t = 8 * 1024 * 1024)]
+    max_body_bytes: usize,
+}
+
+impl EngineArgs {
+    fn start(&self) -> anyhow::Result<Engine> {
+        let (id, path) = manifest::resolve(self.model.as_deref())?;
+        let threads = self.threads.unwrap_or_else(|| {
+            std::thread::available_parallelism().map(|n| n.get() as i32).unwrap_or(2)
+        });
+        anyhow::ensure!(self.parallel >= 1 && self.parallel <= 256, "--parallel must be 1..=256");
+        anyhow::ensure!(self.ctx_size >= 16, "--ctx-size must be at least 16");
+        anyhow::ensure!(self.batch_size >= self.parallel, "--batch-size must be at least --parallel");
+        let config = EngineConfig {
+            ctx_size: self.ctx_size,
+            parallel: self.parallel,
+            threads,
+            batch_size: self.batch_size,
+        };
+        tracing::info!(model = %path.display(), ?config, "loading");
+        Engine::start(&path, id, config)
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Serve(args) => serve(args),
+        Command::Generate { engine, prompt, max_tokens, temperature } => {
+            let engine = engine.start()?;
+            let (events, mut rx) = tokio::sync::mpsc::unbounded_channel();
+            engine.submit(Job {
+                prompt: engine.tokenize(&prompt, engine.info.add_bos, true),
+                params: SamplingParams { temperature, ..SamplingParams::default() },
+                max_tokens,
+                stop: Vec::new(),
+                constraint: None,
+                events,
+            })?;
+            while let Some(event) = rx.blocking_recv() {
+                match event {
+                    Event::Token { text, .. } => {
+                        print!("{text}");
+                        std::io::stdout().flush()?;
+                    }
+                    Event::Done(summary) => {
+                        println!();
+                        eprintln!("{summary:?}");
+                        break;
+                    }
+                    Event::Error(e) => anyhow::bail!(e),
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let engine = args.engine.start()?;
+    let state = server::AppState::new(engine, args.max_body_bytes)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let addr = format!("{}:{}", args.host, args.port);
+        let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("binding {addr}"))?;
+        tracing::info!("serving {} on http://{}", state.engine.info.id, listener.local_addr()?);
+        axum::serve(listener, server::app(state))
+            .with_graceful_shutdown(async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await?;
+        anyhow::Ok(())
+    })
+}

@@ -1,0 +1,107 @@
+//! What chat and text completions share: checking the prompt against the context window,
+//! submitting one engine job per choice, and collecting or merging their event streams.
+
+use futures::stream::{self, Stream, StreamExt};
+use llama_cpp_2::token::LlamaToken;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::UnboundedReceiverStream;
+
+use super::error::ApiError;
+use super::request::Validated;
+use super::AppState;
+use crate::engine::{Event, Job, Summary, TokenConstraint, TokenLogprob};
+
+/// Starts `n` generations of one prompt; choice `i` uses seed `seed + i` so choices differ but
+/// the whole response stays reproducible.
+pub fn submit(
+    state: &AppState,
+    prompt: Vec<LlamaToken>,
+    request: &Validated,
+    mut constraint: impl FnMut() -> Option<Box<dyn TokenConstraint>>,
+) -> Result<Vec<mpsc::UnboundedReceiver<Event>>, ApiError> {
+    let ctx_size = state.engine.config.ctx_size;
+    let prompt_len = prompt.len() as u32;
+    if prompt_len >= ctx_size {
+        return Err(ApiError::invalid(
+            "messages",
+            format!("this model's context window is {ctx_size} tokens, but the prompt has {prompt_len} tokens"),
+        )
+        .with_code("context_length_exceeded"));
+    }
+    let room = ctx_size - prompt_len;
+    let max_tokens = match request.max_tokens {
+        Some(m) if m > room => {
+            return Err(ApiError::invalid(
+                "max_tokens",
+                format!(
+                    "this model's context window is {ctx_size} tokens; the prompt has {prompt_len} and \
+                     {m} were requested for the completion"
+                ),
+            )
+            .with_code("context_length_exceeded"))
+        }
+        Some(m) => m,
+        None => room,
+    };
+    let mut receivers = Vec::with_capacity(request.n as usize);
+    for i in 0..request.n {
+        let (events, rx) = mpsc::unbounded_channel();
+        let mut params = request.params.clone();
+        params.seed = params.seed.map(|s| s.wrapping_add(i as u64));
+        state
+            .engine
+            .submit(Job {
+                prompt: prompt.clone(),
+                params,
+                max_tokens,
+                stop: request.stop.clone(),
+                constraint: constraint(),
+                events,
+            })
+            .map_err(ApiError::internal)?;
+        receivers.push(rx);
+    }
+    Ok(receivers)
+}
+
+/// A finished choice.
+pub struct Collected {
+    pub text: String,
+    pub logprobs: Vec<TokenLogprob>,
+    pub summary: Summary,
+}
+
+pub async fn collect(mut rx: mpsc::UnboundedReceiver<Event>) -> Result<Collected, ApiError> {
+    let mut text = String::new();
+    let mut logprobs = Vec::new();
+    while let Some(event) = rx.recv().await {
+        match event {
+            Event::Token { text: piece, logprob } => {
+                text.push_str(&piece);
+                logprobs.extend(logprob);
+            }
+            Event::Done(summary) => return Ok(Collected { text, logprobs, summary }),
+            Event::Error(message) => return Err(ApiError::internal(message)),
+        }
+    }
+    Err(ApiError::internal("the engine dropped a request"))
+}
+
+pub async fn collect_all(receivers: Vec<mpsc::UnboundedReceiver<Event>>) -> Result<Vec<Collected>, ApiError> {
+    futures::future::try_join_all(receivers.into_iter().map(collect)).await
+}
+
+/// All choices' events as one stream, each tagged with its choice index.
+pub fn merged(receivers: Vec<mpsc::UnboundedReceiver<Event>>) -> impl Stream<Item = (usize, Event)> {
+    stream::select_all(
+        receivers
+            .into_iter()
+            .enumerate()
+            .map(|(i, rx)| UnboundedReceiverStream::new(rx).map(move |e| (i, e)).boxed()),
+    )
+}
+
+/// Token bytes as text, the way OpenAI shows partial UTF-8 in logprobs.
+pub fn token_text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}

@@ -1,0 +1,103 @@
+//! The OpenAI-compatible HTTP API (axum). Handlers are thin: parse and validate the body
+//! ([`request`]), hand jobs to the engine ([`generate`]), shape the answer. Every failure is an
+//! [`ApiError`] in OpenAI's error shape.
+
+mod chat;
+mod completions;
+pub mod error;
+mod generate;
+pub mod request;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bytes::Bytes;
+use serde_json::{json, Value};
+
+use crate::chat_template::ChatTemplate;
+use crate::engine::Engine;
+pub use error::ApiError;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Arc<Engine>,
+    pub chat_template: Option<Arc<ChatTemplate>>,
+    pub body_limit: usize,
+}
+
+impl AppState {
+    pub fn new(engine: Engine, body_limit: usize) -> anyhow::Result<Self> {
+        let info = &engine.info;
+        let chat_template = match &info.chat_template {
+            Some(source) => Some(Arc::new(ChatTemplate::new(source, &info.bos_token, &info.eos_token)?)),
+            None => None,
+        };
+        Ok(AppState { engine: Arc::new(engine), chat_template, body_limit })
+    }
+}
+
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/chat/completions", post(chat::chat_completions))
+        .route("/v1/completions", post(completions::completions))
+        .route("/v1/models", get(models))
+        .route("/v1/models/{model}", get(model))
+        .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
+        .fallback(|| async { ApiError::not_found("no such route", None, "not_found") })
+        .layer(DefaultBodyLimit::max(state.body_limit))
+        .with_state(state)
+}
+
+/// The raw request body, with an over-limit body answered as a 413 in OpenAI's shape.
+pub struct Body(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for Body {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match Bytes::from_request(req, state).await {
+            Ok(bytes) => Ok(Body(bytes)),
+            Err(e) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::too_large()),
+            Err(e) => Err(ApiError::malformed(e.body_text())),
+        }
+    }
+}
+
+fn model_json(state: &AppState) -> Value {
+    json!({"id": state.engine.info.id, "object": "model", "created": 0, "owned_by": "conform"})
+}
+
+async fn models(State(state): State<AppState>) -> Json<Value> {
+    Json(json!({"object": "list", "data": [model_json(&state)]}))
+}
+
+async fn model(State(state): State<AppState>, axum::extract::Path(id): axum::extract::Path<String>) -> Result<Json<Value>, ApiError> {
+    check_model(&state, &id)?;
+    Ok(Json(model_json(&state)))
+}
+
+pub fn check_model(state: &AppState, requested: &str) -> Result<(), ApiError> {
+    if requested == state.engine.info.id {
+        Ok(())
+    } else {
+        Err(ApiError::not_found(
+            format!("the model `{requested}` does not exist; this server serves `{}`", state.engine.info.id),
+            Some("model"),
+            "model_not_found",
+        ))
+    }
+}
+
+pub fn new_id(prefix: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}-{:x}{n:04x}", unix_now())
+}
+
+pub fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
