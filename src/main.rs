@@ -60,6 +60,9 @@ struct ServeArgs {
     /// Largest accepted request body, in bytes.
     #[arg(long, default_value_t = 8 * 1024 * 1024)]
     max_body_bytes: usize,
+    /// Exit when stdin closes (lets a test harness's server die with the harness).
+    #[arg(long, hide = true)]
+    exit_with_stdin: bool,
 }
 
 impl EngineArgs {
@@ -120,6 +123,12 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    if args.exit_with_stdin {
+        std::thread::spawn(|| {
+            let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+            std::process::exit(0);
+        });
+    }
     let engine = args.engine.start()?;
     let state = server::AppState::new(engine, args.max_body_bytes)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

@@ -11,6 +11,7 @@ pub mod text;
 mod worker;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use anyhow::{anyhow, Context as _};
@@ -106,12 +107,22 @@ pub struct ModelInfo {
     pub eog_tokens: Vec<u32>,
 }
 
+/// Live counters, for `/health` and for tests that check a slot was freed.
+#[derive(Default)]
+pub struct EngineStats {
+    /// Sequences holding a KV slot.
+    pub active: AtomicUsize,
+    /// Jobs submitted but not yet admitted.
+    pub queued: AtomicUsize,
+}
+
 /// Handle to the engine thread. Cheap to share; the model is shared read-only for tokenizing.
 pub struct Engine {
     jobs: std::sync::mpsc::Sender<Job>,
     pub model: Arc<LlamaModel>,
     pub info: ModelInfo,
     pub config: EngineConfig,
+    pub stats: Arc<EngineStats>,
 }
 
 impl Engine {
@@ -128,15 +139,19 @@ impl Engine {
         let thread_config = config.clone();
         let eog = info.eog_tokens.clone();
         let token_bytes = info.token_bytes.clone();
+        let stats = Arc::new(EngineStats::default());
+        let thread_stats = stats.clone();
         std::thread::Builder::new().name("engine".into()).spawn(move || {
-            worker::run(&backend, &thread_model, &thread_config, queue, ready_tx, eog, token_bytes)
+            let tables = worker::Tables { eog, token_bytes, stats: thread_stats };
+            worker::run(&backend, &thread_model, &thread_config, queue, ready_tx, &tables)
         })?;
         ready_rx.recv().map_err(|_| anyhow!("engine thread died while starting"))??;
-        Ok(Engine { jobs, model, info, config })
+        Ok(Engine { jobs, model, info, config, stats })
     }
 
     /// Queues a job; its events arrive on the job's channel.
     pub fn submit(&self, job: Job) -> anyhow::Result<()> {
+        self.stats.queued.fetch_add(1, Ordering::Relaxed);
         self.jobs.send(job).map_err(|_| anyhow!("the engine thread has stopped"))
     }
 

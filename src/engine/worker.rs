@@ -2,7 +2,9 @@
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, Sender, TryRecvError};
+use std::sync::Arc;
 
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::context::LlamaContext;
@@ -13,7 +15,14 @@ use llama_cpp_2::token::LlamaToken;
 
 use super::sampling::{pipeline, LogitProcessor, Sampler};
 use super::text::TextStream;
-use super::{EngineConfig, Event, FinishReason, Job, Summary, TokenLogprob};
+use super::{EngineConfig, EngineStats, Event, FinishReason, Job, Summary, TokenLogprob};
+
+/// Read-only facts about the vocabulary, and the counters the worker keeps current.
+pub(super) struct Tables {
+    pub eog: Vec<u32>,
+    pub token_bytes: Vec<Vec<u8>>,
+    pub stats: Arc<EngineStats>,
+}
 
 /// One active sequence, living in KV-cache slot `slot`.
 struct Sequence {
@@ -74,8 +83,7 @@ pub(super) fn run(
     config: &EngineConfig,
     queue: Receiver<Job>,
     ready: Sender<anyhow::Result<()>>,
-    eog: Vec<u32>,
-    token_bytes: Vec<Vec<u8>>,
+    tables: &Tables,
 ) {
     // Each sequence gets its own full window, so one long request never starves another.
     let n_ctx = config.ctx_size * config.parallel;
@@ -104,6 +112,7 @@ pub(super) fn run(
     let mut logits = vec![0f32; n_vocab];
 
     loop {
+        tables.stats.active.store(active.len(), Ordering::Relaxed);
         // Admit new jobs; block only when there is nothing else to do.
         while let Some(&slot) = free_slots.last() {
             let job = if active.is_empty() {
@@ -119,6 +128,7 @@ pub(super) fn run(
                     Err(TryRecvError::Disconnected) => break,
                 }
             };
+            tables.stats.queued.fetch_sub(1, Ordering::Relaxed);
             if job.events.is_closed() {
                 continue;
             }
@@ -134,6 +144,7 @@ pub(super) fn run(
             }
             !gone
         });
+        tables.stats.active.store(active.len(), Ordering::Relaxed);
         if active.is_empty() {
             continue;
         }
@@ -153,7 +164,7 @@ pub(super) fn run(
             let outcome = match active[i].logits_at.take() {
                 Some(at) => {
                     logits.copy_from_slice(&ctx.get_logits_ith(at)[..n_vocab]);
-                    step(&mut active[i], &mut logits, &eog, &token_bytes)
+                    step(&mut active[i], &mut logits, tables)
                 }
                 None => Outcome::Continue,
             };
@@ -206,7 +217,8 @@ fn fill_batch(batch: &mut LlamaBatch, active: &mut [Sequence], capacity: usize) 
 }
 
 /// Samples the next token for a sequence whose logits are in `logits`, and reports it.
-fn step(seq: &mut Sequence, logits: &mut [f32], eog: &[u32], token_bytes: &[Vec<u8>]) -> Outcome {
+fn step(seq: &mut Sequence, logits: &mut [f32], tables: &Tables) -> Outcome {
+    let token_bytes = &tables.token_bytes;
     if seq.generated >= seq.job.max_tokens {
         return Outcome::Finished(FinishReason::Length);
     }
@@ -222,7 +234,7 @@ fn step(seq: &mut Sequence, logits: &mut [f32], eog: &[u32], token_bytes: &[Vec<
     };
     let token = sampled.token;
     seq.generated += 1;
-    if eog.contains(&token) {
+    if tables.eog.contains(&token) {
         return Outcome::Finished(FinishReason::Stop);
     }
     *seq.counts.entry(token).or_default() += 1;

@@ -17,9 +17,9 @@ use super::{check_model, new_id, unix_now, AppState, Body};
 use crate::engine::{Event, Summary, TokenLogprob};
 
 pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Result<Response, ApiError> {
-    let request: ChatRequest = parse_body(&body.0)?;
+    let (request, sampling): (ChatRequest, _) = parse_body(&body.0)?;
     check_model(&state, &request.model)?;
-    let validated = request.validate(state.engine.info.n_vocab)?;
+    let validated = request.validate(&sampling, state.engine.info.n_vocab)?;
     let template = state
         .chat_template
         .as_ref()

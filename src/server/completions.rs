@@ -18,9 +18,9 @@ use super::{check_model, new_id, unix_now, AppState, Body};
 use crate::engine::{Event, Summary, TokenLogprob};
 
 pub async fn completions(State(state): State<AppState>, body: Body) -> Result<Response, ApiError> {
-    let request: CompletionRequest = parse_body(&body.0)?;
+    let (request, sampling): (CompletionRequest, _) = parse_body(&body.0)?;
     check_model(&state, &request.model)?;
-    let validated = request.validate(state.engine.info.n_vocab)?;
+    let validated = request.validate(&sampling, state.engine.info.n_vocab)?;
     let prompts = prompt_tokens(&state, &request.prompt)?;
     if validated.stream && prompts.len() > 1 {
         return Err(ApiError::invalid("prompt", "streaming takes a single prompt"));

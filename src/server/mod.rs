@@ -46,7 +46,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/completions", post(completions::completions))
         .route("/v1/models", get(models))
         .route("/v1/models/{model}", get(model))
-        .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/health", get(health))
         .fallback(|| async { ApiError::not_found("no such route", None, "not_found") })
         .layer(DefaultBodyLimit::max(state.body_limit))
         .with_state(state)
@@ -65,6 +65,15 @@ impl<S: Send + Sync> FromRequest<S> for Body {
             Err(e) => Err(ApiError::malformed(e.body_text())),
         }
     }
+}
+
+async fn health(State(state): State<AppState>) -> Json<Value> {
+    let stats = &state.engine.stats;
+    Json(json!({
+        "status": "ok",
+        "active_sequences": stats.active.load(Ordering::Relaxed),
+        "queued": stats.queued.load(Ordering::Relaxed),
+    }))
 }
 
 fn model_json(state: &AppState) -> Value {

@@ -10,13 +10,19 @@ use serde_json::Value;
 use super::error::ApiError;
 use crate::engine::SamplingParams;
 
-/// Parses a JSON body into `T`; malformed JSON and wrong types become 400s naming the field.
-pub fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+/// Parses a JSON body into the endpoint's own fields `T` and the shared sampling fields;
+/// malformed JSON and wrong types become 400s naming the field.
+pub fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<(T, SamplingFields), ApiError> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::malformed(format!("request body is not valid JSON: {e}")))?;
     if !value.is_object() {
         return Err(ApiError::malformed("request body must be a JSON object"));
     }
+    Ok((typed(&value)?, typed(&value)?))
+}
+
+// Two plain passes rather than `#[serde(flatten)]`, which loses the path of a bad field.
+fn typed<T: DeserializeOwned>(value: &Value) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner().to_string();
@@ -79,8 +85,6 @@ pub struct ChatRequest {
     pub logprobs: Option<bool>,
     pub top_logprobs: Option<u32>,
     pub tools: Option<Vec<Value>>,
-    #[serde(flatten)]
-    pub sampling: SamplingFields,
 }
 
 #[derive(Deserialize, Debug)]
@@ -100,8 +104,6 @@ pub struct CompletionRequest {
     pub logprobs: Option<u32>,
     pub echo: Option<bool>,
     pub suffix: Option<String>,
-    #[serde(flatten)]
-    pub sampling: SamplingFields,
 }
 
 /// Validated settings for one request's generations.
@@ -192,7 +194,7 @@ impl SamplingFields {
 }
 
 impl ChatRequest {
-    pub fn validate(&self, n_vocab: u32) -> Result<Validated, ApiError> {
+    pub fn validate(&self, sampling: &SamplingFields, n_vocab: u32) -> Result<Validated, ApiError> {
         if self.messages.is_empty() {
             return Err(ApiError::invalid("messages", "`messages` must not be empty"));
         }
@@ -226,12 +228,12 @@ impl ChatRequest {
             (true, k) => Some(k.unwrap_or(0)),
             (false, None) => None,
         };
-        self.sampling.validate(n_vocab, top_logprobs)
+        sampling.validate(n_vocab, top_logprobs)
     }
 }
 
 impl CompletionRequest {
-    pub fn validate(&self, n_vocab: u32) -> Result<Validated, ApiError> {
+    pub fn validate(&self, sampling: &SamplingFields, n_vocab: u32) -> Result<Validated, ApiError> {
         if let Some(k) = self.logprobs.filter(|&k| k > 5) {
             return Err(ApiError::invalid("logprobs", format!("`logprobs` must be between 0 and 5, got {k}")));
         }
@@ -241,7 +243,7 @@ impl CompletionRequest {
         if self.suffix.is_some() {
             return Err(ApiError::invalid("suffix", "`suffix` is not supported by this model"));
         }
-        self.sampling.validate(n_vocab, self.logprobs)
+        sampling.validate(n_vocab, self.logprobs)
     }
 }
 
@@ -252,6 +254,7 @@ mod tests {
     #[test]
     fn wrong_types_name_the_field() {
         let e = parse_body::<ChatRequest>(br#"{"model": "m", "messages": [], "temperature": "hot"}"#).unwrap_err();
+        assert!(e.message.contains("temperature"), "{}", e.message);
         assert_eq!(e.param.as_deref(), Some("temperature"));
         let e = parse_body::<ChatRequest>(br#"{"messages": []}"#).unwrap_err();
         assert_eq!(e.param.as_deref(), Some("model"));
@@ -261,9 +264,9 @@ mod tests {
 
     #[test]
     fn ranges_are_checked() {
-        let req: ChatRequest = parse_body(br#"{"model": "m", "messages": [{"role": "user", "content": "x"}], "top_p": 1.5}"#).unwrap();
-        assert_eq!(req.validate(100).err().unwrap().param.as_deref(), Some("top_p"));
-        let req: ChatRequest = parse_body(br#"{"model": "m", "messages": [{"role": "user", "content": "x"}], "logit_bias": {"100": 1}}"#).unwrap();
-        assert_eq!(req.validate(100).err().unwrap().param.as_deref(), Some("logit_bias.100"));
+        let (req, s): (ChatRequest, _) = parse_body(br#"{"model": "m", "messages": [{"role": "user", "content": "x"}], "top_p": 1.5}"#).unwrap();
+        assert_eq!(req.validate(&s, 100).err().unwrap().param.as_deref(), Some("top_p"));
+        let (req, s): (ChatRequest, _) = parse_body(br#"{"model": "m", "messages": [{"role": "user", "content": "x"}], "logit_bias": {"100": 1}}"#).unwrap();
+        assert_eq!(req.validate(&s, 100).err().unwrap().param.as_deref(), Some("logit_bias.100"));
     }
 }

