@@ -33,7 +33,7 @@ serve: setup
 	./target/release/conform serve $(if $(MODEL),--model $(MODEL))
 
 pydeps:
-	@$(PYTHON) -c "import openai" 2>/dev/null || $(PYTHON) -m pip install -q openai
+	@$(PYTHON) -c "import openai" 2>/dev/null || PIP_ROOT_USER_ACTION=ignore $(PYTHON) -m pip install -q openai
 
 test: setup pydeps
 	$(CARGO) test --release
