@@ -3,4 +3,6 @@
 pub mod chat_template;
 pub mod engine;
 pub mod manifest;
+pub mod mask;
 pub mod server;
+pub mod vocab;

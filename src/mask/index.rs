@@ -1,0 +1,383 @@
+use super::{ByteAutomaton, MaskError, TokenSet};
+use crate::vocab::{TokenTrie, Vocab};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
+
+/// One group of allowed tokens that all lead to states with the same
+/// `min_bytes_to_accept` (`d`).
+#[derive(Debug)]
+struct Level {
+    d: u32,
+    count: u32,
+    /// Token ids (ascending). Empty for the dominant (most populous) level,
+    /// whose tokens are implied: top set minus every other level.
+    toks: Vec<u32>,
+}
+
+/// The cached result of one trie walk from one automaton state.
+///
+/// A text token `t` is *live* from `state` if every byte of `t` keeps the
+/// automaton alive and the resulting state `q'` can still accept
+/// (`d(q') != u32::MAX`). For a budget `r` (tokens that remain after this
+/// one) the allowed set is the live tokens with `d(q') <= r`, plus the EOG
+/// tokens iff `state` is accepting.
+#[derive(Debug)]
+pub struct StateMask {
+    state: u32,
+    accepting: bool,
+    d_state: u32,
+    /// Ascending by `d`.
+    levels: Vec<Level>,
+    dominant: usize,
+    /// `sets[k]` = allowed set when the first `k` levels are within budget
+    /// (EOG included iff accepting). `sets[levels.len()]` is built eagerly.
+    sets: Vec<OnceLock<Arc<TokenSet>>>,
+    n_live: usize,
+    /// EOG ids included in the sets (empty unless accepting), sorted.
+    eog_in_top: Vec<u32>,
+    walk_nanos: u64,
+    nodes_visited: u64,
+}
+
+impl StateMask {
+    pub fn state(&self) -> u32 {
+        self.state
+    }
+    pub fn is_accepting(&self) -> bool {
+        self.accepting
+    }
+    /// `min_bytes_to_accept` of this state.
+    pub fn min_bytes_to_accept(&self) -> u32 {
+        self.d_state
+    }
+    /// Number of live text tokens (ignoring the budget).
+    pub fn n_live(&self) -> usize {
+        self.n_live
+    }
+    /// Distinct `d(q')` values among live tokens with their token counts, ascending.
+    pub fn histogram(&self) -> Vec<(u32, u32)> {
+        self.levels.iter().map(|l| (l.d, l.count)).collect()
+    }
+    /// Largest `d(q')` among live tokens (None if no live token): with a
+    /// budget at least this large the budget does not shape the mask.
+    pub fn max_d_after(&self) -> Option<u32> {
+        self.levels.last().map(|l| l.d)
+    }
+    pub fn walk_nanos(&self) -> u64 {
+        self.walk_nanos
+    }
+    pub fn nodes_visited(&self) -> u64 {
+        self.nodes_visited
+    }
+    /// Number of levels within budget `remaining_after`.
+    #[inline]
+    fn level_for(&self, remaining_after: u32) -> usize {
+        self.levels.partition_point(|l| l.d <= remaining_after)
+    }
+    /// Number of allowed text tokens for a budget (EOG not counted).
+    pub fn n_allowed_text(&self, remaining_after: u32) -> usize {
+        let k = self.level_for(remaining_after);
+        self.levels[..k].iter().map(|l| l.count as usize).sum()
+    }
+    /// True if the budget removes some live token.
+    pub fn budget_shapes(&self, remaining_after: u32) -> bool {
+        self.level_for(remaining_after) < self.levels.len()
+    }
+    fn top(&self) -> &Arc<TokenSet> {
+        self.sets[self.levels.len()].get().expect("top set is built eagerly")
+    }
+    /// Live text tokens with the `d` of the state each leads to, sorted by
+    /// (d, id). Allocates; meant for tests and diagnostics.
+    pub fn tokens_with_d(&self) -> Vec<(u32, u32)> {
+        let mut out = Vec::with_capacity(self.n_live);
+        let mut others = TokenSet::new(self.top().len());
+        for (i, l) in self.levels.iter().enumerate() {
+            if i != self.dominant {
+                for &t in &l.toks {
+                    others.insert(t);
+                }
+            }
+        }
+        for (i, l) in self.levels.iter().enumerate() {
+            if i == self.dominant {
+                out.extend(self.top().iter().filter(|&t| !others.contains(t) && !self.is_eog_in_top(t)).map(|t| (l.d, t)));
+            } else {
+                out.extend(l.toks.iter().map(|&t| (l.d, t)));
+            }
+        }
+        out
+    }
+    fn is_eog_in_top(&self, t: u32) -> bool {
+        self.eog_in_top.binary_search(&t).is_ok()
+    }
+}
+
+/// Counters (monotonic since creation).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MaskStats {
+    /// Trie walks (= distinct states computed; races may add a few).
+    pub walks: u64,
+    pub walk_nanos: u64,
+    pub nodes_visited: u64,
+    /// `state_mask` calls answered from cache.
+    pub cache_hits: u64,
+    /// Budgeted bitsets built lazily (below the top level).
+    pub level_sets_built: u64,
+}
+
+/// Shared mask index for one (automaton, vocabulary) pair.
+pub struct MaskIndex {
+    automaton: Arc<dyn ByteAutomaton>,
+    vocab: Arc<Vocab>,
+    trie: Arc<TokenTrie>,
+    cache: Mutex<HashMap<u32, Arc<StateMask>>>,
+    bytes_bound_tokens: bool,
+    walks: AtomicU64,
+    walk_nanos: AtomicU64,
+    nodes_visited: AtomicU64,
+    cache_hits: AtomicU64,
+    level_sets_built: AtomicU64,
+}
+
+impl std::fmt::Debug for MaskIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MaskIndex").field("n_vocab", &self.vocab.len()).field("stats", &self.stats()).finish()
+    }
+}
+
+impl MaskIndex {
+    /// `trie` must have been built from `vocab` (`TokenTrie::new(&vocab)`);
+    /// share both across all automata of one model.
+    pub fn new(automaton: Arc<dyn ByteAutomaton>, vocab: Arc<Vocab>, trie: Arc<TokenTrie>) -> Result<MaskIndex, MaskError> {
+        if trie.n_vocab() != vocab.len() {
+            return Err(MaskError::VocabMismatch { vocab: vocab.len(), trie: trie.n_vocab() });
+        }
+        let bytes_bound_tokens = vocab.has_all_bytes();
+        Ok(MaskIndex {
+            automaton,
+            vocab,
+            trie,
+            cache: Mutex::new(HashMap::new()),
+            bytes_bound_tokens,
+            walks: AtomicU64::new(0),
+            walk_nanos: AtomicU64::new(0),
+            nodes_visited: AtomicU64::new(0),
+            cache_hits: AtomicU64::new(0),
+            level_sets_built: AtomicU64::new(0),
+        })
+    }
+
+    pub fn automaton(&self) -> &dyn ByteAutomaton {
+        &*self.automaton
+    }
+    pub fn vocab(&self) -> &Arc<Vocab> {
+        &self.vocab
+    }
+    pub fn trie(&self) -> &Arc<TokenTrie> {
+        &self.trie
+    }
+    /// True if every byte is a single-byte token, so that `d` (bytes) bounds
+    /// the tokens needed and the budget closure is a guarantee. If false the
+    /// budget check is still applied but is only a heuristic.
+    pub fn bytes_bound_tokens(&self) -> bool {
+        self.bytes_bound_tokens
+    }
+
+    /// Fewest tokens needed to finish from `state` (conservative upper
+    /// bound = fewest bytes; `u32::MAX` = cannot finish), not counting the
+    /// EOG token. Use for the up-front "needs N tokens" check.
+    pub fn shortest_tokens(&self, state: u32) -> u32 {
+        self.automaton.min_bytes_to_accept(state)
+    }
+
+    pub fn stats(&self) -> MaskStats {
+        MaskStats {
+            walks: self.walks.load(Relaxed),
+            walk_nanos: self.walk_nanos.load(Relaxed),
+            nodes_visited: self.nodes_visited.load(Relaxed),
+            cache_hits: self.cache_hits.load(Relaxed),
+            level_sets_built: self.level_sets_built.load(Relaxed),
+        }
+    }
+
+    pub fn cached_states(&self) -> usize {
+        self.cache.lock().unwrap().len()
+    }
+
+    pub fn clear_cache(&self) {
+        self.cache.lock().unwrap().clear();
+    }
+
+    /// State reached from `state` by the bytes of text token `token`; `None`
+    /// if dead, or if `token` is a control/EOG/out-of-range token.
+    pub fn step_token(&self, state: u32, token: u32) -> Option<u32> {
+        let b = self.vocab.token_bytes(token);
+        if b.is_empty() {
+            return None;
+        }
+        let mut s = state;
+        for &x in b {
+            s = self.automaton.next(s, x)?;
+        }
+        Some(s)
+    }
+
+    /// Direct (uncached) check of one token, same rule as the masks.
+    pub fn is_allowed(&self, state: u32, token: u32, remaining_after: u32) -> bool {
+        if self.vocab.is_eog(token) {
+            return self.automaton.is_accepting(state);
+        }
+        match self.step_token(state, token) {
+            Some(s) => {
+                let d = self.automaton.min_bytes_to_accept(s);
+                d != u32::MAX && d <= remaining_after
+            }
+            None => false,
+        }
+    }
+
+    /// The cached walk result for `state` (walks the trie on first use).
+    pub fn state_mask(&self, state: u32) -> Arc<StateMask> {
+        if let Some(m) = self.cache.lock().unwrap().get(&state) {
+            self.cache_hits.fetch_add(1, Relaxed);
+            return m.clone();
+        }
+        // Walk without holding the lock; on a race keep the first result.
+        let m = Arc::new(self.compute(state));
+        self.cache.lock().unwrap().entry(state).or_insert(m).clone()
+    }
+
+    /// Allowed tokens (text + EOG) in `state` when `remaining_after` tokens
+    /// may follow the chosen one.
+    pub fn allowed(&self, state: u32, remaining_after: u32) -> Arc<TokenSet> {
+        let m = self.state_mask(state);
+        self.allowed_in(&m, remaining_after)
+    }
+
+    pub(crate) fn allowed_in(&self, m: &StateMask, remaining_after: u32) -> Arc<TokenSet> {
+        let k = m.level_for(remaining_after);
+        m.sets[k]
+            .get_or_init(|| {
+                self.level_sets_built.fetch_add(1, Relaxed);
+                Arc::new(self.build_level_set(m, k))
+            })
+            .clone()
+    }
+
+    fn build_level_set(&self, m: &StateMask, k: usize) -> TokenSet {
+        let n = self.vocab.len();
+        let mut set;
+        if m.dominant < k {
+            // start from the top set (EOG already included iff accepting),
+            // remove the levels beyond the budget (none of them dominant)
+            set = (**m.top()).clone();
+            for l in &m.levels[k..] {
+                for &t in &l.toks {
+                    set.remove(t);
+                }
+            }
+        } else {
+            set = TokenSet::new(n);
+            for l in &m.levels[..k] {
+                for &t in &l.toks {
+                    set.insert(t);
+                }
+            }
+            if m.accepting {
+                for &e in self.vocab.eog_tokens() {
+                    set.insert(e);
+                }
+            }
+        }
+        set
+    }
+
+    fn compute(&self, state: u32) -> StateMask {
+        let t0 = Instant::now();
+        let a = &*self.automaton;
+        let trie = &*self.trie;
+        let n_nodes = trie.num_nodes();
+        let mut top = TokenSet::new(self.vocab.len());
+        // (d, tokens) buckets; most live tokens share a few d values
+        let mut buckets: Vec<(u32, Vec<u32>)> = Vec::new();
+        let mut bucket_of: HashMap<u32, usize> = HashMap::new();
+        let mut stack = vec![0u32; trie.max_depth() + 1];
+        stack[0] = state;
+        let mut visited = 0u64;
+        let mut n_live = 0usize;
+        let mut last_d = u32::MAX;
+        let mut last_b = 0usize;
+        let mut i = 1usize;
+        while i < n_nodes {
+            let d = trie.depth(i);
+            visited += 1;
+            match a.next(stack[d - 1], trie.byte(i)) {
+                None => i += trie.subtree_size(i),
+                Some(s) => {
+                    stack[d] = s;
+                    let toks = trie.tokens_at(i);
+                    if !toks.is_empty() {
+                        let m = a.min_bytes_to_accept(s);
+                        if m != u32::MAX {
+                            if m != last_d {
+                                last_d = m;
+                                last_b = *bucket_of.entry(m).or_insert_with(|| {
+                                    buckets.push((m, Vec::new()));
+                                    buckets.len() - 1
+                                });
+                            }
+                            let bucket = &mut buckets[last_b].1;
+                            for &t in toks {
+                                top.insert(t);
+                                bucket.push(t);
+                                n_live += 1;
+                            }
+                        }
+                    }
+                    i += 1;
+                }
+            }
+        }
+        buckets.sort_unstable_by_key(|b| b.0);
+        let accepting = a.is_accepting(state);
+        if accepting {
+            for &e in self.vocab.eog_tokens() {
+                top.insert(e);
+            }
+        }
+        let mut levels: Vec<Level> = buckets
+            .into_iter()
+            .map(|(d, mut toks)| {
+                toks.sort_unstable();
+                Level { d, count: toks.len() as u32, toks }
+            })
+            .collect();
+        let dominant = levels.iter().enumerate().max_by_key(|(_, l)| l.count).map(|(i, _)| i).unwrap_or(0);
+        if let Some(l) = levels.get_mut(dominant) {
+            l.toks = Vec::new();
+        }
+        for l in &mut levels {
+            l.toks.shrink_to_fit();
+        }
+        let sets: Vec<OnceLock<Arc<TokenSet>>> = (0..=levels.len()).map(|_| OnceLock::new()).collect();
+        let _ = sets[levels.len()].set(Arc::new(top));
+        let walk_nanos = t0.elapsed().as_nanos() as u64;
+        self.walks.fetch_add(1, Relaxed);
+        self.walk_nanos.fetch_add(walk_nanos, Relaxed);
+        self.nodes_visited.fetch_add(visited, Relaxed);
+        StateMask {
+            state,
+            accepting,
+            d_state: a.min_bytes_to_accept(state),
+            levels,
+            dominant,
+            sets,
+            n_live,
+            eog_in_top: if accepting { self.vocab.eog_tokens().to_vec() } else { Vec::new() },
+            walk_nanos,
+            nodes_visited: visited,
+        }
+    }
+}

@@ -1,0 +1,65 @@
+//! Token masks over a byte automaton (DESIGN §4–§5).
+//!
+//! * [`ByteAutomaton`] — the seam the format module implements.
+//! * [`TokenSet`] — compact bitset over token ids.
+//! * [`MaskIndex`] — shared per (automaton, vocab); caches, per automaton
+//!   state, the allowed tokens and the `min_bytes_to_accept` of the state each
+//!   one leads to, so a budgeted mask is a cached bitset lookup.
+//! * [`Matcher`] — per sequence: current state, `apply` to logits, `accept`,
+//!   fast-forward (`forced_bytes` / `forced_tokens`).
+
+mod index;
+mod matcher;
+mod tokenset;
+
+pub use index::{MaskIndex, MaskStats, StateMask};
+pub use matcher::Matcher;
+pub use tokenset::TokenSet;
+
+/// A deterministic byte automaton with stable `u32` state ids.
+pub trait ByteAutomaton: Send + Sync {
+    fn start(&self) -> u32;
+    /// `None` = dead.
+    fn next(&self, state: u32, byte: u8) -> Option<u32>;
+    fn is_accepting(&self, state: u32) -> bool;
+    /// Fewest bytes from `state` to an accepting state; `u32::MAX` = cannot accept.
+    fn min_bytes_to_accept(&self, state: u32) -> u32;
+}
+
+impl<T: ByteAutomaton + ?Sized> ByteAutomaton for std::sync::Arc<T> {
+    fn start(&self) -> u32 { (**self).start() }
+    fn next(&self, state: u32, byte: u8) -> Option<u32> { (**self).next(state, byte) }
+    fn is_accepting(&self, state: u32) -> bool { (**self).is_accepting(state) }
+    fn min_bytes_to_accept(&self, state: u32) -> u32 { (**self).min_bytes_to_accept(state) }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MaskError {
+    #[error("token {token} is not allowed in state {state}")]
+    NotAllowed { token: u32, state: u32 },
+    #[error("token {token} would need {needed} more tokens to finish, only {remaining} remain (state {state})")]
+    OverBudget { token: u32, state: u32, needed: u32, remaining: u32 },
+    #[error("end-of-generation token {token} is not allowed: state {state} is not accepting")]
+    EogNotAccepting { token: u32, state: u32 },
+    #[error("token {token} is a control token and never allowed in constrained text")]
+    ControlToken { token: u32 },
+    #[error("token {token} is out of the vocabulary (size {n_vocab})")]
+    OutOfVocab { token: u32, n_vocab: usize },
+    #[error("generation already ended (an end-of-generation token was accepted)")]
+    Finished,
+    #[error("vocabulary size {vocab} does not match trie size {trie}")]
+    VocabMismatch { vocab: usize, trie: usize },
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn shared_types_are_send_sync() {
+        fn ok<T: Send + Sync>() {}
+        ok::<super::MaskIndex>();
+        ok::<super::Matcher>();
+        ok::<super::TokenSet>();
+        ok::<crate::vocab::Vocab>();
+        ok::<crate::vocab::TokenTrie>();
+    }
+}

@@ -1,0 +1,227 @@
+//! Token trie in the style of llguidance's toktrie: every distinct prefix of
+//! every text token is one node; nodes are stored flat in DFS (pre-)order, so
+//! a node's subtree is the contiguous range `[i, i + subtree_size(i))` and a
+//! walk can skip a whole subtree on a dead byte with one addition.
+//!
+//! Node 0 is the root (empty prefix, no byte). Several token ids may end at
+//! the same node (identical byte strings).
+
+use super::Vocab;
+
+#[derive(Debug, Clone)]
+pub struct TokenTrie {
+    /// Byte of each node (root: 0, meaningless).
+    bytes: Vec<u8>,
+    /// Depth of each node = length of its prefix (root: 0).
+    depth: Vec<u16>,
+    /// Number of nodes in the subtree rooted at each node, itself included.
+    subtree: Vec<u32>,
+    /// Tokens ending at node i: `node_tokens[tok_off[i]..tok_off[i+1]]`.
+    tok_off: Vec<u32>,
+    node_tokens: Vec<u32>,
+    n_vocab: usize,
+    max_depth: usize,
+}
+
+impl TokenTrie {
+    pub fn new(vocab: &Vocab) -> TokenTrie {
+        let mut ids: Vec<u32> = (0..vocab.len() as u32).filter(|&i| vocab.is_text(i)).collect();
+        ids.sort_by(|&a, &b| vocab.token_bytes(a).cmp(vocab.token_bytes(b)).then(a.cmp(&b)));
+        let cap = ids.len() * 2 + 1;
+        let mut t = TokenTrie {
+            bytes: Vec::with_capacity(cap),
+            depth: Vec::with_capacity(cap),
+            subtree: Vec::with_capacity(cap),
+            tok_off: Vec::with_capacity(cap + 1),
+            node_tokens: Vec::with_capacity(ids.len()),
+            n_vocab: vocab.len(),
+            max_depth: 0,
+        };
+        // root
+        t.push_node(0, 0);
+        // stack[d] = node index of the current path at depth d
+        let mut stack: Vec<u32> = vec![0];
+        let mut prev: &[u8] = &[];
+        for &id in &ids {
+            let b = vocab.token_bytes(id);
+            assert!(b.len() < u16::MAX as usize, "token {id} is too long for the trie");
+            let lcp = prev.iter().zip(b.iter()).take_while(|(x, y)| x == y).count();
+            // close nodes deeper than lcp
+            while stack.len() > lcp + 1 {
+                let n = stack.pop().unwrap() as usize;
+                t.subtree[n] = (t.bytes.len() - n) as u32;
+            }
+            for (d, &byte) in b.iter().enumerate().skip(lcp) {
+                let n = t.push_node(byte, d + 1);
+                stack.push(n);
+            }
+            // The token ends at the deepest node on the stack, which is the
+            // most recently created node (sorted order guarantees it).
+            debug_assert_eq!(*stack.last().unwrap() as usize, t.bytes.len() - 1);
+            t.node_tokens.push(id);
+            t.max_depth = t.max_depth.max(b.len());
+            prev = b;
+        }
+        while let Some(n) = stack.pop() {
+            let n = n as usize;
+            t.subtree[n] = (t.bytes.len() - n) as u32;
+        }
+        t.tok_off.push(t.node_tokens.len() as u32);
+        t.bytes.shrink_to_fit();
+        t.depth.shrink_to_fit();
+        t.subtree.shrink_to_fit();
+        t.tok_off.shrink_to_fit();
+        t
+    }
+
+    fn push_node(&mut self, byte: u8, depth: usize) -> u32 {
+        let n = self.bytes.len() as u32;
+        self.bytes.push(byte);
+        self.depth.push(depth as u16);
+        self.subtree.push(1);
+        self.tok_off.push(self.node_tokens.len() as u32);
+        n
+    }
+
+    /// Number of nodes, root included.
+    pub fn num_nodes(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Vocabulary size (token ids) this trie was built for.
+    pub fn n_vocab(&self) -> usize {
+        self.n_vocab
+    }
+
+    /// Length of the longest token.
+    pub fn max_depth(&self) -> usize {
+        self.max_depth
+    }
+
+    #[inline]
+    pub fn byte(&self, node: usize) -> u8 {
+        self.bytes[node]
+    }
+
+    #[inline]
+    pub fn depth(&self, node: usize) -> usize {
+        self.depth[node] as usize
+    }
+
+    #[inline]
+    pub fn subtree_size(&self, node: usize) -> usize {
+        self.subtree[node] as usize
+    }
+
+    /// Token ids whose bytes are exactly the prefix of `node`.
+    #[inline]
+    pub fn tokens_at(&self, node: usize) -> &[u32] {
+        &self.node_tokens[self.tok_off[node] as usize..self.tok_off[node + 1] as usize]
+    }
+
+    /// Node whose prefix is exactly `bytes` (the root for `b""`), if any.
+    pub fn find(&self, bytes: &[u8]) -> Option<usize> {
+        let mut node = 0usize;
+        for &b in bytes {
+            let end = node + self.subtree_size(node);
+            let mut c = node + 1;
+            let mut found = None;
+            while c < end {
+                if self.bytes[c] == b {
+                    found = Some(c);
+                    break;
+                }
+                c += self.subtree_size(c);
+            }
+            node = found?;
+        }
+        Some(node)
+    }
+
+    /// Visit the children of `node`: `(child_index, byte)`.
+    pub fn children(&self, node: usize) -> impl Iterator<Item = usize> + '_ {
+        let end = node + self.subtree_size(node);
+        let mut c = node + 1;
+        std::iter::from_fn(move || {
+            if c < end {
+                let r = c;
+                c += self.subtree_size(c);
+                Some(r)
+            } else {
+                None
+            }
+        })
+    }
+
+    /// Generic pruned walk of the subtree below `root` (excluding `root`
+    /// itself), carrying a state per depth. `step(parent_state, byte)` returns
+    /// the child's state or `None` to skip the child's whole subtree;
+    /// `visit(node, &state)` is called for every live node and returns `false`
+    /// to stop the walk early. Returns false if stopped early.
+    pub fn walk<S: Clone>(
+        &self,
+        root: usize,
+        root_state: S,
+        mut step: impl FnMut(&S, u8) -> Option<S>,
+        mut visit: impl FnMut(usize, &S) -> bool,
+    ) -> bool {
+        let base = self.depth(root);
+        let end = root + self.subtree_size(root);
+        let mut stack: Vec<S> = Vec::with_capacity(self.max_depth + 1 - base);
+        stack.push(root_state);
+        let mut i = root + 1;
+        while i < end {
+            let d = self.depth(i) - base; // >= 1
+            stack.truncate(d);
+            match step(&stack[d - 1], self.bytes[i]) {
+                None => i += self.subtree_size(i),
+                Some(s) => {
+                    if !visit(i, &s) {
+                        return false;
+                    }
+                    stack.push(s);
+                    i += 1;
+                }
+            }
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vocab(words: &[&str]) -> Vocab {
+        Vocab::from_token_bytes(words.iter().map(|w| if w.is_empty() { None } else { Some(w.as_bytes().to_vec()) }).collect(), vec![])
+    }
+
+    #[test]
+    fn structure() {
+        let v = vocab(&["ab", "a", "", "abc", "b", "ab", "ac"]);
+        let t = TokenTrie::new(&v);
+        // nodes: root, a, ab, abc, ac, b
+        assert_eq!(t.num_nodes(), 6);
+        assert_eq!(t.subtree_size(0), 6);
+        let a = t.find(b"a").unwrap();
+        assert_eq!(t.tokens_at(a), &[1]);
+        let ab = t.find(b"ab").unwrap();
+        assert_eq!(t.tokens_at(ab), &[0, 5]);
+        assert_eq!(t.subtree_size(ab), 2);
+        assert_eq!(t.subtree_size(a), 4);
+        assert_eq!(t.tokens_at(t.find(b"abc").unwrap()), &[3]);
+        assert_eq!(t.tokens_at(t.find(b"b").unwrap()), &[4]);
+        assert!(t.find(b"bb").is_none());
+        assert_eq!(t.tokens_at(0), &[] as &[u32]);
+        assert_eq!(t.children(0).map(|c| t.byte(c)).collect::<Vec<_>>(), b"ab");
+        // full walk reconstructs every token
+        let mut seen = Vec::new();
+        t.walk(0, Vec::<u8>::new(), |s, b| { let mut s = s.clone(); s.push(b); Some(s) }, |n, s| {
+            for &tok in t.tokens_at(n) { seen.push((tok, s.clone())); }
+            true
+        });
+        seen.sort();
+        assert_eq!(seen.len(), 6);
+        for (tok, s) in seen { assert_eq!(v.token_bytes(tok), &s[..]); }
+    }
+}

@@ -1,0 +1,401 @@
+mod mask_support;
+
+use mask_support::{greedy_tokenize, llama3, qwen3, Loaded, TableDfa};
+use conform::mask::{ByteAutomaton, MaskError, MaskIndex, Matcher, TokenSet};
+use conform::vocab::{TokenTrie, Vocab};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use std::sync::Arc;
+
+const JSON_RE: &str = r#"\{"name":"([^"\\\x00-\x1F]|\\["\\/bfnrt]){0,40}","age":-?(0|[1-9][0-9]{0,2}),"tags":\[("[a-z]{1,8}"(, ?"[a-z]{1,8}"){0,3})?\],"ok":(true|false)\}"#;
+const CHOICE_RE: &str = r"(apple|banana|cherry pie|durian|elderberry|fig| fig newton|grape|grapefruit)";
+const NUMBER_RE: &str = r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?";
+const TEXT_RE: &str = r"[A-Za-z ,.]{0,60}\.";
+
+fn index(l: &Loaded, dfa: Arc<TableDfa>) -> Arc<MaskIndex> {
+    Arc::new(MaskIndex::new(dfa, l.vocab.clone(), l.trie.clone()).unwrap())
+}
+
+// ---------------------------------------------------------------- vocab
+
+fn check_vocab(v: &Vocab, the: u32, brace_quote: u32, colon: u32, eog: &[u32]) {
+    assert!(v.has_all_bytes(), "every single byte must be a token");
+    let singles = v.single_byte_tokens();
+    for b in 0..256 {
+        assert_eq!(v.token_bytes(singles[b].unwrap()), &[b as u8]);
+    }
+    assert_eq!(v.token_bytes(the), b" the");
+    assert_eq!(v.token_bytes(brace_quote), b"{\"");
+    assert_eq!(v.token_bytes(colon), b"\":\"");
+    assert_eq!(v.token_bytes(198), b"\n");
+    assert_eq!(v.token_bytes(262), b"   ");
+    assert_eq!(v.eog_tokens(), eog);
+    for &e in eog {
+        assert!(v.is_eog(e));
+        assert_eq!(v.token_bytes(e), b"");
+    }
+}
+
+#[test]
+fn qwen3_vocab() {
+    let l = qwen3();
+    assert_eq!(l.vocab.len(), 151669);
+    check_vocab(&l.vocab, 279, 4913, 3252, &[151643, 151645]);
+    assert_eq!(l.vocab.token_bytes(963), "é".as_bytes());
+    assert_eq!(l.vocab.token_bytes(151657), b"<tool_call>"); // non-special added token = text
+    assert_eq!(l.vocab.token_bytes(151644), b""); // <|im_start|> = control
+}
+
+#[test]
+fn llama3_vocab() {
+    let l = llama3();
+    assert_eq!(l.vocab.len(), 128256);
+    check_vocab(&l.vocab, 279, 5018, 3332, &[128001, 128009]);
+    assert_eq!(l.vocab.token_bytes(128000), b""); // <|begin_of_text|>
+    assert_eq!(l.vocab.n_text_tokens(), 128000);
+}
+
+#[test]
+fn trie_matches_vocab() {
+    for l in [qwen3(), llama3()] {
+        let t = &l.trie;
+        assert!(t.num_nodes() < 3 * l.vocab.len(), "nodes {}", t.num_nodes());
+        // every text token is found at its node; every node token has the node's bytes
+        let mut seen = 0usize;
+        let mut path: Vec<u8> = Vec::new();
+        for n in 1..t.num_nodes() {
+            path.truncate(t.depth(n) - 1);
+            path.push(t.byte(n));
+            for &tok in t.tokens_at(n) {
+                assert_eq!(l.vocab.token_bytes(tok), &path[..]);
+                seen += 1;
+            }
+        }
+        assert_eq!(seen, l.vocab.n_text_tokens());
+        assert_eq!(t.tokens_at(t.find(b" the").unwrap()), &[279]);
+    }
+}
+
+// ---------------------------------------------------------- brute force
+
+/// Per token: Some(d(q')) if alive and can still accept.
+fn brute(v: &Vocab, a: &dyn ByteAutomaton, state: u32) -> Vec<Option<u32>> {
+    (0..v.len() as u32)
+        .map(|t| {
+            let b = v.token_bytes(t);
+            if b.is_empty() {
+                return None;
+            }
+            let mut s = state;
+            for &x in b {
+                s = a.next(s, x)?;
+            }
+            let d = a.min_bytes_to_accept(s);
+            (d != u32::MAX).then_some(d)
+        })
+        .collect()
+}
+
+fn brute_set(v: &Vocab, a: &dyn ByteAutomaton, state: u32, per_tok: &[Option<u32>], budget: u32) -> TokenSet {
+    let mut s = TokenSet::new(v.len());
+    for (t, d) in per_tok.iter().enumerate() {
+        if matches!(d, Some(d) if *d <= budget) {
+            s.insert(t as u32);
+        }
+    }
+    if a.is_accepting(state) {
+        for &e in v.eog_tokens() {
+            s.insert(e);
+        }
+    }
+    s
+}
+
+const BUDGETS: &[u32] = &[0, 1, 2, 3, 5, 8, 13, 40, 1000, u32::MAX];
+
+/// Random walks under a max_tokens budget; at every step compare every
+/// budgeted mask with brute force, check closure (mask never empty, walk
+/// ends accepting), and check `apply` on logits.
+fn reference_walks(l: &Loaded, pattern: &str, seed: u64, walks: usize, max_tokens: u32) {
+    let dfa = Arc::new(TableDfa::from_regex(pattern));
+    let idx = index(l, dfa.clone());
+    let v = &*l.vocab;
+    let mut rng = StdRng::seed_from_u64(seed);
+    let start = dfa.start();
+    assert!(idx.shortest_tokens(start) <= max_tokens, "test budget too small for {pattern}");
+    let mut checked_states = 0;
+    let mut shaped = 0;
+    let mut total_len = 0;
+    for _ in 0..walks {
+        let mut m = Matcher::new(idx.clone());
+        let mut text = Vec::new();
+        for i in 0..max_tokens {
+            let rem_after = max_tokens - 1 - i;
+            let st = m.state();
+            let per_tok = brute(v, &*dfa, st);
+            let sm = idx.state_mask(st);
+            let mut from_mask: Vec<(u32, u32)> = sm.tokens_with_d();
+            from_mask.sort_by_key(|&(d, t)| (t, d));
+            let from_brute: Vec<(u32, u32)> =
+                per_tok.iter().enumerate().filter_map(|(t, d)| d.map(|d| (t as u32, d))).collect();
+            let from_mask_td: Vec<(u32, u32)> = from_mask.iter().map(|&(d, t)| (t, d)).collect();
+            assert_eq!(from_mask_td, from_brute, "tokens_with_d mismatch in state {st}");
+            for &b in BUDGETS.iter().chain([rem_after].iter()) {
+                if sm.budget_shapes(b) && sm.n_allowed_text(b) > 0 {
+                    shaped += 1;
+                }
+                let got = m.allowed(b);
+                let want = brute_set(v, &*dfa, st, &per_tok, b);
+                if *got != want {
+                    let extra: Vec<_> = got.iter().filter(|&t| !want.contains(t)).take(5).collect();
+                    let missing: Vec<_> = want.iter().filter(|&t| !got.contains(t)).take(5).collect();
+                    panic!("{pattern}: state {st} budget {b}: extra {extra:?} missing {missing:?}");
+                }
+                assert_eq!(sm.n_allowed_text(b) + if dfa.is_accepting(st) { v.eog_tokens().len() } else { 0 }, want.count());
+            }
+            checked_states += 1;
+            // logits: extra ids beyond the vocab are disallowed
+            let mut logits = vec![0.5f32; v.len() + 37];
+            let n = m.apply(&mut logits, rem_after);
+            let allowed = m.allowed(rem_after);
+            assert_eq!(n, allowed.count());
+            for (t, &x) in logits.iter().enumerate() {
+                assert_eq!(x == 0.5, allowed.contains(t as u32), "logit {t}");
+            }
+            // closure: something is always allowed
+            assert!(n > 0, "{pattern}: empty mask at step {i} (state {st}, rem_after {rem_after}), text {:?}", String::from_utf8_lossy(&text));
+            // pick: prefer text tokens, EOG with prob 0.2 when allowed
+            let ids: Vec<u32> = allowed.iter().collect();
+            let eogs: Vec<u32> = ids.iter().copied().filter(|&t| v.is_eog(t)).collect();
+            let texts: Vec<u32> = ids.iter().copied().filter(|&t| !v.is_eog(t)).collect();
+            let pick = if !eogs.is_empty() && (texts.is_empty() || rng.gen_bool(0.2)) {
+                eogs[rng.gen_range(0..eogs.len())]
+            } else {
+                texts[rng.gen_range(0..texts.len())]
+            };
+            m.accept_within(pick, rem_after).unwrap();
+            if v.is_eog(pick) {
+                assert!(m.is_ended() && m.is_finished());
+                break;
+            }
+            text.extend_from_slice(v.token_bytes(pick));
+        }
+        // generation stopped (EOG or budget): must be a full match
+        assert!(dfa.matches(&text), "{pattern}: walk ended with non-matching {:?}", String::from_utf8_lossy(&text));
+        assert!(m.is_accepting());
+        total_len += text.len();
+    }
+    assert!(checked_states >= walks);
+    // the walks must exercise budget-shaped (partial) masks and real text
+    assert!(shaped > 0, "{pattern}: no partially budget-shaped mask was checked");
+    assert!(total_len >= walks, "{pattern}: walks too short");
+    eprintln!("{pattern}: {checked_states} states, {shaped} shaped, avg len {}", total_len / walks);
+    let st = idx.stats();
+    assert!(st.walks as usize <= idx.cached_states() + 2);
+}
+
+#[test]
+fn reference_qwen3_json() {
+    reference_walks(qwen3(), JSON_RE, 1, 4, 60);
+}
+#[test]
+fn reference_qwen3_choice_number_text() {
+    reference_walks(qwen3(), CHOICE_RE, 2, 6, 6);
+    reference_walks(qwen3(), NUMBER_RE, 3, 6, 12);
+    reference_walks(qwen3(), TEXT_RE, 4, 4, 20);
+}
+#[test]
+fn reference_llama3_json() {
+    reference_walks(llama3(), JSON_RE, 5, 4, 60);
+}
+#[test]
+fn reference_llama3_choice_number_text() {
+    reference_walks(llama3(), CHOICE_RE, 6, 6, 6);
+    reference_walks(llama3(), NUMBER_RE, 7, 6, 12);
+    reference_walks(llama3(), TEXT_RE, 8, 4, 20);
+}
+
+/// Tight budget: exactly the minimum. The walk must still end accepting.
+#[test]
+fn closure_with_minimal_budget() {
+    let l = qwen3();
+    for pat in [JSON_RE, NUMBER_RE, CHOICE_RE] {
+        let dfa = Arc::new(TableDfa::from_regex(pat));
+        let idx = index(l, dfa.clone());
+        let min = idx.shortest_tokens(dfa.start());
+        reference_walks(l, pat, 9, 2, min);
+    }
+}
+
+// ---------------------------------------------------------- accept
+
+#[test]
+fn accept_rejects_disallowed() {
+    let l = qwen3();
+    let v = &l.vocab;
+    let dfa = Arc::new(TableDfa::from_regex(NUMBER_RE));
+    let idx = index(l, dfa);
+    let mut m = Matcher::new(idx.clone());
+    let the = 279;
+    assert_eq!(m.accept(the), Err(MaskError::NotAllowed { token: the, state: 0 }));
+    assert!(matches!(m.accept(151643), Err(MaskError::EogNotAccepting { .. })));
+    assert!(matches!(m.accept(151644), Err(MaskError::ControlToken { .. })));
+    assert!(matches!(m.accept(999_999), Err(MaskError::OutOfVocab { .. })));
+    assert_eq!(m.state(), 0, "failed accepts leave the state unchanged");
+    let one = v.single_byte_tokens()[b'1' as usize].unwrap();
+    let minus = v.single_byte_tokens()[b'-' as usize].unwrap();
+    // "-" needs one more byte: over budget with 0 remaining
+    assert!(matches!(m.accept_within(minus, 0), Err(MaskError::OverBudget { needed: 1, remaining: 0, .. })));
+    m.accept(one).unwrap();
+    assert!(m.is_accepting());
+    assert!(!m.is_finished(), "more digits may follow");
+    assert!(!m.allowed(0).contains(minus));
+    assert!(m.allowed(0).contains(151645));
+    m.accept(151645).unwrap();
+    assert!(m.is_ended() && m.is_finished());
+    assert_eq!(m.accept(one), Err(MaskError::Finished));
+    let mut logits = vec![1.0f32; 10];
+    assert_eq!(m.apply(&mut logits, 5), 0);
+}
+
+#[test]
+fn finished_when_no_continuation() {
+    let l = qwen3();
+    let dfa = Arc::new(TableDfa::from_regex("(yes|no)"));
+    let idx = index(l, dfa);
+    let mut m = Matcher::new(idx);
+    let yes = l.trie.tokens_at(l.trie.find(b"yes").unwrap())[0];
+    m.accept(yes).unwrap();
+    assert!(m.is_accepting() && m.is_finished());
+    let allowed = m.allowed(100);
+    assert_eq!(allowed.iter().collect::<Vec<_>>(), vec![151643, 151645]);
+}
+
+// ---------------------------------------------------------- fast-forward
+
+fn tiny_vocab(words: &[&str]) -> (Arc<Vocab>, Arc<TokenTrie>) {
+    let mut toks: Vec<Option<Vec<u8>>> = (0..=255u8).map(|b| Some(vec![b])).collect();
+    toks.push(None); // 256: control (BOS-like)
+    toks.push(None); // 257: EOG
+    for w in words {
+        toks.push(Some(w.as_bytes().to_vec()));
+    }
+    let v = Arc::new(Vocab::from_token_bytes(toks, vec![257]));
+    let t = Arc::new(TokenTrie::new(&v));
+    (v, t)
+}
+
+fn ids_of(v: &Vocab, toks: &[u32]) -> Vec<String> {
+    toks.iter().map(|&t| String::from_utf8_lossy(v.token_bytes(t)).into_owned()).collect()
+}
+
+#[test]
+fn forced_tokens_tiny() {
+    let re = r#"\{"name":"[a-z]+"\}"#;
+    // with a live extension of the last token: drop it
+    let (v, t) = tiny_vocab(&["{\"", "name", "\":\"", "\":\"a", "\"}"]);
+    let dfa = Arc::new(TableDfa::from_regex(re));
+    let idx = Arc::new(MaskIndex::new(dfa.clone(), v.clone(), t.clone()).unwrap());
+    let m = Matcher::new(idx.clone());
+    assert_eq!(m.forced_bytes(), b"{\"name\":\"");
+    let tok = |b: &[u8]| greedy_tokenize(&v, &t, b);
+    let ff = m.forced_tokens(tok);
+    assert_eq!(ids_of(&v, &ff), vec!["{\"", "name"]);
+    // applying them leaves the rest forced
+    let mut m2 = m.clone();
+    for &x in &ff {
+        m2.accept(x).unwrap();
+    }
+    assert_eq!(m2.forced_bytes(), b"\":\"");
+    assert!(m2.forced_tokens(tok).is_empty(), "the dropped token stays dropped");
+
+    // without the extension token: keep all three
+    let (v, t) = tiny_vocab(&["{\"", "name", "\":\"", "\":\"{", "\"}"]);
+    let idx = Arc::new(MaskIndex::new(dfa.clone(), v.clone(), t.clone()).unwrap());
+    let m = Matcher::new(idx);
+    let ff = m.forced_tokens(|b: &[u8]| greedy_tokenize(&v, &t, b));
+    assert_eq!(ids_of(&v, &ff), vec!["{\"", "name", "\":\""]);
+
+    // a tokenizer that emits a control token midway: keep the accepted prefix
+    let ff = m.forced_tokens(|b: &[u8]| {
+        let mut x = greedy_tokenize(&v, &t, b);
+        x.insert(1, 256);
+        x
+    });
+    assert_eq!(ids_of(&v, &ff), vec!["{\""]);
+    // a tokenizer returning bytes that don't fit: nothing
+    let ff = m.forced_tokens(|_b: &[u8]| vec![b'x' as u32]);
+    assert!(ff.is_empty());
+
+    // nothing forced in an accepting state or at a real choice
+    let dfa = Arc::new(TableDfa::from_regex("(ab|ac)d"));
+    let idx = Arc::new(MaskIndex::new(dfa, v.clone(), t.clone()).unwrap());
+    let mut m = Matcher::new(idx);
+    assert_eq!(m.forced_bytes(), b"a");
+    m.accept(b'a' as u32).unwrap();
+    assert_eq!(m.forced_bytes(), b"");
+    m.accept(b'b' as u32).unwrap();
+    assert_eq!(m.forced_bytes(), b"d");
+    m.accept(b'd' as u32).unwrap();
+    assert_eq!(m.forced_bytes(), b"");
+}
+
+#[test]
+fn forced_tokens_qwen3() {
+    let l = qwen3();
+    let dfa = Arc::new(TableDfa::from_regex(r#"\{"name":"[a-z]+"\}"#));
+    let idx = index(l, dfa.clone());
+    let m = Matcher::new(idx.clone());
+    let forced = m.forced_bytes();
+    assert_eq!(forced, b"{\"name\":\"");
+    let full = greedy_tokenize(&l.vocab, &l.trie, &forced);
+    assert_eq!(ids_of(&l.vocab, &full), vec!["{\"", "name", "\":\""]);
+    let ff = m.forced_tokens(|b: &[u8]| greedy_tokenize(&l.vocab, &l.trie, b));
+    // the rule, checked by brute force: drop `":"` iff some token extending
+    // it is live from the state before it
+    let mut before = dfa.start();
+    for &x in &full[..2] {
+        before = idx.step_token(before, x).unwrap();
+    }
+    let colon = full[2];
+    let cb = l.vocab.token_bytes(colon);
+    let ext_live = (0..l.vocab.len() as u32).any(|t| {
+        let b = l.vocab.token_bytes(t);
+        b.len() > cb.len() && b.starts_with(cb) && idx.is_allowed(before, t, u32::MAX)
+    });
+    eprintln!("ext_live {ext_live}");
+    if ext_live {
+        assert_eq!(ff, full[..2].to_vec());
+    } else {
+        assert_eq!(ff, full);
+    }
+    // and the accepted tokens decode to a prefix of the forced bytes
+    assert!(forced.starts_with(&l.vocab.decode(&ff)));
+}
+
+// ---------------------------------------------------------- misc
+
+#[test]
+fn vocab_mismatch_is_error() {
+    let l = qwen3();
+    let (v, _) = tiny_vocab(&[]);
+    let dfa = Arc::new(TableDfa::from_regex("a"));
+    assert!(matches!(MaskIndex::new(dfa, v, l.trie.clone()), Err(MaskError::VocabMismatch { .. })));
+}
+
+#[test]
+fn cache_is_used() {
+    let l = llama3();
+    let dfa = Arc::new(TableDfa::from_regex(NUMBER_RE));
+    let idx = index(l, dfa);
+    let a = idx.allowed(0, 100);
+    let b = idx.allowed(0, 100);
+    assert!(Arc::ptr_eq(&a, &b));
+    assert_eq!(idx.stats().walks, 1);
+    assert_eq!(idx.cached_states(), 1);
+    // digits/minus only, from start
+    assert!(a.iter().all(|t| {
+        let b = l.vocab.token_bytes(t);
+        b[0] == b'-' || b[0].is_ascii_digit()
+    }));
+}
