@@ -2,6 +2,7 @@
 
 pub mod chat_template;
 pub mod engine;
+pub mod format;
 pub mod manifest;
 pub mod mask;
 pub mod server;

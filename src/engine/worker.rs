@@ -94,7 +94,7 @@ pub(super) fn run(
         .with_n_seq_max(config.parallel)
         .with_n_threads(config.threads)
         .with_n_threads_batch(config.threads)
-        .with_kv_unified(true);
+        .with_kv_unified(false);
     let mut ctx = match model.new_context(backend, params) {
         Ok(ctx) => {
             let _ = ready.send(Ok(()));

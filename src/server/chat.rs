@@ -11,15 +11,18 @@ use futures::stream::{self, StreamExt};
 use serde_json::{json, Value};
 
 use super::error::ApiError;
-use super::generate::{collect_all, merged, submit, token_text, Collected};
-use super::request::{parse_body, ChatRequest};
+use super::constrain::Format;
+use super::generate::{collect_all, compile_format, merged, submit, token_text, Collected};
+use super::request::{parse_json, typed, ChatRequest, SamplingFields};
 use super::{check_model, new_id, unix_now, AppState, Body};
 use crate::engine::{Event, Summary, TokenLogprob};
 
 pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Result<Response, ApiError> {
-    let (request, sampling): (ChatRequest, _) = parse_body(&body.0)?;
+    let body = parse_json(&body.0)?;
+    let request: ChatRequest = typed(&body)?;
     check_model(&state, &request.model)?;
-    let validated = request.validate(&sampling, state.engine.info.n_vocab)?;
+    let validated = request.validate(&typed::<SamplingFields>(&body)?, state.engine.info.n_vocab)?;
+    let format = compile_format(&state, &body).await?;
     let template = state
         .chat_template
         .as_ref()
@@ -28,7 +31,7 @@ pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Resu
         .render(&request.messages, request.tools.as_deref())
         .map_err(|e| ApiError::invalid("messages", format!("the chat template rejected the messages: {e}")))?;
     let prompt = state.engine.tokenize(&prompt_text, false, true);
-    let receivers = submit(&state, prompt, &validated, || None)?;
+    let receivers = submit(&state, prompt, &validated, format.as_ref())?;
     let id = new_id("chatcmpl");
     let created = unix_now();
     let model = state.engine.info.id.clone();
@@ -40,7 +43,7 @@ pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Resu
         let choices: Vec<Value> = choices
             .iter()
             .enumerate()
-            .map(|(i, c)| choice_json(i, c, with_logprobs))
+            .map(|(i, c)| choice_json(i, c, with_logprobs, format.as_ref()))
             .collect();
         return Ok(Json(json!({
             "id": id, "object": "chat.completion", "created": created, "model": model,
@@ -65,18 +68,24 @@ pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Resu
         .map(|i| chunk(json!([{"index": i, "delta": {"role": "assistant", "content": ""}, "logprobs": null, "finish_reason": null}]), None))
         .collect();
     let mut summaries: Vec<Option<Summary>> = vec![None; n];
+    let mut texts = vec![String::new(); n];
     let events = merged(receivers).filter_map(move |(i, event)| {
         let out = match event {
             Event::Token { text, logprob } => {
                 if text.is_empty() && logprob.is_none() {
                     None
                 } else {
+                    texts[i].push_str(&text);
                     let logprobs = logprob.map(|lp| json!({"content": [logprob_json(&lp)]}));
                     Some(chunk(json!([{"index": i, "delta": {"content": text}, "logprobs": logprobs, "finish_reason": null}]), None))
                 }
             }
             Event::Done(summary) => {
-                let finish = chunk(json!([{"index": i, "delta": {}, "logprobs": null, "finish_reason": summary.finish_reason}]), None);
+                let mut choice = json!({"index": i, "delta": {}, "logprobs": null, "finish_reason": summary.finish_reason});
+                if let Some(format) = &format {
+                    choice["format"] = format.report(&texts[i], summary.forced_tokens);
+                }
+                let finish = chunk(json!([choice]), None);
                 summaries[i] = Some(summary);
                 let mut events = vec![finish];
                 if include_usage && summaries.iter().all(Option::is_some) {
@@ -98,14 +107,18 @@ pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Resu
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()).into_response())
 }
 
-fn choice_json(index: usize, c: &Collected, with_logprobs: bool) -> Value {
+fn choice_json(index: usize, c: &Collected, with_logprobs: bool, format: Option<&Format>) -> Value {
     let logprobs = with_logprobs.then(|| json!({"content": c.logprobs.iter().map(logprob_json).collect::<Vec<_>>()}));
-    json!({
+    let mut choice = json!({
         "index": index,
         "message": {"role": "assistant", "content": c.text},
         "logprobs": logprobs,
         "finish_reason": c.summary.finish_reason,
-    })
+    });
+    if let Some(format) = format {
+        choice["format"] = format.report(&c.text, c.summary.forced_tokens);
+    }
+    choice
 }
 
 fn logprob_json(lp: &TokenLogprob) -> Value {

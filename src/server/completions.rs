@@ -12,22 +12,25 @@ use serde_json::{json, Value};
 
 use super::chat::usage;
 use super::error::ApiError;
-use super::generate::{collect_all, merged, submit, token_text, Collected};
-use super::request::{parse_body, CompletionRequest, Prompt};
+use super::constrain::Format;
+use super::generate::{collect_all, compile_format, merged, submit, token_text, Collected};
+use super::request::{parse_json, typed, CompletionRequest, Prompt, SamplingFields};
 use super::{check_model, new_id, unix_now, AppState, Body};
 use crate::engine::{Event, Summary, TokenLogprob};
 
 pub async fn completions(State(state): State<AppState>, body: Body) -> Result<Response, ApiError> {
-    let (request, sampling): (CompletionRequest, _) = parse_body(&body.0)?;
+    let body = parse_json(&body.0)?;
+    let request: CompletionRequest = typed(&body)?;
     check_model(&state, &request.model)?;
-    let validated = request.validate(&sampling, state.engine.info.n_vocab)?;
+    let validated = request.validate(&typed::<SamplingFields>(&body)?, state.engine.info.n_vocab)?;
+    let format = compile_format(&state, &body).await?;
     let prompts = prompt_tokens(&state, &request.prompt)?;
     if validated.stream && prompts.len() > 1 {
         return Err(ApiError::invalid("prompt", "streaming takes a single prompt"));
     }
     let mut receivers = Vec::new();
     for prompt in prompts {
-        receivers.extend(submit(&state, prompt, &validated, || None)?);
+        receivers.extend(submit(&state, prompt, &validated, format.as_ref())?);
     }
     let id = new_id("cmpl");
     let created = unix_now();
@@ -38,7 +41,7 @@ pub async fn completions(State(state): State<AppState>, body: Body) -> Result<Re
         let choices = collect_all(receivers).await?;
         let usage = usage_over_prompts(&choices, validated.n as usize);
         let choices: Vec<Value> =
-            choices.iter().enumerate().map(|(i, c)| choice_json(i, c, with_logprobs)).collect();
+            choices.iter().enumerate().map(|(i, c)| choice_json(i, c, with_logprobs, format.as_ref())).collect();
         return Ok(Json(json!({
             "id": id, "object": "text_completion", "created": created, "model": model,
             "choices": choices, "usage": usage,
@@ -57,16 +60,22 @@ pub async fn completions(State(state): State<AppState>, body: Body) -> Result<Re
         SseEvent::default().data(c.to_string())
     };
     let mut summaries: Vec<Option<Summary>> = vec![None; n];
+    let mut texts = vec![String::new(); n];
     let events = merged(receivers).map(move |(i, event)| {
         let mut out = Vec::new();
         match event {
             Event::Token { text, logprob } if !text.is_empty() || logprob.is_some() => {
+                texts[i].push_str(&text);
                 let logprobs = logprob.map(|lp| legacy_logprobs(std::slice::from_ref(&lp)));
                 out.push(chunk(json!({"index": i, "text": text, "logprobs": logprobs, "finish_reason": null}), None));
             }
             Event::Token { .. } => {}
             Event::Done(summary) => {
-                out.push(chunk(json!({"index": i, "text": "", "logprobs": null, "finish_reason": summary.finish_reason}), None));
+                let mut choice = json!({"index": i, "text": "", "logprobs": null, "finish_reason": summary.finish_reason});
+                if let Some(format) = &format {
+                    choice["format"] = format.report(&texts[i], summary.forced_tokens);
+                }
+                out.push(chunk(choice, None));
                 summaries[i] = Some(summary);
                 if include_usage && summaries.iter().all(Option::is_some) {
                     out.push(chunk(Value::Null, Some(usage(summaries.iter().flatten()))));
@@ -106,13 +115,17 @@ fn prompt_tokens(state: &AppState, prompt: &Prompt) -> Result<Vec<Vec<LlamaToken
     Ok(prompts)
 }
 
-fn choice_json(index: usize, c: &Collected, with_logprobs: bool) -> Value {
-    json!({
+fn choice_json(index: usize, c: &Collected, with_logprobs: bool, format: Option<&Format>) -> Value {
+    let mut choice = json!({
         "index": index,
         "text": c.text,
         "logprobs": with_logprobs.then(|| legacy_logprobs(&c.logprobs)),
         "finish_reason": c.summary.finish_reason,
-    })
+    });
+    if let Some(format) = format {
+        choice["format"] = format.report(&c.text, c.summary.forced_tokens);
+    }
+    choice
 }
 
 /// The legacy completions logprobs shape: parallel arrays.

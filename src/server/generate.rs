@@ -6,10 +6,18 @@ use llama_cpp_2::token::LlamaToken;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
+use super::constrain::{Format, FormatFields};
 use super::error::ApiError;
-use super::request::Validated;
+use super::request::{typed, Validated};
 use super::AppState;
-use crate::engine::{Event, Job, Summary, TokenConstraint, TokenLogprob};
+use crate::engine::{Event, Job, Summary, TokenLogprob};
+
+/// Reads and compiles the request's format, off the async threads (big schemas take a while).
+pub async fn compile_format(state: &AppState, body: &serde_json::Value) -> Result<Option<Format>, ApiError> {
+    let fields: FormatFields = typed(body)?;
+    let formats = state.formats.clone();
+    tokio::task::spawn_blocking(move || formats.compile(&fields)).await.map_err(ApiError::internal)?
+}
 
 /// Starts `n` generations of one prompt; choice `i` uses seed `seed + i` so choices differ but
 /// the whole response stays reproducible.
@@ -17,7 +25,7 @@ pub fn submit(
     state: &AppState,
     prompt: Vec<LlamaToken>,
     request: &Validated,
-    mut constraint: impl FnMut() -> Option<Box<dyn TokenConstraint>>,
+    format: Option<&Format>,
 ) -> Result<Vec<mpsc::UnboundedReceiver<Event>>, ApiError> {
     let ctx_size = state.engine.config.ctx_size;
     let prompt_len = prompt.len() as u32;
@@ -43,6 +51,13 @@ pub fn submit(
         Some(m) => m,
         None => room,
     };
+    if let Some(needed) = format.map(Format::shortest_tokens).filter(|&n| n > max_tokens) {
+        return Err(ApiError::invalid(
+            "max_tokens",
+            format!("the requested format needs at least {needed} tokens to complete, but only {max_tokens} are allowed"),
+        )
+        .with_code("format_exceeds_max_tokens"));
+    }
     let mut receivers = Vec::with_capacity(request.n as usize);
     for i in 0..request.n {
         let (events, rx) = mpsc::unbounded_channel();
@@ -55,7 +70,7 @@ pub fn submit(
                 params,
                 max_tokens,
                 stop: request.stop.clone(),
-                constraint: constraint(),
+                constraint: format.and_then(Format::constraint),
                 events,
             })
             .map_err(ApiError::internal)?;

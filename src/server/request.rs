@@ -10,19 +10,20 @@ use serde_json::Value;
 use super::error::ApiError;
 use crate::engine::SamplingParams;
 
-/// Parses a JSON body into the endpoint's own fields `T` and the shared sampling fields;
-/// malformed JSON and wrong types become 400s naming the field.
-pub fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<(T, SamplingFields), ApiError> {
+/// Parses a request body as a JSON object; malformed JSON is a 400.
+pub fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::malformed(format!("request body is not valid JSON: {e}")))?;
     if !value.is_object() {
         return Err(ApiError::malformed("request body must be a JSON object"));
     }
-    Ok((typed(&value)?, typed(&value)?))
+    Ok(value)
 }
 
-// Two plain passes rather than `#[serde(flatten)]`, which loses the path of a bad field.
-fn typed<T: DeserializeOwned>(value: &Value) -> Result<T, ApiError> {
+/// Reads one group of fields out of the body; a wrong type is a 400 naming the field.
+/// (Groups are read in separate passes rather than through `#[serde(flatten)]`, which loses
+/// the path of a bad field.)
+pub fn typed<T: DeserializeOwned>(value: &Value) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner().to_string();
@@ -250,6 +251,11 @@ impl CompletionRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<(T, SamplingFields), ApiError> {
+        let value = parse_json(body)?;
+        Ok((typed(&value)?, typed(&value)?))
+    }
 
     #[test]
     fn wrong_types_name_the_field() {

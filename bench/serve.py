@@ -1,0 +1,107 @@
+#!/usr/bin/env python3
+"""Serving benchmark: single-stream decode speed, time to first token, and aggregate throughput
+with 1, 4 and 8 concurrent streams against one `conform serve` (continuous batching).
+
+Writes bench/results/serve.json and prints a table. Ratios are against the 1-stream run of the
+same invocation, so they compare fairly on any machine.
+"""
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+MODEL = "qwen2.5-coder-0.5b-instruct"
+MAX_TOKENS = int(os.environ.get("BENCH_MAX_TOKENS", "128"))
+# End-of-generation tokens of the default model, banned so every stream decodes MAX_TOKENS.
+NO_EOS = {"151643": -100, "151645": -100}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stream_once(port, prompt, result):
+    body = json.dumps({"model": MODEL, "prompt": prompt, "max_tokens": MAX_TOKENS, "temperature": 0.7,
+                       "seed": 1, "stream": True, "stream_options": {"include_usage": True},
+                       "logit_bias": NO_EOS})
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    start = time.perf_counter()
+    conn.request("POST", "/v1/completions", body, {"content-type": "application/json"})
+    resp = conn.getresponse()
+    first = None
+    tokens = 0
+    for raw in resp:
+        line = raw.decode().strip()
+        if not line.startswith("data: ") or line == "data: [DONE]":
+            continue
+        chunk = json.loads(line[6:])
+        if chunk.get("usage"):
+            tokens = chunk["usage"]["completion_tokens"]
+        elif first is None and chunk["choices"] and chunk["choices"][0]["text"]:
+            first = time.perf_counter()
+    end = time.perf_counter()
+    result.update(ttft=first - start, total=end - start, tokens=tokens,
+                  decode_tps=(tokens - 1) / (end - first) if tokens > 1 else 0.0)
+
+
+def run(port, streams):
+    prompts = [f"Write a long story about robot number {i}.\n" for i in range(streams)]
+    results = [{} for _ in range(streams)]
+    threads = [threading.Thread(target=stream_once, args=(port, p, r)) for p, r in zip(prompts, results)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - start
+    tokens = sum(r["tokens"] for r in results)
+    return {"streams": streams, "wall_s": wall, "tokens": tokens, "aggregate_tps": tokens / wall,
+            "mean_ttft_s": sum(r["ttft"] for r in results) / streams,
+            "mean_stream_decode_tps": sum(r["decode_tps"] for r in results) / streams}
+
+
+def main():
+    port = free_port()
+    server = subprocess.Popen([str(ROOT / "target/release/conform"), "serve", "--port", str(port),
+                               "--parallel", "8", "--exit-with-stdin"],
+                              stdin=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                c.request("GET", "/health")
+                if c.getresponse().status == 200:
+                    break
+            except OSError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.2)
+        run(port, 1)  # warm-up
+        rows = [run(port, n) for n in (1, 4, 8)]
+    finally:
+        server.kill()
+    base = rows[0]["aggregate_tps"]
+    for r in rows:
+        r["vs_single_stream"] = r["aggregate_tps"] / base
+    print(f"max_tokens={MAX_TOKENS}, threads=cores ({os.cpu_count()})")
+    print(f"{'streams':>7} {'agg tok/s':>10} {'x single':>9} {'per-stream tok/s':>17} {'mean TTFT ms':>13}")
+    for r in rows:
+        print(f"{r['streams']:>7} {r['aggregate_tps']:>10.1f} {r['vs_single_stream']:>9.2f} "
+              f"{r['mean_stream_decode_tps']:>17.1f} {r['mean_ttft_s'] * 1000:>13.0f}")
+    out = ROOT / "bench/results/serve.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"max_tokens": MAX_TOKENS, "cpu_count": os.cpu_count(), "runs": rows}, indent=2))
+    print(f"wrote {out.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

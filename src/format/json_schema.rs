@@ -1,0 +1,1327 @@
+//! JSON Schema → regex → [`Automaton`].
+//!
+//! Generation policy (every output is a valid instance; some valid instances are never
+//! generated — a narrowing, never a widening):
+//! * canonical compact JSON (`{"a":1,"b":[1,2]}`), or bounded whitespace between tokens with
+//!   [`Whitespace::Flexible`];
+//! * object members in `properties` order; optional members may be skipped; properties not
+//!   declared in `properties` (or `required`) are never generated, so `additionalProperties`,
+//!   `patternProperties` and `unevaluatedProperties` only constrain declared members;
+//! * strings use only the canonical JSON escape of characters that need one (plus any escape in
+//!   unconstrained strings); `minLength`/`maxLength` count characters (an escape is one char);
+//! * numbers: no exponent in bounded numbers, integers up to 15 digits (exactly representable
+//!   in f64); integer bounds are exact digit automata, fractional values are only generated when
+//!   their whole unit interval lies within the bounds;
+//! * `$ref` recursion is unrolled `limits.recursion_depth` times: at the limit a recursive
+//!   reference matches nothing, so only non-recursive alternatives remain (if none exist the
+//!   schema is rejected); `true` / unconstrained values nest at most that deep too.
+//!
+//! Supported: `type` (incl. lists, OpenAI `nullable`), `enum`, `const`, `anyOf`, `oneOf` (only
+//! provably disjoint branches), `allOf` (merged), local `$ref` (`#`, `#/$defs/x`,
+//! `#/definitions/x`, pointer escapes), `properties`, `required`, `additionalProperties`,
+//! `patternProperties`/`propertyNames` (checked against declared names), `min/maxProperties`,
+//! `items`, `prefixItems`, draft-07 tuple `items` + `additionalItems`, `min/maxItems`,
+//! `uniqueItems` (only `false` or `maxItems <= 1`), `min/maxLength`, `pattern`, `format`
+//! (date-time, date, time, email, uuid, uri, uri-reference, ipv4, ipv6, hostname),
+//! `minimum`/`maximum`/`exclusiveMinimum`/`exclusiveMaximum` (also draft-04 booleans),
+//! `multipleOf: 1`, boolean schemas. Annotations are ignored. Any other keyword is an
+//! [`FormatError::UnsupportedKeyword`] naming it and its pointer, unless
+//! [`SchemaOptions::lenient`] is set, in which case it is skipped and reported in `ignored`.
+
+use std::collections::HashMap;
+
+use serde_json::{Map, Value};
+
+use super::json::{any_json_regex, string_regex, ws_regex};
+use super::number::{integer_regex, number_regex, Bounds};
+use super::pattern::{self, JSON_CHAR};
+use super::{error::pointer_display, Automaton, FormatError, Limits};
+
+/// Whitespace the generated JSON may contain between tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Whitespace {
+    /// No whitespace at all (canonical).
+    #[default]
+    Compact,
+    /// Up to `max` of space / tab / newline between any two tokens.
+    Flexible { max: u8 },
+}
+
+/// How to lower a schema.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SchemaOptions {
+    pub whitespace: Whitespace,
+    /// Skip unsupported keywords (reported in [`SchemaRegex::ignored`]) instead of failing.
+    /// This WIDENS the language; only for callers that accept that explicitly.
+    pub lenient: bool,
+}
+
+/// The regex a schema lowers to.
+#[derive(Debug, Clone)]
+pub struct SchemaRegex {
+    pub regex: String,
+    /// `"keyword at #/pointer"` for each keyword skipped in lenient mode.
+    pub ignored: Vec<String>,
+}
+
+const ANNOTATIONS: &[&str] = &[
+    "title", "description", "examples", "example", "default", "$comment", "$schema", "deprecated",
+    "readOnly", "writeOnly", "contentMediaType", "contentEncoding", "$defs", "definitions",
+    "markdownDescription", "$id", "id",
+];
+
+const SUPPORTED: &[&str] = &[
+    "type", "enum", "const", "nullable", "anyOf", "oneOf", "allOf", "$ref", "properties", "required",
+    "additionalProperties", "patternProperties", "propertyNames", "minProperties", "maxProperties",
+    "unevaluatedProperties", "unevaluatedItems", "items", "prefixItems", "additionalItems",
+    "minItems", "maxItems", "uniqueItems", "minLength", "maxLength", "pattern", "format", "minimum",
+    "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf",
+];
+
+/// Assertion/applicator keywords of some JSON Schema draft that are not supported: always an
+/// error (or skipped and reported in lenient mode). Keywords of no draft are annotations.
+const KNOWN_UNSUPPORTED: &[&str] = &[
+    "not", "if", "then", "else", "dependentRequired", "dependentSchemas", "dependencies", "contains",
+    "minContains", "maxContains", "$dynamicRef", "$dynamicAnchor", "$recursiveRef", "$recursiveAnchor",
+    "$anchor", "$vocabulary", "extends", "disallow", "divisibleBy", "requires", "contentSchema",
+];
+
+type R = Result<Option<String>, FormatError>;
+
+/// Lowers `schema` to a regex over the whole output.
+pub fn schema_to_regex(schema: &Value, options: &SchemaOptions, limits: &Limits) -> Result<SchemaRegex, FormatError> {
+    let mut g = Gen {
+        root: schema,
+        opts: options,
+        limits,
+        ignored: Vec::new(),
+        ref_counts: HashMap::new(),
+        depth: 0,
+        ws: ws_regex(options.whitespace),
+        name_cache: HashMap::new(),
+    };
+    match g.lower(schema, "")? {
+        Some(regex) => {
+            let mut ignored = g.ignored;
+            ignored.dedup();
+            Ok(SchemaRegex { regex, ignored })
+        }
+        None => Err(FormatError::schema("", "the schema admits no value that can be generated (unsatisfiable, or only instances beyond the recursion/number limits)")),
+    }
+}
+
+/// Lowers and compiles `schema`; returns the automaton and the ignored keywords (lenient mode).
+pub fn compile_schema(schema: &Value, options: &SchemaOptions, limits: &Limits) -> Result<(Automaton, Vec<String>), FormatError> {
+    let r = schema_to_regex(schema, options, limits)?;
+    let a = Automaton::from_regex(&r.regex, limits)?;
+    Ok((a, r.ignored))
+}
+
+struct Gen<'a> {
+    root: &'a Value,
+    opts: &'a SchemaOptions,
+    limits: &'a Limits,
+    ignored: Vec<String>,
+    ref_counts: HashMap<String, u32>,
+    depth: u32,
+    ws: String,
+    name_cache: HashMap<String, Option<regex_automata::meta::Regex>>,
+}
+
+fn join_ptr(p: &str, k: &str) -> String {
+    format!("{p}/{}", k.replace('~', "~0").replace('/', "~1"))
+}
+
+fn is_trivial(v: &Value) -> bool {
+    match v {
+        Value::Bool(b) => *b,
+        Value::Object(m) => m.keys().all(|k| ANNOTATIONS.contains(&k.as_str())),
+        _ => false,
+    }
+}
+
+fn contains_ref(v: &Value) -> bool {
+    match v {
+        Value::Object(m) => m.iter().any(|(k, v)| k == "$ref" || contains_ref(v)),
+        Value::Array(a) => a.iter().any(contains_ref),
+        _ => false,
+    }
+}
+
+fn json_type_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) => {
+            if n.is_i64() || n.is_u64() || n.as_f64().is_some_and(|f| f.fract() == 0.0) { "integer" } else { "number" }
+        }
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+const ALL_TYPES: &[&str] = &["null", "boolean", "object", "array", "string", "number"];
+
+impl<'a> Gen<'a> {
+    fn check_len(&self, s: &str) -> Result<(), FormatError> {
+        if s.len() > self.limits.max_regex_len {
+            return Err(FormatError::too_complex(
+                format!("the schema expands to a regex of more than {} bytes", self.limits.max_regex_len),
+                format!("max_regex_len = {}", self.limits.max_regex_len),
+            ));
+        }
+        Ok(())
+    }
+
+    fn rep(&self, n: u64, kw: &str, ptr: &str) -> Result<u32, FormatError> {
+        if n > self.limits.max_repetition as u64 {
+            return Err(FormatError::too_complex(
+                format!("`{kw}` = {n} at {} would be unrolled into the automaton", pointer_display(ptr)),
+                format!("max_repetition = {}", self.limits.max_repetition),
+            ));
+        }
+        Ok(n as u32)
+    }
+
+    fn lower(&mut self, s: &Value, ptr: &str) -> R {
+        self.depth += 1;
+        if self.depth > self.limits.max_schema_depth {
+            self.depth -= 1;
+            return Err(FormatError::too_complex(
+                format!("schema nesting at {} is too deep", pointer_display(ptr)),
+                format!("max_schema_depth = {}", self.limits.max_schema_depth),
+            ));
+        }
+        let r = self.lower_inner(s, ptr);
+        self.depth -= 1;
+        if let Ok(Some(s)) = &r {
+            self.check_len(s)?;
+        }
+        r
+    }
+
+    fn any(&self) -> String {
+        any_json_regex(self.limits.recursion_depth, self.opts.whitespace)
+    }
+
+    fn unsupported(&mut self, kw: &str, ptr: &str, reason: &str) -> Result<(), FormatError> {
+        if self.opts.lenient {
+            self.ignored.push(format!("{kw} at {}", pointer_display(ptr)));
+            Ok(())
+        } else {
+            Err(FormatError::unsupported(kw, ptr, reason))
+        }
+    }
+
+    fn lower_inner(&mut self, s: &Value, ptr: &str) -> R {
+        let m = match s {
+            Value::Bool(true) => return Ok(Some(self.any())),
+            Value::Bool(false) => return Ok(None),
+            Value::Object(m) => m,
+            _ => return Err(FormatError::schema(ptr, "a schema must be an object or a boolean")),
+        };
+        // Keyword check.
+        let mut m = m.clone();
+        let keys: Vec<String> = m.keys().cloned().collect();
+        for k in keys {
+            if k.starts_with("x-") || ANNOTATIONS.contains(&k.as_str()) {
+                if (k == "$id" || k == "id") && !ptr.is_empty() && m.get(&k).is_some_and(|v| v.is_string()) && contains_ref(s) {
+                    self.unsupported(&k, &join_ptr(ptr, &k), "a nested `$id` changes how `$ref`s resolve")?;
+                }
+                continue;
+            }
+            if !SUPPORTED.contains(&k.as_str()) {
+                if KNOWN_UNSUPPORTED.contains(&k.as_str()) {
+                    self.unsupported(&k, &join_ptr(ptr, &k), "")?;
+                } else {
+                    // Validators would treat it as an annotation, but it may be a typo of a
+                    // constraint ("maxLenght") or a vendor rule the user relies on: never guess.
+                    self.unsupported(&k, &join_ptr(ptr, &k), "not a keyword this engine knows")?;
+                }
+                m.remove(&k);
+            }
+        }
+        // $ref
+        if let Some(r) = m.get("$ref").cloned() {
+            let r = r.as_str().ok_or_else(|| FormatError::schema(ptr, "`$ref` must be a string"))?;
+            let (target, tptr) = self.resolve(r, ptr)?;
+            let mut siblings = m.clone();
+            siblings.remove("$ref");
+            let has_assert = siblings.keys().any(|k| !ANNOTATIONS.contains(&k.as_str()) && !k.starts_with("x-"));
+            let count = self.ref_counts.get(&tptr).copied().unwrap_or(0);
+            if count >= self.limits.recursion_depth {
+                return Ok(None);
+            }
+            self.ref_counts.insert(tptr.clone(), count + 1);
+            let res = if has_assert {
+                let merged = self.merge(&Value::Object(siblings), target, ptr, 0, true);
+                match merged {
+                    Ok(v) => self.lower(&v, ptr),
+                    Err(e) => Err(e),
+                }
+            } else {
+                self.lower(target, &tptr)
+            };
+            *self.ref_counts.get_mut(&tptr).unwrap() -= 1;
+            return res;
+        }
+        // allOf
+        if let Some(all) = m.remove("allOf") {
+            let arr = all.as_array().ok_or_else(|| FormatError::schema(&join_ptr(ptr, "allOf"), "`allOf` must be an array"))?;
+            let mut acc = Value::Object(m);
+            for (i, b) in arr.iter().enumerate() {
+                acc = self.merge(&acc, b, &join_ptr(&join_ptr(ptr, "allOf"), &i.to_string()), 0, true)?;
+            }
+            return self.lower(&acc, ptr);
+        }
+        // anyOf / oneOf
+        for kw in ["anyOf", "oneOf"] {
+            if let Some(any) = m.get(kw).cloned() {
+                let kptr = join_ptr(ptr, kw);
+                let arr = any.as_array().ok_or_else(|| FormatError::schema(&kptr, &format!("`{kw}` must be an array")))?;
+                let mut base = m.clone();
+                base.remove(kw);
+                let base = Value::Object(base);
+                let mut branches = Vec::new();
+                for (i, b) in arr.iter().enumerate() {
+                    let bptr = join_ptr(&kptr, &i.to_string());
+                    let merged = if is_trivial(&base) { b.clone() } else { self.merge(&base, b, &bptr, 0, true)? };
+                    branches.push((merged, bptr));
+                }
+                if kw == "oneOf" {
+                    for i in 0..branches.len() {
+                        for j in i + 1..branches.len() {
+                            if !self.disjoint(&branches[i].0, &branches[j].0) {
+                                self.unsupported("oneOf", &kptr, &format!("branches {i} and {j} are not provably disjoint (an instance matching both would be invalid); use anyOf"))?;
+                            }
+                        }
+                    }
+                }
+                let mut alts = Vec::new();
+                for (b, bptr) in &branches {
+                    // A branch that merged a trivial base keeps its own pointer.
+                    if let Some(r) = self.lower(b, bptr)? {
+                        if !alts.contains(&r) {
+                            alts.push(r);
+                        }
+                    }
+                }
+                return Ok(match alts.len() {
+                    0 => None,
+                    1 => alts.pop(),
+                    _ => Some(format!("(?:{})", alts.join("|"))),
+                });
+            }
+        }
+        // enum / const
+        if m.contains_key("enum") || m.contains_key("const") {
+            return self.gen_enum(&m, ptr);
+        }
+        let types = self.types(&m, ptr)?;
+        let mut alts = Vec::new();
+        for t in types {
+            let r = match t {
+                "null" => Some("null".to_string()),
+                "boolean" => Some("(?:true|false)".to_string()),
+                "integer" => self.gen_number(&m, ptr, true)?,
+                "number" => self.gen_number(&m, ptr, false)?,
+                "string" => self.gen_string(&m, ptr)?,
+                "array" => self.gen_array(&m, ptr)?,
+                "object" => self.gen_object(&m, ptr)?,
+                _ => unreachable!(),
+            };
+            if let Some(r) = r {
+                alts.push(r);
+            }
+        }
+        Ok(match alts.len() {
+            0 => None,
+            1 => alts.pop(),
+            _ => Some(format!("(?:{})", alts.join("|"))),
+        })
+    }
+
+    fn types(&mut self, m: &Map<String, Value>, ptr: &str) -> Result<Vec<&'static str>, FormatError> {
+        let mut out: Vec<&'static str> = Vec::new();
+        let norm = |t: &str| -> Option<&'static str> {
+            ["null", "boolean", "object", "array", "string", "number", "integer"].into_iter().find(|x| *x == t)
+        };
+        match m.get("type") {
+            None => out.extend(ALL_TYPES),
+            Some(Value::String(t)) => out.push(norm(t).ok_or_else(|| FormatError::schema(&join_ptr(ptr, "type"), format!("unknown type `{t}`")))?),
+            Some(Value::Array(ts)) => {
+                for t in ts {
+                    let t = t.as_str().and_then(norm).ok_or_else(|| FormatError::schema(&join_ptr(ptr, "type"), format!("invalid type {t}")))?;
+                    if !out.contains(&t) {
+                        out.push(t);
+                    }
+                }
+            }
+            Some(_) => return Err(FormatError::schema(&join_ptr(ptr, "type"), "`type` must be a string or an array of strings")),
+        }
+        if m.get("nullable") == Some(&Value::Bool(true)) && !out.contains(&"null") {
+            out.push("null");
+        }
+        if out.contains(&"number") {
+            out.retain(|t| *t != "integer");
+        }
+        Ok(out)
+    }
+
+    fn resolve(&self, r: &str, ptr: &str) -> Result<(&'a Value, String), FormatError> {
+        let frag = match r.find('#') {
+            Some(0) => &r[1..],
+            Some(i) => {
+                let base = &r[..i];
+                let root_id = self.root.get("$id").or_else(|| self.root.get("id")).and_then(|v| v.as_str()).unwrap_or("");
+                if !root_id.is_empty() && root_id.trim_end_matches('#') == base {
+                    &r[i + 1..]
+                } else {
+                    return Err(FormatError::unsupported("$ref", ptr, format!("only local references (`#...`) are supported, got `{r}`")));
+                }
+            }
+            None => {
+                let root_id = self.root.get("$id").and_then(|v| v.as_str()).unwrap_or("");
+                if !r.is_empty() && root_id == r {
+                    ""
+                } else {
+                    return Err(FormatError::unsupported("$ref", ptr, format!("only local references (`#...`) are supported, got `{r}`")));
+                }
+            }
+        };
+        let frag = percent_decode(frag);
+        if !frag.is_empty() && !frag.starts_with('/') {
+            return Err(FormatError::unsupported("$ref", ptr, format!("anchor references (`{r}`) are not supported")));
+        }
+        let mut cur = self.root;
+        let mut norm = String::new();
+        if !frag.is_empty() {
+            for tok in frag[1..].split('/') {
+                let tok = tok.replace("~1", "/").replace("~0", "~");
+                cur = match cur {
+                    Value::Object(o) => o.get(&tok),
+                    Value::Array(a) => tok.parse::<usize>().ok().and_then(|i| a.get(i)),
+                    _ => None,
+                }
+                .ok_or_else(|| FormatError::schema(ptr, format!("`$ref` `{r}` does not resolve")))?;
+                norm = join_ptr(&norm, &tok);
+            }
+        }
+        Ok((cur, norm))
+    }
+
+    /// Merges two schemas into one whose instances are exactly those valid against both
+    /// (or errors when that cannot be expressed). `node_side`: `a` is the schema node itself
+    /// (so its `unevaluated*` keywords see `b`'s properties as evaluated).
+    fn merge(&mut self, a: &Value, b: &Value, ptr: &str, depth: u32, node_side: bool) -> Result<Value, FormatError> {
+        if depth > self.limits.max_schema_depth {
+            return Err(FormatError::too_complex(format!("merging schemas at {} nests too deeply", pointer_display(ptr)), format!("max_schema_depth = {}", self.limits.max_schema_depth)));
+        }
+        if is_trivial(a) && !matches!(b, Value::Object(o) if o.contains_key("unevaluatedProperties") || o.contains_key("unevaluatedItems")) {
+            return Ok(b.clone());
+        }
+        if is_trivial(b) {
+            return Ok(a.clone());
+        }
+        let (a, b) = match (a, b) {
+            (Value::Bool(false), _) | (_, Value::Bool(false)) => return Ok(Value::Bool(false)),
+            (Value::Object(a), Value::Object(b)) => (a, b),
+            _ => return Err(FormatError::schema(ptr, "a schema must be an object or a boolean")),
+        };
+        let a = self.flatten(a, ptr, depth)?;
+        let b = self.flatten(b, ptr, depth)?;
+        for side in [&b].into_iter().chain(if node_side { None } else { Some(&a) }) {
+            for k in ["unevaluatedProperties", "unevaluatedItems"] {
+                if side.get(k).is_some_and(|v| v != &Value::Bool(true)) {
+                    return Err(FormatError::unsupported(k, ptr, "inside a subschema combined with other subschemas (allOf/anyOf/oneOf/$ref)"));
+                }
+            }
+        }
+        const ARR: [&str; 4] = ["prefixItems", "items", "additionalItems", "unevaluatedItems"];
+        let ak: Vec<&str> = ARR.iter().copied().filter(|k| a.contains_key(*k)).collect();
+        let bk: Vec<&str> = ARR.iter().copied().filter(|k| b.contains_key(*k)).collect();
+        if !ak.is_empty() && !bk.is_empty() && (ak != bk || ak.iter().any(|k| a[*k].is_array() || a.contains_key("prefixItems"))) && ak.iter().any(|k| a.get(*k) != b.get(*k)) {
+            return Err(FormatError::unsupported(bk[0], ptr, "array item keywords (items/prefixItems/additionalItems) from different subschemas cannot be combined"));
+        }
+        let mut a = a;
+        let mut b = b;
+        for x in [&mut a, &mut b] {
+            if let Some(c) = x.remove("const") {
+                let e = match x.remove("enum") {
+                    Some(Value::Array(e)) => e.into_iter().filter(|v| v == &c).collect(),
+                    _ => vec![c],
+                };
+                x.insert("enum".into(), Value::Array(e));
+            }
+        }
+        let mut out = Map::new();
+        let mut keys: Vec<String> = a.keys().cloned().collect();
+        keys.extend(b.keys().filter(|k| !a.contains_key(*k)).cloned());
+        for k in keys {
+            if ANNOTATIONS.contains(&k.as_str()) {
+                continue;
+            }
+            let v = match (a.get(&k), b.get(&k)) {
+                (Some(x), None) | (None, Some(x)) => x.clone(),
+                (Some(x), Some(y)) if x == y => x.clone(),
+                (Some(x), Some(y)) => match k.as_str() {
+                    "type" => {
+                        let tx = type_set(x);
+                        let ty = type_set(y);
+                        let mut t: Vec<Value> = Vec::new();
+                        for s in &tx {
+                            let s2 = if ty.contains(s) { Some(*s) } else if *s == "integer" && ty.contains(&"number") { Some("integer") } else if *s == "number" && ty.contains(&"integer") { Some("integer") } else { None };
+                            if let Some(s2) = s2 {
+                                if !t.contains(&Value::from(s2)) {
+                                    t.push(Value::from(s2));
+                                }
+                            }
+                        }
+                        if t.is_empty() {
+                            return Ok(Value::Bool(false));
+                        }
+                        Value::Array(t)
+                    }
+                    "nullable" => Value::Bool(x.as_bool() == Some(true) && y.as_bool() == Some(true)),
+                    "required" => {
+                        let mut r = x.as_array().cloned().unwrap_or_default();
+                        for v in y.as_array().cloned().unwrap_or_default() {
+                            if !r.contains(&v) {
+                                r.push(v);
+                            }
+                        }
+                        Value::Array(r)
+                    }
+                    "enum" => {
+                        let yv = y.as_array().cloned().unwrap_or_default();
+                        Value::Array(x.as_array().cloned().unwrap_or_default().into_iter().filter(|v| yv.contains(v)).collect())
+                    }
+                    "minimum" | "minLength" | "minItems" | "minProperties" | "exclusiveMinimum" if x.is_number() && y.is_number() => {
+                        if x.as_f64() >= y.as_f64() { x.clone() } else { y.clone() }
+                    }
+                    "maximum" | "maxLength" | "maxItems" | "maxProperties" | "exclusiveMaximum" if x.is_number() && y.is_number() => {
+                        if x.as_f64() <= y.as_f64() { x.clone() } else { y.clone() }
+                    }
+                    "items" | "additionalProperties" | "propertyNames" if !x.is_array() && !y.is_array() => self.merge(x, y, &join_ptr(ptr, &k), depth + 1, false)?,
+                    "uniqueItems" => Value::Bool(x.as_bool() == Some(true) || y.as_bool() == Some(true)),
+                    "properties" => {
+                        let (Some(px), Some(py)) = (x.as_object(), y.as_object()) else {
+                            return Err(FormatError::schema(ptr, "`properties` must be an object"));
+                        };
+                        let mut p = Map::new();
+                        for (n, s) in px {
+                            let v = match py.get(n) {
+                                Some(s2) => self.merge(s, s2, &join_ptr(&join_ptr(ptr, "properties"), n), depth + 1, false)?,
+                                None => s.clone(),
+                            };
+                            p.insert(n.clone(), v);
+                        }
+                        for (n, s) in py {
+                            if !px.contains_key(n) {
+                                p.insert(n.clone(), s.clone());
+                            }
+                        }
+                        Value::Object(p)
+                    }
+                    "anyOf" => {
+                        let (Some(ax), Some(ay)) = (x.as_array(), y.as_array()) else {
+                            return Err(FormatError::schema(ptr, "`anyOf` must be an array"));
+                        };
+                        if ax.len() * ay.len() > 64 {
+                            return Err(FormatError::unsupported("anyOf", ptr, "combining two large anyOf lists"));
+                        }
+                        let mut v = Vec::new();
+                        for p in ax {
+                            for q in ay {
+                                v.push(self.merge(p, q, ptr, depth + 1, false)?);
+                            }
+                        }
+                        Value::Array(v)
+                    }
+                    _ => return Err(FormatError::unsupported(&k, ptr, format!("cannot combine two different `{k}` values (allOf/$ref merge)"))),
+                },
+                (None, None) => unreachable!(),
+            };
+            out.insert(k, v);
+        }
+        // Declared properties of one side are "additional" for the other.
+        for (x, y) in [(&a, &b), (&b, &a)] {
+            let xp = x.get("properties").and_then(|v| v.as_object());
+            let yp = y.get("properties").and_then(|v| v.as_object());
+            if let Some(yp) = yp {
+                let extra: Vec<&String> = yp.keys().filter(|n| !xp.is_some_and(|xp| xp.contains_key(*n))).collect();
+                if extra.is_empty() {
+                    continue;
+                }
+                if x.contains_key("patternProperties") {
+                    return Err(FormatError::unsupported("patternProperties", ptr, "combined (allOf/$ref) with a schema declaring other properties"));
+                }
+                if let Some(addl) = x.get("additionalProperties") {
+                    if !is_trivial(addl) {
+                        let props = out.get_mut("properties").and_then(|v| v.as_object_mut()).unwrap();
+                        for n in extra {
+                            let cur = props.get(n).cloned().unwrap_or(Value::Bool(true));
+                            let merged = self.merge(&cur, addl, ptr, depth + 1, false)?;
+                            props.insert(n.clone(), merged);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(Value::Object(out))
+    }
+
+    /// Inlines top-level `$ref` and `allOf` of a schema object for merging.
+    fn flatten(&mut self, m: &Map<String, Value>, ptr: &str, depth: u32) -> Result<Map<String, Value>, FormatError> {
+        let mut m = m.clone();
+        if let Some(r) = m.remove("$ref") {
+            let r = r.as_str().ok_or_else(|| FormatError::schema(ptr, "`$ref` must be a string"))?;
+            let (t, _) = self.resolve(r, ptr)?;
+            let merged = self.merge(&Value::Object(m), t, ptr, depth + 1, true)?;
+            return match merged {
+                Value::Object(o) => Ok(o),
+                Value::Bool(true) => Ok(Map::new()),
+                _ => Ok(false_schema()),
+            };
+        }
+        if let Some(all) = m.remove("allOf") {
+            let mut acc = Value::Object(m);
+            for b in all.as_array().cloned().unwrap_or_default() {
+                acc = self.merge(&acc, &b, ptr, depth + 1, true)?;
+            }
+            return match acc {
+                Value::Object(o) => Ok(o),
+                Value::Bool(true) => Ok(Map::new()),
+                _ => Ok(false_schema()),
+            };
+        }
+        Ok(m)
+    }
+
+    fn disjoint(&self, a: &Value, b: &Value) -> bool {
+        let sa = self.value_kinds(a);
+        let sb = self.value_kinds(b);
+        if sa.iter().all(|t| !sb.iter().any(|u| t == u || (*t == "integer" && *u == "number") || (*t == "number" && *u == "integer"))) {
+            return true;
+        }
+        let (Some(a), Some(b)) = (self.deref(a).as_object(), self.deref(b).as_object()) else { return false };
+        if let (Some(ea), Some(eb)) = (enum_values(a), enum_values(b)) {
+            return ea.iter().all(|v| !eb.contains(v));
+        }
+        // Under the generation policy an object generated from one branch contains all its
+        // required properties; if the other branch forbids one of them, they are disjoint.
+        let forbids = |m: &Map<String, Value>, p: &str| -> bool {
+            m.get("additionalProperties") == Some(&Value::Bool(false))
+                && !m.contains_key("patternProperties")
+                && !m.get("properties").and_then(|x| x.as_object()).is_some_and(|x| x.contains_key(p))
+                || m.get("properties").and_then(|x| x.get(p)) == Some(&Value::Bool(false))
+        };
+        let only_obj = |m: &Map<String, Value>| m.get("type").is_some_and(|t| type_set(t) == ["object"]) && m.get("nullable") != Some(&Value::Bool(true));
+        for (x, y) in [(a, b), (b, a)] {
+            if only_obj(x) {
+                if let Some(Value::Array(r)) = x.get("required") {
+                    if r.iter().filter_map(|p| p.as_str()).any(|p| forbids(y, p)) {
+                        return true;
+                    }
+                }
+            }
+        }
+        let req = |m: &Map<String, Value>| -> Vec<String> {
+            m.get("required").and_then(|v| v.as_array()).map(|r| r.iter().filter_map(|x| x.as_str().map(String::from)).collect()).unwrap_or_default()
+        };
+        let (ra, rb) = (req(a), req(b));
+        for p in ra.iter().filter(|p| rb.contains(p)) {
+            let pa = a.get("properties").and_then(|v| v.get(p)).map(|v| self.deref(v));
+            let pb = b.get("properties").and_then(|v| v.get(p)).map(|v| self.deref(v));
+            if let (Some(Value::Object(pa)), Some(Value::Object(pb))) = (pa, pb) {
+                if let (Some(ea), Some(eb)) = (enum_values(pa), enum_values(pb)) {
+                    if ea.iter().all(|v| !eb.contains(v)) {
+                        return true;
+                    }
+                }
+            }
+        }
+        false
+    }
+
+    fn deref<'v>(&self, v: &'v Value) -> &'v Value
+    where
+        'a: 'v,
+    {
+        let mut cur = v;
+        for _ in 0..8 {
+            match cur.get("$ref").and_then(|r| r.as_str()) {
+                Some(r) if cur.as_object().is_some_and(|o| o.len() == 1) => match self.resolve(r, "") {
+                    Ok((t, _)) => cur = t,
+                    Err(_) => return cur,
+                },
+                _ => return cur,
+            }
+        }
+        cur
+    }
+
+    /// Types an instance of this schema can have (over-approximation).
+    fn value_kinds(&self, v: &Value) -> Vec<&'static str> {
+        let v = self.deref(v);
+        let Some(m) = v.as_object() else {
+            return if v == &Value::Bool(false) { vec![] } else { ALL_TYPES.to_vec() };
+        };
+        if let Some(e) = enum_values(m) {
+            let mut t: Vec<&'static str> = e.iter().map(json_type_of).collect();
+            t.dedup();
+            return t;
+        }
+        if m.contains_key("anyOf") || m.contains_key("oneOf") || m.contains_key("allOf") || m.contains_key("$ref") {
+            return ALL_TYPES.iter().copied().chain(["integer"]).collect();
+        }
+        let mut t: Vec<&'static str> = match m.get("type") {
+            Some(t) => type_set(t),
+            None => return ALL_TYPES.iter().copied().chain(["integer"]).collect(),
+        };
+        if m.get("nullable") == Some(&Value::Bool(true)) {
+            t.push("null");
+        }
+        t
+    }
+
+    fn gen_enum(&mut self, m: &Map<String, Value>, ptr: &str) -> R {
+        let mut vals: Vec<Value> = match m.get("enum") {
+            Some(Value::Array(e)) => e.clone(),
+            Some(_) => return Err(FormatError::schema(&join_ptr(ptr, "enum"), "`enum` must be an array")),
+            None => vec![m["const"].clone()],
+        };
+        if let (Some(c), true) = (m.get("const"), m.contains_key("enum")) {
+            vals.retain(|v| v == c);
+        }
+        let mut rest = m.clone();
+        rest.remove("enum");
+        rest.remove("const");
+        let has_other = rest.keys().any(|k| !ANNOTATIONS.contains(&k.as_str()) && !k.starts_with("x-") && k != "type" && k != "nullable");
+        if has_other {
+            // Keep only values valid against the rest of the schema (compiled to a regex).
+            let r = self.lower(&Value::Object(rest), ptr)?;
+            let Some(r) = r else { return Ok(None) };
+            let re = regex_automata::meta::Regex::new(&format!("^(?:{r})$")).map_err(|e| FormatError::too_complex(format!("checking enum values at {}: {e}", pointer_display(ptr)), "regex build"))?;
+            vals.retain(|v| re.is_match(serde_json::to_string(v).unwrap().as_str()));
+        } else {
+            let types = self.types(m, ptr)?;
+            vals.retain(|v| {
+                let t = json_type_of(v);
+                types.contains(&t) || (t == "integer" && types.contains(&"number"))
+            });
+        }
+        let mut alts: Vec<String> = Vec::new();
+        for v in &vals {
+            alts.push(regex_syntax::escape(&serde_json::to_string(v).unwrap()));
+            // An integral float like `2.0` may also be written `2`.
+            if let Value::Number(n) = v {
+                if n.is_f64() && n.as_f64().is_some_and(|f| f.fract() == 0.0 && f.abs() < 1e15) {
+                    alts.push(format!("{}", n.as_f64().unwrap() as i64));
+                }
+            }
+        }
+        alts.dedup();
+        Ok(match alts.len() {
+            0 => None,
+            1 => alts.pop(),
+            _ => Some(format!("(?:{})", alts.join("|"))),
+        })
+    }
+
+    fn get_count(&self, m: &Map<String, Value>, k: &str, ptr: &str) -> Result<Option<u64>, FormatError> {
+        match m.get(k) {
+            None => Ok(None),
+            Some(v) => {
+                if let Some(u) = v.as_u64() {
+                    return Ok(Some(u));
+                }
+                if let Some(f) = v.as_f64() {
+                    if f >= 0.0 && f.fract() == 0.0 {
+                        return Ok(Some(f as u64));
+                    }
+                }
+                Err(FormatError::schema(&join_ptr(ptr, k), format!("`{k}` must be a non-negative integer")))
+            }
+        }
+    }
+
+    fn bounds(&self, m: &Map<String, Value>, ptr: &str) -> Result<Bounds, FormatError> {
+        let num = |k: &str| -> Result<Option<f64>, FormatError> {
+            match m.get(k) {
+                None => Ok(None),
+                Some(Value::Number(n)) => Ok(n.as_f64()),
+                Some(Value::Bool(_)) if k.starts_with("exclusive") => Ok(None),
+                Some(_) => Err(FormatError::schema(&join_ptr(ptr, k), format!("`{k}` must be a number"))),
+            }
+        };
+        let mut b = Bounds::default();
+        let tighter_lo = |cur: Option<(f64, bool)>, new: (f64, bool)| match cur {
+            None => Some(new),
+            Some(c) => Some(if new.0 > c.0 || (new.0 == c.0 && new.1) { new } else { c }),
+        };
+        let tighter_hi = |cur: Option<(f64, bool)>, new: (f64, bool)| match cur {
+            None => Some(new),
+            Some(c) => Some(if new.0 < c.0 || (new.0 == c.0 && new.1) { new } else { c }),
+        };
+        let ex_min_bool = m.get("exclusiveMinimum") == Some(&Value::Bool(true));
+        let ex_max_bool = m.get("exclusiveMaximum") == Some(&Value::Bool(true));
+        if let Some(v) = num("minimum")? { b.lo = tighter_lo(b.lo, (v, ex_min_bool)); }
+        if let Some(v) = num("maximum")? { b.hi = tighter_hi(b.hi, (v, ex_max_bool)); }
+        if let Some(v) = num("exclusiveMinimum")? { b.lo = tighter_lo(b.lo, (v, true)); }
+        if let Some(v) = num("exclusiveMaximum")? { b.hi = tighter_hi(b.hi, (v, true)); }
+        Ok(b)
+    }
+
+    fn gen_number(&mut self, m: &Map<String, Value>, ptr: &str, integer: bool) -> R {
+        let b = self.bounds(m, ptr)?;
+        let mut integer = integer;
+        if let Some(mo) = m.get("multipleOf") {
+            match mo.as_f64() {
+                Some(f) if f == 1.0 => integer = true,
+                Some(f) if f > 0.0 && integer && f.fract() == 0.0 && f <= 1e15 => {
+                    return self.gen_multiple(&b, f as i64, ptr);
+                }
+                Some(f) if f > 0.0 => {
+                    self.unsupported("multipleOf", &join_ptr(ptr, "multipleOf"), "only `multipleOf: 1`, or small integer multipleOf on integers, is supported")?;
+                }
+                _ => return Err(FormatError::schema(&join_ptr(ptr, "multipleOf"), "`multipleOf` must be a positive number")),
+            }
+        }
+        Ok(if integer { integer_regex(&b) } else { number_regex(&b) })
+    }
+
+    /// Integer multiples of `k`: enumerated when the bounded range holds few of them.
+    fn gen_multiple(&mut self, b: &Bounds, k: i64, ptr: &str) -> R {
+        let (lo, hi) = b.int_interval(super::number::INT_CAP);
+        if b.lo.is_some() && b.hi.is_some() && lo <= hi {
+            let first = lo.div_euclid(k) * k + if lo.rem_euclid(k) == 0 { 0 } else { k };
+            let count = if first > hi { 0 } else { (hi - first) / k + 1 };
+            if count <= 256 {
+                let alts: Vec<String> = (0..count).map(|i| (first + i * k).to_string()).collect();
+                return Ok(if alts.is_empty() { None } else { Some(format!("(?:{})", alts.join("|"))) });
+            }
+        }
+        if b.is_empty() {
+            let r = match k {
+                2 => Some("(?:0|-?[2468]|-?[1-9][0-9]{0,13}[02468])"),
+                5 => Some("(?:0|-?5|-?[1-9][0-9]{0,13}[05])"),
+                10 => Some("(?:0|-?[1-9][0-9]{0,13}0)"),
+                _ => None,
+            };
+            if let Some(r) = r {
+                return Ok(Some(r.to_string()));
+            }
+        }
+        self.unsupported("multipleOf", &join_ptr(ptr, "multipleOf"), "multipleOf on a wide or unbounded integer range is not supported")?;
+        Ok(integer_regex(b))
+    }
+
+    fn gen_string(&mut self, m: &Map<String, Value>, ptr: &str) -> R {
+        let min = self.get_count(m, "minLength", ptr)?;
+        let max = self.get_count(m, "maxLength", ptr)?;
+        if let (Some(a), Some(b)) = (min, max) {
+            if a > b {
+                return Ok(None);
+            }
+        }
+        let pat = match m.get("pattern") {
+            None => None,
+            Some(Value::String(p)) => Some(p.clone()),
+            Some(_) => return Err(FormatError::schema(&join_ptr(ptr, "pattern"), "`pattern` must be a string")),
+        };
+        if let Some(Value::String(f)) = m.get("format") {
+            match format_regex(f) {
+                Some(fr) => {
+                    if pat.is_some() {
+                        self.unsupported("pattern", &join_ptr(ptr, "pattern"), "`pattern` combined with `format`")?;
+                    }
+                    if min.is_some() || max.is_some() {
+                        let h = regex_syntax::Parser::new().parse(&fr).unwrap();
+                        let p = h.properties();
+                        let ok = min.is_none_or(|a| p.minimum_len().unwrap_or(0) as u64 >= a) && max.is_none_or(|b| p.maximum_len().is_some_and(|x| x as u64 <= b));
+                        if !ok {
+                            self.unsupported("format", &join_ptr(ptr, "format"), "`format` combined with `minLength`/`maxLength`")?;
+                        }
+                    }
+                    return Ok(Some(format!("\"{fr}\"")));
+                }
+                None => {
+                    self.unsupported("format", &join_ptr(ptr, "format"), &format!("unknown format `{f}`"))?;
+                }
+            }
+        }
+        let (lo, hi) = (min.unwrap_or(0), max);
+        let pptr = join_ptr(ptr, "pattern");
+        if let Some(p) = pat {
+            let body = pattern::pattern_body(&p).map_err(|e| {
+                if e.contains("not supported") {
+                    FormatError::unsupported("pattern", &pptr, e)
+                } else {
+                    FormatError::InvalidRegex { message: format!("`pattern` at {}: {e}", pointer_display(&pptr)), position: None }
+                }
+            });
+            let body = match body {
+                Ok(b) => b,
+                Err(e) => {
+                    if self.opts.lenient {
+                        self.ignored.push(format!("pattern at {}", pointer_display(&pptr)));
+                        return self.plain_string(lo, hi, ptr);
+                    }
+                    return Err(e);
+                }
+            };
+            if lo == 0 && hi.is_none() {
+                return Ok(Some(format!("\"{body}\"")));
+            }
+            if let Some((plo, phi)) = pattern::anchored_char_len_bounds(&p) {
+                if plo as u64 >= lo && hi.is_none_or(|h| phi.is_some_and(|x| x as u64 <= h)) {
+                    return Ok(Some(format!("\"{body}\"")));
+                }
+            }
+            if let Some((cls, a, b, s, e)) = pattern::single_class_repetition(&p) {
+                let l = (a as u64).max(lo);
+                let h = match (s && e, b, hi) {
+                    (true, Some(b), Some(h)) => Some((b as u64).min(h)),
+                    (true, Some(b), None) => Some(b as u64),
+                    (_, _, h) => h,
+                };
+                if h.is_some_and(|h| h < l) {
+                    return Ok(None);
+                }
+                let l = self.rep(l, "minLength", ptr)?;
+                return Ok(Some(match h {
+                    Some(h) => format!("\"{cls}{{{l},{}}}\"", self.rep(h, "maxLength", ptr)?),
+                    None => format!("\"{cls}{{{l},}}\""),
+                }));
+            }
+            self.unsupported("pattern", &pptr, "`pattern` combined with `minLength`/`maxLength` (only single character-class patterns can be combined)")?;
+            return Ok(Some(format!("\"{body}\"")));
+        }
+        self.plain_string(lo, hi, ptr)
+    }
+
+    fn plain_string(&mut self, lo: u64, hi: Option<u64>, ptr: &str) -> R {
+        let l = self.rep(lo, "minLength", ptr)?;
+        Ok(Some(match hi {
+            None if l == 0 => string_regex(),
+            None => format!("\"{JSON_CHAR}{{{l},}}\""),
+            Some(h) => format!("\"{JSON_CHAR}{{{l},{}}}\"", self.rep(h, "maxLength", ptr)?),
+        }))
+    }
+
+    fn gen_array(&mut self, m: &Map<String, Value>, ptr: &str) -> R {
+        if let Some(v) = m.get("contains") {
+            let _ = v;
+        }
+        let w = self.ws.clone();
+        let sep = format!("{w},{w}");
+        let min = self.get_count(m, "minItems", ptr)?.unwrap_or(0);
+        let mut max = self.get_count(m, "maxItems", ptr)?;
+        let max_from_kw = max;
+        let (prefix, prefix_ptr, rest, rest_ptr): (Vec<Value>, String, Value, String) = match (m.get("prefixItems"), m.get("items")) {
+            (Some(Value::Array(p)), items) => (
+                p.clone(),
+                join_ptr(ptr, "prefixItems"),
+                items.cloned().or_else(|| m.get("unevaluatedItems").cloned()).unwrap_or(Value::Bool(true)),
+                join_ptr(ptr, if items.is_some() { "items" } else { "unevaluatedItems" }),
+            ),
+            (Some(_), _) => return Err(FormatError::schema(&join_ptr(ptr, "prefixItems"), "`prefixItems` must be an array")),
+            (None, Some(Value::Array(p))) => (
+                p.clone(),
+                join_ptr(ptr, "items"),
+                m.get("additionalItems").or_else(|| m.get("unevaluatedItems")).cloned().unwrap_or(Value::Bool(true)),
+                join_ptr(ptr, "additionalItems"),
+            ),
+            (None, Some(i)) => (vec![], String::new(), i.clone(), join_ptr(ptr, "items")),
+            (None, None) => (vec![], String::new(), m.get("unevaluatedItems").cloned().unwrap_or(Value::Bool(true)), join_ptr(ptr, "unevaluatedItems")),
+        };
+        let mut pre = Vec::new();
+        for (i, p) in prefix.iter().enumerate() {
+            match self.lower(p, &join_ptr(&prefix_ptr, &i.to_string()))? {
+                Some(r) => pre.push(r),
+                None => {
+                    max = Some(max.map_or(i as u64, |x| x.min(i as u64)));
+                    break;
+                }
+            }
+        }
+        let k = pre.len() as u64;
+        let need_rest = max.is_none_or(|x| x > k);
+        let r = if need_rest { self.lower(&rest, &rest_ptr)? } else { None };
+        if r.is_none() {
+            max = Some(max.map_or(k, |x| x.min(k)));
+        }
+        if max.is_some_and(|x| x < min) {
+            return Ok(None);
+        }
+        match m.get("uniqueItems") {
+            Some(Value::Bool(true)) if max.is_none_or(|x| x > 1) => {
+                self.unsupported("uniqueItems", &join_ptr(ptr, "uniqueItems"), "`uniqueItems: true` is only supported with `maxItems` <= 1")?;
+            }
+            _ => {}
+        }
+        self.rep(min, "minItems", ptr)?;
+        if let (Some(x), Some(kw)) = (max, max_from_kw) {
+            if x == kw {
+                self.rep(x, "maxItems", ptr)?;
+            }
+        }
+        let quant = |lo: u64, hi: Option<u64>| match hi {
+            Some(h) if h == lo => format!("{{{lo}}}"),
+            Some(h) => format!("{{{lo},{h}}}"),
+            None => format!("{{{lo},}}"),
+        };
+        let elems: String = if k == 0 {
+            match (&r, max) {
+                (None, _) | (_, Some(0)) => String::new(),
+                (Some(r), _) => {
+                    let lo = min.max(1) - 1;
+                    let hi = max.map(|x| x - 1);
+                    let tail = if hi == Some(0) { String::new() } else { format!("(?:{sep}{r}){}", quant(lo, hi)) };
+                    let e = format!("{r}{tail}");
+                    if min == 0 { format!("(?:{e})?") } else { e }
+                }
+            }
+        } else {
+            let upto = max.map_or(k, |x| x.min(k)) as usize;
+            let tail = match &r {
+                Some(r) if max.is_none_or(|x| x > k) => {
+                    let lo = min.saturating_sub(k);
+                    format!("(?:{sep}{r}){}", quant(lo, max.map(|x| x - k)))
+                }
+                _ => String::new(),
+            };
+            let mut cur = tail;
+            for i in (0..upto).rev() {
+                let s = if i > 0 { sep.as_str() } else { "" };
+                let next = if cur.is_empty() { String::new() } else if (i as u64 + 1) >= min { format!("(?:{cur})?") } else { cur };
+                cur = format!("{s}{}{next}", pre[i]);
+                self.check_len(&cur)?;
+            }
+            if min == 0 { format!("(?:{cur})?") } else { cur }
+        };
+        Ok(Some(format!("\\[{w}{elems}{w}\\]")))
+    }
+
+    fn name_ok(&mut self, schema: &Value, ptr: &str, name: &str) -> Result<bool, FormatError> {
+        let key = format!("{ptr}\u{0}{}", serde_json::to_string(schema).unwrap());
+        if !self.name_cache.contains_key(&key) {
+            let r = self.lower(schema, ptr)?;
+            let re = match r {
+                None => None,
+                Some(r) => Some(regex_automata::meta::Regex::new(&format!("^(?:{r})$")).map_err(|e| FormatError::too_complex(format!("property name check at {}: {e}", pointer_display(ptr)), "regex build"))?),
+            };
+            self.name_cache.insert(key.clone(), re);
+        }
+        Ok(match &self.name_cache[&key] {
+            None => false,
+            Some(re) => re.is_match(serde_json::to_string(name).unwrap().as_str()),
+        })
+    }
+
+    fn gen_object(&mut self, m: &Map<String, Value>, ptr: &str) -> R {
+        let w = self.ws.clone();
+        let props = match m.get("properties") {
+            None => Map::new(),
+            Some(Value::Object(p)) => p.clone(),
+            Some(_) => return Err(FormatError::schema(&join_ptr(ptr, "properties"), "`properties` must be an object")),
+        };
+        let required: Vec<String> = match m.get("required") {
+            None => vec![],
+            Some(Value::Array(r)) => r.iter().map(|v| v.as_str().map(String::from).ok_or_else(|| FormatError::schema(&join_ptr(ptr, "required"), "`required` must be an array of strings"))).collect::<Result<_, _>>()?,
+            Some(_) => return Err(FormatError::schema(&join_ptr(ptr, "required"), "`required` must be an array of strings")),
+        };
+        let pattern_props: Vec<(String, Value)> = match m.get("patternProperties") {
+            None => vec![],
+            Some(Value::Object(p)) => p.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            Some(_) => return Err(FormatError::schema(&join_ptr(ptr, "patternProperties"), "`patternProperties` must be an object")),
+        };
+        let addl = m.get("additionalProperties").cloned().unwrap_or(Value::Bool(true));
+        // Members: declared properties in order, then required-but-undeclared ones.
+        let mut members: Vec<(String, Value, String)> = props.iter().map(|(k, v)| (k.clone(), v.clone(), join_ptr(&join_ptr(ptr, "properties"), k))).collect();
+        for r in &required {
+            if !props.contains_key(r) {
+                members.push((r.clone(), Value::Bool(true), join_ptr(ptr, "required")));
+            }
+        }
+        let mut out: Vec<(String, bool)> = Vec::new();
+        for (name, schema, sptr) in members {
+            let is_req = required.contains(&name);
+            let mut schema = schema;
+            let mut matched_pattern = false;
+            for (pat, ps) in &pattern_props {
+                let pp = join_ptr(&join_ptr(ptr, "patternProperties"), pat);
+                let rust = pattern::ecma_to_rust(pat).map_err(|e| FormatError::unsupported("patternProperties", &pp, e))?;
+                let re = regex_automata::meta::Regex::new(&rust).map_err(|e| FormatError::InvalidRegex { message: format!("patternProperties at {}: {e}", pointer_display(&pp)), position: None })?;
+                if re.is_match(&name) {
+                    matched_pattern = true;
+                    schema = self.merge(&schema, ps, &pp, 0, false)?;
+                }
+            }
+            if !props.contains_key(&name) && !matched_pattern {
+                schema = self.merge(&schema, &addl, &join_ptr(ptr, "additionalProperties"), 0, false)?;
+            }
+            if let Some(pn) = m.get("propertyNames") {
+                if !self.name_ok(&pn.clone(), &join_ptr(ptr, "propertyNames"), &name)? {
+                    schema = Value::Bool(false);
+                }
+            }
+            match self.lower(&schema, &sptr)? {
+                Some(v) => {
+                    let key = regex_syntax::escape(&serde_json::to_string(&name).unwrap());
+                    out.push((format!("{key}{w}:{w}{v}"), is_req));
+                }
+                None if is_req => return Ok(None),
+                None => {}
+            }
+        }
+        let nreq = out.iter().filter(|x| x.1).count() as u64;
+        let minp = self.get_count(m, "minProperties", ptr)?.unwrap_or(0);
+        let maxp = self.get_count(m, "maxProperties", ptr)?;
+        let sep = format!("{w},{w}");
+        let n = out.len() as u64;
+        if minp > n || maxp.is_some_and(|x| x < nreq || x < minp) {
+            return Ok(None);
+        }
+        let body = if minp <= nreq && maxp.is_none_or(|x| x >= n) {
+            let mut acc: Option<String> = None;
+            let mut empty_ok = true;
+            for (mr, req) in &out {
+                acc = Some(match (acc.take(), empty_ok, req) {
+                    (Some(a), true, true) => format!("(?:{a}{sep})?{mr}"),
+                    (Some(a), false, true) => format!("{a}{sep}{mr}"),
+                    (Some(a), true, false) => format!("(?:{a}(?:{sep}{mr})?|{mr})"),
+                    (Some(a), false, false) => format!("{a}(?:{sep}{mr})?"),
+                    (None, _, _) => mr.clone(),
+                });
+                if *req {
+                    empty_ok = false;
+                }
+                self.check_len(acc.as_ref().unwrap())?;
+            }
+            match acc {
+                None => String::new(),
+                Some(a) if empty_ok => format!("(?:{a})?"),
+                Some(a) => a,
+            }
+        } else {
+            // Counted selection: sel[c] = non-empty selections (so far) with c members.
+            let maxc = maxp.unwrap_or(n).min(n) as usize;
+            self.rep(maxc as u64, "maxProperties", ptr)?;
+            let mut sel: Vec<Option<String>> = vec![None; maxc + 1];
+            let mut empty_ok = true;
+            for (mr, req) in &out {
+                let mut next: Vec<Option<String>> = vec![None; maxc + 1];
+                for c in 1..=maxc {
+                    let mut alts = Vec::new();
+                    if !req {
+                        if let Some(s) = &sel[c] {
+                            alts.push(s.clone());
+                        }
+                    }
+                    if c >= 2 {
+                        if let Some(s) = &sel[c - 1] {
+                            alts.push(format!("{s}{sep}{mr}"));
+                        }
+                    }
+                    if c == 1 && empty_ok {
+                        alts.push(mr.clone());
+                    }
+                    next[c] = match alts.len() {
+                        0 => None,
+                        1 => alts.pop(),
+                        _ => Some(format!("(?:{})", alts.join("|"))),
+                    };
+                    if let Some(s) = &next[c] {
+                        self.check_len(s)?;
+                    }
+                }
+                if *req {
+                    empty_ok = false;
+                }
+                sel = next;
+            }
+            let mut alts: Vec<String> = (minp.max(1) as usize..=maxc).filter_map(|c| sel[c].clone()).collect();
+            let allow_empty = empty_ok && minp == 0;
+            if alts.is_empty() && !allow_empty {
+                return Ok(None);
+            }
+            let a = format!("(?:{})", alts.drain(..).collect::<Vec<_>>().join("|"));
+            if allow_empty { if a == "(?:)" { String::new() } else { format!("{a}?") } } else { a }
+        };
+        Ok(Some(format!("\\{{{w}{body}{w}\\}}")))
+    }
+}
+
+fn false_schema() -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("not".into(), Value::Object(Map::new()));
+    m
+}
+
+fn type_set(v: &Value) -> Vec<&'static str> {
+    let all = ["null", "boolean", "object", "array", "string", "number", "integer"];
+    let mut out = Vec::new();
+    let mut add = |s: &str| {
+        if let Some(t) = all.iter().find(|x| **x == s) {
+            out.push(*t);
+        }
+    };
+    match v {
+        Value::String(s) => add(s),
+        Value::Array(a) => a.iter().filter_map(|x| x.as_str()).for_each(add),
+        _ => {}
+    }
+    out
+}
+
+fn enum_values(m: &Map<String, Value>) -> Option<Vec<Value>> {
+    if let Some(c) = m.get("const") {
+        return Some(vec![c.clone()]);
+    }
+    m.get("enum").and_then(|e| e.as_array()).cloned()
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() + 0 && i + 2 <= b.len() - 1 {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+const LABEL: &str = "[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?";
+
+/// Strict regexes for the supported `format` values (ASCII only; narrower than the RFCs where
+/// that keeps them simple: no leap seconds, February ≤ 28 days, hostnames ≤ 3 labels...).
+pub fn format_regex(name: &str) -> Option<String> {
+    let date = "[1-9][0-9]{3}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)|02-(?:0[1-9]|1[0-9]|2[0-8]))";
+    let time = "(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\\.[0-9]{1,6})?(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])";
+    let h = "[0-9a-fA-F]{1,4}";
+    let octet = "(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])";
+    let pchar = "(?:[A-Za-z0-9\\-._~!$&'()*+,;=:@]|%[0-9A-Fa-f]{2})";
+    let host = format!("{LABEL}(?:\\.{LABEL}){{0,2}}");
+    let uri = format!("(?:https?|ftp)://{host}(?::[0-9]{{1,5}})?(?:/{pchar}*)*(?:\\?(?:{pchar}|[/?])*)?(?:#(?:{pchar}|[/?])*)?");
+    Some(match name {
+        "date-time" => format!("{date}T{time}"),
+        "date" => date.to_string(),
+        "time" => time.to_string(),
+        "email" => format!("[A-Za-z0-9_+-]+(?:\\.[A-Za-z0-9_+-]+)*@{LABEL}(?:\\.{LABEL}){{1,2}}"),
+        "uuid" => "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}".to_string(),
+        "uri" => uri,
+        "uri-reference" => format!("(?:{uri}|/?[A-Za-z0-9\\-._~]+(?:/[A-Za-z0-9\\-._~]+)*)"),
+        "ipv4" => format!("{octet}(?:\\.{octet}){{3}}"),
+        "ipv6" => format!(
+            "(?:(?:{h}:){{7}}{h}|(?:{h}:){{1,7}}:|(?:{h}:){{1,6}}:{h}|(?:{h}:){{1,5}}(?::{h}){{1,2}}|(?:{h}:){{1,4}}(?::{h}){{1,3}}|(?:{h}:){{1,3}}(?::{h}){{1,4}}|(?:{h}:){{1,2}}(?::{h}){{1,5}}|{h}:(?::{h}){{1,6}}|:(?:(?::{h}){{1,7}}|:))"
+        ),
+        "hostname" => host,
+        _ => return None,
+    })
+}
+
+/// The canonical serialisation the engine generates for `value`: compact, object keys in the
+/// order of the `properties` that apply to that object in `schema` (following local `$ref`,
+/// `allOf`, and the first `anyOf`/`oneOf` branch declaring all the keys); unlisted keys after,
+/// in their original order. Use it to re-serialise valid instances before checking acceptance.
+pub fn canonical_json(value: &Value, schema: Option<&Value>) -> String {
+    fn deref<'v>(root: &'v Value, s: &'v Value) -> &'v Value {
+        let mut cur = s;
+        for _ in 0..16 {
+            let Some(r) = cur.get("$ref").and_then(|r| r.as_str()) else { break };
+            let Some(frag) = r.strip_prefix('#') else { break };
+            let frag = percent_decode(frag);
+            let mut t = root;
+            let mut ok = true;
+            for tok in frag.split('/').skip(1) {
+                let tok = tok.replace("~1", "/").replace("~0", "~");
+                match t.get(tok.as_str()).or_else(|| tok.parse::<usize>().ok().and_then(|i| t.get(i))) {
+                    Some(x) => t = x,
+                    None => { ok = false; break; }
+                }
+            }
+            if !ok { break; }
+            cur = t;
+        }
+        cur
+    }
+    /// Ordered (name, subschema) pairs that apply to an object.
+    fn props<'v>(root: &'v Value, s: &'v Value, keys: &[&String], out: &mut Vec<(String, &'v Value)>, d: u32) {
+        if d > 16 { return; }
+        let s = deref(root, s);
+        let Some(m) = s.as_object() else { return };
+        if let Some(Value::Object(p)) = m.get("properties") {
+            for (k, v) in p {
+                if !out.iter().any(|(n, _)| n == k) { out.push((k.clone(), v)); }
+            }
+        }
+        if let Some(Value::Array(all)) = m.get("allOf") {
+            for b in all { props(root, b, keys, out, d + 1); }
+        }
+        for kw in ["anyOf", "oneOf"] {
+            if let Some(Value::Array(br)) = m.get(kw) {
+                let mut best = None;
+                for b in br {
+                    let mut o = Vec::new();
+                    props(root, b, keys, &mut o, d + 1);
+                    if keys.iter().all(|k| o.iter().any(|(n, _)| n == *k) || out.iter().any(|(n, _)| n == *k)) { best = Some(o); break; }
+                }
+                if let Some(o) = best { for x in o { if !out.iter().any(|(n, _)| *n == x.0) { out.push(x); } } }
+            }
+        }
+    }
+    fn items<'v>(root: &'v Value, s: &'v Value, i: usize) -> Option<&'v Value> {
+        let s = deref(root, s);
+        let m = s.as_object()?;
+        if let Some(Value::Array(p)) = m.get("prefixItems") { if i < p.len() { return Some(&p[i]); } return m.get("items"); }
+        match m.get("items") {
+            Some(Value::Array(p)) => p.get(i).or(m.get("additionalItems")),
+            Some(x) => Some(x),
+            None => m.get("allOf").and_then(|a| a.as_array()).and_then(|a| a.iter().find_map(|b| items(root, b, i))),
+        }
+    }
+    fn ser(root: &Value, v: &Value, s: Option<&Value>, out: &mut String) {
+        match v {
+            Value::Object(m) => {
+                let keys: Vec<&String> = m.keys().collect();
+                let mut ps = Vec::new();
+                if let Some(s) = s { props(root, s, &keys, &mut ps, 0); }
+                let mut order: Vec<(usize, usize, &String)> = m.keys().enumerate().map(|(i, k)| (ps.iter().position(|(n, _)| n == k).unwrap_or(usize::MAX), i, k)).collect();
+                order.sort();
+                out.push('{');
+                for (j, (pi, _, k)) in order.iter().enumerate() {
+                    if j > 0 { out.push(','); }
+                    out.push_str(&serde_json::to_string(k).unwrap());
+                    out.push(':');
+                    let sub = if *pi != usize::MAX { Some(ps[*pi].1) } else { None };
+                    ser(root, &m[*k], sub, out);
+                }
+                out.push('}');
+            }
+            Value::Array(a) => {
+                out.push('[');
+                for (j, x) in a.iter().enumerate() {
+                    if j > 0 { out.push(','); }
+                    ser(root, x, s.and_then(|s| items(root, s, j)), out);
+                }
+                out.push(']');
+            }
+            other => out.push_str(&serde_json::to_string(other).unwrap()),
+        }
+    }
+    let mut out = String::new();
+    let root = schema.cloned().unwrap_or(Value::Bool(true));
+    ser(&root, value, Some(&root), &mut out);
+    out
+}

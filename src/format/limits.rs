@@ -1,0 +1,42 @@
+//! Explicit resource limits for format compilation.
+
+/// Limits that keep every compile bounded in time and memory. A constraint that would exceed
+/// one fails with [`crate::format::FormatError::TooComplex`] naming the limit, never with an
+/// out-of-memory or a hang.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Maximum heap size of the final dense DFA, in bytes. Default 16 MiB.
+    /// Protects against state blow-up of determinisation (e.g. `(a|b)*a(a|b){20}`).
+    pub dfa_size_bytes: usize,
+    /// Maximum heap used *during* determinisation (and the Thompson NFA), in bytes.
+    /// Default 16 MiB. Protects against memory spikes before the DFA-size check can fire.
+    pub determinize_size_bytes: usize,
+    /// Maximum nesting depth of schema nodes walked (subschemas inside subschemas, merges).
+    /// Default 64. Protects the compiler's own recursion (stack) on hostile schemas.
+    pub max_schema_depth: u32,
+    /// Maximum bounded repetition count unrolled into the regex: `maxLength`, `maxItems`,
+    /// `minLength`, `minItems`, `maxProperties`. Default 1024. A larger finite bound is
+    /// rejected (replacing it by an unbounded `*` would widen the language).
+    pub max_repetition: u32,
+    /// Maximum length in bytes of a regex: user regexes, and the regex a JSON Schema is
+    /// lowered to. Default 1 MiB. Protects against exponential schema expansion
+    /// (e.g. `$ref` fan-out, nested optional members).
+    pub max_regex_len: usize,
+    /// How many times one `$ref` target may be entered recursively, and the container nesting
+    /// depth of "any JSON value" (a regex cannot recurse). Default 3. Deeper levels are simply
+    /// not generated (a narrowing, never a widening).
+    pub recursion_depth: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            dfa_size_bytes: 16 << 20,
+            determinize_size_bytes: 16 << 20,
+            max_schema_depth: 64,
+            max_repetition: 1024,
+            max_regex_len: 1 << 20,
+            recursion_depth: 3,
+        }
+    }
+}

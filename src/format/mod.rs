@@ -1,0 +1,28 @@
+//! The format compiler: turns output constraints — a regex, a choice list, "any JSON", or a
+//! JSON Schema — into one byte-level [`Automaton`] (an anchored, eagerly built dense DFA with
+//! stable state ids), so the mask module can step token bytes through it and the closure logic
+//! can read, for every state, the fewest bytes still needed to finish.
+//!
+//! Everything is lowered to a regex first (JSON Schema included: see [`json_schema`]), then
+//! determinised by `regex-automata` under explicit [`Limits`]: a constraint too big to compile
+//! fails with [`FormatError::TooComplex`] instead of exhausting memory. The lowering is allowed
+//! to *narrow* the language (e.g. only canonical compact JSON, bounded nesting) but never to
+//! widen it: an unsupported keyword is an error naming the keyword and its JSON pointer.
+
+pub mod automaton;
+pub mod choice;
+pub mod error;
+pub mod json;
+pub mod json_schema;
+pub mod limits;
+pub mod number;
+pub mod pattern;
+pub mod regex;
+
+pub use automaton::{Automaton, StateId};
+pub use choice::{choice_regex, compile_choice};
+pub use error::FormatError;
+pub use json::{any_json_regex, compile_any_json, compile_json_object, json_object_regex};
+pub use json_schema::{canonical_json, compile_schema, schema_to_regex, SchemaOptions, SchemaRegex, Whitespace};
+pub use limits::Limits;
+pub use regex::compile_regex;

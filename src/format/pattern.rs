@@ -1,0 +1,366 @@
+//! ECMA-262 (JSON Schema `pattern`) → regex over the *JSON-encoded body* of a string.
+//!
+//! JSON Schema patterns are unanchored ECMA regexes evaluated on the decoded string, while the
+//! automaton steps over the encoded JSON text. The translation:
+//! 1. rewrites ECMA-only syntax into Rust `regex` syntax with the same (or a narrower) meaning
+//!    (`\d`/`\w` are ASCII, `\s` is ECMA's exact set, `.` excludes ECMA line terminators,
+//!    literal `{`, `[` inside classes...), rejecting look-around, `\b` and back-references;
+//! 2. parses it (Unicode on) and re-emits every character as its canonical JSON encoding
+//!    (`"` → `\"`, `\` → `\\`, control characters → `\n` / `\u001f`...); only the canonical
+//!    encoding is allowed, which is a narrowing;
+//! 3. adds `CHAR*` on an unanchored side.
+
+use regex_syntax::hir::{Class, Hir, HirKind, Look};
+
+/// One JSON string character in encoded form (raw char or escape; one decoded code point).
+/// Surrogate `\u` escapes are excluded so that each match counts exactly one character.
+pub const JSON_CHAR: &str = r#"(?:[^"\\\x00-\x1F]|\\["\\/bfnrt]|\\u(?:[0-9A-Ca-c][0-9A-Fa-f]{3}|[Dd][0-7][0-9A-Fa-f]{2}|[EFef][0-9A-Fa-f]{3}))"#;
+
+const ECMA_SPACE: &str = r"\t\n\x0B\x0C\r \xA0\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}\x{202F}\x{205F}\x{3000}\x{FEFF}";
+
+/// Rewrites an ECMA regex into equivalent Rust regex syntax. Err = human message.
+pub fn ecma_to_rust(p: &str) -> Result<String, String> {
+    let c: Vec<char> = p.chars().collect();
+    let mut out = String::with_capacity(p.len() + 16);
+    let mut i = 0;
+    let mut in_class = false;
+    while i < c.len() {
+        let ch = c[i];
+        if ch == '\\' {
+            let Some(&n) = c.get(i + 1) else { return Err("pattern ends with a lone backslash".into()) };
+            i += 2;
+            match n {
+                'd' => out.push_str("[0-9]"),
+                'D' => out.push_str("[^0-9]"),
+                'w' => out.push_str("[A-Za-z0-9_]"),
+                'W' => out.push_str("[^A-Za-z0-9_]"),
+                's' => { out.push('['); out.push_str(ECMA_SPACE); out.push(']') }
+                'S' => { out.push_str("[^"); out.push_str(ECMA_SPACE); out.push(']') }
+                'b' if in_class => out.push_str(r"\x08"),
+                'b' | 'B' => return Err("word boundary assertions (\\b, \\B) are not supported in patterns".into()),
+                '1'..='9' => return Err("back-references are not supported in patterns".into()),
+                'k' => return Err("named back-references are not supported in patterns".into()),
+                '0' => out.push_str(r"\x00"),
+                'c' => {
+                    let Some(&l) = c.get(i) else { return Err("incomplete \\c escape".into()) };
+                    if !l.is_ascii_alphabetic() { return Err("invalid \\c escape".into()); }
+                    i += 1;
+                    out.push_str(&format!(r"\x{:02X}", (l as u32) % 32));
+                }
+                'u' if c.get(i) == Some(&'{') => {
+                    out.push_str(r"\u");
+                }
+                'x' | 'u' | 'n' | 'r' | 't' | 'f' | 'v' | 'p' | 'P' => { out.push('\\'); out.push(n) }
+                n if n.is_ascii_alphanumeric() => return Err(format!("unknown escape \\{n}")),
+                n if n.is_ascii() => {
+                    if regex_syntax::is_meta_character(n) { out.push('\\'); }
+                    out.push(n);
+                }
+                n => out.push(n),
+            }
+            continue;
+        }
+        if in_class {
+            match ch {
+                ']' => { in_class = false; out.push(']') }
+                '[' | '&' | '~' => { out.push('\\'); out.push(ch) }
+                '-' if c.get(i + 1) == Some(&'-') => { out.push_str(r"\-") }
+                _ => out.push(ch),
+            }
+            i += 1;
+            continue;
+        }
+        match ch {
+            '[' => {
+                if c.get(i + 1) == Some(&'^') && c.get(i + 2) == Some(&']') {
+                    out.push_str("(?s:.)");
+                    i += 3;
+                    continue;
+                }
+                if c.get(i + 1) == Some(&']') {
+                    out.push_str(r"[^\x00-\x{10FFFF}]");
+                    i += 2;
+                    continue;
+                }
+                in_class = true;
+                out.push('[');
+                i += 1;
+                if c.get(i) == Some(&'^') { out.push('^'); i += 1; }
+                continue;
+            }
+            '.' => out.push_str(r"[^\n\r\x{2028}\x{2029}]"),
+            '(' => {
+                if c.get(i + 1) == Some(&'?') {
+                    let rest: String = c[i + 2..].iter().take(2).collect();
+                    if rest.starts_with('=') || rest.starts_with('!') || rest == "<=" || rest == "<!" {
+                        return Err("look-around assertions are not supported in patterns".into());
+                    }
+                    if !(rest.starts_with(':') || rest.starts_with('<')) {
+                        return Err("unsupported group syntax in pattern".into());
+                    }
+                }
+                out.push('(');
+            }
+            '{' => {
+                // A quantifier only if it has the ECMA shape {n}, {n,}, {n,m}.
+                let mut j = i + 1;
+                let mut digits = 0;
+                while j < c.len() && c[j].is_ascii_digit() { j += 1; digits += 1; }
+                let mut ok = digits > 0;
+                if ok && c.get(j) == Some(&',') {
+                    j += 1;
+                    while j < c.len() && c[j].is_ascii_digit() { j += 1; }
+                }
+                ok = ok && c.get(j) == Some(&'}');
+                if ok {
+                    out.extend(&c[i..=j]);
+                    i = j + 1;
+                    continue;
+                }
+                out.push_str(r"\{");
+            }
+            '}' => out.push_str(r"\}"),
+            ' ' | '#' => { out.push('\\'); out.push(ch) } // literal even if someone enables (?x)
+            _ => out.push(ch),
+        }
+        i += 1;
+    }
+    if in_class {
+        return Err("unterminated character class".into());
+    }
+    Ok(out)
+}
+
+/// Parses an ECMA pattern into a HIR (Unicode mode).
+pub fn parse_ecma(p: &str) -> Result<Hir, String> {
+    let rust = ecma_to_rust(p)?;
+    regex_syntax::ParserBuilder::new()
+        .nest_limit(200)
+        .build()
+        .parse(&rust)
+        .map_err(|e| match e {
+            regex_syntax::Error::Parse(e) => e.kind().to_string(),
+            regex_syntax::Error::Translate(e) => e.kind().to_string(),
+            e => e.to_string(),
+        })
+}
+
+/// Canonical JSON encoding of one char, as a regex.
+pub fn json_char_regex(c: char) -> String {
+    match c {
+        '"' => r#"\\""#.to_string(),
+        '\\' => r"\\\\".to_string(),
+        '\u{8}' => r"\\b".into(),
+        '\t' => r"\\t".into(),
+        '\n' => r"\\n".into(),
+        '\u{c}' => r"\\f".into(),
+        '\r' => r"\\r".into(),
+        c if (c as u32) < 0x20 => format!(r"\\u00{:02x}", c as u32),
+        c => regex_syntax::escape(c.encode_utf8(&mut [0; 4])),
+    }
+}
+
+fn class_regex(ranges: &[(char, char)]) -> String {
+    let mut safe = String::new();
+    let mut specials: Vec<String> = Vec::new();
+    let push_range = |safe: &mut String, a: u32, b: u32| {
+        if a > b { return; }
+        if a == b { safe.push_str(&format!(r"\x{{{a:X}}}")) } else { safe.push_str(&format!(r"\x{{{a:X}}}-\x{{{b:X}}}")) }
+    };
+    for &(lo, hi) in ranges {
+        let (lo, hi) = (lo as u32, hi as u32);
+        // specials inside [lo, hi]
+        for sp in (0u32..0x20).chain([0x22u32, 0x5C]) {
+            if sp >= lo && sp <= hi {
+                specials.push(json_char_regex(char::from_u32(sp).unwrap()));
+            }
+        }
+        // safe parts: [lo,hi] minus [0,0x1F], 0x22, 0x5C
+        let mut start = lo.max(0x20);
+        for cut in [0x22u32, 0x5C] {
+            if start > hi { break; }
+            if cut >= start && cut <= hi {
+                if cut > start { push_range(&mut safe, start, cut - 1); }
+                start = cut + 1;
+            }
+        }
+        if start <= hi { push_range(&mut safe, start, hi); }
+    }
+    let mut alts = Vec::new();
+    if !safe.is_empty() { alts.push(format!("[{safe}]")); }
+    alts.extend(specials);
+    match alts.len() {
+        0 => r"[^\x00-\x{10FFFF}]".to_string(),
+        1 => alts.pop().unwrap(),
+        _ => format!("(?:{})", alts.join("|")),
+    }
+}
+
+/// Emits the encoded-body regex for a HIR. Err = message.
+pub fn emit_body(h: &Hir, out: &mut String) -> Result<(), String> {
+    match h.kind() {
+        HirKind::Empty => {}
+        HirKind::Literal(l) => {
+            let s = std::str::from_utf8(&l.0).map_err(|_| "pattern matches invalid UTF-8".to_string())?;
+            for c in s.chars() { out.push_str(&json_char_regex(c)); }
+        }
+        HirKind::Class(Class::Unicode(c)) => {
+            let r: Vec<(char, char)> = c.ranges().iter().map(|r| (r.start(), r.end())).collect();
+            out.push_str(&class_regex(&r));
+        }
+        HirKind::Class(Class::Bytes(_)) => return Err("byte classes are not supported in patterns".into()),
+        HirKind::Look(_) => return Err("anchors or assertions inside a pattern (other than a leading ^ and trailing $) are not supported".into()),
+        HirKind::Repetition(r) => {
+            out.push_str("(?:");
+            emit_body(&r.sub, out)?;
+            out.push(')');
+            match r.max {
+                Some(m) if m == r.min => out.push_str(&format!("{{{}}}", r.min)),
+                Some(m) => out.push_str(&format!("{{{},{}}}", r.min, m)),
+                None => out.push_str(&format!("{{{},}}", r.min)),
+            }
+        }
+        HirKind::Capture(c) => {
+            out.push_str("(?:");
+            emit_body(&c.sub, out)?;
+            out.push(')');
+        }
+        HirKind::Concat(v) => {
+            for x in v { emit_body(x, out)?; }
+        }
+        HirKind::Alternation(v) => {
+            out.push_str("(?:");
+            for (i, x) in v.iter().enumerate() {
+                if i > 0 { out.push('|'); }
+                emit_body(x, out)?;
+            }
+            out.push(')');
+        }
+    }
+    Ok(())
+}
+
+/// A top-level branch of a pattern: whether it is anchored at start/end, and its core.
+pub struct Branch {
+    pub start: bool,
+    pub end: bool,
+    pub core: Hir,
+}
+
+fn is_start(h: &Hir) -> bool { matches!(h.kind(), HirKind::Look(Look::Start)) }
+fn is_end(h: &Hir) -> bool { matches!(h.kind(), HirKind::Look(Look::End)) }
+
+pub fn branches(h: &Hir) -> Vec<Branch> {
+    match h.kind() {
+        HirKind::Capture(c) => branches(&c.sub),
+        HirKind::Alternation(v) => v.iter().flat_map(branches).collect(),
+        HirKind::Concat(v) => {
+            let mut s = 0;
+            let mut e = v.len();
+            while s < e && is_start(&v[s]) { s += 1; }
+            while e > s && is_end(&v[e - 1]) { e -= 1; }
+            let core = Hir::concat(v[s..e].to_vec());
+            // `^(a|b)$`: push anchors into the inner alternation.
+            if let HirKind::Capture(c) = core.kind() {
+                if matches!(c.sub.kind(), HirKind::Alternation(_)) {
+                    return branches(&c.sub).into_iter().map(|b| Branch { start: b.start || s > 0, end: b.end || e < v.len(), core: b.core }).collect();
+                }
+            }
+            vec![Branch { start: s > 0, end: e < v.len(), core }]
+        }
+        _ if is_start(h) => vec![Branch { start: true, end: false, core: Hir::empty() }],
+        _ if is_end(h) => vec![Branch { start: false, end: true, core: Hir::empty() }],
+        _ => vec![Branch { start: false, end: false, core: h.clone() }],
+    }
+}
+
+/// Full encoded-body regex (without the quotes) for an unanchored ECMA pattern.
+pub fn pattern_body(p: &str) -> Result<String, String> {
+    let h = parse_ecma(p)?;
+    let mut alts = Vec::new();
+    for b in branches(&h) {
+        let mut s = String::new();
+        if !b.start { s.push_str(JSON_CHAR); s.push('*'); }
+        emit_body(&b.core, &mut s)?;
+        if !b.end { s.push_str(JSON_CHAR); s.push('*'); }
+        alts.push(s);
+    }
+    Ok(if alts.len() == 1 { alts.pop().unwrap() } else { format!("(?:{})", alts.join("|")) })
+}
+
+/// If the pattern is a single branch whose core is one character class repeated
+/// `{min,max}` times, returns (class body regex, min, max, anchored both sides).
+pub fn single_class_repetition(p: &str) -> Option<(String, u32, Option<u32>, bool, bool)> {
+    let h = parse_ecma(p).ok()?;
+    let mut bs = branches(&h);
+    if bs.len() != 1 { return None; }
+    let b = bs.pop().unwrap();
+    let mut core = &b.core;
+    while let HirKind::Capture(c) = core.kind() { core = &c.sub; }
+    let (cls, min, max) = match core.kind() {
+        HirKind::Class(Class::Unicode(c)) => (c, 1, Some(1)),
+        HirKind::Repetition(r) => match r.sub.kind() {
+            HirKind::Class(Class::Unicode(c)) => (c, r.min, r.max),
+            _ => return None,
+        },
+        _ => return None,
+    };
+    let ranges: Vec<(char, char)> = cls.ranges().iter().map(|r| (r.start(), r.end())).collect();
+    Some((class_regex(&ranges), min, max, b.start, b.end))
+}
+
+/// Bounds (in chars) of the strings a pattern's core can match, when cheaply known:
+/// (min chars lower bound, max chars upper bound), fully anchored single branch only.
+pub fn anchored_char_len_bounds(p: &str) -> Option<(usize, Option<usize>)> {
+    let h = parse_ecma(p).ok()?;
+    let bs = branches(&h);
+    if bs.iter().any(|b| !b.start || !b.end) { return None; }
+    let mut lo = usize::MAX;
+    let mut hi = Some(0usize);
+    for b in &bs {
+        let pr = b.core.properties();
+        lo = lo.min(pr.minimum_len().unwrap_or(0).div_ceil(4));
+        hi = match (hi, pr.maximum_len()) { (Some(a), Some(m)) => Some(a.max(m)), _ => None };
+    }
+    Some((lo, hi))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn matches(p: &str, s: &str) -> bool {
+        let body = pattern_body(p).unwrap();
+        let re = regex_automata::meta::Regex::new(&format!("^\"(?:{body})\"$")).unwrap();
+        re.is_match(serde_json::to_string(s).unwrap().as_str())
+    }
+
+    #[test]
+    fn unanchored_and_anchored() {
+        assert!(matches("a", "xax"));
+        assert!(!matches("a", "xyz"));
+        assert!(matches("^a", "abc"));
+        assert!(!matches("^a", "ba"));
+        assert!(matches("c$", "abc"));
+        assert!(!matches("^abc$", "abcd"));
+        assert!(matches("^(a|b)$", "b"));
+        assert!(!matches("^(a|b)$", "ab"));
+        assert!(matches("^\\d+$", "123"));
+        assert!(!matches("^\\d+$", "١٢٣"));
+        assert!(matches("^[\"\\\\]+$", "\"\\"));
+        assert!(matches("^.$", "é"));
+        assert!(!matches("^.$", "\r"));
+        assert!(matches("^a{2}$", "aa"));
+        assert!(matches("^a{$", "a{"));
+        assert!(matches("^[^a]$", "\n"));
+        assert!(matches("^\\/$", "/"));
+    }
+
+    #[test]
+    fn rejects_unsupported() {
+        assert!(pattern_body("(?=a)").is_err());
+        assert!(pattern_body("(a)\\1").is_err());
+        assert!(pattern_body("\\bfoo").is_err());
+        assert!(pattern_body("a^b").is_err());
+    }
+}

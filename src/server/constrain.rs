@@ -1,0 +1,262 @@
+//! From a request's format fields to a per-choice token constraint.
+//!
+//! Accepted spellings: OpenAI's `response_format` (`json_object`, `json_schema`), and vLLM's
+//! `guided_json` / `guided_regex` / `guided_choice`. At most one may be given. `format_mode`
+//! picks `mask` (default: the output is guaranteed) or `free` (decode unconstrained, then only
+//! report whether the output complied). Compiled formats are cached by their source, so a
+//! schema used again costs nothing; masks per automaton state are cached inside the index.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::error::ApiError;
+use crate::engine::TokenConstraint;
+use crate::format::{self, Automaton, FormatError, Limits, SchemaOptions, Whitespace};
+use crate::mask::{MaskIndex, Matcher};
+use crate::vocab::{TokenTrie, Vocab};
+
+/// The format fields of a chat or completion request.
+#[derive(Deserialize, Debug, Default)]
+pub struct FormatFields {
+    pub response_format: Option<Value>,
+    pub guided_json: Option<Value>,
+    pub guided_regex: Option<String>,
+    pub guided_choice: Option<Vec<String>>,
+    pub format_mode: Option<String>,
+    pub format_options: Option<FormatOptions>,
+}
+
+#[derive(Deserialize, Debug, Default, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+pub struct FormatOptions {
+    /// Skip unsupported JSON Schema keywords (listed in the response) instead of failing.
+    #[serde(default)]
+    pub lenient: bool,
+    /// Allow up to this many whitespace bytes between JSON tokens (default 0: compact).
+    #[serde(default)]
+    pub whitespace: u8,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Mask,
+    Free,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Mask => "mask",
+            Mode::Free => "free",
+        }
+    }
+}
+
+/// A compiled format, ready to constrain or check generations.
+pub struct Format {
+    pub mode: Mode,
+    index: Arc<MaskIndex>,
+    automaton: Arc<Automaton>,
+    /// Unsupported keywords skipped in lenient mode.
+    pub ignored: Vec<String>,
+    tokenize: Tokenizer,
+}
+
+pub type Tokenizer = Arc<dyn Fn(&[u8]) -> Vec<u32> + Send + Sync>;
+
+/// What a format request compiles from; also the cache key.
+#[derive(Debug, Hash, PartialEq, Eq, Clone)]
+enum Source {
+    Regex(String),
+    Choice(Vec<String>),
+    JsonObject { whitespace: u8 },
+    JsonSchema { schema: String, lenient: bool, whitespace: u8 },
+}
+
+/// Compiled formats shared across requests, plus what compiling needs.
+pub struct Formats {
+    vocab: Arc<Vocab>,
+    trie: Arc<TokenTrie>,
+    tokenize: Tokenizer,
+    limits: Limits,
+    cache: Mutex<HashMap<Source, (Arc<MaskIndex>, Arc<Automaton>, Vec<String>)>>,
+}
+
+/// Compiled formats kept; past this the cache starts over (formats are cheap to rebuild).
+const CACHE_ENTRIES: usize = 64;
+
+impl Formats {
+    pub fn new(vocab: Vocab, tokenize: Tokenizer) -> Self {
+        let trie = Arc::new(TokenTrie::new(&vocab));
+        Formats { vocab: Arc::new(vocab), trie, tokenize, limits: Limits::default(), cache: Mutex::default() }
+    }
+
+    /// Reads the format fields; `None` when the request has no format.
+    /// Compiling can take a while for big schemas: call from a blocking task.
+    pub fn compile(&self, fields: &FormatFields) -> Result<Option<Format>, ApiError> {
+        let mode = match fields.format_mode.as_deref() {
+            None | Some("mask") => Mode::Mask,
+            Some("free") => Mode::Free,
+            Some(other) => {
+                return Err(ApiError::invalid("format_mode", format!("`format_mode` must be \"mask\" or \"free\", got {other:?}")))
+            }
+        };
+        let options = fields.format_options.unwrap_or_default();
+        let Some((param, source)) = source(fields, options)? else {
+            if fields.format_mode.is_some() || fields.format_options.is_some() {
+                return Err(ApiError::invalid("format_mode", "`format_mode` and `format_options` need a format (response_format or guided_*)"));
+            }
+            return Ok(None);
+        };
+        let cached = self.cache.lock().unwrap().get(&source).cloned();
+        let (index, automaton, ignored) = match cached {
+            Some(entry) => entry,
+            None => {
+                let (automaton, ignored) = self.build(&source).map_err(|e| format_error(param, e))?;
+                let automaton = Arc::new(automaton);
+                let index = MaskIndex::new(automaton.clone(), self.vocab.clone(), self.trie.clone())
+                    .map_err(ApiError::internal)?;
+                let entry = (Arc::new(index), automaton, ignored);
+                let mut cache = self.cache.lock().unwrap();
+                if cache.len() >= CACHE_ENTRIES {
+                    cache.clear();
+                }
+                cache.insert(source, entry.clone());
+                entry
+            }
+        };
+        Ok(Some(Format { mode, index, automaton, ignored, tokenize: self.tokenize.clone() }))
+    }
+
+    fn build(&self, source: &Source) -> Result<(Automaton, Vec<String>), FormatError> {
+        let ws = |n: u8| if n == 0 { Whitespace::Compact } else { Whitespace::Flexible { max: n } };
+        match source {
+            Source::Regex(pattern) => Ok((format::compile_regex(pattern, &self.limits)?, Vec::new())),
+            Source::Choice(choices) => Ok((format::compile_choice(choices, &self.limits)?, Vec::new())),
+            Source::JsonObject { whitespace } => Ok((format::compile_json_object(ws(*whitespace), &self.limits)?, Vec::new())),
+            Source::JsonSchema { schema, lenient, whitespace } => {
+                let schema: Value = serde_json::from_str(schema).expect("cache key is serialized JSON");
+                let options = SchemaOptions { whitespace: ws(*whitespace), lenient: *lenient };
+                format::compile_schema(&schema, &options, &self.limits)
+            }
+        }
+    }
+}
+
+/// Which field holds the format, and what it says.
+fn source(fields: &FormatFields, options: FormatOptions) -> Result<Option<(&'static str, Source)>, ApiError> {
+    let mut found: Vec<(&'static str, Source)> = Vec::new();
+    let schema_source = |param: &'static str, schema: &Value| -> Result<Source, ApiError> {
+        let schema = match schema {
+            // vLLM accepts the schema as a JSON string too.
+            Value::String(text) => serde_json::from_str(text)
+                .map_err(|e| ApiError::invalid(param, format!("the schema is not valid JSON: {e}")))?,
+            other => other.clone(),
+        };
+        if !schema.is_object() && !schema.is_boolean() {
+            return Err(ApiError::invalid(param, "a JSON Schema must be an object or a boolean"));
+        }
+        Ok(Source::JsonSchema { schema: schema.to_string(), lenient: options.lenient, whitespace: options.whitespace })
+    };
+    if let Some(rf) = &fields.response_format {
+        match rf.get("type").and_then(Value::as_str) {
+            Some("text") => {}
+            Some("json_object") => found.push(("response_format", Source::JsonObject { whitespace: options.whitespace })),
+            Some("json_schema") => {
+                let schema = rf
+                    .get("json_schema")
+                    .and_then(|j| j.get("schema"))
+                    .ok_or_else(|| ApiError::invalid("response_format.json_schema.schema", "`json_schema` needs a `schema`"))?;
+                found.push(("response_format.json_schema.schema", schema_source("response_format.json_schema.schema", schema)?));
+            }
+            _ => {
+                return Err(ApiError::invalid(
+                    "response_format.type",
+                    "`response_format.type` must be \"text\", \"json_object\" or \"json_schema\"",
+                ))
+            }
+        }
+    }
+    if let Some(schema) = &fields.guided_json {
+        found.push(("guided_json", schema_source("guided_json", schema)?));
+    }
+    if let Some(pattern) = &fields.guided_regex {
+        found.push(("guided_regex", Source::Regex(pattern.clone())));
+    }
+    if let Some(choices) = &fields.guided_choice {
+        found.push(("guided_choice", Source::Choice(choices.clone())));
+    }
+    if found.len() > 1 {
+        let names: Vec<&str> = found.iter().map(|f| f.0).collect();
+        return Err(ApiError::invalid(found[1].0, format!("give one format, not several: {}", names.join(", "))));
+    }
+    Ok(found.pop())
+}
+
+fn format_error(param: &str, error: FormatError) -> ApiError {
+    let code = match error {
+        FormatError::UnsupportedKeyword { .. } => "unsupported_schema_keyword",
+        FormatError::TooComplex { .. } => "format_too_complex",
+        _ => "invalid_format",
+    };
+    ApiError::invalid(param, error.to_string()).with_code(code)
+}
+
+impl Format {
+    /// The fewest tokens any complete output needs (an upper bound: bytes count as tokens).
+    pub fn shortest_tokens(&self) -> u32 {
+        self.index.shortest_tokens(self.automaton.start().0)
+    }
+
+    /// A fresh constraint for one choice, or `None` in free mode.
+    pub fn constraint(&self) -> Option<Box<dyn TokenConstraint>> {
+        (self.mode == Mode::Mask).then(|| {
+            Box::new(FormatConstraint { matcher: Matcher::new(self.index.clone()), tokenize: self.tokenize.clone() })
+                as Box<dyn TokenConstraint>
+        })
+    }
+
+    /// The `format` object reported with each choice.
+    pub fn report(&self, text: &str, forced_tokens: u32) -> Value {
+        let mut report = json!({
+            "mode": self.mode.name(),
+            "compliant": self.automaton.accepts(text.as_bytes()),
+            "forced_tokens": forced_tokens,
+        });
+        if !self.ignored.is_empty() {
+            report["ignored"] = json!(self.ignored);
+        }
+        report
+    }
+}
+
+struct FormatConstraint {
+    matcher: Matcher,
+    tokenize: Tokenizer,
+}
+
+impl TokenConstraint for FormatConstraint {
+    fn mask(&mut self, logits: &mut [f32], remaining_after: u32) {
+        self.matcher.apply(logits, remaining_after);
+    }
+    fn accept(&mut self, token: u32) -> anyhow::Result<()> {
+        Ok(self.matcher.accept(token)?)
+    }
+    fn is_finished(&self) -> bool {
+        self.matcher.is_finished()
+    }
+    fn forced_tokens(&mut self) -> Vec<u32> {
+        let tokens = self.matcher.forced_tokens(|bytes| (self.tokenize)(bytes));
+        for &t in &tokens {
+            // forced_tokens returns only tokens the matcher accepts in sequence.
+            self.matcher.accept(t).expect("forced tokens are accepted");
+        }
+        tokens
+    }
+    fn is_accepting(&self) -> bool {
+        self.matcher.is_accepting()
+    }
+}

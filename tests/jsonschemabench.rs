@@ -1,0 +1,100 @@
+//! JSONSchemaBench: compile real-world schemas, accept valid / reject invalid instances.
+use conform::format::*;
+use serde_json::Value;
+use std::collections::BTreeMap;
+mod format_support;
+use std::time::{Duration, Instant};
+
+fn data_dir() -> String {
+    std::env::var("CONFORM_DATA").unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data").to_string())
+}
+
+fn reason_key(e: &FormatError) -> String {
+    match e {
+        FormatError::UnsupportedKeyword { keyword, reason, .. } => {
+            let r: String = reason.chars().take(60).collect();
+            format!("unsupported `{keyword}` {r}")
+        }
+        FormatError::TooComplex { what, .. } => {
+            let w = what.split(" at ").next().unwrap_or(what);
+            format!("too complex: {}", w.chars().take(70).collect::<String>())
+        }
+        FormatError::InvalidSchema { message, .. } => format!("invalid schema: {}", message.chars().take(70).collect::<String>()),
+        other => other.to_string().chars().take(80).collect(),
+    }
+}
+
+#[test]
+fn jsonschemabench() {
+    let dir = format!("{}/jsonschemabench", data_dir());
+    let Ok(rd) = std::fs::read_dir(&dir) else { eprintln!("SKIP: no data at {dir}"); return };
+    let mut files: Vec<_> = rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "jsonl")).collect();
+    files.sort();
+    let lenient = std::env::var("CONFORM_LENIENT").is_ok();
+    let opts = SchemaOptions { lenient, ..Default::default() };
+    let limits = Limits::default();
+    let sample: usize = std::env::var("CONFORM_BENCH_EVERY").ok().and_then(|s| s.parse().ok()).unwrap_or(2); // default: every 2nd schema (deterministic) to stay under ~2 min on 2 cores
+    let mut v_pol = 0u32;
+    let (mut total, mut compiled, mut v_ok, mut v_bad, mut i_ok, mut i_bad) = (0u32, 0u32, 0u32, 0u32, 0u32, 0u32);
+    let mut reasons: BTreeMap<String, u32> = BTreeMap::new();
+    let mut ignored: BTreeMap<String, u32> = BTreeMap::new();
+    let mut bad = Vec::new();
+    let mut rejected = Vec::new();
+    let mut slowest = (Duration::ZERO, String::new());
+    let start = Instant::now();
+    let mut per_subset: BTreeMap<String, (u32, u32)> = BTreeMap::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        for (li, line) in text.lines().enumerate() {
+            if li % sample != 0 { continue; }
+            let rec: Value = match serde_json::from_str(line) { Ok(v) => v, Err(_) => continue };
+            let id = rec["id"].as_str().unwrap_or("?").to_string();
+            let subset = rec["subset"].as_str().unwrap_or("?").to_string();
+            total += 1;
+            let schema = &rec["schema"];
+            let t0 = Instant::now();
+            let res = compile_schema(schema, &opts, &limits);
+            let dt = t0.elapsed();
+            if dt > slowest.0 { slowest = (dt, id.clone()); }
+            let e = per_subset.entry(subset).or_default();
+            e.0 += 1;
+            match res {
+                Err(err) => { *reasons.entry(reason_key(&err)).or_default() += 1; }
+                Ok((a, ign)) => {
+                    compiled += 1;
+                    e.1 += 1;
+                    for i in ign { *ignored.entry(i.split(" at ").next().unwrap().to_string()).or_default() += 1; }
+                    for t in rec["tests"].as_array().into_iter().flatten() {
+                        let canon = canonical_json(&t["data"], Some(schema));
+                        let acc = a.accepts(canon.as_bytes());
+                        match (t["valid"].as_bool().unwrap_or(false), acc) {
+                            (true, true) => v_ok += 1,
+                            (true, false) if format_support::policy_reason(&t["data"], schema, &canon, &limits).is_some() => v_pol += 1,
+                            (true, false) => { v_bad += 1; rejected.push(format!("{id}: {}", canon.chars().take(200).collect::<String>())); }
+                            (false, false) => i_ok += 1,
+                            (false, true) => { i_bad += 1; bad.push(format!("{id}: {} | {}", t["description"], canon.chars().take(300).collect::<String>())); }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    println!("== JSONSchemaBench (lenient={lenient}, every {sample}th schema) ==");
+    for (s, (n, c)) in &per_subset { println!("{s:<26} {c:>5}/{n:<5} compiled"); }
+    println!("schemas: {total}, compiled: {compiled} ({:.1}%)", 100.0 * compiled as f64 / total.max(1) as f64);
+    println!("valid instances: accepted {v_ok}, policy-excluded {v_pol}, wrongly rejected {v_bad} ({:.2}% of valid)", 100.0 * v_bad as f64 / (v_ok + v_bad + v_pol).max(1) as f64);
+    println!("invalid instances: rejected {i_ok}, ACCEPTED {i_bad}");
+    println!("slowest compile: {:?} ({}); total time {:?}", slowest.0, slowest.1, start.elapsed());
+    let mut rs: Vec<_> = reasons.into_iter().collect();
+    rs.sort_by(|a, b| b.1.cmp(&a.1));
+    println!("top failure reasons:");
+    for (r, n) in rs.iter().take(30) { println!("  {n:>5}  {r}"); }
+    if lenient {
+        let mut is: Vec<_> = ignored.into_iter().collect();
+        is.sort_by(|a, b| b.1.cmp(&a.1));
+        for (r, n) in is.iter().take(20) { println!("  ignored {n:>5}  {r}"); }
+    }
+    for r in rejected.iter().take(25) { println!("valid rejected: {r}"); }
+    for b in bad.iter().take(50) { println!("INVALID ACCEPTED: {b}"); }
+    if !lenient { assert_eq!(i_bad, 0, "invalid instances accepted"); }
+}
