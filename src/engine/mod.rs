@@ -21,6 +21,8 @@ use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::token::LlamaToken;
 use tokio::sync::mpsc;
 
+use crate::vocab::Vocab;
+
 pub use sampling::SamplingParams;
 
 /// Engine settings, from the command line.
@@ -102,9 +104,8 @@ pub struct ModelInfo {
     pub bos_token: String,
     pub eos_token: String,
     pub add_bos: bool,
-    /// Exact bytes of each token's text; empty for control tokens.
-    pub token_bytes: Vec<Vec<u8>>,
-    pub eog_tokens: Vec<u32>,
+    /// Exact bytes of each token's text; end-of-generation tokens.
+    pub vocab: Arc<Vocab>,
 }
 
 /// Live counters, for `/health` and for tests that check a slot was freed.
@@ -137,13 +138,11 @@ impl Engine {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let thread_model = model.clone();
         let thread_config = config.clone();
-        let eog = info.eog_tokens.clone();
-        let token_bytes = info.token_bytes.clone();
+        let vocab = info.vocab.clone();
         let stats = Arc::new(EngineStats::default());
         let thread_stats = stats.clone();
         std::thread::Builder::new().name("engine".into()).spawn(move || {
-            let tables = worker::Tables { eog, token_bytes, stats: thread_stats };
-            worker::run(&backend, &thread_model, &thread_config, queue, ready_tx, &tables)
+            worker::run(&backend, &thread_model, &thread_config, queue, ready_tx, &vocab, &thread_stats)
         })?;
         ready_rx.recv().map_err(|_| anyhow!("engine thread died while starting"))??;
         Ok(Engine { jobs, model, info, config, stats })
@@ -172,26 +171,15 @@ fn backend() -> anyhow::Result<LlamaBackend> {
 
 fn model_info(model: &LlamaModel, id: String) -> ModelInfo {
     let vocab = model.vocab();
-    let n_vocab = vocab.n_tokens() as u32;
     let piece = |t: LlamaToken| String::from_utf8_lossy(&vocab.token_to_piece(t, true, None)).into_owned();
-    let mut token_bytes = Vec::with_capacity(n_vocab as usize);
-    let mut eog_tokens = Vec::new();
-    for t in vocab.tokens() {
-        if vocab.is_eog(t) {
-            eog_tokens.push(t.0 as u32);
-        }
-        let is_control = vocab.is_control(t) || vocab.is_eog(t);
-        token_bytes.push(if is_control { Vec::new() } else { vocab.token_to_piece(t, false, None) });
-    }
     ModelInfo {
         id,
-        n_vocab,
+        n_vocab: vocab.n_tokens() as u32,
         n_ctx_train: model.n_ctx_train(),
         chat_template: model.chat_template(None).ok().and_then(|t| t.to_string().ok()),
         bos_token: piece(vocab.bos()),
         eos_token: piece(vocab.eos()),
         add_bos: vocab.should_add_bos(),
-        token_bytes,
-        eog_tokens,
+        vocab: Arc::new(Vocab::from_llama(model)),
     }
 }

@@ -4,7 +4,6 @@ use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, Sender, TryRecvError};
-use std::sync::Arc;
 
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::context::LlamaContext;
@@ -16,13 +15,7 @@ use llama_cpp_2::token::LlamaToken;
 use super::sampling::{pipeline, LogitProcessor, Sampler};
 use super::text::TextStream;
 use super::{EngineConfig, EngineStats, Event, FinishReason, Job, Summary, TokenLogprob};
-
-/// Read-only facts about the vocabulary, and the counters the worker keeps current.
-pub(super) struct Tables {
-    pub eog: Vec<u32>,
-    pub token_bytes: Vec<Vec<u8>>,
-    pub stats: Arc<EngineStats>,
-}
+use crate::vocab::Vocab;
 
 /// One active sequence, living in KV-cache slot `slot`.
 struct Sequence {
@@ -83,7 +76,8 @@ pub(super) fn run(
     config: &EngineConfig,
     queue: Receiver<Job>,
     ready: Sender<anyhow::Result<()>>,
-    tables: &Tables,
+    vocab: &Vocab,
+    stats: &EngineStats,
 ) {
     // Each sequence gets its own full window, so one long request never starves another.
     let n_ctx = config.ctx_size * config.parallel;
@@ -112,7 +106,7 @@ pub(super) fn run(
     let mut logits = vec![0f32; n_vocab];
 
     loop {
-        tables.stats.active.store(active.len(), Ordering::Relaxed);
+        stats.active.store(active.len(), Ordering::Relaxed);
         // Admit new jobs; block only when there is nothing else to do.
         while let Some(&slot) = free_slots.last() {
             let job = if active.is_empty() {
@@ -128,7 +122,7 @@ pub(super) fn run(
                     Err(TryRecvError::Disconnected) => break,
                 }
             };
-            tables.stats.queued.fetch_sub(1, Ordering::Relaxed);
+            stats.queued.fetch_sub(1, Ordering::Relaxed);
             if job.events.is_closed() {
                 continue;
             }
@@ -144,7 +138,7 @@ pub(super) fn run(
             }
             !gone
         });
-        tables.stats.active.store(active.len(), Ordering::Relaxed);
+        stats.active.store(active.len(), Ordering::Relaxed);
         if active.is_empty() {
             continue;
         }
@@ -164,7 +158,7 @@ pub(super) fn run(
             let outcome = match active[i].logits_at.take() {
                 Some(at) => {
                     logits.copy_from_slice(&ctx.get_logits_ith(at)[..n_vocab]);
-                    step(&mut active[i], &mut logits, tables)
+                    step(&mut active[i], &mut logits, vocab)
                 }
                 None => Outcome::Continue,
             };
@@ -217,8 +211,7 @@ fn fill_batch(batch: &mut LlamaBatch, active: &mut [Sequence], capacity: usize) 
 }
 
 /// Samples the next token for a sequence whose logits are in `logits`, and reports it.
-fn step(seq: &mut Sequence, logits: &mut [f32], tables: &Tables) -> Outcome {
-    let token_bytes = &tables.token_bytes;
+fn step(seq: &mut Sequence, logits: &mut [f32], vocab: &Vocab) -> Outcome {
     if seq.generated >= seq.job.max_tokens {
         return Outcome::Finished(FinishReason::Length);
     }
@@ -234,14 +227,14 @@ fn step(seq: &mut Sequence, logits: &mut [f32], tables: &Tables) -> Outcome {
     };
     let token = sampled.token;
     seq.generated += 1;
-    if tables.eog.contains(&token) {
+    if vocab.is_eog(token) {
         return Outcome::Finished(FinishReason::Stop);
     }
     *seq.counts.entry(token).or_default() += 1;
     let logprob = sampled.logprob.map(|logprob| TokenLogprob {
-        token: token_bytes[token as usize].clone(),
+        token: vocab.token_bytes(token).to_vec(),
         logprob,
-        top: sampled.top.iter().map(|&(t, lp)| (token_bytes[t as usize].clone(), lp)).collect(),
+        top: sampled.top.iter().map(|&(t, lp)| (vocab.token_bytes(t).to_vec(), lp)).collect(),
     });
     let mut new_tokens = vec![token];
     if let Some(constraint) = seq.job.constraint.as_mut() {
@@ -258,7 +251,7 @@ fn step(seq: &mut Sequence, logits: &mut [f32], tables: &Tables) -> Outcome {
     }
     let mut first = true;
     for &t in &new_tokens {
-        let released = seq.text.push(&token_bytes[t as usize]);
+        let released = seq.text.push(vocab.token_bytes(t));
         let logprob = if first { logprob.clone() } else { None };
         first = false;
         if seq.job.events.send(Event::Token { text: released.text, logprob }).is_err() {

@@ -89,9 +89,9 @@ pub struct Formats {
 const CACHE_ENTRIES: usize = 64;
 
 impl Formats {
-    pub fn new(vocab: Vocab, tokenize: Tokenizer) -> Self {
+    pub fn new(vocab: Arc<Vocab>, tokenize: Tokenizer) -> Self {
         let trie = Arc::new(TokenTrie::new(&vocab));
-        Formats { vocab: Arc::new(vocab), trie, tokenize, limits: Limits::default(), cache: Mutex::default() }
+        Formats { vocab, trie, tokenize, limits: Limits::default(), cache: Mutex::default() }
     }
 
     /// Reads the format fields; `None` when the request has no format.

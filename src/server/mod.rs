@@ -21,7 +21,6 @@ use serde_json::{json, Value};
 
 use crate::chat_template::ChatTemplate;
 use crate::engine::Engine;
-use crate::vocab::Vocab;
 use constrain::Formats;
 pub use error::ApiError;
 
@@ -40,13 +39,11 @@ impl AppState {
             Some(source) => Some(Arc::new(ChatTemplate::new(source, &info.bos_token, &info.eos_token)?)),
             None => None,
         };
-        let tokens = info.token_bytes.iter().map(|b| (!b.is_empty()).then(|| b.clone())).collect();
-        let vocab = Vocab::from_token_bytes(tokens, info.eog_tokens.clone());
         let model = engine.model.clone();
         let tokenize = Arc::new(move |bytes: &[u8]| {
             model.vocab().tokenize(bytes, false, false).into_iter().map(|t| t.0 as u32).collect()
         });
-        let formats = Arc::new(Formats::new(vocab, tokenize));
+        let formats = Arc::new(Formats::new(info.vocab.clone(), tokenize));
         Ok(AppState { engine: Arc::new(engine), chat_template, formats, body_limit })
     }
 }

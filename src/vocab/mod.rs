@@ -1,11 +1,12 @@
 //! Token vocabulary: the exact byte string of every token id, plus the
 //! end-of-generation (EOG) token ids.
 //!
-//! The constructor [`Vocab::from_token_bytes`] is the seam with llama.cpp
-//! (`token_to_piece(special = false)`); [`Vocab::from_tokenizer_json`] (in
+//! [`Vocab::from_llama`] reads a loaded model (`token_to_piece(special = false)`);
+//! [`Vocab::from_tokenizer_json`] (in
 //! `tokenizer_json.rs`) builds the same thing from a HF `tokenizer.json` and is
 //! used by tests and tools.
 
+mod llama;
 pub mod tokenizer_json;
 pub mod trie;
 
