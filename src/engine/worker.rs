@@ -158,7 +158,11 @@ pub(super) fn run(
             let outcome = match active[i].logits_at.take() {
                 Some(at) => {
                     logits.copy_from_slice(&ctx.get_logits_ith(at)[..n_vocab]);
-                    step(&mut active[i], &mut logits, vocab)
+                    // A bug in one sequence's sampling or format code fails that request only;
+                    // the engine thread, and every other sequence, carry on.
+                    let seq = &mut active[i];
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| step(seq, &mut logits, vocab)))
+                        .unwrap_or_else(|_| Outcome::Failed("internal error while sampling".into()))
                 }
                 None => Outcome::Continue,
             };
