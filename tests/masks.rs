@@ -78,8 +78,9 @@ fn trie_matches_vocab() {
 
 // ---------------------------------------------------------- brute force
 
-/// Per token: Some(d(q')) if alive and can still accept.
-fn brute(v: &Vocab, a: &dyn ByteAutomaton, state: u32) -> Vec<Option<u32>> {
+/// Per token: Some(d(q')) if alive and can still accept, where `d` is the index's token
+/// distance (its own soundness is checked in `token_distance_is_realised_by_a_token`).
+fn brute(v: &Vocab, a: &dyn ByteAutomaton, idx: &MaskIndex, state: u32) -> Vec<Option<u32>> {
     (0..v.len() as u32)
         .map(|t| {
             let b = v.token_bytes(t);
@@ -90,8 +91,7 @@ fn brute(v: &Vocab, a: &dyn ByteAutomaton, state: u32) -> Vec<Option<u32>> {
             for &x in b {
                 s = a.next(s, x)?;
             }
-            let d = a.min_bytes_to_accept(s);
-            (d != u32::MAX).then_some(d)
+            (a.min_bytes_to_accept(s) != u32::MAX).then(|| idx.shortest_tokens(s))
         })
         .collect()
 }
@@ -132,7 +132,7 @@ fn reference_walks(l: &Loaded, pattern: &str, seed: u64, walks: usize, max_token
         for i in 0..max_tokens {
             let rem_after = max_tokens - 1 - i;
             let st = m.state();
-            let per_tok = brute(v, &*dfa, st);
+            let per_tok = brute(v, &*dfa, &idx, st);
             let sm = idx.state_mask(st);
             let mut from_mask: Vec<(u32, u32)> = sm.tokens_with_d();
             from_mask.sort_by_key(|&(d, t)| (t, d));
@@ -398,4 +398,41 @@ fn cache_is_used() {
         let b = l.vocab.token_bytes(t);
         b[0] == b'-' || b[0].is_ascii_digit()
     }));
+}
+
+/// The token distance is what makes closure a guarantee: every finite `T(q)` must be realised
+/// by a real token to a state with `T - 1` (or `q` accepting with `T = 0`), and never exceed the
+/// byte distance.
+#[test]
+fn token_distance_is_realised_by_a_token() {
+    for l in [qwen3(), llama3()] {
+        for pattern in [JSON_RE, NUMBER_RE, CHOICE_RE, TEXT_RE] {
+            let dfa = Arc::new(TableDfa::from_regex(pattern));
+            let idx = index(l, dfa.clone());
+            let mut seen = vec![dfa.start()];
+            let mut k = 0;
+            while k < seen.len() && k < 300 {
+                let q = seen[k];
+                k += 1;
+                let t = idx.shortest_tokens(q);
+                let bytes = dfa.min_bytes_to_accept(q);
+                assert!(t <= bytes, "{pattern}: T {t} > bytes {bytes}");
+                if bytes == 0 {
+                    assert_eq!(t, 0);
+                } else {
+                    let realised = (0..l.vocab.len() as u32)
+                        .filter_map(|tok| idx.step_token(q, tok))
+                        .any(|next| idx.shortest_tokens(next) + 1 == t);
+                    assert!(realised, "{pattern}: T({q}) = {t} has no token to a state with {}", t - 1);
+                }
+                for b in 0..=255u8 {
+                    if let Some(n) = dfa.next(q, b) {
+                        if !seen.contains(&n) {
+                            seen.push(n);
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

@@ -66,8 +66,9 @@ fn both_vocabularies_decode_to_exact_bytes() {
     assert_eq!(q.token_bytes(15), b"0");
 }
 
-/// The mask for `state` with budget `remaining_after`, by brute force over every token.
-fn brute_force(a: &Automaton, vocab: &Vocab, state: u32, remaining_after: u32) -> Vec<u32> {
+/// The mask for `state` with budget `remaining_after`, by brute force over every token
+/// (the budget in the index's token distance, checked on its own in tests/masks.rs).
+fn brute_force(a: &Automaton, index: &MaskIndex, vocab: &Vocab, state: u32, remaining_after: u32) -> Vec<u32> {
     (0..vocab.len() as u32)
         .filter(|&t| {
             if vocab.is_eog(t) {
@@ -84,7 +85,7 @@ fn brute_force(a: &Automaton, vocab: &Vocab, state: u32, remaining_after: u32) -
                     None => return false,
                 }
             }
-            ByteAutomaton::min_bytes_to_accept(a, s) <= remaining_after
+            ByteAutomaton::min_bytes_to_accept(a, s) != u32::MAX && index.shortest_tokens(s) <= remaining_after
         })
         .collect()
 }
@@ -99,7 +100,7 @@ fn check_walks(loaded: &Loaded, automaton: Automaton, seed: u64) {
         let mut text = Vec::new();
         while budget > 0 && !matcher.is_finished() {
             let remaining_after = budget - 1;
-            let expected = brute_force(&a, &loaded.vocab, matcher.state(), remaining_after);
+            let expected = brute_force(&a, &index, &loaded.vocab, matcher.state(), remaining_after);
             let got: Vec<u32> = matcher.allowed(remaining_after).iter().collect();
             let got_eog: Vec<u32> = if matcher.is_accepting() { loaded.vocab.eog_tokens().to_vec() } else { vec![] };
             let mut got_all: Vec<u32> = got.iter().copied().chain(got_eog).collect();

@@ -1,3 +1,4 @@
+use super::distance::TokenDistance;
 use super::{ByteAutomaton, MaskError, TokenSet};
 use crate::vocab::{TokenTrie, Vocab};
 use std::collections::HashMap;
@@ -5,8 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
-/// One group of allowed tokens that all lead to states with the same
-/// `min_bytes_to_accept` (`d`).
+/// One group of allowed tokens that all lead to states needing the same
+/// number of tokens to finish (`d`, see `distance.rs`).
 #[derive(Debug)]
 struct Level {
     d: u32,
@@ -48,8 +49,8 @@ impl StateMask {
     pub fn is_accepting(&self) -> bool {
         self.accepting
     }
-    /// `min_bytes_to_accept` of this state.
-    pub fn min_bytes_to_accept(&self) -> u32 {
+    /// Tokens this state still needs to finish.
+    pub fn tokens_to_accept(&self) -> u32 {
         self.d_state
     }
     /// Number of live text tokens (ignoring the budget).
@@ -133,6 +134,7 @@ pub struct MaskIndex {
     vocab: Arc<Vocab>,
     trie: Arc<TokenTrie>,
     cache: Mutex<HashMap<u32, Arc<StateMask>>>,
+    distance: TokenDistance,
     bytes_bound_tokens: bool,
     walks: AtomicU64,
     walk_nanos: AtomicU64,
@@ -160,6 +162,7 @@ impl MaskIndex {
             vocab,
             trie,
             cache: Mutex::new(HashMap::new()),
+            distance: TokenDistance::default(),
             bytes_bound_tokens,
             walks: AtomicU64::new(0),
             walk_nanos: AtomicU64::new(0),
@@ -185,11 +188,11 @@ impl MaskIndex {
         self.bytes_bound_tokens
     }
 
-    /// Fewest tokens needed to finish from `state` (conservative upper
-    /// bound = fewest bytes; `u32::MAX` = cannot finish), not counting the
-    /// EOG token. Use for the up-front "needs N tokens" check.
+    /// Tokens needed to finish from `state` (an upper bound realised by a real token path, see
+    /// `distance.rs`; `u32::MAX` = cannot finish), not counting the EOG token. The budget rule
+    /// and the up-front "needs N tokens" check both use it.
     pub fn shortest_tokens(&self, state: u32) -> u32 {
-        self.automaton.min_bytes_to_accept(state)
+        self.distance.get(&*self.automaton, &self.trie, state)
     }
 
     pub fn stats(&self) -> MaskStats {
@@ -231,7 +234,7 @@ impl MaskIndex {
         }
         match self.step_token(state, token) {
             Some(s) => {
-                let d = self.automaton.min_bytes_to_accept(s);
+                let d = self.shortest_tokens(s);
                 d != u32::MAX && d <= remaining_after
             }
             None => false,
@@ -309,6 +312,8 @@ impl MaskIndex {
         let mut n_live = 0usize;
         let mut last_d = u32::MAX;
         let mut last_b = 0usize;
+        // Tokens ending in the same state are frequent: look each state's distance up once.
+        let mut distances: HashMap<u32, u32> = HashMap::new();
         let mut i = 1usize;
         while i < n_nodes {
             let d = trie.depth(i);
@@ -319,7 +324,7 @@ impl MaskIndex {
                     stack[d] = s;
                     let toks = trie.tokens_at(i);
                     if !toks.is_empty() {
-                        let m = a.min_bytes_to_accept(s);
+                        let m = *distances.entry(s).or_insert_with(|| self.shortest_tokens(s));
                         if m != u32::MAX {
                             if m != last_d {
                                 last_d = m;
@@ -370,7 +375,7 @@ impl MaskIndex {
         StateMask {
             state,
             accepting,
-            d_state: a.min_bytes_to_accept(state),
+            d_state: self.shortest_tokens(state),
             levels,
             dominant,
             sets,

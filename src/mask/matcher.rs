@@ -69,6 +69,11 @@ impl Matcher {
     }
 
     /// Fewest bytes (≥ tokens) needed to finish from the current state.
+    /// Tokens still needed to complete the output (see `MaskIndex::shortest_tokens`).
+    pub fn tokens_to_accept(&self) -> u32 {
+        self.index.shortest_tokens(self.state)
+    }
+
     pub fn min_bytes_to_accept(&self) -> u32 {
         self.index.automaton().min_bytes_to_accept(self.state)
     }
@@ -143,7 +148,7 @@ impl Matcher {
             return Err(MaskError::ControlToken { token });
         }
         let next = self.index.step_token(self.state, token).ok_or(MaskError::NotAllowed { token, state: self.state })?;
-        let d = self.index.automaton().min_bytes_to_accept(next);
+        let d = self.index.shortest_tokens(next);
         if d == u32::MAX {
             return Err(MaskError::NotAllowed { token, state: self.state });
         }

@@ -8,6 +8,7 @@
 //! * [`Matcher`] — per sequence: current state, `apply` to logits, `accept`,
 //!   fast-forward (`forced_bytes` / `forced_tokens`).
 
+mod distance;
 mod index;
 mod matcher;
 mod tokenset;

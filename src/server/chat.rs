@@ -1,5 +1,5 @@
 //! `POST /v1/chat/completions`: render the model's chat template, generate, answer as one JSON
-//! object or as server-sent events.
+//! object or as server-sent events. Tool calls are parsed out of the text (see [`tools`]).
 
 use std::convert::Infallible;
 
@@ -10,28 +10,59 @@ use axum::Json;
 use futures::stream::{self, StreamExt};
 use serde_json::{json, Value};
 
-use super::error::ApiError;
 use super::constrain::Format;
+use super::error::ApiError;
 use super::generate::{collect_all, compile_format, merged, submit, token_text, Collected};
 use super::request::{parse_json, typed, ChatRequest, SamplingFields};
+use super::tools::{self, ToolChoice, ToolStream};
 use super::{check_model, new_id, unix_now, AppState, Body};
-use crate::engine::{Event, Summary, TokenLogprob};
+use crate::engine::{Event, FinishReason, Summary, TokenLogprob};
 
 pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Result<Response, ApiError> {
     let body = parse_json(&body.0)?;
     let request: ChatRequest = typed(&body)?;
     check_model(&state, &request.model)?;
-    let validated = request.validate(&typed::<SamplingFields>(&body)?, state.engine.info.n_vocab)?;
+    let mut validated = request.validate(&typed::<SamplingFields>(&body)?, state.engine.info.n_vocab)?;
     let format = compile_format(&state, &body).await?;
+    let tools = tools::read(&body, state.formats.limits())?;
+    // The tool-call opener, when this vocabulary spells it as one token.
+    let opener = match state.engine.tokenize("<tool_call>", false, true).as_slice() {
+        [t] => Some(t.0 as u32),
+        _ => None,
+    };
+    if let (Some(t), Some(ToolChoice::None)) = (opener, tools.as_ref().map(|t| &t.choice)) {
+        validated.params.logit_bias.push((t, f32::NEG_INFINITY));
+    }
+    let (tool_format, trigger) = match tools.as_ref().and_then(|t| t.call_regex.clone().map(|r| (r, &t.choice))) {
+        Some(_) if format.is_some() => {
+            return Err(ApiError::invalid("tools", "give either tools or a response format, not both"))
+        }
+        Some((regex, choice)) => {
+            let formats = state.formats.clone();
+            let compiled = tokio::task::spawn_blocking(move || formats.compile_internal_regex("tools", regex))
+                .await
+                .map_err(ApiError::internal)??;
+            // Under "auto" the constraint waits for the opener token; if this vocabulary has no
+            // single opener token, calls are only parsed, not guaranteed.
+            let trigger = if *choice == ToolChoice::Auto { opener } else { None };
+            match (choice, trigger) {
+                (ToolChoice::Auto, None) => (None, None),
+                _ => (Some(compiled), trigger),
+            }
+        }
+        None => (None, None),
+    };
+    let with_tools = tools.as_ref().is_some_and(|t| t.choice != ToolChoice::None);
     let template = state
         .chat_template
         .as_ref()
         .ok_or_else(|| ApiError::invalid("messages", "this model has no chat template; use /v1/completions"))?;
     let prompt_text = template
-        .render(&request.messages, request.tools.as_deref())
+        .render(&request.messages, tools.as_ref().map(|t| t.rendered.as_slice()))
         .map_err(|e| ApiError::invalid("messages", format!("the chat template rejected the messages: {e}")))?;
     let prompt = state.engine.tokenize(&prompt_text, false, true);
-    let receivers = submit(&state, prompt, &validated, format.as_ref())?;
+    let constraint = format.as_ref().or(tool_format.as_ref());
+    let receivers = submit(&state, prompt, &validated, constraint, trigger)?;
     let id = new_id("chatcmpl");
     let created = unix_now();
     let model = state.engine.info.id.clone();
@@ -43,7 +74,7 @@ pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Resu
         let choices: Vec<Value> = choices
             .iter()
             .enumerate()
-            .map(|(i, c)| choice_json(i, c, with_logprobs, format.as_ref()))
+            .map(|(i, c)| choice_json(i, c, with_logprobs, format.as_ref(), with_tools))
             .collect();
         return Ok(Json(json!({
             "id": id, "object": "chat.completion", "created": created, "model": model,
@@ -64,41 +95,53 @@ pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Resu
         }
         SseEvent::default().data(c.to_string())
     };
-    let opening: Vec<SseEvent> = (0..n)
-        .map(|i| chunk(json!([{"index": i, "delta": {"role": "assistant", "content": ""}, "logprobs": null, "finish_reason": null}]), None))
-        .collect();
+    let delta = |i: usize, delta: Value, logprobs: Option<Value>| {
+        json!([{"index": i, "delta": delta, "logprobs": logprobs, "finish_reason": null}])
+    };
+    let opening: Vec<SseEvent> = (0..n).map(|i| chunk(delta(i, json!({"role": "assistant", "content": ""}), None), None)).collect();
     let mut summaries: Vec<Option<Summary>> = vec![None; n];
     let mut texts = vec![String::new(); n];
-    let events = merged(receivers).filter_map(move |(i, event)| {
-        let out = match event {
+    let mut tool_streams: Vec<ToolStream> = (0..n).map(|_| ToolStream::default()).collect();
+    let events = merged(receivers).map(move |(i, event)| {
+        let mut out = Vec::new();
+        match event {
             Event::Token { text, logprob } => {
-                if text.is_empty() && logprob.is_none() {
-                    None
-                } else {
-                    texts[i].push_str(&text);
+                texts[i].push_str(&text);
+                let shown = if with_tools { tool_streams[i].push(&text) } else { text };
+                if !shown.is_empty() || logprob.is_some() {
                     let logprobs = logprob.map(|lp| json!({"content": [logprob_json(&lp)]}));
-                    Some(chunk(json!([{"index": i, "delta": {"content": text}, "logprobs": logprobs, "finish_reason": null}]), None))
+                    out.push(chunk(delta(i, json!({"content": shown}), logprobs), None));
                 }
             }
             Event::Done(summary) => {
-                let mut choice = json!({"index": i, "delta": {}, "logprobs": null, "finish_reason": summary.finish_reason});
+                let mut finish_reason = json!(summary.finish_reason);
+                if with_tools {
+                    let (rest, calls) = std::mem::take(&mut tool_streams[i]).finish();
+                    if !rest.is_empty() {
+                        out.push(chunk(delta(i, json!({"content": rest}), None), None));
+                    }
+                    if !calls.is_empty() {
+                        let indexed: Vec<Value> = calls.into_iter().enumerate().map(|(k, mut c)| { c["index"] = json!(k); c }).collect();
+                        out.push(chunk(delta(i, json!({"tool_calls": indexed}), None), None));
+                        finish_reason = json!("tool_calls");
+                    }
+                }
+                let mut choice = json!({"index": i, "delta": {}, "logprobs": null, "finish_reason": finish_reason});
                 if let Some(format) = &format {
                     choice["format"] = format.report(&texts[i], summary.forced_tokens);
                 }
-                let finish = chunk(json!([choice]), None);
+                out.push(chunk(json!([choice]), None));
                 summaries[i] = Some(summary);
-                let mut events = vec![finish];
                 if include_usage && summaries.iter().all(Option::is_some) {
-                    events.push(chunk(json!([]), Some(usage(summaries.iter().flatten()))));
+                    out.push(chunk(json!([]), Some(usage(summaries.iter().flatten()))));
                 }
-                return futures::future::ready(Some(stream::iter(events)));
             }
             Event::Error(message) => {
                 tracing::error!("generation failed mid-stream: {message}");
-                Some(SseEvent::default().data(ApiError::internal(message).body().to_string()))
+                out.push(SseEvent::default().data(ApiError::internal(message).body().to_string()));
             }
-        };
-        futures::future::ready(out.map(|e| stream::iter(vec![e])))
+        }
+        stream::iter(out)
     });
     let stream = stream::iter(opening)
         .chain(events.flatten())
@@ -107,7 +150,7 @@ pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Resu
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()).into_response())
 }
 
-fn choice_json(index: usize, c: &Collected, with_logprobs: bool, format: Option<&Format>) -> Value {
+fn choice_json(index: usize, c: &Collected, with_logprobs: bool, format: Option<&Format>, with_tools: bool) -> Value {
     let logprobs = with_logprobs.then(|| json!({"content": c.logprobs.iter().map(logprob_json).collect::<Vec<_>>()}));
     let mut choice = json!({
         "index": index,
@@ -115,6 +158,15 @@ fn choice_json(index: usize, c: &Collected, with_logprobs: bool, format: Option<
         "logprobs": logprobs,
         "finish_reason": c.summary.finish_reason,
     });
+    if with_tools {
+        let (content, calls) = tools::parse_calls(&c.text);
+        if !calls.is_empty() {
+            choice["message"] = json!({"role": "assistant", "content": content, "tool_calls": calls});
+            if c.summary.finish_reason == FinishReason::Stop {
+                choice["finish_reason"] = json!("tool_calls");
+            }
+        }
+    }
     if let Some(format) = format {
         choice["format"] = format.report(&c.text, c.summary.forced_tokens);
     }

@@ -89,6 +89,15 @@ pub struct Formats {
 const CACHE_ENTRIES: usize = 64;
 
 impl Formats {
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// A masked format from a regex the server built itself (tool calls).
+    pub fn compile_internal_regex(&self, param: &str, pattern: String) -> Result<Format, ApiError> {
+        self.compiled(param, Source::Regex(pattern), Mode::Mask)
+    }
+
     pub fn new(vocab: Arc<Vocab>, tokenize: Tokenizer) -> Self {
         let trie = Arc::new(TokenTrie::new(&vocab));
         Formats { vocab, trie, tokenize, limits: Limits::default(), cache: Mutex::default() }
@@ -111,6 +120,10 @@ impl Formats {
             }
             return Ok(None);
         };
+        self.compiled(param, source, mode).map(Some)
+    }
+
+    fn compiled(&self, param: &str, source: Source, mode: Mode) -> Result<Format, ApiError> {
         let cached = self.cache.lock().unwrap().get(&source).cloned();
         let (index, automaton, ignored) = match cached {
             Some(entry) => entry,
@@ -128,7 +141,7 @@ impl Formats {
                 entry
             }
         };
-        Ok(Some(Format { mode, index, automaton, ignored, tokenize: self.tokenize.clone() }))
+        Ok(Format { mode, index, automaton, ignored, tokenize: self.tokenize.clone() })
     }
 
     fn build(&self, source: &Source) -> Result<(Automaton, Vec<String>), FormatError> {
@@ -213,10 +226,23 @@ impl Format {
 
     /// A fresh constraint for one choice, or `None` in free mode.
     pub fn constraint(&self) -> Option<Box<dyn TokenConstraint>> {
-        (self.mode == Mode::Mask).then(|| {
-            Box::new(FormatConstraint { matcher: Matcher::new(self.index.clone()), tokenize: self.tokenize.clone() })
-                as Box<dyn TokenConstraint>
-        })
+        (self.mode == Mode::Mask).then(|| Box::new(self.constraint_always()) as Box<dyn TokenConstraint>)
+    }
+
+    /// A constraint that leaves the model free until it samples `trigger` (the first token of
+    /// every output of this format), then holds it to the format. Until then the trigger is
+    /// banned whenever the rest of the format could no longer fit the budget.
+    pub fn triggered_constraint(&self, trigger: u32) -> Box<dyn TokenConstraint> {
+        let mut after = Matcher::new(self.index.clone());
+        let needed_after_trigger = match after.accept(trigger) {
+            Ok(()) => after.tokens_to_accept(),
+            Err(_) => u32::MAX,
+        };
+        Box::new(TriggeredConstraint { trigger, needed_after_trigger, format: self.constraint_always(), active: false })
+    }
+
+    fn constraint_always(&self) -> FormatConstraint {
+        FormatConstraint { matcher: Matcher::new(self.index.clone()), tokenize: self.tokenize.clone() }
     }
 
     /// The `format` object reported with each choice.
@@ -258,5 +284,46 @@ impl TokenConstraint for FormatConstraint {
     }
     fn is_accepting(&self) -> bool {
         self.matcher.is_accepting()
+    }
+}
+
+struct TriggeredConstraint {
+    trigger: u32,
+    needed_after_trigger: u32,
+    format: FormatConstraint,
+    active: bool,
+}
+
+impl TokenConstraint for TriggeredConstraint {
+    fn mask(&mut self, logits: &mut [f32], remaining_after: u32) {
+        if self.active {
+            self.format.mask(logits, remaining_after);
+        } else if self.needed_after_trigger > remaining_after {
+            if let Some(l) = logits.get_mut(self.trigger as usize) {
+                *l = f32::NEG_INFINITY;
+            }
+        }
+    }
+    fn accept(&mut self, token: u32) -> anyhow::Result<()> {
+        if !self.active && token == self.trigger {
+            self.active = true;
+        }
+        if self.active {
+            self.format.accept(token)?;
+        }
+        Ok(())
+    }
+    fn is_finished(&self) -> bool {
+        self.active && self.format.is_finished()
+    }
+    fn forced_tokens(&mut self) -> Vec<u32> {
+        if self.active {
+            self.format.forced_tokens()
+        } else {
+            Vec::new()
+        }
+    }
+    fn is_accepting(&self) -> bool {
+        !self.active || self.format.is_accepting()
     }
 }

@@ -20,12 +20,14 @@ pub async fn compile_format(state: &AppState, body: &serde_json::Value) -> Resul
 }
 
 /// Starts `n` generations of one prompt; choice `i` uses seed `seed + i` so choices differ but
-/// the whole response stays reproducible.
+/// the whole response stays reproducible. With a `trigger` token, the format engages only once
+/// the model samples it.
 pub fn submit(
     state: &AppState,
     prompt: Vec<LlamaToken>,
     request: &Validated,
     format: Option<&Format>,
+    trigger: Option<u32>,
 ) -> Result<Vec<mpsc::UnboundedReceiver<Event>>, ApiError> {
     let ctx_size = state.engine.config.ctx_size;
     let prompt_len = prompt.len() as u32;
@@ -51,7 +53,9 @@ pub fn submit(
         Some(m) => m,
         None => room,
     };
-    if let Some(needed) = format.map(Format::shortest_tokens).filter(|&n| n > max_tokens) {
+    // A triggered format (tool calls under "auto") only engages if it still fits.
+    let upfront = if trigger.is_none() { format } else { None };
+    if let Some(needed) = upfront.map(Format::shortest_tokens).filter(|&n| n > max_tokens) {
         return Err(ApiError::invalid(
             "max_tokens",
             format!("the requested format needs at least {needed} tokens to complete, but only {max_tokens} are allowed"),
@@ -70,7 +74,11 @@ pub fn submit(
                 params,
                 max_tokens,
                 stop: request.stop.clone(),
-                constraint: format.and_then(Format::constraint),
+                constraint: match (format, trigger) {
+                    (Some(f), Some(t)) => Some(f.triggered_constraint(t)),
+                    (Some(f), None) => f.constraint(),
+                    (None, _) => None,
+                },
                 events,
             })
             .map_err(ApiError::internal)?;

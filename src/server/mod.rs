@@ -8,6 +8,7 @@ pub mod constrain;
 pub mod error;
 mod generate;
 pub mod request;
+mod tools;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

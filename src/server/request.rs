@@ -85,7 +85,6 @@ pub struct ChatRequest {
     pub messages: Vec<Value>,
     pub logprobs: Option<bool>,
     pub top_logprobs: Option<u32>,
-    pub tools: Option<Vec<Value>>,
 }
 
 #[derive(Deserialize, Debug)]
