@@ -6,4 +6,5 @@ pub mod format;
 pub mod manifest;
 pub mod mask;
 pub mod server;
+pub mod testdata;
 pub mod vocab;

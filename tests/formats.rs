@@ -2,6 +2,7 @@
 
 mod common;
 
+use conform::testdata::data_dir;
 use std::sync::OnceLock;
 
 use common::*;
@@ -12,11 +13,6 @@ fn server() -> &'static Server {
     SERVER.get_or_init(|| Server::start(&["--parallel", "4", "--ctx-size", "2048"]))
 }
 
-fn data_dir() -> std::path::PathBuf {
-    std::env::var_os("CONFORM_DATA")
-        .map(Into::into)
-        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"))
-}
 
 fn choice(resp: &Value) -> &Value {
     &resp["choices"][0]

@@ -1,11 +1,9 @@
 //! Runs the official JSON-Schema-Test-Suite (draft 2020-12) against the schema compiler.
+use conform::testdata::data_dir;
 use conform::format::*;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
-fn data_dir() -> String {
-    std::env::var("CONFORM_DATA").unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data").to_string())
-}
 
 mod format_support;
 use format_support::policy_reason;
@@ -15,7 +13,7 @@ struct Row { compiled: u32, unsupported: u32, other_err: u32, v_ok: u32, v_polic
 
 #[test]
 fn json_schema_test_suite() {
-    let dir = format!("{}/json-schema-test-suite/draft2020-12", data_dir());
+    let dir = data_dir().join("json-schema-test-suite/draft2020-12").display().to_string();
     let Ok(rd) = std::fs::read_dir(&dir) else { eprintln!("SKIP: no data at {dir}"); return };
     let mut files: Vec<_> = rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "json")).collect();
     files.sort();

@@ -1,13 +1,11 @@
 //! JSONSchemaBench: compile real-world schemas, accept valid / reject invalid instances.
+use conform::testdata::data_dir;
 use conform::format::*;
 use serde_json::Value;
 use std::collections::BTreeMap;
 mod format_support;
 use std::time::{Duration, Instant};
 
-fn data_dir() -> String {
-    std::env::var("CONFORM_DATA").unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data").to_string())
-}
 
 fn reason_key(e: &FormatError) -> String {
     match e {
@@ -26,7 +24,7 @@ fn reason_key(e: &FormatError) -> String {
 
 #[test]
 fn jsonschemabench() {
-    let dir = format!("{}/jsonschemabench", data_dir());
+    let dir = data_dir().join("jsonschemabench").display().to_string();
     let Ok(rd) = std::fs::read_dir(&dir) else { eprintln!("SKIP: no data at {dir}"); return };
     let mut files: Vec<_> = rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "jsonl")).collect();
     files.sort();

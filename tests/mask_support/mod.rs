@@ -2,6 +2,7 @@
 //! Test helpers: a `ByteAutomaton` adapter over regex-automata's dense DFA
 //! (flattened to an explicit table), vocab loaders, a greedy tokenizer.
 
+use conform::testdata::data_dir;
 use conform::mask::ByteAutomaton;
 use conform::vocab::{TokenTrie, Vocab};
 use regex_automata::dfa::{dense, Automaton, StartKind};
@@ -123,12 +124,6 @@ impl ByteAutomaton for TableDfa {
     }
 }
 
-/// The shared test data: `$CONFORM_DATA`, else `../shared/data` beside the repository.
-pub fn data_dir() -> std::path::PathBuf {
-    std::env::var_os("CONFORM_DATA")
-        .map(Into::into)
-        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"))
-}
 
 pub struct Loaded {
     pub vocab: Arc<Vocab>,
