@@ -212,8 +212,14 @@ fn main() {
 
     println!("== mask bench: {model_id} ({} ids), JSONSchemaBench every {every}th schema, {walks} walks x <= {steps} steps, seed {seed} ==", vocab.len());
     println!("schemas: {total}, compiled: {compiled}, failed to compile: {failed}");
-    for (k, n) in &failures {
+    let mut by_count: Vec<(&String, &u32)> = failures.iter().collect();
+    by_count.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    for (k, n) in by_count.iter().take(10) {
         println!("  {n:>5}  {k}");
+    }
+    if by_count.len() > 10 {
+        let rest: u32 = by_count[10..].iter().map(|(_, n)| **n).sum();
+        println!("  {rest:>5}  ({} other reasons; all in mask.json)", by_count.len() - 10);
     }
     println!("walks: {walks_done} ({walks_finished} finished, {empty_masks} empty masks); total time {elapsed:.1?}");
     println!();
