@@ -43,3 +43,8 @@ bench: bench-serve
 
 bench-serve: setup
 	$(PYTHON) bench/serve.py
+
+# Compile and per-token mask latency over JSONSchemaBench (data: $$CONFORM_DATA, default ../shared/data).
+# Table on stdout, JSON in bench/results/mask.json.
+bench-mask: deps model
+	$(CARGO) bench --bench mask

@@ -1,0 +1,182 @@
+//! Fuzz target: compile an arbitrary format spec with the default limits, then walk a
+//! `Matcher` over a small synthetic vocabulary, checking every mask against a brute-force
+//! oracle computed from the automaton.
+//!
+//! Input layout: `[mode] spec \0 script`
+//! * `mode % 3`: 0 = regex, 1 = JSON Schema (text), 2 = choice list (one alternative per line);
+//! * `spec`: bytes up to the first NUL (lossily decoded as UTF-8);
+//! * `script`: one byte per step, picking the `(byte % n_allowed)`-th allowed token.
+//!
+//! Checked: no panic; while not finished the mask is non-empty (with no budget, and with the
+//! tightest budget that can still finish); the mask is exactly the oracle's allowed set; every
+//! accepted token's bytes step the automaton to the matcher's state; forced bytes stay live;
+//! when finished (or the EOG is accepted) the automaton accepts the output.
+#![no_main]
+
+// conform's engine-free modules, compiled in place (the crate itself links llama.cpp, which
+// would need a sanitizer-instrumented C++ build). They only refer to each other via `crate::`.
+#[allow(dead_code, unused_imports)]
+#[path = "../../src/format/mod.rs"]
+mod format;
+#[allow(dead_code, unused_imports)]
+#[path = "../../src/mask/mod.rs"]
+mod mask;
+#[allow(dead_code, unused_imports)]
+#[path = "../../src/vocab/mod.rs"]
+mod vocab;
+
+use std::sync::{Arc, OnceLock};
+
+use format::{Automaton, Limits, SchemaOptions, StateId};
+use libfuzzer_sys::fuzz_target;
+use mask::{MaskIndex, Matcher};
+use vocab::{TokenTrie, Vocab};
+
+const MAX_STEPS: usize = 256;
+
+struct SmallVocab {
+    vocab: Arc<Vocab>,
+    trie: Arc<TokenTrie>,
+    eog: u32,
+}
+
+/// All 256 single bytes, multi-byte tokens (JSON punctuation, words, whole and partial UTF-8
+/// sequences), one control token and one EOG token.
+fn small_vocab() -> &'static SmallVocab {
+    static V: OnceLock<SmallVocab> = OnceLock::new();
+    V.get_or_init(|| {
+        let mut toks: Vec<Option<Vec<u8>>> = (0..=255u8).map(|b| Some(vec![b])).collect();
+        let multi: &[&[u8]] = &[
+            b"ab", b"abc", b"aa", b"aaaa", b"{\"", b"\":", b"\":\"", b"\",\"", b"\"}", b"\",", b"},{", b"[]",
+            b"{}", b"[{", b"}]", b"null", b"true", b"false", b"12", b"0.", b".5", b"-1", b"e+", b"  ", b"\n",
+            b"\\n", b"\\\"", b"\\u00", b"name", b" the", b"-0", b"00", "é".as_bytes(), "€".as_bytes(),
+            b"\xE2\x82", b"\x82\xAC", "😀".as_bytes(), b"\xF0\x9F", b"T12:", b"Z\"",
+        ];
+        for t in multi {
+            toks.push(Some(t.to_vec()));
+        }
+        toks.push(None); // control token
+        toks.push(None); // EOG
+        let eog = toks.len() as u32 - 1;
+        let vocab = Arc::new(Vocab::from_token_bytes(toks, vec![eog]));
+        let trie = Arc::new(TokenTrie::new(&vocab));
+        SmallVocab { vocab, trie, eog }
+    })
+}
+
+fn compile(mode: u8, spec: &str) -> Option<Automaton> {
+    let limits = Limits::default();
+    let r = match mode % 3 {
+        0 => format::compile_regex(spec, &limits),
+        1 => {
+            let schema: serde_json::Value = serde_json::from_str(spec).ok()?;
+            format::compile_schema(&schema, &SchemaOptions::default(), &limits).map(|(a, _)| a)
+        }
+        _ => {
+            let choices: Vec<&str> = spec.split('\n').collect();
+            format::compile_choice(&choices, &limits)
+        }
+    };
+    match r {
+        Ok(a) => Some(a),
+        Err(e) => {
+            // Errors must render (they are shown to API users as-is).
+            assert!(!e.to_string().is_empty());
+            None
+        }
+    }
+}
+
+/// The oracle: is `tok` allowed in `s` when `remaining_after` tokens may follow it?
+fn oracle(a: &Automaton, v: &Vocab, s: StateId, tok: u32, remaining_after: u32) -> bool {
+    if v.is_eog(tok) {
+        return a.is_accepting(s);
+    }
+    let bytes = v.token_bytes(tok);
+    if bytes.is_empty() {
+        return false;
+    }
+    let mut q = s;
+    for &b in bytes {
+        match a.next(q, b) {
+            Some(n) => q = n,
+            None => return false,
+        }
+    }
+    let d = a.min_bytes_to_accept(q);
+    d != u32::MAX && d <= remaining_after
+}
+
+fn check_mask(m: &mut Matcher, a: &Automaton, v: &Vocab, s: StateId, remaining_after: u32, logits: &mut [f32]) -> usize {
+    logits.fill(0.0);
+    let n = m.apply(logits, remaining_after);
+    let mut count = 0;
+    for tok in 0..v.len() as u32 {
+        let want = oracle(a, v, s, tok, remaining_after);
+        let got = logits[tok as usize].is_finite();
+        assert_eq!(got, want, "token {tok} ({:?}) in state {} with budget {remaining_after}: mask {got}, oracle {want}", String::from_utf8_lossy(v.token_bytes(tok)), s.0);
+        count += want as usize;
+    }
+    assert_eq!(n, count, "apply's count");
+    n
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&mode, rest)) = data.split_first() else { return };
+    let (spec, script) = match rest.iter().position(|&b| b == 0) {
+        Some(i) => (&rest[..i], &rest[i + 1..]),
+        None => (rest, &[][..]),
+    };
+    let spec = String::from_utf8_lossy(spec);
+    let Some(a) = compile(mode, &spec) else { return };
+    let a = Arc::new(a);
+    let sv = small_vocab();
+    let v = &sv.vocab;
+    let index = Arc::new(MaskIndex::new(a.clone(), v.clone(), sv.trie.clone()).unwrap());
+    let mut m = Matcher::new(index);
+    let mut logits = vec![0f32; v.len() + 3]; // longer than the vocab: extra ids are masked
+    let mut s = a.start();
+    let mut out: Vec<u8> = Vec::new();
+    let mut script = script.iter();
+
+    for _ in 0..MAX_STEPS {
+        assert_eq!(m.state(), s.0, "matcher state");
+        let d = a.min_bytes_to_accept(s);
+        assert_ne!(d, u32::MAX, "the walk reached a state that cannot finish");
+        if m.is_finished() {
+            assert!(a.accepts(&out), "finished but the automaton rejects {:?}", String::from_utf8_lossy(&out));
+            return;
+        }
+        // Forced bytes stay live.
+        let mut q = s;
+        for &b in &m.forced_bytes() {
+            q = a.next(q, b).expect("forced byte is dead");
+            assert_ne!(a.min_bytes_to_accept(q), u32::MAX, "forced byte leads nowhere");
+        }
+        // The tightest budget that can still finish: one single-byte token per byte.
+        let n_tight = check_mask(&mut m, &a, v, s, d.saturating_sub(1), &mut logits);
+        assert!(n_tight > 0, "empty mask at budget {} in state {} (min bytes {d})", d.saturating_sub(1), s.0);
+        for x in &logits[v.len()..] {
+            assert!(!x.is_finite(), "ids beyond the vocabulary must be masked");
+        }
+        let n = check_mask(&mut m, &a, v, s, u32::MAX, &mut logits);
+        assert!(n > 0, "empty mask while not finished in state {}", s.0);
+        let Some(&c) = script.next() else { break };
+        let pick = c as usize % n;
+        let tok = logits.iter().enumerate().filter(|(_, l)| l.is_finite()).nth(pick).map(|(i, _)| i as u32).unwrap();
+        m.accept(tok).unwrap_or_else(|e| panic!("allowed token {tok} rejected: {e}"));
+        if tok == sv.eog {
+            assert!(m.is_ended() && m.is_finished());
+            assert!(a.accepts(&out), "EOG accepted but the automaton rejects {:?}", String::from_utf8_lossy(&out));
+            assert!(m.accept(0).is_err(), "tokens after the EOG");
+            return;
+        }
+        for &b in v.token_bytes(tok) {
+            s = a.next(s, b).unwrap_or_else(|| panic!("accepted token {tok} has a dead byte {b:#x}"));
+        }
+        out.extend_from_slice(v.token_bytes(tok));
+    }
+    if a.is_accepting(s) {
+        assert!(a.accepts(&out));
+    }
+});

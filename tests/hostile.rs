@@ -1,0 +1,422 @@
+//! Hostile format inputs: catastrophic regexes, deep/self-referencing/huge schemas, bad syntax.
+//!
+//! Every case must end, within a loose wall-clock bound, in either a clear [`FormatError`] or a
+//! compiled automaton whose memory stays within the limits, and (when compiled) a first token
+//! mask over a small vocabulary must be computable. Each case runs on its own thread with a
+//! 2 MiB stack (tokio's blocking-pool default, where the server compiles formats), so a stack
+//! overflow in the compiler aborts the test binary and a hang fails the case instead of
+//! blocking the run.
+//!
+//! Two `#[ignore]`d tests state behaviour that src/ does not have yet (see their comments);
+//! run them with `cargo test --release --test hostile -- --ignored`.
+
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use conform::format::{compile_regex, compile_schema, Automaton, FormatError, Limits, SchemaOptions};
+use conform::mask::{MaskIndex, Matcher};
+use conform::vocab::{TokenTrie, Vocab};
+use serde_json::{json, Map, Value};
+
+/// Per-case wall-clock bound (loose: release builds take well under a second per case).
+const BOUND: Duration = Duration::from_secs(10);
+/// Stack of the compiling thread: tokio's `spawn_blocking` default.
+const STACK: usize = 2 << 20;
+
+type Compiled = Result<Automaton, FormatError>;
+
+/// Runs `f` on a 2 MiB-stack thread; fails the test if it runs past `BOUND` (the thread is
+/// left behind) or panics. Returns the result and the time it took.
+fn bounded(name: &str, f: impl FnOnce() -> Compiled + Send + 'static) -> (Compiled, Duration) {
+    let (tx, rx) = mpsc::channel();
+    let t0 = Instant::now();
+    std::thread::Builder::new()
+        .name(name.into())
+        .stack_size(STACK)
+        .spawn(move || {
+            let r = f();
+            let _ = tx.send((r, t0.elapsed()));
+        })
+        .unwrap();
+    match rx.recv_timeout(BOUND) {
+        Ok(r) => r,
+        Err(mpsc::RecvTimeoutError::Timeout) => panic!("{name}: still compiling after {BOUND:?}"),
+        Err(mpsc::RecvTimeoutError::Disconnected) => panic!("{name}: the compiling thread panicked"),
+    }
+}
+
+/// 256 single bytes plus a few multi-byte tokens and one EOG.
+fn small_vocab() -> (Arc<Vocab>, Arc<TokenTrie>) {
+    let mut toks: Vec<Option<Vec<u8>>> = (0..=255u8).map(|b| Some(vec![b])).collect();
+    for t in ["aa", "ab", "ba", "aaaa", "xx", "xxxx", "{\"", "\":", "\",\"", "[[", "]]", "null", "true", "\"a\"", "12", "é"] {
+        toks.push(Some(t.as_bytes().to_vec()));
+    }
+    toks.push(None); // EOG
+    let eog = toks.len() as u32 - 1;
+    let v = Arc::new(Vocab::from_token_bytes(toks, vec![eog]));
+    let trie = Arc::new(TokenTrie::new(&v));
+    (v, trie)
+}
+
+fn peak_rss_mib() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kb| kb / 1024)
+}
+
+/// What a hostile case is expected to give.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Expect {
+    /// Either a compiled automaton or a clear error.
+    Either,
+    Compiles,
+    TooComplex,
+    /// Any error other than TooComplex (invalid schema, unsupported keyword, ...).
+    Rejected,
+}
+
+/// Checks the outcome; for a compiled automaton also checks memory and a first mask.
+fn check(name: &str, outcome: Compiled, took: Duration, expect: Expect) -> Option<Automaton> {
+    let limits = Limits::default();
+    let rss = peak_rss_mib().map(|m| format!(", peak RSS {m} MiB")).unwrap_or_default();
+    match outcome {
+        Ok(a) => {
+            eprintln!("{name}: compiled in {took:.2?}: {} states, {} bytes{rss}", a.state_count(), a.memory_usage());
+            assert!(
+                matches!(expect, Expect::Either | Expect::Compiles),
+                "{name}: expected {expect:?}, but it compiled ({} states)",
+                a.state_count()
+            );
+            // The dense DFA is capped by dfa_size_bytes; `dist` adds 4 bytes per state (fewer
+            // states than DFA bytes), so twice the limit is a loose cap.
+            let cap = 2 * limits.dfa_size_bytes;
+            assert!(a.memory_usage() <= cap, "{name}: automaton uses {} bytes > {cap}", a.memory_usage());
+            let (vocab, trie) = small_vocab();
+            let a2 = Arc::new(a.clone());
+            let idx = Arc::new(MaskIndex::new(a2, vocab.clone(), trie).unwrap());
+            let mut m = Matcher::new(idx);
+            let mut logits = vec![0f32; vocab.len()];
+            let t = Instant::now();
+            let n = m.apply(&mut logits, u32::MAX);
+            let _ = m.forced_bytes();
+            assert!(n > 0, "{name}: empty first mask on a compiled automaton");
+            assert!(t.elapsed() < BOUND, "{name}: first mask took {:?}", t.elapsed());
+            Some(a)
+        }
+        Err(e) => {
+            let msg = e.to_string();
+            eprintln!("{name}: error in {took:.2?}: {msg}{rss}");
+            assert!(!msg.is_empty());
+            match expect {
+                Expect::Compiles => panic!("{name}: expected to compile, got: {msg}"),
+                Expect::TooComplex => assert!(matches!(e, FormatError::TooComplex { .. }), "{name}: expected TooComplex, got: {msg}"),
+                Expect::Rejected => assert!(!matches!(e, FormatError::TooComplex { .. }), "{name}: expected a schema/regex error, got: {msg}"),
+                Expect::Either => {}
+            }
+            None
+        }
+    }
+}
+
+fn regex_case(name: &str, pattern: String, expect: Expect) -> Option<Automaton> {
+    let (r, took) = bounded(name, move || compile_regex(&pattern, &Limits::default()));
+    check(name, r, took, expect)
+}
+
+fn schema_case(name: &str, schema: Value, expect: Expect) -> Option<Automaton> {
+    let (r, took) = bounded(name, move || {
+        let r = compile_schema(&schema, &SchemaOptions::default(), &Limits::default()).map(|(a, _)| a);
+        // Dropping a deeply nested Value recurses too: keep it on this thread.
+        drop(schema);
+        r
+    });
+    check(name, r, took, expect)
+}
+
+fn err_of(r: Compiled) -> FormatError {
+    match r {
+        Ok(a) => panic!("expected an error, compiled {} states", a.state_count()),
+        Err(e) => e,
+    }
+}
+
+// ------------------------------------------------------------------ regexes
+
+#[test]
+fn exponential_dfa_regex() {
+    regex_case("(a|b)*a(a|b){30}", "(a|b)*a(a|b){30}".into(), Expect::TooComplex);
+}
+
+#[test]
+fn nested_star_regex() {
+    let a = regex_case("(a*)*b", "(a*)*b".into(), Expect::Compiles).unwrap();
+    assert!(a.accepts(b"aaaab") && a.accepts(b"b") && !a.accepts(b"aaaa"));
+}
+
+#[test]
+fn nested_plus_regex() {
+    let a = regex_case("((a+)+)+", "((a+)+)+".into(), Expect::Compiles).unwrap();
+    assert!(a.accepts(b"a") && a.accepts(&[b'a'; 1000]) && !a.accepts(b""));
+}
+
+#[test]
+fn huge_bounded_dot_regex() {
+    regex_case(".{0,100000}", ".{0,100000}".into(), Expect::Either);
+}
+
+#[test]
+fn million_state_repetition_regex() {
+    regex_case("(x{1000}){1000}", "(x{1000}){1000}".into(), Expect::Either);
+}
+
+#[test]
+fn hundred_thousand_alternatives_regex() {
+    let alts: Vec<String> = (0..100_000).map(|i| format!("w{i}")).collect();
+    regex_case("100k alternatives", alts.join("|"), Expect::Either);
+}
+
+#[test]
+fn invalid_regex_has_position() {
+    for (pattern, at) in [("ab(c", 2usize), ("abc[", 3), ("a{2,1}", 1), ("ab)", 2), ("[z-a]", 1), (r"\p{Nope}", 0), ("a{99999999999}", 1)] {
+        let (r, took) = bounded(pattern, move || compile_regex(pattern, &Limits::default()));
+        let e = err_of(r);
+        eprintln!("{pattern}: {e} ({took:.2?})");
+        match &e {
+            FormatError::InvalidRegex { position: Some(p), .. } => {
+                assert!(*p <= pattern.len(), "{pattern}: position {p} out of range");
+                let _ = at; // the exact offset is regex-syntax's choice; it must exist and be in range
+                assert!(e.to_string().contains(&format!("at byte {p}")), "{e}");
+            }
+            other => panic!("{pattern}: expected InvalidRegex with a position, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn invalid_pattern_in_schema_is_an_error() {
+    let schema = json!({"type": "object", "properties": {"a": {"type": "string", "pattern": "ab(c"}}, "required": ["a"]});
+    let (r, _) = bounded("bad pattern", move || compile_schema(&schema, &SchemaOptions::default(), &Limits::default()).map(|(a, _)| a));
+    let e = err_of(r);
+    eprintln!("bad pattern in schema: {e}");
+    assert!(!matches!(e, FormatError::TooComplex { .. }), "{e}");
+}
+
+// ------------------------------------------------------------------ schemas
+
+fn nest(depth: usize, leaf: Value, wrap: impl Fn(Value) -> Value) -> Value {
+    let mut v = leaf;
+    for _ in 0..depth {
+        v = wrap(v);
+    }
+    v
+}
+
+#[test]
+fn deeply_nested_arrays() {
+    let s = nest(500, json!({"type": "integer"}), |v| json!({"type": "array", "items": v}));
+    schema_case("500 nested arrays", s, Expect::TooComplex);
+}
+
+#[test]
+fn deeply_nested_properties() {
+    let s = nest(500, json!({"type": "string"}), |v| json!({"type": "object", "properties": {"p": v}, "required": ["p"]}));
+    schema_case("500 nested properties", s, Expect::TooComplex);
+    let s = nest(500, json!({"type": "string"}), |v| json!({"type": "object", "properties": {"p": v}}));
+    schema_case("500 nested optional properties", s, Expect::TooComplex);
+}
+
+#[test]
+fn deeply_nested_combinators() {
+    let s = nest(500, json!({"type": "string"}), |v| json!({"anyOf": [v, {"type": "null"}]}));
+    schema_case("500 nested anyOf", s, Expect::Either);
+    let s = nest(500, json!({"type": "string"}), |v| json!({"allOf": [v]}));
+    schema_case("500 nested allOf", s, Expect::Either);
+}
+
+#[test]
+fn self_reference_without_base_case() {
+    schema_case("{$ref: #}", json!({"$ref": "#"}), Expect::Rejected);
+    let s = json!({"type": "object", "properties": {"next": {"$ref": "#"}}, "required": ["next"]});
+    schema_case("required self-reference", s, Expect::Rejected);
+    let s = json!({"$defs": {"a": {"$ref": "#/$defs/b"}, "b": {"$ref": "#/$defs/a"}}, "$ref": "#/$defs/a"});
+    schema_case("a -> b -> a", s, Expect::Rejected);
+    let s = json!({"$defs": {"a": {"$ref": "#/$defs/a"}}, "$ref": "#/$defs/a"});
+    schema_case("a -> a", s, Expect::Rejected);
+    let s = json!({"$defs": {"a": {"allOf": [{"$ref": "#/$defs/a"}]}}, "$ref": "#/$defs/a"});
+    schema_case("a -> allOf[a]", s, Expect::Either);
+}
+
+#[test]
+fn recursion_with_base_case_compiles() {
+    let s = json!({"type": "object", "properties": {"v": {"type": "integer"}, "next": {"$ref": "#"}}, "required": ["v"]});
+    let a = schema_case("linked list", s, Expect::Compiles).unwrap();
+    assert!(a.accepts(br#"{"v":1,"next":{"v":2}}"#));
+    let s = json!({
+        "$defs": {
+            "tree": {"type": "object", "properties": {"kids": {"$ref": "#/$defs/forest"}}, "required": ["kids"]},
+            "forest": {"type": "array", "items": {"$ref": "#/$defs/tree"}, "maxItems": 3}
+        },
+        "$ref": "#/$defs/tree"
+    });
+    let a = schema_case("tree <-> forest", s, Expect::Compiles).unwrap();
+    assert!(a.accepts(br#"{"kids":[{"kids":[]}]}"#));
+}
+
+#[test]
+fn ref_fan_out() {
+    // "Billion laughs": d_i = [d_{i-1}, d_{i-1}], 2^40 copies of d_0 if expanded naively.
+    let mut defs = Map::new();
+    defs.insert("d0".into(), json!({"type": "string", "maxLength": 8}));
+    for i in 1..=40 {
+        let prev = format!("#/$defs/d{}", i - 1);
+        defs.insert(format!("d{i}"), json!({"type": "array", "prefixItems": [{"$ref": prev}, {"$ref": prev}], "minItems": 2, "maxItems": 2}));
+    }
+    schema_case("$ref fan-out 2^40", json!({"$defs": defs, "$ref": "#/$defs/d40"}), Expect::TooComplex);
+}
+
+#[test]
+fn nested_bounded_repetitions() {
+    // Each level is a small regex, the product is 1000^3 string slots.
+    let s = nest(3, json!({"type": "string", "maxLength": 1000}), |v| json!({"type": "array", "items": v, "maxItems": 1000}));
+    schema_case("1000^3 nested maxItems", s, Expect::TooComplex);
+}
+
+fn many_properties(n: usize, required: bool) -> Value {
+    let mut props = Map::new();
+    for i in 0..n {
+        props.insert(format!("p{i}"), json!({"type": "integer"}));
+    }
+    let req: Vec<String> = if required { (0..n).map(|i| format!("p{i}")).collect() } else { Vec::new() };
+    json!({"type": "object", "properties": props, "required": req, "additionalProperties": false})
+}
+
+#[test]
+fn ten_thousand_required_properties() {
+    schema_case("10k required properties", many_properties(10_000, true), Expect::Either);
+}
+
+#[test]
+fn ten_thousand_optional_properties() {
+    schema_case("10k optional properties", many_properties(10_000, false), Expect::Either);
+}
+
+#[test]
+fn huge_max_length() {
+    schema_case("maxLength 1e7", json!({"type": "string", "maxLength": 10_000_000}), Expect::TooComplex);
+    schema_case("minLength 1e7", json!({"type": "string", "minLength": 10_000_000}), Expect::TooComplex);
+    schema_case("maxItems 1e7", json!({"type": "array", "maxItems": 10_000_000}), Expect::TooComplex);
+    schema_case("maxLength 2^64", json!({"type": "string", "maxLength": 18446744073709551615u64}), Expect::TooComplex);
+    schema_case("maxLength 1e300", json!({"type": "string", "maxLength": 1e300}), Expect::Either);
+    schema_case("maxLength -1", json!({"type": "string", "maxLength": -1}), Expect::Rejected);
+}
+
+#[test]
+fn hundred_thousand_enum_values() {
+    let vals: Vec<Value> = (0..100_000).map(|i| json!(format!("value-{i}"))).collect();
+    schema_case("enum 100k strings", json!({"enum": vals}), Expect::Either);
+    let vals: Vec<Value> = (0..100_000).map(|i| json!(i)).collect();
+    schema_case("enum 100k integers", json!({"type": "integer", "enum": vals}), Expect::Either);
+}
+
+#[test]
+fn huge_numeric_bounds() {
+    schema_case("integer in [-1e300, 1e300]", json!({"type": "integer", "minimum": -1e300, "maximum": 1e300}), Expect::Either);
+    schema_case("number in (0, 1e-300)", json!({"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1e-300}), Expect::Either);
+    schema_case("integer min > max", json!({"type": "integer", "minimum": 10, "maximum": 1}), Expect::Rejected);
+}
+
+#[test]
+fn unknown_keyword_names_keyword_and_pointer() {
+    let s = json!({"type": "object", "properties": {"a/b": {"type": "array", "items": {"type": "string", "frobnicate": 3}}}});
+    let (r, _) = bounded("unknown keyword", move || compile_schema(&s, &SchemaOptions::default(), &Limits::default()).map(|(a, _)| a));
+    let e = err_of(r);
+    let msg = e.to_string();
+    eprintln!("unknown keyword: {msg}");
+    match &e {
+        FormatError::UnsupportedKeyword { keyword, pointer, .. } => {
+            assert_eq!(keyword, "frobnicate");
+            assert_eq!(pointer, "#/properties/a~1b/items/frobnicate");
+        }
+        other => panic!("expected UnsupportedKeyword, got {other:?}"),
+    }
+    assert!(msg.contains("frobnicate") && msg.contains("#/properties/a~1b/items"), "{msg}");
+
+    // A keyword of some draft that is not supported: same shape.
+    let s = json!({"type": "object", "properties": {"a": {"type": "string", "not": {"const": "x"}}}});
+    let (r, _) = bounded("not", move || compile_schema(&s, &SchemaOptions::default(), &Limits::default()).map(|(a, _)| a));
+    let msg = err_of(r).to_string();
+    assert!(msg.contains("`not`") && msg.contains("#/properties/a"), "{msg}");
+
+    // Lenient mode skips it and reports it instead.
+    let s = json!({"type": "string", "frobnicate": 3});
+    let (a, ignored) = compile_schema(&s, &SchemaOptions { lenient: true, ..Default::default() }, &Limits::default()).unwrap();
+    assert!(a.accepts(br#""x""#));
+    assert!(ignored.iter().any(|i| i.contains("frobnicate")), "{ignored:?}");
+}
+
+#[test]
+fn malformed_schema_values() {
+    for (name, s) in [
+        ("type 42", json!({"type": 42})),
+        ("type unknown", json!({"type": "strnig"})),
+        ("items string", json!({"type": "array", "items": "x"})),
+        ("required object", json!({"type": "object", "required": {"a": 1}})),
+        ("enum object", json!({"enum": {"a": 1}})),
+        ("empty enum", json!({"enum": []})),
+        ("dangling ref", json!({"$ref": "#/$defs/missing"})),
+        ("remote ref", json!({"$ref": "https://example.com/s.json"})),
+        ("anyOf empty", json!({"anyOf": []})),
+        ("schema is number", json!(3)),
+        ("false", json!(false)),
+    ] {
+        schema_case(name, s, Expect::Rejected);
+    }
+}
+
+/// `d_i` = an array of `fan` references to `d_{i-1}`; `d_0` = null.
+fn fan_out(fan: usize, levels: usize) -> Value {
+    let mut defs = Map::new();
+    defs.insert("d0".into(), json!({"type": "null"}));
+    for i in 1..=levels {
+        let prev = format!("#/$defs/d{}", i - 1);
+        let items: Vec<Value> = (0..fan).map(|_| json!({"$ref": prev})).collect();
+        defs.insert(format!("d{i}"), json!({"type": "array", "prefixItems": items, "minItems": fan, "maxItems": fan}));
+    }
+    json!({"$defs": defs, "$ref": format!("#/$defs/d{levels}")})
+}
+
+#[test]
+fn ref_fan_out_wide() {
+    // 64^4 nulls: rejected by max_regex_len in about half a second.
+    schema_case("$ref fan-out 64^4", fan_out(64, 4), Expect::TooComplex);
+}
+
+/// src bug: `max_regex_len` is checked only when a node's whole regex is built, and `$ref`
+/// targets are re-lowered at every use, so a ~10 kB schema costs time and memory proportional to
+/// its full expansion before the limit fires: 200^3 takes ~15 s here (release) and builds a
+/// 40 MB string; 400^3 would take minutes and ~250 MB.
+#[test]
+#[ignore = "src bug: $ref fan-out is not bounded by max_regex_len until fully expanded"]
+fn ref_fan_out_is_cheap_to_reject() {
+    let (r, took) = bounded("$ref fan-out 200^3", || {
+        compile_schema(&fan_out(200, 3), &SchemaOptions::default(), &Limits::default()).map(|(a, _)| a)
+    });
+    assert!(matches!(r, Err(FormatError::TooComplex { .. })));
+    assert!(took < Duration::from_secs(2), "rejecting took {took:?}");
+}
+
+/// src bug: from ~400 optional properties on, the lowered regex nests more than regex-syntax's
+/// 1000 groups and the user gets `invalid regex at byte 1004: exceed the maximum number of
+/// nested parentheses/brackets` — a position in an internal regex they never wrote — instead of
+/// `TooComplex` (300 optional properties compile).
+#[test]
+#[ignore = "src bug: many optional properties give an InvalidRegex about an internal regex"]
+fn many_optional_properties_error_is_too_complex() {
+    let (r, _) = bounded("400 optional properties", || {
+        compile_schema(&many_properties(400, false), &SchemaOptions::default(), &Limits::default()).map(|(a, _)| a)
+    });
+    if let Err(e) = r {
+        assert!(matches!(e, FormatError::TooComplex { .. }), "{e}");
+    }
+}
