@@ -39,7 +39,7 @@ test: setup pydeps
 	$(CARGO) test --release
 	$(PYTHON) tests/openai_client_test.py
 
-bench: bench-serve
+bench: bench-serve bench-mask
 
 bench-serve: setup
 	$(PYTHON) bench/serve.py

@@ -27,39 +27,21 @@ use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::LlamaModel;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use conform::testdata::data_dir;
 use serde_json::{json, Value};
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default)
 }
 
-fn data_dir() -> PathBuf {
-    std::env::var_os("CONFORM_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data"))
-}
-
-/// The default model's vocabulary, built exactly as the server builds it
-/// (`engine::model_info` + `server::AppState::new`): `token_to_piece(special = false)`,
-/// control and EOG tokens have no bytes.
+/// The default model's vocabulary, exactly as the server builds it.
 fn default_vocab() -> (String, Vocab) {
     let mut backend = LlamaBackend::init().expect("llama backend");
     backend.void_logs();
     let (id, path) = conform::manifest::resolve(None).expect("default model (run `make model`)");
     let params = LlamaModelParams::default().with_vocab_only(true);
     let model = LlamaModel::load_from_file(&backend, &path, &params).expect("loading the default model");
-    let vocab = model.vocab();
-    let mut tokens = Vec::with_capacity(vocab.n_tokens() as usize);
-    let mut eog = Vec::new();
-    for t in vocab.tokens() {
-        if vocab.is_eog(t) {
-            eog.push(t.0 as u32);
-        }
-        let control = vocab.is_control(t) || vocab.is_eog(t);
-        let bytes = if control { Vec::new() } else { vocab.token_to_piece(t, false, None) };
-        tokens.push((!bytes.is_empty()).then_some(bytes));
-    }
-    (id, Vocab::from_token_bytes(tokens, eog))
+    (id, Vocab::from_llama(&model))
 }
 
 /// Nearest-rank percentile of sorted `v` (in whatever unit v is).

@@ -314,6 +314,7 @@ impl MaskIndex {
         let mut last_b = 0usize;
         // Tokens ending in the same state are frequent: look each state's distance up once.
         let mut distances: HashMap<u32, u32> = HashMap::new();
+        let mut last_end = (u32::MAX, u32::MAX);
         let mut i = 1usize;
         while i < n_nodes {
             let d = trie.depth(i);
@@ -324,7 +325,11 @@ impl MaskIndex {
                     stack[d] = s;
                     let toks = trie.tokens_at(i);
                     if !toks.is_empty() {
-                        let m = *distances.entry(s).or_insert_with(|| self.shortest_tokens(s));
+                        // Consecutive tokens in DFS order mostly end in the same state.
+                        if last_end.0 != s {
+                            last_end = (s, *distances.entry(s).or_insert_with(|| self.shortest_tokens(s)));
+                        }
+                        let m = last_end.1;
                         if m != u32::MAX {
                             if m != last_d {
                                 last_d = m;
