@@ -60,6 +60,10 @@ struct ServeArgs {
     /// Largest accepted request body, in bytes.
     #[arg(long, default_value_t = 8 * 1024 * 1024)]
     max_body_bytes: usize,
+    /// Require `Authorization: Bearer KEY` on /v1/* (repeat for several keys; also
+    /// CONFORM_API_KEY, comma-separated).
+    #[arg(long = "api-key")]
+    api_keys: Vec<String>,
     /// Exit when stdin closes (lets a test harness's server die with the harness).
     #[arg(long, hide = true)]
     exit_with_stdin: bool,
@@ -129,8 +133,16 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             std::process::exit(0);
         });
     }
+    let mut api_keys = args.api_keys.clone();
+    if let Ok(keys) = std::env::var("CONFORM_API_KEY") {
+        api_keys.extend(keys.split(',').map(str::trim).filter(|k| !k.is_empty()).map(String::from));
+    }
+    let loopback = args.host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback()) || args.host == "localhost";
+    if api_keys.is_empty() && !loopback {
+        tracing::warn!("serving on {} without an API key: anyone who can reach it can use it (--api-key)", args.host);
+    }
     let engine = args.engine.start()?;
-    let state = server::AppState::new(engine, args.max_body_bytes)?;
+    let state = server::AppState::new(engine, args.max_body_bytes, api_keys)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let addr = format!("{}:{}", args.host, args.port);

@@ -272,3 +272,21 @@ async fn the_chat_template_renders_tools_and_tool_results() {
     // than the messages alone because the tool list reached the template.
     assert!(resp["usage"]["prompt_tokens"].as_u64().unwrap() > 120, "{resp}");
 }
+
+#[tokio::test]
+async fn api_keys_guard_v1_but_not_health() {
+    static KEYED: OnceLock<Server> = OnceLock::new();
+    let keyed = KEYED.get_or_init(|| Server::start(&["--parallel", "1", "--ctx-size", "256", "--api-key", "k1", "--api-key", "k2"]));
+    let models = keyed.url("/v1/models");
+    let resp = client().get(&models).send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "invalid_api_key");
+    let wrong = client().get(&models).bearer_auth("k3").send().await.unwrap();
+    assert_eq!(wrong.status(), 401);
+    for key in ["k1", "k2"] {
+        let ok = client().get(&models).bearer_auth(key).send().await.unwrap();
+        assert_eq!(ok.status(), 200);
+    }
+    assert_eq!(client().get(keyed.url("/health")).send().await.unwrap().status(), 200);
+}

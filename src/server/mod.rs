@@ -31,10 +31,12 @@ pub struct AppState {
     pub chat_template: Option<Arc<ChatTemplate>>,
     pub formats: Arc<Formats>,
     pub body_limit: usize,
+    /// Bearer keys accepted on `/v1/*`; empty = no authentication.
+    pub api_keys: Arc<Vec<String>>,
 }
 
 impl AppState {
-    pub fn new(engine: Engine, body_limit: usize) -> anyhow::Result<Self> {
+    pub fn new(engine: Engine, body_limit: usize, api_keys: Vec<String>) -> anyhow::Result<Self> {
         let info = &engine.info;
         let chat_template = match &info.chat_template {
             Some(source) => Some(Arc::new(ChatTemplate::new(source, &info.bos_token, &info.eos_token)?)),
@@ -45,20 +47,61 @@ impl AppState {
             model.vocab().tokenize(bytes, false, false).into_iter().map(|t| t.0 as u32).collect()
         });
         let formats = Arc::new(Formats::new(info.vocab.clone(), tokenize));
-        Ok(AppState { engine: Arc::new(engine), chat_template, formats, body_limit })
+        Ok(AppState { engine: Arc::new(engine), chat_template, formats, body_limit, api_keys: Arc::new(api_keys) })
     }
 }
 
 pub fn app(state: AppState) -> Router {
-    Router::new()
+    let v1 = Router::new()
         .route("/v1/chat/completions", post(chat::chat_completions))
         .route("/v1/completions", post(completions::completions))
         .route("/v1/models", get(models))
         .route("/v1/models/{model}", get(model))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), require_api_key));
+    Router::new()
+        .merge(v1)
         .route("/health", get(health))
         .fallback(|| async { ApiError::not_found("no such route", None, "not_found") })
         .layer(DefaultBodyLimit::max(state.body_limit))
         .with_state(state)
+}
+
+/// `Authorization: Bearer <key>` on `/v1/*` when keys are configured; `/health` stays open.
+async fn require_api_key(
+    State(state): State<AppState>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Result<axum::response::Response, ApiError> {
+    if state.api_keys.is_empty() {
+        return Ok(next.run(request).await);
+    }
+    let given = request
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    // Compare against every key in full, so timing says nothing about which bytes matched.
+    let matched = state.api_keys.iter().fold(false, |any, key| any | constant_time_eq(given.as_bytes(), key.as_bytes()));
+    if matched {
+        Ok(next.run(request).await)
+    } else {
+        Err(ApiError {
+            status: axum::http::StatusCode::UNAUTHORIZED,
+            message: "missing or invalid API key (send `Authorization: Bearer <key>`)".into(),
+            kind: "invalid_request_error",
+            param: None,
+            code: Some("invalid_api_key"),
+        })
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = a.len() ^ b.len();
+    for (i, &x) in b.iter().enumerate() {
+        diff |= (x ^ a.get(i).copied().unwrap_or(0)) as usize;
+    }
+    diff == 0
 }
 
 /// The raw request body, with an over-limit body answered as a 413 in OpenAI's shape.
