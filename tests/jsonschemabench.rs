@@ -22,6 +22,37 @@ fn reason_key(e: &FormatError) -> String {
     }
 }
 
+/// Diagnostic only (`CONFORM_BENCH_STRIP_UNKNOWN=1`): drops keywords of no JSON Schema draft
+/// (vendor annotations such as `javaType`, `_format`) to measure what they alone block.
+fn strip_unknown(s: &Value) -> Value {
+    const KNOWN: &[&str] = &[
+        "title", "description", "examples", "example", "default", "$comment", "$schema", "deprecated", "readOnly",
+        "writeOnly", "contentMediaType", "contentEncoding", "$defs", "definitions", "markdownDescription", "$id", "id",
+        "type", "enum", "const", "nullable", "anyOf", "oneOf", "allOf", "$ref", "properties", "required",
+        "additionalProperties", "patternProperties", "propertyNames", "minProperties", "maxProperties",
+        "unevaluatedProperties", "unevaluatedItems", "items", "prefixItems", "additionalItems", "minItems", "maxItems",
+        "uniqueItems", "minLength", "maxLength", "pattern", "format", "minimum", "maximum", "exclusiveMinimum",
+        "exclusiveMaximum", "multipleOf", "dependentRequired", "dependentSchemas", "dependencies", "not", "if", "then",
+        "else", "contains", "minContains", "maxContains", "$dynamicRef", "$dynamicAnchor", "$recursiveRef",
+        "$recursiveAnchor", "$anchor", "$vocabulary", "extends", "disallow", "divisibleBy", "requires", "contentSchema",
+    ];
+    let Value::Object(m) = s else { return s.clone() };
+    let mut out = serde_json::Map::new();
+    for (k, v) in m {
+        if !(KNOWN.contains(&k.as_str()) || k.starts_with("x-")) { continue; }
+        let nv = match (k.as_str(), v) {
+            ("properties" | "patternProperties" | "$defs" | "definitions" | "dependentSchemas" | "dependencies", Value::Object(o)) => {
+                Value::Object(o.iter().map(|(n, x)| (n.clone(), strip_unknown(x))).collect())
+            }
+            ("items" | "additionalItems" | "additionalProperties" | "not" | "if" | "then" | "else" | "contains" | "propertyNames" | "unevaluatedItems" | "unevaluatedProperties", Value::Object(_)) => strip_unknown(v),
+            ("items" | "allOf" | "anyOf" | "oneOf" | "prefixItems", Value::Array(a)) => Value::Array(a.iter().map(strip_unknown).collect()),
+            _ => v.clone(),
+        };
+        out.insert(k.clone(), nv);
+    }
+    Value::Object(out)
+}
+
 #[test]
 fn jsonschemabench() {
     let dir = data_dir().join("jsonschemabench").display().to_string();
@@ -39,6 +70,7 @@ fn jsonschemabench() {
     let mut bad = Vec::new();
     let mut rejected = Vec::new();
     let mut slowest = (Duration::ZERO, String::new());
+    let mut times: Vec<Duration> = Vec::new();
     let start = Instant::now();
     let mut per_subset: BTreeMap<String, (u32, u32)> = BTreeMap::new();
     for f in files {
@@ -49,15 +81,26 @@ fn jsonschemabench() {
             let id = rec["id"].as_str().unwrap_or("?").to_string();
             let subset = rec["subset"].as_str().unwrap_or("?").to_string();
             total += 1;
-            let schema = &rec["schema"];
+            let stripped;
+            let schema = if std::env::var("CONFORM_BENCH_STRIP_UNKNOWN").is_ok() {
+                stripped = strip_unknown(&rec["schema"]);
+                &stripped
+            } else {
+                &rec["schema"]
+            };
             let t0 = Instant::now();
             let res = compile_schema(schema, &opts, &limits);
             let dt = t0.elapsed();
+            times.push(dt);
             if dt > slowest.0 { slowest = (dt, id.clone()); }
             let e = per_subset.entry(subset).or_default();
             e.0 += 1;
             match res {
-                Err(err) => { *reasons.entry(reason_key(&err)).or_default() += 1; }
+                Err(err) => {
+                    let key = reason_key(&err);
+                    if let Ok(show) = std::env::var("CONFORM_BENCH_SHOW") { if key.contains(&show) { println!("SHOW {id} {dt:?}: {err}"); } }
+                    *reasons.entry(key).or_default() += 1;
+                }
                 Ok((a, ign)) => {
                     compiled += 1;
                     e.1 += 1;
@@ -82,6 +125,9 @@ fn jsonschemabench() {
     println!("schemas: {total}, compiled: {compiled} ({:.1}%)", 100.0 * compiled as f64 / total.max(1) as f64);
     println!("valid instances: accepted {v_ok}, policy-excluded {v_pol}, wrongly rejected {v_bad} ({:.2}% of valid)", 100.0 * v_bad as f64 / (v_ok + v_bad + v_pol).max(1) as f64);
     println!("invalid instances: rejected {i_ok}, ACCEPTED {i_bad}");
+    times.sort();
+    let pct = |q: f64| times.get(((times.len() as f64 - 1.0) * q) as usize).copied().unwrap_or_default();
+    println!("compile time p50 {:?}, p90 {:?}, p99 {:?}", pct(0.5), pct(0.9), pct(0.99));
     println!("slowest compile: {:?} ({}); total time {:?}", slowest.0, slowest.1, start.elapsed());
     let mut rs: Vec<_> = reasons.into_iter().collect();
     rs.sort_by(|a, b| b.1.cmp(&a.1));

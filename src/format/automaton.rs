@@ -232,6 +232,11 @@ impl Automaton {
 
 pub(crate) fn syntax_error(e: &regex_syntax::Error) -> FormatError {
     match e {
+        // Nesting is a resource limit (and schemas with hundreds of optional properties hit it
+        // in the regex they lower to), not a syntax mistake.
+        regex_syntax::Error::Parse(p) if matches!(p.kind(), regex_syntax::ast::ErrorKind::NestLimitExceeded(_)) => {
+            FormatError::too_complex("the expression is nested too deeply", "regex nesting limit = 1000")
+        }
         regex_syntax::Error::Parse(p) => FormatError::InvalidRegex {
             message: p.kind().to_string(),
             position: Some(p.span().start.offset),
@@ -308,6 +313,7 @@ mod tests {
         ));
     }
 }
+
 
 /// The seam the mask module walks: state ids are the DFA's own, stable for its lifetime.
 impl crate::mask::ByteAutomaton for Automaton {

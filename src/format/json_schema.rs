@@ -14,19 +14,39 @@
 //!   their whole unit interval lies within the bounds;
 //! * `$ref` recursion is unrolled `limits.recursion_depth` times: at the limit a recursive
 //!   reference matches nothing, so only non-recursive alternatives remain (if none exist the
-//!   schema is rejected); `true` / unconstrained values nest at most that deep too.
+//!   schema is rejected); `true` / unconstrained values nest at most that deep too;
+//! * size levels: a `maxLength`/`maxItems` above `limits.max_repetition` is narrowed to it; when
+//!   the unconstrained ("any JSON") values and such narrowed strings would make the DFA too
+//!   large, the schema is lowered again with one nesting level less for any-JSON values and a
+//!   quarter of the narrowed bounds (see [`schema_to_regex`], [`compile_schema`]);
+//! * `uniqueItems: true`: only arrays of at most one item (needs `minItems` <= 1);
+//! * `dependentRequired`/`dependentSchemas`/`dependencies`: a required trigger brings its
+//!   dependency along; an optional trigger is never generated;
+//! * `oneOf` branches that are not provably disjoint but differ in `required` names (and one of
+//!   them accepts objects only): each branch never emits one property the other requires;
+//! * `pattern` with `minLength`/`maxLength`: unbounded repetitions are bounded, an unanchored
+//!   start is dropped and an unanchored end becomes a bounded tail (see
+//!   [`pattern::bounded_pattern_body`]);
+//! * `if`/`then`/`else`: `anyOf[allOf[if, then], allOf[not if, else]]`, the second branch only
+//!   when `not if` has a supported form (else only instances satisfying `if` are generated);
+//! * `not`: `not: {required}` (objects only, one name never emitted), `not: {type}`, `not` of
+//!   `anyOf` / of an `allOf` of `required`s, a `not` whose kinds cannot overlap the node's
+//!   `type` (always true); on `enum`/`const` nodes any keyword [`validate`] understands
+//!   (`not`, `if`, `contains`, dependencies...) filters the values exactly.
 //!
-//! Supported: `type` (incl. lists, OpenAI `nullable`), `enum`, `const`, `anyOf`, `oneOf` (only
-//! provably disjoint branches), `allOf` (merged), local `$ref` (`#`, `#/$defs/x`,
-//! `#/definitions/x`, pointer escapes), `properties`, `required`, `additionalProperties`,
-//! `patternProperties`/`propertyNames` (checked against declared names), `min/maxProperties`,
-//! `items`, `prefixItems`, draft-07 tuple `items` + `additionalItems`, `min/maxItems`,
-//! `uniqueItems` (only `false` or `maxItems <= 1`), `min/maxLength`, `pattern`, `format`
-//! (date-time, date, time, email, uuid, uri, uri-reference, ipv4, ipv6, hostname),
+//! Supported: `type` (incl. lists, OpenAI `nullable`), `enum`, `const`, `anyOf`, `oneOf`
+//! (provably disjoint or separable branches, above), `allOf` (merged), local `$ref` (`#`,
+//! `#/$defs/x`, `#/definitions/x`, pointer escapes), `properties`, `required`,
+//! `additionalProperties`, `patternProperties`/`propertyNames` (checked against declared names),
+//! `min/maxProperties`, `items`, `prefixItems`, draft-07 tuple `items` + `additionalItems`,
+//! `min/maxItems`, `uniqueItems`, `min/maxLength`, `pattern`, `format` (date-time, date, time,
+//! email, uuid, uri, uri-reference, ipv4, ipv6, hostname, OpenAPI byte),
 //! `minimum`/`maximum`/`exclusiveMinimum`/`exclusiveMaximum` (also draft-04 booleans),
-//! `multipleOf: 1`, boolean schemas. Annotations are ignored. Any other keyword is an
-//! [`FormatError::UnsupportedKeyword`] naming it and its pointer, unless
-//! [`SchemaOptions::lenient`] is set, in which case it is skipped and reported in `ignored`.
+//! `multipleOf: 1` (and small integer ones), dependencies, `if`/`then`/`else`, simple `not`,
+//! boolean schemas. Annotations are ignored. Any other keyword (including vendor keywords of no
+//! draft, such as `javaType` or `readonly`) is an [`FormatError::UnsupportedKeyword`] naming it
+//! and its pointer, unless [`SchemaOptions::lenient`] is set, in which case it is skipped and
+//! reported in `ignored`.
 
 use std::collections::HashMap;
 
@@ -35,6 +55,7 @@ use serde_json::{Map, Value};
 use super::json::{any_json_regex, string_regex, ws_regex};
 use super::number::{integer_regex, number_regex, Bounds};
 use super::pattern::{self, JSON_CHAR};
+use super::validate::validate;
 use super::{error::pointer_display, Automaton, FormatError, Limits};
 
 /// Whitespace the generated JSON may contain between tokens.
@@ -75,21 +96,52 @@ const SUPPORTED: &[&str] = &[
     "additionalProperties", "patternProperties", "propertyNames", "minProperties", "maxProperties",
     "unevaluatedProperties", "unevaluatedItems", "items", "prefixItems", "additionalItems",
     "minItems", "maxItems", "uniqueItems", "minLength", "maxLength", "pattern", "format", "minimum",
-    "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf",
+    "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "dependentRequired",
+    "dependentSchemas", "dependencies", "if",
 ];
 
 /// Assertion/applicator keywords of some JSON Schema draft that are not supported: always an
 /// error (or skipped and reported in lenient mode). Keywords of no draft are annotations.
 const KNOWN_UNSUPPORTED: &[&str] = &[
-    "not", "if", "then", "else", "dependentRequired", "dependentSchemas", "dependencies", "contains",
+    "not", "then", "else", "contains",
     "minContains", "maxContains", "$dynamicRef", "$dynamicAnchor", "$recursiveRef", "$recursiveAnchor",
     "$anchor", "$vocabulary", "extends", "disallow", "divisibleBy", "requires", "contentSchema",
 ];
 
+/// Keywords not lowered to regexes but supported on `enum`/`const` nodes: each value is then
+/// checked by [`validate`] and kept only when proven valid.
+const CHECKED_ON_VALUES: &[&str] = &["not", "if", "then", "else", "dependentRequired", "dependentSchemas", "dependencies", "contains"];
+
 type R = Result<Option<String>, FormatError>;
 
 /// Lowers `schema` to a regex over the whole output.
+///
+/// Unconstrained values ("any JSON") and strings whose `maxLength`/`maxItems` had to be
+/// narrowed dominate the DFA size. The schema is lowered at the most generous level that is
+/// estimated to fit half of `dfa_size_bytes` (levels: see `lower_at_level`).
 pub fn schema_to_regex(schema: &Value, options: &SchemaOptions, limits: &Limits) -> Result<SchemaRegex, FormatError> {
+    lower_fitting(schema, options, limits, 0).map(|(r, _)| r)
+}
+
+/// Lowers at the first level from `level` on whose estimated DFA size fits; returns the regex
+/// and its level, or `None` as level when no narrower level exists.
+fn lower_fitting(schema: &Value, options: &SchemaOptions, limits: &Limits, mut level: u32) -> Result<(SchemaRegex, Option<u32>), FormatError> {
+    let budget = (limits.dfa_size_bytes / 2) as u64;
+    loop {
+        let (lowered, estimated, narrowest) = lower_at_level(schema, options, limits, level);
+        if estimated > budget && !narrowest {
+            level += 1;
+            continue;
+        }
+        let next = if narrowest || estimated == 0 { None } else { Some(level + 1) };
+        return Ok((lowered?, next));
+    }
+}
+
+/// Lowers with any-JSON values nesting `recursion_depth - level` levels and bounds narrowed to
+/// `max_repetition / 4^level` (at least 16). Returns the result, the estimated DFA bytes of
+/// those parts, and whether this is the narrowest level.
+fn lower_at_level(schema: &Value, options: &SchemaOptions, limits: &Limits, level: u32) -> (Result<SchemaRegex, FormatError>, u64, bool) {
     let mut g = Gen {
         root: schema,
         opts: options,
@@ -99,22 +151,56 @@ pub fn schema_to_regex(schema: &Value, options: &SchemaOptions, limits: &Limits)
         depth: 0,
         ws: ws_regex(options.whitespace),
         name_cache: HashMap::new(),
+        any_depth: limits.recursion_depth.saturating_sub(level),
+        narrow_cap: (limits.max_repetition >> (2 * level).min(31)).max(16),
+        estimated_bytes: 0,
+        work: 0,
+        copies: 1,
     };
-    match g.lower(schema, "")? {
-        Some(regex) => {
+    let lowered = g.lower(schema, "");
+    let narrowest = g.any_depth == 0 && g.narrow_cap == 16;
+    let result = match lowered {
+        Err(e) => Err(e),
+        Ok(Some(regex)) => {
             let mut ignored = g.ignored;
             ignored.dedup();
             Ok(SchemaRegex { regex, ignored })
         }
-        None => Err(FormatError::schema("", "the schema admits no value that can be generated (unsatisfiable, or only instances beyond the recursion/number limits)")),
-    }
+        Ok(None) => Err(FormatError::schema("", "the schema admits no value that can be generated (unsatisfiable, or only instances beyond the recursion/number limits)")),
+    };
+    (result, g.estimated_bytes, narrowest)
+}
+
+/// Rough dense-DFA size, in bytes, of one "any JSON" value nesting `depth` levels (measured:
+/// the state count grows about 4x per level).
+fn any_json_bytes(depth: u32) -> u64 {
+    25_000u64.saturating_mul(4u64.saturating_pow(depth))
+}
+
+/// Rough dense-DFA size, in bytes, of a string of at most `n` characters (~5 KB per counted
+/// character: UTF-8 and escape states).
+fn bounded_string_bytes(n: u64) -> u64 {
+    n.saturating_mul(5_000)
 }
 
 /// Lowers and compiles `schema`; returns the automaton and the ignored keywords (lenient mode).
+/// When the DFA is too large and a narrower level exists (see [`schema_to_regex`]), the schema
+/// is lowered and compiled again at that level.
 pub fn compile_schema(schema: &Value, options: &SchemaOptions, limits: &Limits) -> Result<(Automaton, Vec<String>), FormatError> {
-    let r = schema_to_regex(schema, options, limits)?;
-    let a = Automaton::from_regex(&r.regex, limits)?;
-    Ok((a, r.ignored))
+    let mut level = 0;
+    let mut retries = 0;
+    loop {
+        let (r, next) = lower_fitting(schema, options, limits, level)?;
+        match (Automaton::from_regex(&r.regex, limits), next) {
+            (Ok(a), _) => return Ok((a, r.ignored)),
+            // One retry: a failed determinisation is slow (up to ~2 s).
+            (Err(FormatError::TooComplex { .. }), Some(next)) if retries == 0 => {
+                retries += 1;
+                level = next;
+            }
+            (Err(e), _) => return Err(e),
+        }
+    }
 }
 
 struct Gen<'a> {
@@ -126,6 +212,16 @@ struct Gen<'a> {
     depth: u32,
     ws: String,
     name_cache: HashMap<String, Option<regex_automata::meta::Regex>>,
+    /// Container nesting of unconstrained ("any JSON") values.
+    any_depth: u32,
+    /// Upper bound that narrows a `maxLength`/`maxItems` above `max_repetition`.
+    narrow_cap: u32,
+    /// Estimated DFA bytes of the any-JSON values and narrowed strings lowered so far.
+    estimated_bytes: u64,
+    /// Bytes of regex produced so far, over every node lowered (see `Limits::max_lowering_work`).
+    work: usize,
+    /// How many copies of the regex being lowered the DFA will hold (for `estimated_bytes`).
+    copies: u64,
 }
 
 fn join_ptr(p: &str, k: &str) -> String {
@@ -184,6 +280,21 @@ impl<'a> Gen<'a> {
         Ok(n as u32)
     }
 
+    /// An upper bound (`maxLength`, `maxItems`) lowered to at most `max_repetition`: longer
+    /// strings/arrays are valid but never generated (a narrowing), and the unrolled counter
+    /// stays bounded.
+    fn narrow_upper(&self, n: Option<u64>) -> Option<u64> {
+        n.map(|n| if n > self.limits.max_repetition as u64 { n.min(self.narrow_cap as u64) } else { n })
+    }
+
+    /// Runs `f` with the DFA-size estimate scaled by `factor` (copies of the lowered regex).
+    fn with_copies<T>(&mut self, factor: u64, f: impl FnOnce(&mut Self) -> T) -> T {
+        self.copies = self.copies.saturating_mul(factor);
+        let out = f(self);
+        self.copies /= factor;
+        out
+    }
+
     fn lower(&mut self, s: &Value, ptr: &str) -> R {
         self.depth += 1;
         if self.depth > self.limits.max_schema_depth {
@@ -197,12 +308,20 @@ impl<'a> Gen<'a> {
         self.depth -= 1;
         if let Ok(Some(s)) = &r {
             self.check_len(s)?;
+            self.work += s.len();
+            if self.work > self.limits.max_lowering_work {
+                return Err(FormatError::too_complex(
+                    "the schema expands too much while lowering (definitions used many times over)",
+                    format!("max_lowering_work = {}", self.limits.max_lowering_work),
+                ));
+            }
         }
         r
     }
 
-    fn any(&self) -> String {
-        any_json_regex(self.limits.recursion_depth, self.opts.whitespace)
+    fn any(&mut self) -> String {
+        self.estimated_bytes += any_json_bytes(self.any_depth).saturating_mul(self.copies);
+        any_json_regex(self.any_depth, self.opts.whitespace)
     }
 
     fn unsupported(&mut self, kw: &str, ptr: &str, reason: &str) -> Result<(), FormatError> {
@@ -223,8 +342,22 @@ impl<'a> Gen<'a> {
         };
         // Keyword check.
         let mut m = m.clone();
+        let finite = m.contains_key("enum") || m.contains_key("const");
+        if !finite && m.contains_key("if") {
+            self.lower_conditional(&mut m, ptr)?;
+        }
+        if !finite {
+            if let Some(not) = m.get("not").cloned() {
+                if self.lower_not(&mut m, &not, &join_ptr(ptr, "not"))? {
+                    m.remove("not");
+                }
+            }
+        }
         let keys: Vec<String> = m.keys().cloned().collect();
         for k in keys {
+            if finite && CHECKED_ON_VALUES.contains(&k.as_str()) {
+                continue; // `gen_enum` checks each value against it (or errors)
+            }
             if k.starts_with("x-") || ANNOTATIONS.contains(&k.as_str()) {
                 if (k == "$id" || k == "id") && !ptr.is_empty() && m.get(&k).is_some_and(|v| v.is_string()) && contains_ref(s) {
                     self.unsupported(&k, &join_ptr(ptr, &k), "a nested `$id` changes how `$ref`s resolve")?;
@@ -241,6 +374,9 @@ impl<'a> Gen<'a> {
                 }
                 m.remove(&k);
             }
+        }
+        if !finite {
+            self.lower_dependencies(&mut m, ptr)?;
         }
         // $ref
         if let Some(r) = m.get("$ref").cloned() {
@@ -290,9 +426,15 @@ impl<'a> Gen<'a> {
                     branches.push((merged, bptr));
                 }
                 if kw == "oneOf" {
+                    // Disjointness is judged on the original branches; narrowing only changes
+                    // what is generated.
+                    let originals: Vec<Value> = branches.iter().map(|b| b.0.clone()).collect();
                     for i in 0..branches.len() {
                         for j in i + 1..branches.len() {
-                            if !self.disjoint(&branches[i].0, &branches[j].0) {
+                            if self.disjoint(&originals[i], &originals[j]) {
+                                continue;
+                            }
+                            if !self.separate_by_required(&mut branches, &originals, i, j, &kptr)? {
                                 self.unsupported("oneOf", &kptr, &format!("branches {i} and {j} are not provably disjoint (an instance matching both would be invalid); use anyOf"))?;
                             }
                         }
@@ -504,6 +646,8 @@ impl<'a> Gen<'a> {
                         if x.as_f64() <= y.as_f64() { x.clone() } else { y.clone() }
                     }
                     "items" | "additionalProperties" | "propertyNames" if !x.is_array() && !y.is_array() => self.merge(x, y, &join_ptr(ptr, &k), depth + 1, false)?,
+                    // not A and not B = not (A or B)
+                    "not" => serde_json::json!({ "anyOf": [x, y] }),
                     "uniqueItems" => Value::Bool(x.as_bool() == Some(true) || y.as_bool() == Some(true)),
                     "properties" => {
                         let (Some(px), Some(py)) = (x.as_object(), y.as_object()) else {
@@ -645,6 +789,174 @@ impl<'a> Gen<'a> {
         false
     }
 
+    /// Rewrites `if`/`then`/`else` as `anyOf: [allOf[if, then], allOf[not if, else]]` (added to
+    /// the node's `allOf`). The second branch is kept only when `not if` has a supported form
+    /// (see [`Self::lower_not`]); without it only instances satisfying `if` are generated (a
+    /// narrowing).
+    fn lower_conditional(&mut self, m: &mut Map<String, Value>, ptr: &str) -> Result<(), FormatError> {
+        let condition = m.remove("if").unwrap_or(Value::Bool(true));
+        let then = m.remove("then").unwrap_or(Value::Bool(true));
+        let otherwise = m.remove("else").unwrap_or(Value::Bool(true));
+        let mut branches = vec![serde_json::json!({ "allOf": [condition.clone(), then] })];
+        if self.lower_not(&mut Map::new(), &condition, &join_ptr(ptr, "if"))? {
+            branches.push(serde_json::json!({ "allOf": [{ "not": condition }, otherwise] }));
+        }
+        let all = m.entry("allOf").or_insert_with(|| Value::Array(Vec::new()));
+        all.as_array_mut().ok_or_else(|| FormatError::schema(&join_ptr(ptr, "allOf"), "`allOf` must be an array"))?.push(serde_json::json!({ "anyOf": branches }));
+        Ok(())
+    }
+
+    /// Rewrites the simple forms of `not` into keywords the lowering supports; returns false
+    /// (changing nothing) for other forms. Supported: `not: {required: [...]}` (objects only,
+    /// one of the names never generated), `not: {type: ...}` (type removed from the node's
+    /// types), `not` of `anyOf` (each negated) or of an `allOf` of `required`s, and any `not`
+    /// whose value kinds are disjoint from the node's `type` (always satisfied).
+    fn lower_not(&mut self, m: &mut Map<String, Value>, not: &Value, ptr: &str) -> Result<bool, FormatError> {
+        let node_types: Vec<&'static str> = match m.get("type") {
+            Some(t) => type_set(t),
+            None => ALL_TYPES.iter().copied().chain(["integer"]).collect(),
+        };
+        let kinds = self.value_kinds(not);
+        let overlaps = |t: &&str| kinds.iter().any(|k| k == t || (*k == "number" && *t == "integer") || (*k == "integer" && *t == "number"));
+        if m.get("nullable") != Some(&Value::Bool(true)) && !node_types.iter().any(|t| overlaps(&t)) {
+            return Ok(true);
+        }
+        let not = self.deref(not);
+        let Some(n) = not.as_object() else {
+            return Ok(false);
+        };
+        let keys: Vec<&str> = n.keys().map(|k| k.as_str()).filter(|k| !ANNOTATIONS.contains(k)).collect();
+        match keys.as_slice() {
+            ["required"] => {
+                let names = required_names(n);
+                let own = required_names(m);
+                let Some(name) = names.iter().find(|p| !own.contains(p)) else {
+                    return Ok(false);
+                };
+                // `required` holds for every non-object, so only objects can satisfy `not`.
+                let types: Vec<Value> = node_types.iter().filter(|t| **t == "object").map(|t| Value::from(*t)).collect();
+                m.insert("type".into(), Value::Array(types));
+                m.remove("nullable");
+                let props = m.entry("properties").or_insert_with(|| Value::Object(Map::new()));
+                let Some(props) = props.as_object_mut() else { return Ok(false) };
+                props.insert(name.clone(), Value::Bool(false));
+                Ok(true)
+            }
+            ["type"] => {
+                let excluded = type_set(&n["type"]);
+                if node_types.contains(&"number") && excluded.contains(&"integer") && !excluded.contains(&"number") {
+                    return Ok(false); // non-integral numbers only: not expressible
+                }
+                let types: Vec<Value> = node_types
+                    .iter()
+                    .filter(|t| !excluded.contains(t) && !(**t == "integer" && excluded.contains(&"number")))
+                    .map(|t| Value::from(*t))
+                    .collect();
+                if excluded.contains(&"null") {
+                    m.remove("nullable");
+                }
+                m.insert("type".into(), Value::Array(types));
+                Ok(true)
+            }
+            ["anyOf"] => {
+                let Some(branches) = n["anyOf"].as_array() else { return Ok(false) };
+                let mut trial = m.clone();
+                for (i, b) in branches.iter().enumerate() {
+                    if !self.lower_not(&mut trial, b, &join_ptr(&join_ptr(ptr, "anyOf"), &i.to_string()))? {
+                        return Ok(false);
+                    }
+                }
+                *m = trial;
+                Ok(true)
+            }
+            ["allOf"] => {
+                // not (required A and required B) = not required (A ∪ B)
+                let Some(parts) = n["allOf"].as_array() else { return Ok(false) };
+                let mut names = Vec::new();
+                for p in parts {
+                    let Some(p) = self.deref(p).as_object() else { return Ok(false) };
+                    if p.keys().any(|k| k != "required" && !ANNOTATIONS.contains(&k.as_str())) {
+                        return Ok(false);
+                    }
+                    names.extend(required_names(p).into_iter().map(Value::from));
+                }
+                self.lower_not(m, &serde_json::json!({ "required": names }), ptr)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// Rewrites `dependentRequired`, `dependentSchemas` and `dependencies` into keywords the
+    /// lowering supports: a trigger property that is required brings its dependency along
+    /// (more `required`, or the dependent schema added to `allOf`); an optional trigger is never
+    /// generated (a narrowing: objects without it satisfy the dependency trivially).
+    fn lower_dependencies(&mut self, m: &mut Map<String, Value>, ptr: &str) -> Result<(), FormatError> {
+        for kw in ["dependentRequired", "dependentSchemas", "dependencies"] {
+            let Some(deps) = m.remove(kw) else { continue };
+            let kptr = join_ptr(ptr, kw);
+            let deps = deps.as_object().cloned().ok_or_else(|| FormatError::schema(&kptr, format!("`{kw}` must be an object")))?;
+            let required = required_names(m);
+            for (trigger, dependency) in deps {
+                if !required.contains(&trigger) {
+                    let props = m.entry("properties").or_insert_with(|| Value::Object(Map::new()));
+                    let props = props.as_object_mut().ok_or_else(|| FormatError::schema(&join_ptr(ptr, "properties"), "`properties` must be an object"))?;
+                    props.insert(trigger, Value::Bool(false));
+                    continue;
+                }
+                match dependency {
+                    Value::Array(names) if kw != "dependentSchemas" => {
+                        let r = m.entry("required").or_insert_with(|| Value::Array(Vec::new()));
+                        let r = r.as_array_mut().ok_or_else(|| FormatError::schema(&join_ptr(ptr, "required"), "`required` must be an array of strings"))?;
+                        for n in names {
+                            if !n.is_string() {
+                                return Err(FormatError::schema(&join_ptr(&kptr, &trigger), "dependencies must be property names"));
+                            }
+                            if !r.contains(&n) {
+                                r.push(n);
+                            }
+                        }
+                    }
+                    schema @ (Value::Object(_) | Value::Bool(_)) if kw != "dependentRequired" => {
+                        let all = m.entry("allOf").or_insert_with(|| Value::Array(Vec::new()));
+                        all.as_array_mut().ok_or_else(|| FormatError::schema(&join_ptr(ptr, "allOf"), "`allOf` must be an array"))?.push(schema);
+                    }
+                    _ => return Err(FormatError::schema(&join_ptr(&kptr, &trigger), format!("invalid `{kw}` value"))),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes `oneOf` branches `i` and `j` exclusive by narrowing what each generates: branch
+    /// `i` never emits one property that `j` requires (and vice versa), so an object generated
+    /// from one lacks a required property of the other. Sound only when at least one of the
+    /// two accepts objects alone (a non-object satisfies `required` trivially). Returns false
+    /// (changing nothing) when that is impossible.
+    fn separate_by_required(&mut self, branches: &mut [(Value, String)], originals: &[Value], i: usize, j: usize, ptr: &str) -> Result<bool, FormatError> {
+        let (Some(x), Some(y)) = (self.flat_object(&originals[i], ptr)?, self.flat_object(&originals[j], ptr)?) else { return Ok(false) };
+        if !(objects_only(&x) || objects_only(&y)) {
+            return Ok(false);
+        }
+        let (rx, ry) = (required_names(&x), required_names(&y));
+        let (Some(only_x), Some(only_y)) = (rx.iter().find(|p| !ry.contains(p)), ry.iter().find(|p| !rx.contains(p))) else { return Ok(false) };
+        for (k, forbidden) in [(i, only_y), (j, only_x)] {
+            let Some(mut flat) = self.flat_object(&branches[k].0, ptr)? else { return Ok(false) };
+            let props = flat.entry("properties").or_insert_with(|| Value::Object(Map::new()));
+            let Some(props) = props.as_object_mut() else { return Ok(false) };
+            props.insert(forbidden.clone(), Value::Bool(false));
+            branches[k].0 = Value::Object(flat);
+        }
+        Ok(true)
+    }
+
+    /// The schema object with its top-level `$ref`/`allOf` inlined; `None` for boolean schemas.
+    fn flat_object(&mut self, v: &Value, ptr: &str) -> Result<Option<Map<String, Value>>, FormatError> {
+        match v {
+            Value::Object(m) => self.flatten(m, ptr, 0).map(Some),
+            _ => Ok(None),
+        }
+    }
+
     fn deref<'v>(&self, v: &'v Value) -> &'v Value
     where
         'a: 'v,
@@ -673,7 +985,10 @@ impl<'a> Gen<'a> {
             t.dedup();
             return t;
         }
-        if m.contains_key("anyOf") || m.contains_key("oneOf") || m.contains_key("allOf") || m.contains_key("$ref") {
+        // `type` bounds the kinds even beside anyOf/oneOf/allOf (all are conjuncts), but not
+        // beside `$ref` (draft-07 and older ignore the siblings of `$ref`).
+        let combined = m.contains_key("anyOf") || m.contains_key("oneOf") || m.contains_key("allOf");
+        if m.contains_key("$ref") || (combined && !m.contains_key("type")) {
             return ALL_TYPES.iter().copied().chain(["integer"]).collect();
         }
         let mut t: Vec<&'static str> = match m.get("type") {
@@ -700,11 +1015,19 @@ impl<'a> Gen<'a> {
         rest.remove("const");
         let has_other = rest.keys().any(|k| !ANNOTATIONS.contains(&k.as_str()) && !k.starts_with("x-") && k != "type" && k != "nullable");
         if has_other {
-            // Keep only values valid against the rest of the schema (compiled to a regex).
-            let r = self.lower(&Value::Object(rest), ptr)?;
-            let Some(r) = r else { return Ok(None) };
-            let re = regex_automata::meta::Regex::new(&format!("^(?:{r})$")).map_err(|e| FormatError::too_complex(format!("checking enum values at {}: {e}", pointer_display(ptr)), "regex build"))?;
-            vals.retain(|v| re.is_match(serde_json::to_string(v).unwrap().as_str()));
+            // Keep the values the validator proves valid; drop those it proves invalid.
+            let node = Value::Object(m.clone());
+            let mut unknown = Vec::new();
+            vals.retain(|v| match validate(v, &node, self.root) {
+                Some(ok) => ok,
+                None => {
+                    unknown.push(v.clone());
+                    false
+                }
+            });
+            if !unknown.is_empty() {
+                vals.extend(self.enum_values_matching_regex(rest, unknown, ptr)?);
+            }
         } else {
             let types = self.types(m, ptr)?;
             vals.retain(|v| {
@@ -712,8 +1035,25 @@ impl<'a> Gen<'a> {
                 types.contains(&t) || (t == "integer" && types.contains(&"number"))
             });
         }
+        self.enum_regex(&vals)
+    }
+
+    /// The values (of an `enum`) that match the regex `rest` lowers to. Errors when `rest` has
+    /// keywords that cannot be lowered.
+    fn enum_values_matching_regex(&mut self, rest: Map<String, Value>, mut vals: Vec<Value>, ptr: &str) -> Result<Vec<Value>, FormatError> {
+        {
+            let r = self.lower(&Value::Object(rest), ptr)?;
+            let Some(r) = r else { return Ok(Vec::new()) };
+            let re = regex_automata::meta::Regex::new(&format!("^(?:{r})$")).map_err(|e| FormatError::too_complex(format!("checking enum values at {}: {e}", pointer_display(ptr)), "regex build"))?;
+            vals.retain(|v| re.is_match(serde_json::to_string(v).unwrap().as_str()));
+        }
+        Ok(vals)
+    }
+
+    /// An alternation of the given JSON values.
+    fn enum_regex(&self, vals: &[Value]) -> R {
         let mut alts: Vec<String> = Vec::new();
-        for v in &vals {
+        for v in vals {
             alts.push(regex_syntax::escape(&serde_json::to_string(v).unwrap()));
             // An integral float like `2.0` may also be written `2`.
             if let Value::Number(n) = v {
@@ -820,7 +1160,7 @@ impl<'a> Gen<'a> {
 
     fn gen_string(&mut self, m: &Map<String, Value>, ptr: &str) -> R {
         let min = self.get_count(m, "minLength", ptr)?;
-        let max = self.get_count(m, "maxLength", ptr)?;
+        let max = self.narrow_upper(self.get_count(m, "maxLength", ptr)?);
         if let (Some(a), Some(b)) = (min, max) {
             if a > b {
                 return Ok(None);
@@ -896,7 +1236,11 @@ impl<'a> Gen<'a> {
                     None => format!("\"{cls}{{{l},}}\""),
                 }));
             }
-            self.unsupported("pattern", &pptr, "`pattern` combined with `minLength`/`maxLength` (only single character-class patterns can be combined)")?;
+            if let Some((body, tail)) = hi.and_then(|h| pattern::bounded_pattern_body(&p, lo, h)) {
+                self.estimated_bytes += bounded_string_bytes(tail).saturating_mul(self.copies);
+                return Ok(Some(format!("\"{body}\"")));
+            }
+            self.unsupported("pattern", &pptr, "`pattern` combined with `minLength`/`maxLength` (only single character-class patterns, or patterns that can be bounded to `maxLength`, can be combined)")?;
             return Ok(Some(format!("\"{body}\"")));
         }
         self.plain_string(lo, hi, ptr)
@@ -907,7 +1251,10 @@ impl<'a> Gen<'a> {
         Ok(Some(match hi {
             None if l == 0 => string_regex(),
             None => format!("\"{JSON_CHAR}{{{l},}}\""),
-            Some(h) => format!("\"{JSON_CHAR}{{{l},{}}}\"", self.rep(h, "maxLength", ptr)?),
+            Some(h) => {
+                self.estimated_bytes += bounded_string_bytes(h).saturating_mul(self.copies);
+                format!("\"{JSON_CHAR}{{{l},{}}}\"", self.rep(h, "maxLength", ptr)?)
+            }
         }))
     }
 
@@ -918,8 +1265,16 @@ impl<'a> Gen<'a> {
         let w = self.ws.clone();
         let sep = format!("{w},{w}");
         let min = self.get_count(m, "minItems", ptr)?.unwrap_or(0);
-        let mut max = self.get_count(m, "maxItems", ptr)?;
+        let mut max = self.narrow_upper(self.get_count(m, "maxItems", ptr)?);
         let max_from_kw = max;
+        match m.get("uniqueItems") {
+            // Arrays of at most one item are trivially unique (a narrowing).
+            Some(Value::Bool(true)) if min <= 1 => max = Some(max.map_or(1, |x| x.min(1))),
+            Some(Value::Bool(true)) => {
+                self.unsupported("uniqueItems", &join_ptr(ptr, "uniqueItems"), "`uniqueItems: true` is only supported with `minItems` <= 1 (only arrays of at most one item are generated)")?;
+            }
+            _ => {}
+        }
         let (prefix, prefix_ptr, rest, rest_ptr): (Vec<Value>, String, Value, String) = match (m.get("prefixItems"), m.get("items")) {
             (Some(Value::Array(p)), items) => (
                 p.clone(),
@@ -949,18 +1304,14 @@ impl<'a> Gen<'a> {
         }
         let k = pre.len() as u64;
         let need_rest = max.is_none_or(|x| x > k);
-        let r = if need_rest { self.lower(&rest, &rest_ptr)? } else { None };
+        // The repeated item appears twice in the regex (first item, then `,item`), and the DFA
+        // keeps both copies.
+        let r = if need_rest { self.with_copies(2, |g| g.lower(&rest, &rest_ptr))? } else { None };
         if r.is_none() {
             max = Some(max.map_or(k, |x| x.min(k)));
         }
         if max.is_some_and(|x| x < min) {
             return Ok(None);
-        }
-        match m.get("uniqueItems") {
-            Some(Value::Bool(true)) if max.is_none_or(|x| x > 1) => {
-                self.unsupported("uniqueItems", &join_ptr(ptr, "uniqueItems"), "`uniqueItems: true` is only supported with `maxItems` <= 1")?;
-            }
-            _ => {}
         }
         self.rep(min, "minItems", ptr)?;
         if let (Some(x), Some(kw)) = (max, max_from_kw) {
@@ -1155,6 +1506,15 @@ impl<'a> Gen<'a> {
     }
 }
 
+/// Whether every instance of the schema is an object.
+fn objects_only(m: &Map<String, Value>) -> bool {
+    m.get("type").is_some_and(|t| type_set(t) == ["object"]) && m.get("nullable") != Some(&Value::Bool(true))
+}
+
+fn required_names(m: &Map<String, Value>) -> Vec<String> {
+    m.get("required").and_then(|v| v.as_array()).map(|r| r.iter().filter_map(|x| x.as_str().map(String::from)).collect()).unwrap_or_default()
+}
+
 fn false_schema() -> Map<String, Value> {
     let mut m = Map::new();
     m.insert("not".into(), Value::Object(Map::new()));
@@ -1205,7 +1565,8 @@ fn percent_decode(s: &str) -> String {
 const LABEL: &str = "[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?";
 
 /// Strict regexes for the supported `format` values (ASCII only; narrower than the RFCs where
-/// that keeps them simple: no leap seconds, February ≤ 28 days, hostnames ≤ 3 labels...).
+/// that keeps them simple: no leap seconds, February ≤ 28 days, hostnames ≤ 3 labels...), plus
+/// OpenAPI's `byte` (base64).
 pub fn format_regex(name: &str) -> Option<String> {
     let date = "[1-9][0-9]{3}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)|02-(?:0[1-9]|1[0-9]|2[0-8]))";
     let time = "(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\\.[0-9]{1,6})?(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])";
@@ -1227,6 +1588,8 @@ pub fn format_regex(name: &str) -> Option<String> {
             "(?:(?:{h}:){{7}}{h}|(?:{h}:){{1,7}}:|(?:{h}:){{1,6}}:{h}|(?:{h}:){{1,5}}(?::{h}){{1,2}}|(?:{h}:){{1,4}}(?::{h}){{1,3}}|(?:{h}:){{1,3}}(?::{h}){{1,4}}|(?:{h}:){{1,2}}(?::{h}){{1,5}}|{h}:(?::{h}){{1,6}}|:(?:(?::{h}){{1,7}}|:))"
         ),
         "hostname" => host,
+        // OpenAPI `byte`: base64 (RFC 4648, padded, standard alphabet).
+        "byte" => "(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?".to_string(),
         _ => return None,
     })
 }
@@ -1324,4 +1687,63 @@ pub fn canonical_json(value: &Value, schema: Option<&Value>) -> String {
     let root = schema.cloned().unwrap_or(Value::Bool(true));
     ser(&root, value, Some(&root), &mut out);
     out
+}
+
+#[cfg(test)]
+mod narrowing_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn accepts(schema: Value, yes: &[&str], no: &[&str]) {
+        let (a, _) = compile_schema(&schema, &SchemaOptions::default(), &Limits::default()).unwrap();
+        for s in yes {
+            assert!(a.accepts(s.as_bytes()), "{schema} should accept {s}");
+        }
+        for s in no {
+            assert!(!a.accepts(s.as_bytes()), "{schema} should reject {s}");
+        }
+    }
+
+    #[test]
+    fn enum_filtered_by_not() {
+        accepts(json!({"allOf": [{"enum": [1, "a", [1]]}, {"not": {"type": "string"}}]}), &["1", "[1]"], &["\"a\""]);
+    }
+
+    #[test]
+    fn simple_not() {
+        let s = json!({"properties": {"a": {"type": "integer"}, "b": {"type": "integer"}}, "not": {"required": ["a"]}});
+        accepts(s, &["{}", "{\"b\":1}"], &["{\"a\":1}", "1", "null"]);
+        accepts(json!({"type": ["string", "null"], "not": {"type": "null"}}), &["\"x\""], &["null"]);
+    }
+
+    #[test]
+    fn one_of_separated_by_required() {
+        let s = json!({"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+                       "oneOf": [{"required": ["a"]}, {"required": ["b"]}]});
+        accepts(s, &["{\"a\":1}", "{\"b\":1}"], &["{\"a\":1,\"b\":2}", "{}"]);
+    }
+
+    #[test]
+    fn dependencies_narrowed() {
+        let s = json!({"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+                       "dependentRequired": {"a": ["b"]}});
+        accepts(s, &["{}", "{\"b\":1}"], &["{\"a\":1}", "{\"a\":1,\"b\":1}"]);
+        let s = json!({"type": "object", "required": ["a"], "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+                       "dependencies": {"a": ["b"]}});
+        accepts(s, &["{\"a\":1,\"b\":1}"], &["{\"a\":1}"]);
+    }
+
+    #[test]
+    fn bounds_narrowed() {
+        accepts(json!({"type": "array", "uniqueItems": true, "items": {"type": "integer"}}), &["[]", "[1]"], &["[1,2]"]);
+        let long = format!("\"{}\"", "x".repeat(2000));
+        accepts(json!({"type": "string", "maxLength": 65535}), &["\"abc\""], &[long.as_str()]);
+    }
+
+    #[test]
+    fn conditional() {
+        let s = json!({"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+                       "if": {"required": ["a"]}, "then": {"required": ["b"]}});
+        accepts(s, &["{\"a\":1,\"b\":2}", "{}", "{\"b\":2}"], &["{\"a\":1}"]);
+    }
 }

@@ -15,8 +15,9 @@ pub struct Limits {
     /// Default 64. Protects the compiler's own recursion (stack) on hostile schemas.
     pub max_schema_depth: u32,
     /// Maximum bounded repetition count unrolled into the regex: `maxLength`, `maxItems`,
-    /// `minLength`, `minItems`, `maxProperties`. Default 1024. A larger finite bound is
-    /// rejected (replacing it by an unbounded `*` would widen the language).
+    /// `minLength`, `minItems`, `maxProperties`. Default 1024. A larger lower bound is
+    /// rejected (replacing it by an unbounded `*` would widen the language); a larger
+    /// `maxLength`/`maxItems` is narrowed to this (longer values are never generated).
     pub max_repetition: u32,
     /// Maximum length in bytes of a regex: user regexes, and the regex a JSON Schema is
     /// lowered to. Default 1 MiB. Protects against exponential schema expansion
@@ -26,6 +27,11 @@ pub struct Limits {
     /// depth of "any JSON value" (a regex cannot recurse). Default 3. Deeper levels are simply
     /// not generated (a narrowing, never a widening).
     pub recursion_depth: u32,
+    /// Total bytes of regex produced while lowering a schema, over all its nodes (a `$ref` used
+    /// in many places is lowered at every use). Default 16 MiB. Protects against fan-out
+    /// schemas: a 10 kB schema whose definitions reference each other 200 times per level
+    /// would otherwise build tens of megabytes and take seconds before any size check fires.
+    pub max_lowering_work: usize,
 }
 
 impl Default for Limits {
@@ -37,6 +43,7 @@ impl Default for Limits {
             max_repetition: 1024,
             max_regex_len: 1 << 20,
             recursion_depth: 3,
+            max_lowering_work: 16 << 20,
         }
     }
 }

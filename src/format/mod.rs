@@ -6,8 +6,9 @@
 //! Everything is lowered to a regex first (JSON Schema included: see [`json_schema`]), then
 //! determinised by `regex-automata` under explicit [`Limits`]: a constraint too big to compile
 //! fails with [`FormatError::TooComplex`] instead of exhausting memory. The lowering is allowed
-//! to *narrow* the language (e.g. only canonical compact JSON, bounded nesting) but never to
-//! widen it: an unsupported keyword is an error naming the keyword and its JSON pointer.
+//! to *narrow* the language (e.g. only canonical compact JSON, bounded nesting, long strings
+//! capped) but never to widen it: an unsupported keyword is an error naming the keyword and its
+//! JSON pointer.
 
 pub mod automaton;
 pub mod choice;
@@ -18,6 +19,7 @@ pub mod limits;
 pub mod number;
 pub mod pattern;
 pub mod regex;
+pub mod validate;
 
 pub use automaton::{Automaton, StateId};
 pub use choice::{choice_regex, compile_choice};

@@ -275,17 +275,121 @@ pub fn branches(h: &Hir) -> Vec<Branch> {
 }
 
 /// Full encoded-body regex (without the quotes) for an unanchored ECMA pattern.
+///
+/// Branches are grouped by their anchoring so that each group shares one `CHAR*` prefix /
+/// suffix: `CHAR*(?:a|b)CHAR*` rather than `CHAR*aCHAR*|CHAR*bCHAR*`, whose DFA would track
+/// every branch's own suffix loop (2^branches states).
 pub fn pattern_body(p: &str) -> Result<String, String> {
     let h = parse_ecma(p)?;
-    let mut alts = Vec::new();
+    let mut groups: Vec<((bool, bool), Vec<String>)> = Vec::new();
     for b in branches(&h) {
+        let mut core = String::new();
+        emit_body(&b.core, &mut core)?;
+        match groups.iter_mut().find(|g| g.0 == (b.start, b.end)) {
+            Some(g) => g.1.push(core),
+            None => groups.push(((b.start, b.end), vec![core])),
+        }
+    }
+    let mut alts = Vec::new();
+    for ((start, end), cores) in groups {
         let mut s = String::new();
-        if !b.start { s.push_str(JSON_CHAR); s.push('*'); }
-        emit_body(&b.core, &mut s)?;
-        if !b.end { s.push_str(JSON_CHAR); s.push('*'); }
+        if !start { s.push_str(JSON_CHAR); s.push('*'); }
+        if cores.len() == 1 { s.push_str(&cores[0]) } else { s.push_str(&format!("(?:{})", cores.join("|"))) }
+        if !end { s.push_str(JSON_CHAR); s.push('*'); }
         alts.push(s);
     }
     Ok(if alts.len() == 1 { alts.pop().unwrap() } else { format!("(?:{})", alts.join("|")) })
+}
+
+/// Fewest and most characters a pattern core can match (`None` = unbounded).
+fn char_len(h: &Hir) -> (u64, Option<u64>) {
+    match h.kind() {
+        HirKind::Empty | HirKind::Look(_) => (0, Some(0)),
+        HirKind::Literal(l) => {
+            let n = String::from_utf8_lossy(&l.0).chars().count() as u64;
+            (n, Some(n))
+        }
+        HirKind::Class(_) => (1, Some(1)),
+        HirKind::Repetition(r) => {
+            let (lo, hi) = char_len(&r.sub);
+            let max = match (r.max, hi) {
+                (_, Some(0)) => Some(0),
+                (Some(m), Some(h)) => Some(m as u64 * h),
+                _ => None,
+            };
+            (r.min as u64 * lo, max)
+        }
+        HirKind::Capture(c) => char_len(&c.sub),
+        HirKind::Concat(v) => v.iter().map(char_len).fold((0, Some(0)), |(a, b), (c, d)| (a + c, b.zip(d).map(|(x, y)| x + y))),
+        HirKind::Alternation(v) => {
+            let parts: Vec<_> = v.iter().map(char_len).collect();
+            let lo = parts.iter().map(|p| p.0).min().unwrap_or(0);
+            let hi = parts.iter().try_fold(0, |m, p| p.1.map(|x| m.max(x)));
+            (lo, hi)
+        }
+    }
+}
+
+/// `h` with every unbounded repetition `{n,}` bounded to `{n,n+extra}`.
+fn bound_repetitions(h: &Hir, extra: u32) -> Hir {
+    match h.kind() {
+        HirKind::Repetition(r) => Hir::repetition(regex_syntax::hir::Repetition {
+            min: r.min,
+            max: Some(r.max.unwrap_or(r.min.saturating_add(extra))),
+            greedy: r.greedy,
+            sub: Box::new(bound_repetitions(&r.sub, extra)),
+        }),
+        HirKind::Capture(c) => bound_repetitions(&c.sub, extra),
+        HirKind::Concat(v) => Hir::concat(v.iter().map(|x| bound_repetitions(x, extra)).collect()),
+        HirKind::Alternation(v) => Hir::alternation(v.iter().map(|x| bound_repetitions(x, extra)).collect()),
+        _ => h.clone(),
+    }
+}
+
+/// A narrowed encoded-body regex for an ECMA pattern combined with `minLength` = `lo` and
+/// `maxLength` = `hi` characters: every string it matches satisfies all three. Unbounded
+/// repetitions are bounded, an unanchored start is dropped (the match starts the string) and
+/// an unanchored end becomes a bounded `CHAR{a,b}` tail (which also pads up to `lo`).
+/// Branches that cannot fit are dropped; `None` when none fits. Also returns the longest tail.
+pub fn bounded_pattern_body(p: &str, lo: u64, hi: u64) -> Option<(String, u64)> {
+    let h = parse_ecma(p).ok()?;
+    let mut alts = Vec::new();
+    let mut longest_tail = 0;
+    for b in branches(&h) {
+        // Length of the branch with repetitions bounded by `extra` and a tail of `extra`.
+        let shape = |extra: u64| -> Option<(Hir, u64, u64, u64)> {
+            let core = bound_repetitions(&b.core, extra as u32);
+            let (min, max) = char_len(&core);
+            let tail_max = if b.end { 0 } else { extra };
+            let tail_min = if b.end { 0 } else { lo.saturating_sub(min).min(tail_max) };
+            (max? + tail_max <= hi).then_some((core, min + tail_min, tail_min, tail_max))
+        };
+        // Largest `extra` within `hi` (the length grows with it), then check `lo`.
+        if shape(0).is_none() {
+            continue;
+        }
+        let (mut low, mut bad) = (0, hi + 1);
+        while low + 1 < bad {
+            let mid = (low + bad) / 2;
+            if shape(mid).is_some() { low = mid } else { bad = mid }
+        }
+        let Some((core, shortest, tail_min, tail_max)) = shape(low) else { continue };
+        if shortest < lo {
+            continue;
+        }
+        let mut s = String::new();
+        emit_body(&core, &mut s).ok()?;
+        if !b.end && tail_max > 0 {
+            s.push_str(&format!("{JSON_CHAR}{{{tail_min},{tail_max}}}"));
+            longest_tail = longest_tail.max(tail_max);
+        }
+        alts.push(s);
+    }
+    match alts.len() {
+        0 => None,
+        1 => Some((alts.pop().unwrap(), longest_tail)),
+        _ => Some((format!("(?:{})", alts.join("|")), longest_tail)),
+    }
 }
 
 /// If the pattern is a single branch whose core is one character class repeated
@@ -354,6 +458,20 @@ mod tests {
         assert!(matches("^a{$", "a{"));
         assert!(matches("^[^a]$", "\n"));
         assert!(matches("^\\/$", "/"));
+    }
+
+    #[test]
+    fn bounded_patterns() {
+        let check = |p: &str, lo: u64, hi: u64, yes: &[&str], no: &[&str]| {
+            let (body, _) = bounded_pattern_body(p, lo, hi).unwrap();
+            let re = regex_automata::meta::Regex::new(&format!("^\"(?:{body})\"$")).unwrap();
+            for s in yes { assert!(re.is_match(serde_json::to_string(s).unwrap().as_str()), "{p} {s}"); }
+            for s in no { assert!(!re.is_match(serde_json::to_string(s).unwrap().as_str()), "{p} {s}"); }
+        };
+        check("^[a-z]+:[0-9]*$", 1, 6, &["ab:12", "a:"], &["abcd:12", ":1"]);
+        check("^x", 3, 4, &["xab", "xabc"], &["x", "xabcd", "ax"]);
+        check("y$", 0, 2, &["y"], &["aay", "ay"]); // an unanchored start is dropped
+        assert!(bounded_pattern_body("^abc$", 0, 2).is_none());
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub fn policy_reason(inst: &Value, schema: &Value, _canon: &str, limits: &Limits
             }
             Value::Array(a) => {
                 if d > maxd { *r = Some("nesting deeper than recursion_depth"); }
+                if a.len() > 1024 { *r = Some("array longer than max_repetition"); }
                 a.iter().for_each(|x| walk(x, d + 1, names, r, maxd))
             }
             Value::Number(n) => {
@@ -35,6 +36,7 @@ pub fn policy_reason(inst: &Value, schema: &Value, _canon: &str, limits: &Limits
                     *r = Some("number form/size beyond the canonical range");
                 }
             }
+            Value::String(s) if s.chars().count() > 1024 => *r = Some("string longer than max_repetition"),
             Value::String(s) => {
                 if s.chars().any(|c| (c as u32) >= 0x10000) { *r = Some("string with astral chars (escape/length)"); }
             }
@@ -43,6 +45,40 @@ pub fn policy_reason(inst: &Value, schema: &Value, _canon: &str, limits: &Limits
     }
     if serde_json::to_string(schema).unwrap().contains("\"format\"") {
         return Some("format is asserted (annotation-only by default in 2020-12)");
+    }
+    fn has_long_array(v: &Value) -> bool {
+        match v {
+            Value::Array(a) => a.len() > 1 || a.iter().any(has_long_array),
+            Value::Object(m) => m.values().any(has_long_array),
+            _ => false,
+        }
+    }
+    if serde_json::to_string(schema).unwrap().contains("\"uniqueItems\":true") && has_long_array(inst) {
+        return Some("uniqueItems: only arrays of at most one item are generated");
+    }
+    fn triggers(s: &Value, out: &mut Vec<String>) {
+        match s {
+            Value::Object(m) => {
+                for k in ["dependencies", "dependentRequired", "dependentSchemas"] {
+                    if let Some(Value::Object(d)) = m.get(k) { out.extend(d.keys().cloned()); }
+                }
+                m.values().for_each(|v| triggers(v, out));
+            }
+            Value::Array(a) => a.iter().for_each(|v| triggers(v, out)),
+            _ => {}
+        }
+    }
+    fn has_key(v: &Value, names: &[String]) -> bool {
+        match v {
+            Value::Object(m) => m.keys().any(|k| names.contains(k)) || m.values().any(|x| has_key(x, names)),
+            Value::Array(a) => a.iter().any(|x| has_key(x, names)),
+            _ => false,
+        }
+    }
+    let mut trig = Vec::new();
+    triggers(schema, &mut trig);
+    if !trig.is_empty() && has_key(inst, &trig) {
+        return Some("optional dependency triggers are not generated");
     }
     let mut names = Vec::new();
     declared(schema, &mut names);
