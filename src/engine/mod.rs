@@ -46,8 +46,9 @@ pub trait TokenConstraint: Send {
     fn accept(&mut self, token: u32) -> anyhow::Result<()>;
     /// Complete, and no byte may follow: the sequence ends here.
     fn is_finished(&self) -> bool;
-    /// Tokens the format forces next, to append without sampling (fast-forward).
-    fn forced_tokens(&mut self) -> Vec<u32>;
+    /// Tokens the format forces next, to append without sampling (fast-forward), accepted
+    /// already. `room` is how many tokens the sequence may still produce.
+    fn forced_tokens(&mut self, room: u32) -> Vec<u32>;
     /// Whether what was generated so far is a complete, valid output.
     fn is_accepting(&self) -> bool;
 }

@@ -246,8 +246,7 @@ fn step(seq: &mut Sequence, logits: &mut [f32], vocab: &Vocab) -> Outcome {
             return Outcome::Failed(format!("format engine rejected a sampled token: {e}"));
         }
         if !constraint.is_finished() {
-            let room = (seq.job.max_tokens - seq.generated) as usize;
-            let forced: Vec<u32> = constraint.forced_tokens().into_iter().take(room).collect();
+            let forced = constraint.forced_tokens(seq.job.max_tokens - seq.generated);
             seq.generated += forced.len() as u32;
             seq.forced += forced.len() as u32;
             new_tokens.extend(forced);

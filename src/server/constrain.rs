@@ -274,12 +274,23 @@ impl TokenConstraint for FormatConstraint {
     fn is_finished(&self) -> bool {
         self.matcher.is_finished()
     }
-    fn forced_tokens(&mut self) -> Vec<u32> {
-        let tokens = self.matcher.forced_tokens(|bytes| (self.tokenize)(bytes));
-        for &t in &tokens {
-            // forced_tokens returns only tokens the matcher accepts in sequence.
-            self.matcher.accept(t).expect("forced tokens are accepted");
+    fn forced_tokens(&mut self, room: u32) -> Vec<u32> {
+        let mut tokens = self.matcher.forced_tokens(|bytes| (self.tokenize)(bytes));
+        // The tokenizer may spell forced bytes in more tokens than the budget's own path to
+        // acceptance; stop forcing where the rest would no longer fit and let sampling go on.
+        let index = self.matcher.index().clone();
+        let mut kept = 0;
+        for (k, &t) in tokens.iter().enumerate() {
+            let left_after = room.saturating_sub(k as u32 + 1);
+            match index.step_token(self.matcher.state(), t) {
+                Some(next) if index.shortest_tokens(next) <= left_after => {
+                    self.matcher.accept(t).expect("forced tokens step the automaton");
+                    kept += 1;
+                }
+                _ => break,
+            }
         }
+        tokens.truncate(kept);
         tokens
     }
     fn is_accepting(&self) -> bool {
@@ -316,9 +327,9 @@ impl TokenConstraint for TriggeredConstraint {
     fn is_finished(&self) -> bool {
         self.active && self.format.is_finished()
     }
-    fn forced_tokens(&mut self) -> Vec<u32> {
+    fn forced_tokens(&mut self, room: u32) -> Vec<u32> {
         if self.active {
-            self.format.forced_tokens()
+            self.format.forced_tokens(room)
         } else {
             Vec::new()
         }
