@@ -1,5 +1,7 @@
 use super::distance::TokenDistance;
+use super::walk::{Classes, LazyTable, DEAD};
 use super::{ByteAutomaton, MaskError, TokenSet};
+use crate::vocab::trie::packed;
 use crate::vocab::{TokenTrie, Vocab};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -135,6 +137,7 @@ pub struct MaskIndex {
     trie: Arc<TokenTrie>,
     cache: Mutex<HashMap<u32, Arc<StateMask>>>,
     distance: TokenDistance,
+    classes: Classes,
     bytes_bound_tokens: bool,
     walks: AtomicU64,
     walk_nanos: AtomicU64,
@@ -158,6 +161,7 @@ impl MaskIndex {
         }
         let bytes_bound_tokens = vocab.has_all_bytes();
         Ok(MaskIndex {
+            classes: Classes::new(automaton.byte_classes()),
             automaton,
             vocab,
             trie,
@@ -301,54 +305,62 @@ impl MaskIndex {
         let t0 = Instant::now();
         let a = &*self.automaton;
         let trie = &*self.trie;
-        let n_nodes = trie.num_nodes();
+        let nodes = trie.packed();
+        let tok_off = trie.tok_offsets();
+        let node_tokens = trie.node_tokens();
+        let n_nodes = nodes.len();
         let mut top = TokenSet::new(self.vocab.len());
         // (d, tokens) buckets; most live tokens share a few d values
         let mut buckets: Vec<(u32, Vec<u32>)> = Vec::new();
         let mut bucket_of: HashMap<u32, usize> = HashMap::new();
+        let mut table = LazyTable::new(a, &self.classes);
+        // stack[depth] = row offset of the state after the node at that depth on the current path
         let mut stack = vec![0u32; trie.max_depth() + 1];
-        stack[0] = state;
+        stack[0] = table.intern(state);
+        // per dense state: bucket index + 1 (0 = unknown), usize::MAX = cannot finish
+        let mut bucket_by_state: Vec<usize> = Vec::new();
         let mut visited = 0u64;
         let mut n_live = 0usize;
-        let mut last_d = u32::MAX;
-        let mut last_b = 0usize;
-        // Tokens ending in the same state are frequent: look each state's distance up once.
-        let mut distances: HashMap<u32, u32> = HashMap::new();
-        let mut last_end = (u32::MAX, u32::MAX);
         let mut i = 1usize;
         while i < n_nodes {
-            let d = trie.depth(i);
+            let nd = nodes[i];
+            let depth = packed::depth(nd);
             visited += 1;
-            match a.next(stack[d - 1], trie.byte(i)) {
-                None => i += trie.subtree_size(i),
-                Some(s) => {
-                    stack[d] = s;
-                    let toks = trie.tokens_at(i);
-                    if !toks.is_empty() {
-                        // Consecutive tokens in DFS order mostly end in the same state.
-                        if last_end.0 != s {
-                            last_end = (s, *distances.entry(s).or_insert_with(|| self.shortest_tokens(s)));
-                        }
-                        let m = last_end.1;
-                        if m != u32::MAX {
-                            if m != last_d {
-                                last_d = m;
-                                last_b = *bucket_of.entry(m).or_insert_with(|| {
-                                    buckets.push((m, Vec::new()));
-                                    buckets.len() - 1
-                                });
-                            }
-                            let bucket = &mut buckets[last_b].1;
-                            for &t in toks {
-                                top.insert(t);
-                                bucket.push(t);
-                                n_live += 1;
-                            }
-                        }
+            let t = table.step(stack[depth - 1], packed::byte(nd));
+            if t == DEAD {
+                i += packed::subtree(nd);
+                continue;
+            }
+            stack[depth] = t;
+            if nd & packed::HAS_TOKENS != 0 {
+                let si = LazyTable::index(t);
+                if si >= bucket_by_state.len() {
+                    bucket_by_state.resize(table.len(), 0);
+                }
+                let mut b = bucket_by_state[si];
+                if b == 0 {
+                    let m = self.shortest_tokens(table.state(t));
+                    b = if m == u32::MAX {
+                        usize::MAX
+                    } else {
+                        1 + *bucket_of.entry(m).or_insert_with(|| {
+                            buckets.push((m, Vec::new()));
+                            buckets.len() - 1
+                        })
+                    };
+                    bucket_by_state[si] = b;
+                }
+                if b != usize::MAX {
+                    let toks = &node_tokens[tok_off[i] as usize..tok_off[i + 1] as usize];
+                    let bucket = &mut buckets[b - 1].1;
+                    bucket.extend_from_slice(toks);
+                    for &t in toks {
+                        top.insert(t);
                     }
-                    i += 1;
+                    n_live += toks.len();
                 }
             }
+            i += 1;
         }
         buckets.sort_unstable_by_key(|b| b.0);
         let accepting = a.is_accepting(state);
@@ -357,20 +369,22 @@ impl MaskIndex {
                 top.insert(e);
             }
         }
-        let mut levels: Vec<Level> = buckets
+        // The dominant level's tokens are implied (top minus the others): drop them unsorted.
+        let dominant = buckets.iter().enumerate().max_by_key(|(_, b)| b.1.len()).map(|(i, _)| i).unwrap_or(0);
+        let levels: Vec<Level> = buckets
             .into_iter()
-            .map(|(d, mut toks)| {
-                toks.sort_unstable();
-                Level { d, count: toks.len() as u32, toks }
+            .enumerate()
+            .map(|(i, (d, mut toks))| {
+                let count = toks.len() as u32;
+                if i == dominant {
+                    toks = Vec::new();
+                } else {
+                    toks.sort_unstable();
+                    toks.shrink_to_fit();
+                }
+                Level { d, count, toks }
             })
             .collect();
-        let dominant = levels.iter().enumerate().max_by_key(|(_, l)| l.count).map(|(i, _)| i).unwrap_or(0);
-        if let Some(l) = levels.get_mut(dominant) {
-            l.toks = Vec::new();
-        }
-        for l in &mut levels {
-            l.toks.shrink_to_fit();
-        }
         let sets: Vec<OnceLock<Arc<TokenSet>>> = (0..=levels.len()).map(|_| OnceLock::new()).collect();
         let _ = sets[levels.len()].set(Arc::new(top));
         let walk_nanos = t0.elapsed().as_nanos() as u64;
