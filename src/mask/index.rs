@@ -196,7 +196,7 @@ impl MaskIndex {
     /// `distance.rs`; `u32::MAX` = cannot finish), not counting the EOG token. The budget rule
     /// and the up-front "needs N tokens" check both use it.
     pub fn shortest_tokens(&self, state: u32) -> u32 {
-        self.distance.get(&*self.automaton, &self.trie, state)
+        self.distance.get(&*self.automaton, &self.classes, &self.trie, state)
     }
 
     pub fn stats(&self) -> MaskStats {
@@ -308,12 +308,14 @@ impl MaskIndex {
         let nodes = trie.packed();
         let tok_off = trie.tok_offsets();
         let node_tokens = trie.node_tokens();
+        let sub_bytes = trie.subtree_bytes();
         let n_nodes = nodes.len();
         let mut top = TokenSet::new(self.vocab.len());
         // (d, tokens) buckets; most live tokens share a few d values
         let mut buckets: Vec<(u32, Vec<u32>)> = Vec::new();
         let mut bucket_of: HashMap<u32, usize> = HashMap::new();
-        let mut table = LazyTable::new(a, &self.classes);
+        let mut table = LazyTable::default();
+        let classes = &self.classes;
         // stack[depth] = row offset of the state after the node at that depth on the current path
         let mut stack = vec![0u32; trie.max_depth() + 1];
         stack[0] = table.intern(state);
@@ -326,13 +328,18 @@ impl MaskIndex {
             let nd = nodes[i];
             let depth = packed::depth(nd);
             visited += 1;
-            let t = table.step(stack[depth - 1], packed::byte(nd));
+            let t = table.step(a, classes, stack[depth - 1], packed::byte(nd));
             if t == DEAD {
                 i += packed::subtree(nd);
                 continue;
             }
             stack[depth] = t;
-            if nd & packed::HAS_TOKENS != 0 {
+            let size = packed::subtree(nd);
+            // A subtree whose bytes all step this state to itself: every node in it is live
+            // and every token in it ends here, so take its tokens in one go.
+            let bulk = t == stack[depth - 1] && size > 1 && sub_bytes[i] & !table.loops(t) == 0;
+            let end = if bulk { i + size } else { i + 1 };
+            if bulk || nd & packed::HAS_TOKENS != 0 {
                 let si = LazyTable::index(t);
                 if si >= bucket_by_state.len() {
                     bucket_by_state.resize(table.len(), 0);
@@ -351,16 +358,15 @@ impl MaskIndex {
                     bucket_by_state[si] = b;
                 }
                 if b != usize::MAX {
-                    let toks = &node_tokens[tok_off[i] as usize..tok_off[i + 1] as usize];
-                    let bucket = &mut buckets[b - 1].1;
-                    bucket.extend_from_slice(toks);
+                    let toks = &node_tokens[tok_off[i] as usize..tok_off[end] as usize];
+                    buckets[b - 1].1.extend_from_slice(toks);
                     for &t in toks {
                         top.insert(t);
                     }
                     n_live += toks.len();
                 }
             }
-            i += 1;
+            i = end;
         }
         buckets.sort_unstable_by_key(|b| b.0);
         let accepting = a.is_accepting(state);

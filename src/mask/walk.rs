@@ -38,19 +38,20 @@ impl Classes {
     }
 }
 
-pub(crate) struct LazyTable<'a> {
-    a: &'a dyn ByteAutomaton,
-    classes: &'a Classes,
+/// The automaton and its classes are passed to each call that may fill a row, so a table can
+/// live beside them (in a cache) and be reused across walks of one automaton.
+#[derive(Default)]
+pub(crate) struct LazyTable {
     ids: HashMap<u32, u32>,
     /// Dense index → automaton state.
     states: Vec<u32>,
+    /// Per dense index: the bytes that step the state to itself, as a
+    /// [`crate::vocab::trie::byte_bit`] set (bit 127 only if 0x7F and all bytes >= 0x80 do).
+    loops: Vec<u128>,
     pub table: Vec<u32>,
 }
 
-impl<'a> LazyTable<'a> {
-    pub fn new(a: &'a dyn ByteAutomaton, classes: &'a Classes) -> LazyTable<'a> {
-        LazyTable { a, classes, ids: HashMap::new(), states: Vec::new(), table: Vec::new() }
-    }
+impl LazyTable {
 
     /// Row offset of automaton state `s` (adds an unfilled row on first use).
     pub fn intern(&mut self, s: u32) -> u32 {
@@ -60,6 +61,7 @@ impl<'a> LazyTable<'a> {
         assert!(self.states.len() < MAX_ROWS, "too many automaton states in one walk");
         let o = (self.states.len() * 256) as u32;
         self.states.push(s);
+        self.loops.push(0);
         self.table.resize(self.table.len() + 256, UNRESOLVED);
         self.ids.insert(s, o);
         o
@@ -77,6 +79,12 @@ impl<'a> LazyTable<'a> {
         (off >> 8) as usize
     }
 
+    /// Self-loop bytes of the state of a filled row (see `loops`).
+    #[inline]
+    pub fn loops(&self, off: u32) -> u128 {
+        self.loops[(off >> 8) as usize]
+    }
+
     /// Number of states interned so far.
     pub fn len(&self) -> usize {
         self.states.len()
@@ -84,31 +92,40 @@ impl<'a> LazyTable<'a> {
 
     /// Row offset reached from row `off` on `byte`, or [`DEAD`].
     #[inline(always)]
-    pub fn step(&mut self, off: u32, byte: u8) -> u32 {
+    pub fn step(&mut self, a: &dyn ByteAutomaton, classes: &Classes, off: u32, byte: u8) -> u32 {
         let t = self.table[off as usize + byte as usize];
         if t != UNRESOLVED {
             t
         } else {
-            self.fill(off);
+            self.fill(a, classes, off);
             self.table[off as usize + byte as usize]
         }
     }
 
     #[cold]
     #[inline(never)]
-    fn fill(&mut self, off: u32) {
+    fn fill(&mut self, a: &dyn ByteAutomaton, classes: &Classes, off: u32) {
         let s = self.state(off);
         let mut per_class = [DEAD; 256];
-        for i in 0..self.classes.reps.len() {
-            let (c, r) = self.classes.reps[i];
-            per_class[c as usize] = match self.a.next(s, r) {
+        for &(c, r) in &classes.reps {
+            per_class[c as usize] = match a.next(s, r) {
                 Some(t) => self.intern(t),
                 None => DEAD,
             };
         }
         let row = &mut self.table[off as usize..off as usize + 256];
         for (b, e) in row.iter_mut().enumerate() {
-            *e = per_class[self.classes.of_byte[b] as usize];
+            *e = per_class[classes.of_byte[b] as usize];
         }
+        let mut loops = 0u128;
+        for (b, &e) in row[..127].iter().enumerate() {
+            if e == off {
+                loops |= 1 << b;
+            }
+        }
+        if row[127..].iter().all(|&e| e == off) {
+            loops |= 1 << 127;
+        }
+        self.loops[(off >> 8) as usize] = loops;
     }
 }
