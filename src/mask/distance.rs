@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use super::walk::{Classes, LazyTable, DEAD};
+use super::walk::{Classes, LazyTable, DEAD, KEEP_ROWS};
 use super::ByteAutomaton;
 use crate::vocab::trie::packed;
 use crate::vocab::TokenTrie;
@@ -43,6 +43,10 @@ impl TokenDistance {
         let Inner { memo, table, bytes: mb, frontier } = &mut *inner;
         if let Some(&t) = memo.get(&state) {
             return t;
+        }
+        if table.len() > KEEP_ROWS {
+            table.clear();
+            mb.clear();
         }
         // Successors have strictly fewer bytes to go, so this explicit-stack recursion ends.
         let mut successors: HashMap<u32, Vec<u32>> = HashMap::new();

@@ -1,5 +1,5 @@
 use super::distance::TokenDistance;
-use super::walk::{Classes, LazyTable, DEAD};
+use super::walk::{Classes, LazyTable, DEAD, KEEP_ROWS};
 use super::{ByteAutomaton, MaskError, TokenSet};
 use crate::vocab::trie::packed;
 use crate::vocab::{TokenTrie, Vocab};
@@ -117,6 +117,15 @@ impl StateMask {
     }
 }
 
+/// A [`LazyTable`] kept across walks, with per dense state the bucket of the current walk
+/// (`(epoch, bucket)`; `bucket == u32::MAX`: cannot finish).
+#[derive(Default)]
+struct WalkTable {
+    table: LazyTable,
+    epoch: u32,
+    bucket_by_state: Vec<(u32, u32)>,
+}
+
 /// Counters (monotonic since creation).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MaskStats {
@@ -138,6 +147,9 @@ pub struct MaskIndex {
     cache: Mutex<HashMap<u32, Arc<StateMask>>>,
     distance: TokenDistance,
     classes: Classes,
+    /// The automaton flattened as far as walks went, kept across walks (a walk that finds it
+    /// busy uses a fresh one).
+    walk_table: Mutex<WalkTable>,
     bytes_bound_tokens: bool,
     walks: AtomicU64,
     walk_nanos: AtomicU64,
@@ -162,6 +174,7 @@ impl MaskIndex {
         let bytes_bound_tokens = vocab.has_all_bytes();
         Ok(MaskIndex {
             classes: Classes::new(automaton.byte_classes()),
+            walk_table: Mutex::new(WalkTable::default()),
             automaton,
             vocab,
             trie,
@@ -313,14 +326,28 @@ impl MaskIndex {
         let mut top = TokenSet::new(self.vocab.len());
         // (d, tokens) buckets; most live tokens share a few d values
         let mut buckets: Vec<(u32, Vec<u32>)> = Vec::new();
-        let mut bucket_of: HashMap<u32, usize> = HashMap::new();
-        let mut table = LazyTable::default();
+        let mut bucket_of: HashMap<u32, u32> = HashMap::new();
+        let mut local = WalkTable::default();
+        let mut guard = self.walk_table.try_lock().ok();
+        let WalkTable { table, epoch, bucket_by_state } = match guard.as_deref_mut() {
+            Some(w) => w,
+            None => &mut local,
+        };
+        if table.len() > KEEP_ROWS {
+            table.clear();
+            bucket_by_state.clear();
+        }
+        // a new epoch forgets the previous walk's buckets
+        *epoch = epoch.wrapping_add(1);
+        if *epoch == 0 {
+            bucket_by_state.fill((0, 0));
+            *epoch = 1;
+        }
+        let epoch = *epoch;
         let classes = &self.classes;
         // stack[depth] = row offset of the state after the node at that depth on the current path
         let mut stack = vec![0u32; trie.max_depth() + 1];
         stack[0] = table.intern(state);
-        // per dense state: bucket index + 1 (0 = unknown), usize::MAX = cannot finish
-        let mut bucket_by_state: Vec<usize> = Vec::new();
         let mut visited = 0u64;
         let mut n_live = 0usize;
         let mut i = 1usize;
@@ -342,24 +369,24 @@ impl MaskIndex {
             if bulk || nd & packed::HAS_TOKENS != 0 {
                 let si = LazyTable::index(t);
                 if si >= bucket_by_state.len() {
-                    bucket_by_state.resize(table.len(), 0);
+                    bucket_by_state.resize(table.len(), (0, 0));
                 }
-                let mut b = bucket_by_state[si];
-                if b == 0 {
+                let (e, mut b) = bucket_by_state[si];
+                if e != epoch {
                     let m = self.shortest_tokens(table.state(t));
                     b = if m == u32::MAX {
-                        usize::MAX
+                        u32::MAX
                     } else {
-                        1 + *bucket_of.entry(m).or_insert_with(|| {
+                        *bucket_of.entry(m).or_insert_with(|| {
                             buckets.push((m, Vec::new()));
-                            buckets.len() - 1
+                            buckets.len() as u32 - 1
                         })
                     };
-                    bucket_by_state[si] = b;
+                    bucket_by_state[si] = (epoch, b);
                 }
-                if b != usize::MAX {
+                if b != u32::MAX {
                     let toks = &node_tokens[tok_off[i] as usize..tok_off[end] as usize];
-                    buckets[b - 1].1.extend_from_slice(toks);
+                    buckets[b as usize].1.extend_from_slice(toks);
                     for &t in toks {
                         top.insert(t);
                     }

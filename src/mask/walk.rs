@@ -12,6 +12,8 @@ use std::collections::HashMap;
 pub(crate) const DEAD: u32 = u32::MAX;
 /// Entry of a row not filled yet.
 const UNRESOLVED: u32 = u32::MAX - 1;
+/// States a table kept across walks may hold before it starts over (1 KiB each).
+pub(crate) const KEEP_ROWS: usize = 4096;
 /// Rows this table may hold: offsets must stay below the sentinels.
 const MAX_ROWS: usize = (UNRESOLVED as usize) / 256;
 
@@ -83,6 +85,14 @@ impl LazyTable {
     #[inline]
     pub fn loops(&self, off: u32) -> u128 {
         self.loops[(off >> 8) as usize]
+    }
+
+    /// Forgets every state (keeps the allocations).
+    pub fn clear(&mut self) {
+        self.ids.clear();
+        self.states.clear();
+        self.loops.clear();
+        self.table.clear();
     }
 
     /// Number of states interned so far.
