@@ -329,4 +329,8 @@ impl crate::mask::ByteAutomaton for Automaton {
     fn min_bytes_to_accept(&self, state: u32) -> u32 {
         Automaton::min_bytes_to_accept(self, StateId(state))
     }
+    fn byte_classes(&self) -> [u8; 256] {
+        let classes = self.dfa.byte_classes();
+        std::array::from_fn(|b| classes.get(b as u8))
+    }
 }

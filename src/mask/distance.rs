@@ -12,7 +12,9 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use super::walk::{Classes, LazyTable, DEAD, KEEP_ROWS};
 use super::ByteAutomaton;
+use crate::vocab::trie::packed;
 use crate::vocab::TokenTrie;
 
 /// Trie nodes one state's walk may visit; past it the tokens found so far decide (still sound:
@@ -21,15 +23,30 @@ const WALK_NODES: usize = 50_000;
 
 #[derive(Default)]
 pub struct TokenDistance {
-    memo: Mutex<HashMap<u32, u32>>,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    memo: HashMap<u32, u32>,
+    /// The automaton flattened as far as these walks went, kept across calls.
+    table: LazyTable,
+    /// `min_bytes_to_accept` per dense index of `table` (`u32::MAX - 1` = not looked up yet).
+    bytes: Vec<u32>,
+    frontier: Vec<(u32, u32)>,
 }
 
 impl TokenDistance {
     /// `T(state)`; `u32::MAX` when acceptance is unreachable.
-    pub fn get(&self, automaton: &dyn ByteAutomaton, trie: &TokenTrie, state: u32) -> u32 {
-        let mut memo = self.memo.lock().unwrap();
+    pub(crate) fn get(&self, automaton: &dyn ByteAutomaton, classes: &Classes, trie: &TokenTrie, state: u32) -> u32 {
+        let mut inner = self.inner.lock().unwrap();
+        let Inner { memo, table, bytes: mb, frontier } = &mut *inner;
         if let Some(&t) = memo.get(&state) {
             return t;
+        }
+        if table.len() > KEEP_ROWS {
+            table.clear();
+            mb.clear();
         }
         // Successors have strictly fewer bytes to go, so this explicit-stack recursion ends.
         let mut successors: HashMap<u32, Vec<u32>> = HashMap::new();
@@ -45,7 +62,7 @@ impl TokenDistance {
                 stack.pop();
                 continue;
             }
-            let next = successors.entry(q).or_insert_with(|| shortest_path_token_ends(automaton, trie, q));
+            let next = successors.entry(q).or_insert_with(|| shortest_path_token_ends(automaton, classes, table, mb, frontier, trie, q));
             let missing: Vec<u32> = next.iter().copied().filter(|s| !memo.contains_key(s)).collect();
             if missing.is_empty() {
                 let best = next.iter().map(|s| memo[s]).min().unwrap_or(u32::MAX);
@@ -60,24 +77,63 @@ impl TokenDistance {
 }
 
 /// End states of the tokens whose every byte brings acceptance one byte closer from `q`.
-fn shortest_path_token_ends(automaton: &dyn ByteAutomaton, trie: &TokenTrie, q: u32) -> Vec<u32> {
+///
+/// Depth-first, last child first, counting every node taken off the frontier (the cut-off at
+/// `WALK_NODES` depends on this order); steps through the flattened `table`.
+fn shortest_path_token_ends(
+    automaton: &dyn ByteAutomaton,
+    classes: &Classes,
+    table: &mut LazyTable,
+    mb: &mut Vec<u32>,
+    frontier: &mut Vec<(u32, u32)>,
+    trie: &TokenTrie,
+    q: u32,
+) -> Vec<u32> {
+    const UNKNOWN: u32 = u32::MAX - 1;
+    let nodes = trie.packed();
+    let mut bytes_of = |table: &LazyTable, off: u32| -> u32 {
+        let i = LazyTable::index(off);
+        if i >= mb.len() {
+            mb.resize(table.len(), UNKNOWN);
+        }
+        if mb[i] == UNKNOWN {
+            mb[i] = automaton.min_bytes_to_accept(table.state(off));
+        }
+        mb[i]
+    };
+    let push_children = |frontier: &mut Vec<(u32, u32)>, node: usize, off: u32| {
+        let end = node + packed::subtree(nodes[node]);
+        let mut c = node + 1;
+        while c < end {
+            frontier.push((c as u32, off));
+            c += packed::subtree(nodes[c]);
+        }
+    };
     let mut ends = Vec::new();
     let mut visited = 0;
-    // Depth-first over trie nodes, each with the state before its byte.
-    let mut frontier: Vec<(usize, u32)> = trie.children(0).map(|c| (c, q)).collect();
+    frontier.clear();
+    let q_off = table.intern(q);
+    push_children(frontier, 0, q_off);
     while let Some((node, from)) = frontier.pop() {
         visited += 1;
         if visited > WALK_NODES {
             break;
         }
-        let Some(to) = automaton.next(from, trie.byte(node)) else { continue };
-        if automaton.min_bytes_to_accept(to) + 1 != automaton.min_bytes_to_accept(from) {
+        let nd = nodes[node as usize];
+        let to = table.step(automaton, classes, from, packed::byte(nd));
+        if to == DEAD {
             continue;
         }
-        if !trie.tokens_at(node).is_empty() && !ends.contains(&to) {
-            ends.push(to);
+        if bytes_of(table, to).wrapping_add(1) != bytes_of(table, from) {
+            continue;
         }
-        frontier.extend(trie.children(node).map(|c| (c, to)));
+        if nd & packed::HAS_TOKENS != 0 {
+            let s = table.state(to);
+            if !ends.contains(&s) {
+                ends.push(s);
+            }
+        }
+        push_children(frontier, node as usize, to);
     }
     ends
 }

@@ -1,5 +1,7 @@
 use super::distance::TokenDistance;
+use super::walk::{Classes, LazyTable, DEAD, KEEP_ROWS};
 use super::{ByteAutomaton, MaskError, TokenSet};
+use crate::vocab::trie::packed;
 use crate::vocab::{TokenTrie, Vocab};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -115,6 +117,15 @@ impl StateMask {
     }
 }
 
+/// A [`LazyTable`] kept across walks, with per dense state the bucket of the current walk
+/// (`(epoch, bucket)`; `bucket == u32::MAX`: cannot finish).
+#[derive(Default)]
+struct WalkTable {
+    table: LazyTable,
+    epoch: u32,
+    bucket_by_state: Vec<(u32, u32)>,
+}
+
 /// Counters (monotonic since creation).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MaskStats {
@@ -135,6 +146,10 @@ pub struct MaskIndex {
     trie: Arc<TokenTrie>,
     cache: Mutex<HashMap<u32, Arc<StateMask>>>,
     distance: TokenDistance,
+    classes: Classes,
+    /// The automaton flattened as far as walks went, kept across walks (a walk that finds it
+    /// busy uses a fresh one).
+    walk_table: Mutex<WalkTable>,
     bytes_bound_tokens: bool,
     walks: AtomicU64,
     walk_nanos: AtomicU64,
@@ -158,6 +173,8 @@ impl MaskIndex {
         }
         let bytes_bound_tokens = vocab.has_all_bytes();
         Ok(MaskIndex {
+            classes: Classes::new(automaton.byte_classes()),
+            walk_table: Mutex::new(WalkTable::default()),
             automaton,
             vocab,
             trie,
@@ -192,7 +209,7 @@ impl MaskIndex {
     /// `distance.rs`; `u32::MAX` = cannot finish), not counting the EOG token. The budget rule
     /// and the up-front "needs N tokens" check both use it.
     pub fn shortest_tokens(&self, state: u32) -> u32 {
-        self.distance.get(&*self.automaton, &self.trie, state)
+        self.distance.get(&*self.automaton, &self.classes, &self.trie, state)
     }
 
     pub fn stats(&self) -> MaskStats {
@@ -301,54 +318,82 @@ impl MaskIndex {
         let t0 = Instant::now();
         let a = &*self.automaton;
         let trie = &*self.trie;
-        let n_nodes = trie.num_nodes();
+        let nodes = trie.packed();
+        let tok_off = trie.tok_offsets();
+        let node_tokens = trie.node_tokens();
+        let sub_bytes = trie.subtree_bytes();
+        let n_nodes = nodes.len();
         let mut top = TokenSet::new(self.vocab.len());
         // (d, tokens) buckets; most live tokens share a few d values
         let mut buckets: Vec<(u32, Vec<u32>)> = Vec::new();
-        let mut bucket_of: HashMap<u32, usize> = HashMap::new();
+        let mut bucket_of: HashMap<u32, u32> = HashMap::new();
+        let mut local = WalkTable::default();
+        let mut guard = self.walk_table.try_lock().ok();
+        let WalkTable { table, epoch, bucket_by_state } = match guard.as_deref_mut() {
+            Some(w) => w,
+            None => &mut local,
+        };
+        if table.len() > KEEP_ROWS {
+            table.clear();
+            bucket_by_state.clear();
+        }
+        // a new epoch forgets the previous walk's buckets
+        *epoch = epoch.wrapping_add(1);
+        if *epoch == 0 {
+            bucket_by_state.fill((0, 0));
+            *epoch = 1;
+        }
+        let epoch = *epoch;
+        let classes = &self.classes;
+        // stack[depth] = row offset of the state after the node at that depth on the current path
         let mut stack = vec![0u32; trie.max_depth() + 1];
-        stack[0] = state;
+        stack[0] = table.intern(state);
         let mut visited = 0u64;
         let mut n_live = 0usize;
-        let mut last_d = u32::MAX;
-        let mut last_b = 0usize;
-        // Tokens ending in the same state are frequent: look each state's distance up once.
-        let mut distances: HashMap<u32, u32> = HashMap::new();
-        let mut last_end = (u32::MAX, u32::MAX);
         let mut i = 1usize;
         while i < n_nodes {
-            let d = trie.depth(i);
+            let nd = nodes[i];
+            let depth = packed::depth(nd);
             visited += 1;
-            match a.next(stack[d - 1], trie.byte(i)) {
-                None => i += trie.subtree_size(i),
-                Some(s) => {
-                    stack[d] = s;
-                    let toks = trie.tokens_at(i);
-                    if !toks.is_empty() {
-                        // Consecutive tokens in DFS order mostly end in the same state.
-                        if last_end.0 != s {
-                            last_end = (s, *distances.entry(s).or_insert_with(|| self.shortest_tokens(s)));
-                        }
-                        let m = last_end.1;
-                        if m != u32::MAX {
-                            if m != last_d {
-                                last_d = m;
-                                last_b = *bucket_of.entry(m).or_insert_with(|| {
-                                    buckets.push((m, Vec::new()));
-                                    buckets.len() - 1
-                                });
-                            }
-                            let bucket = &mut buckets[last_b].1;
-                            for &t in toks {
-                                top.insert(t);
-                                bucket.push(t);
-                                n_live += 1;
-                            }
-                        }
+            let t = table.step(a, classes, stack[depth - 1], packed::byte(nd));
+            if t == DEAD {
+                i += packed::subtree(nd);
+                continue;
+            }
+            stack[depth] = t;
+            let size = packed::subtree(nd);
+            // A subtree whose bytes all step this state to itself: every node in it is live
+            // and every token in it ends here, so take its tokens in one go.
+            let bulk = t == stack[depth - 1] && size > 1 && sub_bytes[i] & !table.loops(t) == 0;
+            let end = if bulk { i + size } else { i + 1 };
+            if bulk || nd & packed::HAS_TOKENS != 0 {
+                let si = LazyTable::index(t);
+                if si >= bucket_by_state.len() {
+                    bucket_by_state.resize(table.len(), (0, 0));
+                }
+                let (e, mut b) = bucket_by_state[si];
+                if e != epoch {
+                    let m = self.shortest_tokens(table.state(t));
+                    b = if m == u32::MAX {
+                        u32::MAX
+                    } else {
+                        *bucket_of.entry(m).or_insert_with(|| {
+                            buckets.push((m, Vec::new()));
+                            buckets.len() as u32 - 1
+                        })
+                    };
+                    bucket_by_state[si] = (epoch, b);
+                }
+                if b != u32::MAX {
+                    let toks = &node_tokens[tok_off[i] as usize..tok_off[end] as usize];
+                    buckets[b as usize].1.extend_from_slice(toks);
+                    for &t in toks {
+                        top.insert(t);
                     }
-                    i += 1;
+                    n_live += toks.len();
                 }
             }
+            i = end;
         }
         buckets.sort_unstable_by_key(|b| b.0);
         let accepting = a.is_accepting(state);
@@ -357,20 +402,22 @@ impl MaskIndex {
                 top.insert(e);
             }
         }
-        let mut levels: Vec<Level> = buckets
+        // The dominant level's tokens are implied (top minus the others): drop them unsorted.
+        let dominant = buckets.iter().enumerate().max_by_key(|(_, b)| b.1.len()).map(|(i, _)| i).unwrap_or(0);
+        let levels: Vec<Level> = buckets
             .into_iter()
-            .map(|(d, mut toks)| {
-                toks.sort_unstable();
-                Level { d, count: toks.len() as u32, toks }
+            .enumerate()
+            .map(|(i, (d, mut toks))| {
+                let count = toks.len() as u32;
+                if i == dominant {
+                    toks = Vec::new();
+                } else {
+                    toks.sort_unstable();
+                    toks.shrink_to_fit();
+                }
+                Level { d, count, toks }
             })
             .collect();
-        let dominant = levels.iter().enumerate().max_by_key(|(_, l)| l.count).map(|(i, _)| i).unwrap_or(0);
-        if let Some(l) = levels.get_mut(dominant) {
-            l.toks = Vec::new();
-        }
-        for l in &mut levels {
-            l.toks.shrink_to_fit();
-        }
         let sets: Vec<OnceLock<Arc<TokenSet>>> = (0..=levels.len()).map(|_| OnceLock::new()).collect();
         let _ = sets[levels.len()].set(Arc::new(top));
         let walk_nanos = t0.elapsed().as_nanos() as u64;

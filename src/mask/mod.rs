@@ -12,6 +12,7 @@ mod distance;
 mod index;
 mod matcher;
 mod tokenset;
+mod walk;
 
 pub use index::{MaskIndex, MaskStats, StateMask};
 pub use matcher::Matcher;
@@ -25,6 +26,12 @@ pub trait ByteAutomaton: Send + Sync {
     fn is_accepting(&self, state: u32) -> bool;
     /// Fewest bytes from `state` to an accepting state; `u32::MAX` = cannot accept.
     fn min_bytes_to_accept(&self, state: u32) -> u32;
+    /// Byte equivalence classes: `byte_classes()[b]` is the class of byte `b`, and bytes of
+    /// one class must step every state to the same result. Walks use it to step each state
+    /// once per class instead of once per byte. Default: every byte is its own class.
+    fn byte_classes(&self) -> [u8; 256] {
+        std::array::from_fn(|b| b as u8)
+    }
 }
 
 impl<T: ByteAutomaton + ?Sized> ByteAutomaton for std::sync::Arc<T> {
@@ -32,6 +39,7 @@ impl<T: ByteAutomaton + ?Sized> ByteAutomaton for std::sync::Arc<T> {
     fn next(&self, state: u32, byte: u8) -> Option<u32> { (**self).next(state, byte) }
     fn is_accepting(&self, state: u32) -> bool { (**self).is_accepting(state) }
     fn min_bytes_to_accept(&self, state: u32) -> u32 { (**self).min_bytes_to_accept(state) }
+    fn byte_classes(&self) -> [u8; 256] { (**self).byte_classes() }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -19,8 +19,40 @@ pub struct TokenTrie {
     /// Tokens ending at node i: `node_tokens[tok_off[i]..tok_off[i+1]]`.
     tok_off: Vec<u32>,
     node_tokens: Vec<u32>,
+    /// Hot-loop view of each node, one `u64`: see [`TokenTrie::packed`].
+    packed: Vec<u64>,
+    /// Bytes used in each node's subtree, see [`TokenTrie::subtree_bytes`].
+    subtree_bytes: Vec<u128>,
     n_vocab: usize,
     max_depth: usize,
+}
+
+/// The bit of `byte` in a [`TokenTrie::subtree_bytes`] set: `byte` for ASCII below 0x7F,
+/// 127 for 0x7F and every byte >= 0x80.
+#[inline]
+pub fn byte_bit(byte: u8) -> u128 {
+    1u128 << byte.min(127)
+}
+
+/// Fields of a [`TokenTrie::packed`] node.
+pub mod packed {
+    /// Bits 0..8: the node's byte.
+    #[inline(always)]
+    pub fn byte(n: u64) -> u8 {
+        n as u8
+    }
+    /// Bits 8..24: the node's depth.
+    #[inline(always)]
+    pub fn depth(n: u64) -> usize {
+        (n >> 8) as u16 as usize
+    }
+    /// Bit 24: some token ends at the node.
+    pub const HAS_TOKENS: u64 = 1 << 24;
+    /// Bits 32..64: the subtree size.
+    #[inline(always)]
+    pub fn subtree(n: u64) -> usize {
+        (n >> 32) as usize
+    }
 }
 
 impl TokenTrie {
@@ -33,6 +65,8 @@ impl TokenTrie {
             depth: Vec::with_capacity(cap),
             subtree: Vec::with_capacity(cap),
             tok_off: Vec::with_capacity(cap + 1),
+            packed: Vec::new(),
+            subtree_bytes: Vec::new(),
             node_tokens: Vec::with_capacity(ids.len()),
             n_vocab: vocab.len(),
             max_depth: 0,
@@ -71,7 +105,60 @@ impl TokenTrie {
         t.depth.shrink_to_fit();
         t.subtree.shrink_to_fit();
         t.tok_off.shrink_to_fit();
+        assert!(t.bytes.len() <= u32::MAX as usize, "trie too large");
+        t.packed = (0..t.bytes.len())
+            .map(|i| {
+                let has = if t.tok_off[i] != t.tok_off[i + 1] { packed::HAS_TOKENS } else { 0 };
+                t.bytes[i] as u64 | (t.depth[i] as u64) << 8 | has | (t.subtree[i] as u64) << 32
+            })
+            .collect();
+        // OR each node's set into its parent's; in DFS order the parent of node i is the
+        // nearest earlier node one level up, found with a stack of the current path.
+        let n = t.bytes.len();
+        let mut parent = vec![0u32; n];
+        let mut path: Vec<u32> = vec![0];
+        for i in 1..n {
+            let d = t.depth[i] as usize;
+            path.truncate(d);
+            parent[i] = path[d - 1];
+            path.push(i as u32);
+        }
+        t.subtree_bytes = vec![0u128; n];
+        for i in (1..n).rev() {
+            let own = t.subtree_bytes[i] | byte_bit(t.bytes[i]);
+            t.subtree_bytes[i] = own;
+            t.subtree_bytes[parent[i] as usize] |= own;
+        }
         t
+    }
+
+    /// The bytes of every node in the subtree of `node` (its own byte included), as a set
+    /// over 128 bits: bit `b` for an ASCII byte `b`, and bit 127 for 0x7F and every byte
+    /// >= 0x80 (see [`byte_bit`]).
+    #[inline]
+    pub fn subtree_bytes(&self) -> &[u128] {
+        &self.subtree_bytes
+    }
+
+    /// Every node as one `u64` (byte, depth, has-tokens flag, subtree size; read with the
+    /// functions of [`packed`]), so a walk's hot loop touches one array.
+    #[inline]
+    pub fn packed(&self) -> &[u64] {
+        &self.packed
+    }
+
+    /// Offsets into [`TokenTrie::node_tokens`]: the tokens of node `i` are
+    /// `node_tokens()[tok_offsets()[i]..tok_offsets()[i + 1]]`, so those of a subtree
+    /// `[i, j)` are `node_tokens()[tok_offsets()[i]..tok_offsets()[j]]`.
+    #[inline]
+    pub fn tok_offsets(&self) -> &[u32] {
+        &self.tok_off
+    }
+
+    /// All token ids in node (DFS) order.
+    #[inline]
+    pub fn node_tokens(&self) -> &[u32] {
+        &self.node_tokens
     }
 
     fn push_node(&mut self, byte: u8, depth: usize) -> u32 {
@@ -212,6 +299,18 @@ mod tests {
         assert_eq!(t.tokens_at(t.find(b"abc").unwrap()), &[3]);
         assert_eq!(t.tokens_at(t.find(b"b").unwrap()), &[4]);
         assert!(t.find(b"bb").is_none());
+        for i in 0..t.num_nodes() {
+            let p = t.packed()[i];
+            assert_eq!(packed::byte(p), t.byte(i));
+            assert_eq!(packed::depth(p), t.depth(i));
+            assert_eq!(packed::subtree(p), t.subtree_size(i));
+            assert_eq!(p & packed::HAS_TOKENS != 0, !t.tokens_at(i).is_empty());
+            let mut want = 0u128;
+            for j in i.max(1)..i + t.subtree_size(i) {
+                want |= byte_bit(t.byte(j));
+            }
+            assert_eq!(t.subtree_bytes()[i], want);
+        }
         assert_eq!(t.tokens_at(0), &[] as &[u32]);
         assert_eq!(t.children(0).map(|c| t.byte(c)).collect::<Vec<_>>(), b"ab");
         // full walk reconstructs every token
