@@ -60,6 +60,9 @@ struct ServeArgs {
     /// Largest accepted request body, in bytes.
     #[arg(long, default_value_t = 8 * 1024 * 1024)]
     max_body_bytes: usize,
+    /// Most requests' sequences waiting for a free slot; more get 429 with Retry-After.
+    #[arg(long, default_value_t = 64)]
+    max_queue: usize,
     /// Require `Authorization: Bearer KEY` on /v1/* (repeat for several keys; also
     /// CONFORM_API_KEY, comma-separated).
     #[arg(long = "api-key")]
@@ -142,7 +145,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tracing::warn!("serving on {} without an API key: anyone who can reach it can use it (--api-key)", args.host);
     }
     let engine = args.engine.start()?;
-    let state = server::AppState::new(engine, args.max_body_bytes, api_keys)?;
+    let state = server::AppState::new(engine, args.max_body_bytes, api_keys, args.max_queue)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let addr = format!("{}:{}", args.host, args.port);

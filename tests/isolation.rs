@@ -13,7 +13,7 @@ use tokio::sync::Mutex;
 
 fn server() -> &'static Server {
     static SERVER: OnceLock<Server> = OnceLock::new();
-    SERVER.get_or_init(|| Server::start(&["--parallel", "1", "--ctx-size", "1024"]))
+    SERVER.get_or_init(|| Server::start(&["--parallel", "1", "--ctx-size", "1024", "--max-queue", "1"]))
 }
 
 /// Tests here take turns: each needs the server to itself.
@@ -80,4 +80,33 @@ async fn same_seed_same_output_and_n_gives_distinct_choices() {
     assert_ne!(text(&c, 0), text(&a, 0));
     let total = a["usage"]["completion_tokens"].as_u64().unwrap();
     assert!((2..=24).contains(&total), "both choices' tokens are counted: {total}");
+}
+
+#[tokio::test]
+async fn a_full_queue_answers_429_with_retry_after_and_loses_nothing() {
+    let _turn = TURN.lock().await;
+    // Occupy the only slot with a long stream.
+    let long = chat_body("Write a very long essay about rivers.", json!({"max_tokens": 800, "stream": true}));
+    let resp = client().post(server().url("/v1/chat/completions")).json(&long).send().await.unwrap();
+    let mut stream = resp.bytes_stream();
+    stream.next().await.unwrap().unwrap();
+    // One request may wait...
+    let second = chat_body("Say ok.", json!({"max_tokens": 3}));
+    let waiting = tokio::spawn(async move { post(server(), "/v1/chat/completions", &second).await });
+    let start = Instant::now();
+    while health(server()).await["queued"] != 1 {
+        assert!(start.elapsed() < Duration::from_secs(10), "the second request never queued");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // ...the next one is turned away at once.
+    let resp = client().post(server().url("/v1/chat/completions")).json(&chat_body("Hi.", json!({"max_tokens": 3}))).send().await.unwrap();
+    assert_eq!(resp.status(), 429);
+    assert_eq!(resp.headers()["retry-after"], "1");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "server_busy");
+    // Freeing the slot lets the queued request finish normally.
+    drop(stream);
+    let (status, resp) = waiting.await.unwrap();
+    assert_eq!(status, 200, "{resp}");
+    wait_until_idle(server()).await;
 }

@@ -168,19 +168,23 @@ pub(super) fn run(
             };
             match outcome {
                 Outcome::Continue => i += 1,
+                // The slot is free (and counted free) before the client hears the end, so a
+                // follow-up request never sees a stale busy server.
                 Outcome::Finished(reason) => {
                     let mut seq = active.swap_remove(i);
+                    release(&mut ctx, &mut free_slots, seq.slot);
+                    stats.active.store(active.len(), Ordering::Relaxed);
                     let rest = seq.text.finish();
                     if !rest.is_empty() {
                         let _ = seq.job.events.send(Event::Token { text: rest, logprob: None });
                     }
                     let _ = seq.job.events.send(Event::Done(seq.summary(reason)));
-                    release(&mut ctx, &mut free_slots, seq.slot);
                 }
                 Outcome::Failed(message) => {
                     let seq = active.swap_remove(i);
-                    let _ = seq.job.events.send(Event::Error(message));
                     release(&mut ctx, &mut free_slots, seq.slot);
+                    stats.active.store(active.len(), Ordering::Relaxed);
+                    let _ = seq.job.events.send(Event::Error(message));
                 }
             }
         }

@@ -63,6 +63,17 @@ impl ApiError {
         }
     }
 
+    /// The queue is full: a 429 the client should retry (`Retry-After` is added on the way out).
+    pub fn busy(queued: usize, limit: usize) -> Self {
+        ApiError {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            message: format!("the server is busy: {queued} requests are waiting (limit {limit}, --max-queue); retry shortly"),
+            kind: "server_busy",
+            param: None,
+            code: Some("server_busy"),
+        }
+    }
+
     pub fn internal(error: impl std::fmt::Display) -> Self {
         tracing::error!("internal error: {error}");
         ApiError {
@@ -86,6 +97,10 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(self.body())).into_response()
+        let mut response = (self.status, Json(self.body())).into_response();
+        if self.status == StatusCode::TOO_MANY_REQUESTS {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
+        }
+        response
     }
 }

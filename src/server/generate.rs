@@ -1,6 +1,8 @@
 //! What chat and text completions share: checking the prompt against the context window,
 //! submitting one engine job per choice, and collecting or merging their event streams.
 
+use std::sync::atomic::Ordering;
+
 use futures::stream::{self, Stream, StreamExt};
 use llama_cpp_2::token::LlamaToken;
 use tokio::sync::mpsc;
@@ -61,6 +63,13 @@ pub fn submit(
             format!("the requested format needs at least {needed} tokens to complete, but only {max_tokens} are allowed"),
         )
         .with_code("format_exceeds_max_tokens"));
+    }
+    // Sequences beyond the free slots wait in the engine's queue; bound it.
+    let stats = &state.engine.stats;
+    let waiting = stats.queued.load(Ordering::Relaxed);
+    let free = (state.engine.config.parallel as usize).saturating_sub(stats.active.load(Ordering::Relaxed));
+    if (waiting + request.n as usize).saturating_sub(free) > state.max_queue {
+        return Err(ApiError::busy(waiting, state.max_queue));
     }
     let mut receivers = Vec::with_capacity(request.n as usize);
     for i in 0..request.n {

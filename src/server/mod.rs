@@ -33,10 +33,12 @@ pub struct AppState {
     pub body_limit: usize,
     /// Bearer keys accepted on `/v1/*`; empty = no authentication.
     pub api_keys: Arc<Vec<String>>,
+    /// Most sequences waiting for a slot; past it requests get a 429.
+    pub max_queue: usize,
 }
 
 impl AppState {
-    pub fn new(engine: Engine, body_limit: usize, api_keys: Vec<String>) -> anyhow::Result<Self> {
+    pub fn new(engine: Engine, body_limit: usize, api_keys: Vec<String>, max_queue: usize) -> anyhow::Result<Self> {
         let info = &engine.info;
         let chat_template = match &info.chat_template {
             Some(source) => Some(Arc::new(ChatTemplate::new(source, &info.bos_token, &info.eos_token)?)),
@@ -47,7 +49,7 @@ impl AppState {
             model.vocab().tokenize(bytes, false, false).into_iter().map(|t| t.0 as u32).collect()
         });
         let formats = Arc::new(Formats::new(info.vocab.clone(), tokenize));
-        Ok(AppState { engine: Arc::new(engine), chat_template, formats, body_limit, api_keys: Arc::new(api_keys) })
+        Ok(AppState { engine: Arc::new(engine), chat_template, formats, body_limit, api_keys: Arc::new(api_keys), max_queue })
     }
 }
 
