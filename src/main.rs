@@ -67,6 +67,9 @@ struct ServeArgs {
     /// CONFORM_API_KEY, comma-separated).
     #[arg(long = "api-key")]
     api_keys: Vec<String>,
+    /// On SIGTERM/SIGINT, stop accepting and give in-flight requests this many seconds.
+    #[arg(long, default_value_t = 30)]
+    shutdown_timeout: u64,
     /// Exit when stdin closes (lets a test harness's server die with the harness).
     #[arg(long, hide = true)]
     exit_with_stdin: bool,
@@ -151,11 +154,33 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let addr = format!("{}:{}", args.host, args.port);
         let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("binding {addr}"))?;
         tracing::info!("serving {} on http://{}", state.engine.info.id, listener.local_addr()?);
-        axum::serve(listener, server::app(state))
-            .with_graceful_shutdown(async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
-            .await?;
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = axum::serve(listener, server::app(state)).with_graceful_shutdown(async {
+            let _ = stop_rx.await;
+        });
+        let server = tokio::spawn(async move { server.await });
+        shutdown_signal().await;
+        tracing::info!("shutting down: no new connections; {} s for requests in flight", args.shutdown_timeout);
+        let _ = stop_tx.send(());
+        match tokio::time::timeout(std::time::Duration::from_secs(args.shutdown_timeout), server).await {
+            Ok(result) => result??,
+            Err(_) => tracing::warn!("requests still running after {} s; exiting", args.shutdown_timeout),
+        }
         anyhow::Ok(())
     })
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing the SIGTERM handler");
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
 }

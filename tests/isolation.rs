@@ -110,3 +110,21 @@ async fn a_full_queue_answers_429_with_retry_after_and_loses_nothing() {
     assert_eq!(status, 200, "{resp}");
     wait_until_idle(server()).await;
 }
+
+#[tokio::test]
+async fn sigterm_finishes_streams_in_flight_then_exits_cleanly() {
+    let mut own = Server::start(&["--parallel", "2", "--ctx-size", "512"]);
+    let body = chat_body("Count from 1 to 20.", json!({"max_tokens": 40, "stream": true}));
+    let resp = client().post(own.url("/v1/chat/completions")).json(&body).header("x-request-id", "abc-123").send().await.unwrap();
+    assert_eq!(resp.headers()["x-request-id"], "abc-123");
+    let mut stream = resp.bytes_stream();
+    let mut text = String::from_utf8(stream.next().await.unwrap().unwrap().to_vec()).unwrap();
+    let url = own.url("/health");
+    let status = tokio::task::spawn_blocking(move || own.terminate()).await.unwrap();
+    while let Some(chunk) = stream.next().await {
+        text.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+    }
+    assert!(text.trim_end().ends_with("data: [DONE]"), "the stream in flight was cut: {text}");
+    assert!(status.success(), "exit status {status}");
+    assert!(client().get(url).send().await.is_err(), "still accepting after shutdown");
+}

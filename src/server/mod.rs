@@ -64,8 +64,30 @@ pub fn app(state: AppState) -> Router {
         .merge(v1)
         .route("/health", get(health))
         .fallback(|| async { ApiError::not_found("no such route", None, "not_found") })
+        .layer(axum::middleware::from_fn(request_id))
         .layer(DefaultBodyLimit::max(state.body_limit))
         .with_state(state)
+}
+
+/// Tags each request with an id (the client's `x-request-id`, or a new one), echoes it in the
+/// response and logs the request under it.
+async fn request_id(mut request: Request, next: axum::middleware::Next) -> axum::response::Response {
+    let id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+        .map(String::from)
+        .unwrap_or_else(|| new_id("req"));
+    let value = axum::http::HeaderValue::from_str(&id).unwrap_or_else(|_| axum::http::HeaderValue::from_static("invalid"));
+    request.headers_mut().insert("x-request-id", value.clone());
+    let (method, path) = (request.method().clone(), request.uri().path().to_string());
+    let start = std::time::Instant::now();
+    let span = tracing::info_span!("request", id = %id, %method, %path);
+    let mut response = tracing::Instrument::instrument(next.run(request), span.clone()).await;
+    span.in_scope(|| tracing::info!(status = response.status().as_u16(), ms = start.elapsed().as_millis() as u64, "answered"));
+    response.headers_mut().insert("x-request-id", value);
+    response
 }
 
 /// `Authorization: Bearer <key>` on `/v1/*` when keys are configured; `/health` stays open.

@@ -42,6 +42,18 @@ impl Server {
         Server { base: format!("http://127.0.0.1:{port}"), child }
     }
 
+    /// Sends SIGTERM and waits for the process to exit; returns its exit status.
+    /// (Polls rather than `wait`, which would close stdin and trigger `--exit-with-stdin`.)
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
