@@ -5,6 +5,7 @@ pub mod engine;
 pub mod format;
 pub mod manifest;
 pub mod mask;
+pub mod metrics;
 pub mod server;
 pub mod testdata;
 pub mod vocab;

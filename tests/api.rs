@@ -290,3 +290,26 @@ async fn api_keys_guard_v1_but_not_health() {
     }
     assert_eq!(client().get(keyed.url("/health")).send().await.unwrap().status(), 200);
 }
+
+#[tokio::test]
+async fn metrics_are_prometheus_text_and_count_what_happened() {
+    let (status, _) = post(server(), "/v1/chat/completions", &chat_body("Say hi.", json!({"max_tokens": 2, "guided_choice": ["hi", "hello"]}))).await;
+    assert_eq!(status, 200);
+    let _ = client().get(server().url("/no/such/path")).send().await.unwrap();
+    let resp = client().get(server().url("/metrics")).send().await.unwrap();
+    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    let text = resp.text().await.unwrap();
+    let value = |prefix: &str| -> f64 {
+        text.lines().find(|l| l.starts_with(prefix)).and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no `{prefix}` in:\n{text}"))
+    };
+    assert!(value("conform_requests_total{route=\"/v1/chat/completions\",status=\"200\"}") >= 1.0);
+    assert!(value("conform_requests_total{route=\"unmatched\",status=\"404\"}") >= 1.0);
+    assert!(!text.contains("/no/such/path"));
+    assert!(value("conform_completion_tokens_total") >= 1.0);
+    assert!(value("conform_format_compiles_total") >= 1.0);
+    assert!(value("conform_mask_seconds_count") >= 1.0);
+    assert!(value("conform_time_to_first_token_seconds_count") >= 1.0);
+    assert!(value("conform_decode_step_seconds_bucket{le=\"+Inf\"}") >= 1.0);
+    assert!(text.contains("# TYPE conform_queue_depth gauge"));
+}

@@ -15,6 +15,7 @@ use llama_cpp_2::token::LlamaToken;
 use super::sampling::{pipeline, LogitProcessor, Sampler};
 use super::text::TextStream;
 use super::{EngineConfig, EngineStats, Event, FinishReason, Job, Summary, TokenLogprob};
+use crate::metrics::metrics;
 use crate::vocab::Vocab;
 
 /// One active sequence, living in KV-cache slot `slot`.
@@ -33,6 +34,7 @@ struct Sequence {
     processors: Vec<Box<dyn LogitProcessor>>,
     sampler: Sampler,
     text: TextStream,
+    admitted: std::time::Instant,
 }
 
 impl Sequence {
@@ -48,6 +50,7 @@ impl Sequence {
             processors: pipeline(&job.params),
             sampler: Sampler::new(job.params.clone()),
             text: TextStream::new(job.stop.clone()),
+            admitted: std::time::Instant::now(),
             job,
         }
     }
@@ -144,7 +147,10 @@ pub(super) fn run(
         }
 
         fill_batch(&mut batch, &mut active, config.batch_size as usize);
-        if let Err(e) = ctx.decode(&mut batch) {
+        let decode_start = std::time::Instant::now();
+        let decoded = ctx.decode(&mut batch);
+        metrics().decode_step.observe(decode_start.elapsed());
+        if let Err(e) = decoded {
             tracing::error!("decode failed: {e}");
             for seq in active.drain(..) {
                 let _ = seq.job.events.send(Event::Error(format!("decode failed: {e}")));
@@ -174,6 +180,10 @@ pub(super) fn run(
                     let mut seq = active.swap_remove(i);
                     release(&mut ctx, &mut free_slots, seq.slot);
                     stats.active.store(active.len(), Ordering::Relaxed);
+                    let m = metrics();
+                    m.prompt_tokens.fetch_add(seq.job.prompt.len() as u64, Ordering::Relaxed);
+                    m.completion_tokens.fetch_add(seq.generated as u64, Ordering::Relaxed);
+                    m.forced_tokens.fetch_add(seq.forced as u64, Ordering::Relaxed);
                     let rest = seq.text.finish();
                     if !rest.is_empty() {
                         let _ = seq.job.events.send(Event::Token { text: rest, logprob: None });
@@ -228,12 +238,17 @@ fn step(seq: &mut Sequence, logits: &mut [f32], vocab: &Vocab) -> Outcome {
     }
     let remaining_after = seq.job.max_tokens - seq.generated - 1;
     if let Some(constraint) = seq.job.constraint.as_mut() {
+        let start = std::time::Instant::now();
         constraint.mask(logits, remaining_after);
+        metrics().mask.observe(start.elapsed());
     }
     let Some(sampled) = seq.sampler.sample(logits) else {
         return Outcome::Failed("no token is allowed at this point (format dead end)".into());
     };
     let token = sampled.token;
+    if seq.generated == 0 {
+        metrics().time_to_first_token.observe(seq.admitted.elapsed());
+    }
     seq.generated += 1;
     if vocab.is_eog(token) {
         return Outcome::Finished(FinishReason::Stop);

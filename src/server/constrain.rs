@@ -7,6 +7,7 @@
 //! schema used again costs nothing; masks per automaton state are cached inside the index.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 
 use serde::Deserialize;
@@ -16,6 +17,7 @@ use super::error::ApiError;
 use crate::engine::TokenConstraint;
 use crate::format::{self, Automaton, FormatError, Limits, SchemaOptions, Whitespace};
 use crate::mask::{MaskIndex, Matcher};
+use crate::metrics::metrics;
 use crate::vocab::{TokenTrie, Vocab};
 
 /// The format fields of a chat or completion request.
@@ -126,9 +128,16 @@ impl Formats {
     fn compiled(&self, param: &str, source: Source, mode: Mode) -> Result<Format, ApiError> {
         let cached = self.cache.lock().unwrap().get(&source).cloned();
         let (index, automaton, ignored) = match cached {
-            Some(entry) => entry,
+            Some(entry) => {
+                metrics().format_cache_hits.fetch_add(1, Relaxed);
+                entry
+            }
             None => {
-                let (automaton, ignored) = self.build(&source).map_err(|e| format_error(param, e))?;
+                let start = std::time::Instant::now();
+                let built = self.build(&source);
+                metrics().format_compiles.fetch_add(1, Relaxed);
+                metrics().format_compile.observe(start.elapsed());
+                let (automaton, ignored) = built.map_err(|e| format_error(param, e))?;
                 let automaton = Arc::new(automaton);
                 let index = MaskIndex::new(automaton.clone(), self.vocab.clone(), self.trie.clone())
                     .map_err(ApiError::internal)?;

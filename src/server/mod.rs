@@ -63,6 +63,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(v1)
         .route("/health", get(health))
+        .route("/metrics", get(prometheus))
         .fallback(|| async { ApiError::not_found("no such route", None, "not_found") })
         .layer(axum::middleware::from_fn(request_id))
         .layer(DefaultBodyLimit::max(state.body_limit))
@@ -82,12 +83,28 @@ async fn request_id(mut request: Request, next: axum::middleware::Next) -> axum:
     let value = axum::http::HeaderValue::from_str(&id).unwrap_or_else(|_| axum::http::HeaderValue::from_static("invalid"));
     request.headers_mut().insert("x-request-id", value.clone());
     let (method, path) = (request.method().clone(), request.uri().path().to_string());
+    let route = route_label(&path);
     let start = std::time::Instant::now();
     let span = tracing::info_span!("request", id = %id, %method, %path);
     let mut response = tracing::Instrument::instrument(next.run(request), span.clone()).await;
     span.in_scope(|| tracing::info!(status = response.status().as_u16(), ms = start.elapsed().as_millis() as u64, "answered"));
+    crate::metrics::metrics().request(route, response.status().as_u16());
     response.headers_mut().insert("x-request-id", value);
     response
+}
+
+/// The route a path belongs to, for metric labels: never the raw path, so unknown paths and
+/// model ids cannot grow the label set.
+fn route_label(path: &str) -> &'static str {
+    match path {
+        "/v1/chat/completions" => "/v1/chat/completions",
+        "/v1/completions" => "/v1/completions",
+        "/v1/models" => "/v1/models",
+        "/health" => "/health",
+        "/metrics" => "/metrics",
+        p if p.starts_with("/v1/models/") => "/v1/models/{model}",
+        _ => "unmatched",
+    }
 }
 
 /// `Authorization: Bearer <key>` on `/v1/*` when keys are configured; `/health` stays open.
@@ -150,6 +167,15 @@ async fn health(State(state): State<AppState>) -> Json<Value> {
         "active_sequences": stats.active.load(Ordering::Relaxed),
         "queued": stats.queued.load(Ordering::Relaxed),
     }))
+}
+
+async fn prometheus(State(state): State<AppState>) -> impl axum::response::IntoResponse {
+    let stats = &state.engine.stats;
+    let body = crate::metrics::metrics().render(&[
+        ("conform_queue_depth", "Sequences waiting for a slot.", stats.queued.load(Ordering::Relaxed) as u64),
+        ("conform_active_sequences", "Sequences holding a slot.", stats.active.load(Ordering::Relaxed) as u64),
+    ]);
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }
 
 fn model_json(state: &AppState) -> Value {
