@@ -172,6 +172,21 @@ async fn lenient_mode_lists_what_it_ignored() {
     let ignored = choice(&resp)["format"]["ignored"].as_array().unwrap();
     assert!(ignored.iter().any(|i| i.as_str().unwrap().contains("javaType")), "{ignored:?}");
     assert_valid(&schema, text(&resp), "lenient");
+
+    // Ignoring only keywords of no JSON Schema draft keeps every real constraint.
+    let body = chat_body("Give a number.", json!({"guided_json": schema, "format_options": {"unknown_keywords": "ignore"}, "max_tokens": 12}));
+    let (status, resp) = post(server(), "/v1/chat/completions", &body).await;
+    assert_eq!(status, 200, "{resp}");
+    let ignored = choice(&resp)["format"]["ignored"].as_array().unwrap();
+    assert!(ignored.iter().any(|i| i.as_str().unwrap().contains("javaType")), "{ignored:?}");
+    let draft_keyword = json!({"type": "object", "not": {"type": "object", "required": ["a"]}, "properties": {"a": {"type": "integer", "javaType": "Long"}}, "dependentSchemas": {"a": {"$dynamicRef": "#x"}}});
+    let body = chat_body("x", json!({"guided_json": draft_keyword, "format_options": {"unknown_keywords": "ignore"}}));
+    let (status, resp) = post(server(), "/v1/chat/completions", &body).await;
+    assert_eq!(status, 400, "an unsupported draft keyword still fails: {resp}");
+    let body = chat_body("x", json!({"guided_json": schema, "format_options": {"unknown_keywords": "maybe"}}));
+    let (status, resp) = post(server(), "/v1/chat/completions", &body).await;
+    assert_eq!(status, 400, "{resp}");
+    assert_eq!(resp["error"]["param"], "format_options.unknown_keywords", "{resp}");
 }
 
 /// A fixed, seeded sample of JSONSchemaBench dev schemas from every subset that has compiling

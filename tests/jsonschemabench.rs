@@ -22,37 +22,6 @@ fn reason_key(e: &FormatError) -> String {
     }
 }
 
-/// Diagnostic only (`CONFORM_BENCH_STRIP_UNKNOWN=1`): drops keywords of no JSON Schema draft
-/// (vendor annotations such as `javaType`, `_format`) to measure what they alone block.
-fn strip_unknown(s: &Value) -> Value {
-    const KNOWN: &[&str] = &[
-        "title", "description", "examples", "example", "default", "$comment", "$schema", "deprecated", "readOnly",
-        "writeOnly", "contentMediaType", "contentEncoding", "$defs", "definitions", "markdownDescription", "$id", "id",
-        "type", "enum", "const", "nullable", "anyOf", "oneOf", "allOf", "$ref", "properties", "required",
-        "additionalProperties", "patternProperties", "propertyNames", "minProperties", "maxProperties",
-        "unevaluatedProperties", "unevaluatedItems", "items", "prefixItems", "additionalItems", "minItems", "maxItems",
-        "uniqueItems", "minLength", "maxLength", "pattern", "format", "minimum", "maximum", "exclusiveMinimum",
-        "exclusiveMaximum", "multipleOf", "dependentRequired", "dependentSchemas", "dependencies", "not", "if", "then",
-        "else", "contains", "minContains", "maxContains", "$dynamicRef", "$dynamicAnchor", "$recursiveRef",
-        "$recursiveAnchor", "$anchor", "$vocabulary", "extends", "disallow", "divisibleBy", "requires", "contentSchema",
-    ];
-    let Value::Object(m) = s else { return s.clone() };
-    let mut out = serde_json::Map::new();
-    for (k, v) in m {
-        if !(KNOWN.contains(&k.as_str()) || k.starts_with("x-")) { continue; }
-        let nv = match (k.as_str(), v) {
-            ("properties" | "patternProperties" | "$defs" | "definitions" | "dependentSchemas" | "dependencies", Value::Object(o)) => {
-                Value::Object(o.iter().map(|(n, x)| (n.clone(), strip_unknown(x))).collect())
-            }
-            ("items" | "additionalItems" | "additionalProperties" | "not" | "if" | "then" | "else" | "contains" | "propertyNames" | "unevaluatedItems" | "unevaluatedProperties", Value::Object(_)) => strip_unknown(v),
-            ("items" | "allOf" | "anyOf" | "oneOf" | "prefixItems", Value::Array(a)) => Value::Array(a.iter().map(strip_unknown).collect()),
-            _ => v.clone(),
-        };
-        out.insert(k.clone(), nv);
-    }
-    Value::Object(out)
-}
-
 #[test]
 fn jsonschemabench() {
     let dir = data_dir().join("jsonschemabench").display().to_string();
@@ -60,7 +29,9 @@ fn jsonschemabench() {
     let mut files: Vec<_> = rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "jsonl")).collect();
     files.sort();
     let lenient = std::env::var("CONFORM_LENIENT").is_ok();
-    let opts = SchemaOptions { lenient, ..Default::default() };
+    // CONFORM_IGNORE_UNKNOWN=1: skip keywords of no JSON Schema draft (format_options.unknown_keywords).
+    let ignore_unknown_keywords = std::env::var("CONFORM_IGNORE_UNKNOWN").is_ok();
+    let opts = SchemaOptions { lenient, ignore_unknown_keywords, ..Default::default() };
     let limits = Limits::default();
     let sample: usize = std::env::var("CONFORM_BENCH_EVERY").ok().and_then(|s| s.parse().ok()).unwrap_or(1); // every schema by default; CONFORM_BENCH_EVERY=k samples every k-th for quick runs
     let mut v_pol = 0u32;
@@ -81,13 +52,7 @@ fn jsonschemabench() {
             let id = rec["id"].as_str().unwrap_or("?").to_string();
             let subset = rec["subset"].as_str().unwrap_or("?").to_string();
             total += 1;
-            let stripped;
-            let schema = if std::env::var("CONFORM_BENCH_STRIP_UNKNOWN").is_ok() {
-                stripped = strip_unknown(&rec["schema"]);
-                &stripped
-            } else {
-                &rec["schema"]
-            };
+            let schema = &rec["schema"];
             let t0 = Instant::now();
             let res = compile_schema(schema, &opts, &limits);
             let dt = t0.elapsed();

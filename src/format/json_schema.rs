@@ -75,6 +75,11 @@ pub struct SchemaOptions {
     /// Skip unsupported keywords (reported in [`SchemaRegex::ignored`]) instead of failing.
     /// This WIDENS the language; only for callers that accept that explicitly.
     pub lenient: bool,
+    /// Skip keywords that belong to no JSON Schema draft (vendor annotations such as
+    /// `javaType`, `_format`), reported in [`SchemaRegex::ignored`]. The specification treats
+    /// them as annotations, so this does not widen; it does hide typos ("maxLenght"), which is
+    /// why it is not the default.
+    pub ignore_unknown_keywords: bool,
 }
 
 /// The regex a schema lowers to.
@@ -367,6 +372,8 @@ impl<'a> Gen<'a> {
             if !SUPPORTED.contains(&k.as_str()) {
                 if KNOWN_UNSUPPORTED.contains(&k.as_str()) {
                     self.unsupported(&k, &join_ptr(ptr, &k), "")?;
+                } else if self.opts.ignore_unknown_keywords {
+                    self.ignored.push(format!("{k} at {} (not a JSON Schema keyword)", pointer_display(&join_ptr(ptr, &k))));
                 } else {
                     // Validators would treat it as an annotation, but it may be a typo of a
                     // constraint ("maxLenght") or a vendor rule the user relies on: never guess.

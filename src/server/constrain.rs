@@ -40,6 +40,18 @@ pub struct FormatOptions {
     /// Allow up to this many whitespace bytes between JSON tokens (default 0: compact).
     #[serde(default)]
     pub whitespace: u8,
+    /// `"error"` (default) or `"ignore"`: what to do with schema keywords of no JSON Schema
+    /// draft (vendor annotations); ignored ones are listed in the response.
+    #[serde(default)]
+    pub unknown_keywords: UnknownKeywords,
+}
+
+#[derive(Deserialize, Debug, Default, Clone, Copy, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum UnknownKeywords {
+    #[default]
+    Error,
+    Ignore,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,7 +87,7 @@ enum Source {
     Regex(String),
     Choice(Vec<String>),
     JsonObject { whitespace: u8 },
-    JsonSchema { schema: String, lenient: bool, whitespace: u8 },
+    JsonSchema { schema: String, lenient: bool, whitespace: u8, ignore_unknown: bool },
 }
 
 /// Compiled formats shared across requests, plus what compiling needs.
@@ -159,9 +171,13 @@ impl Formats {
             Source::Regex(pattern) => Ok((format::compile_regex(pattern, &self.limits)?, Vec::new())),
             Source::Choice(choices) => Ok((format::compile_choice(choices, &self.limits)?, Vec::new())),
             Source::JsonObject { whitespace } => Ok((format::compile_json_object(ws(*whitespace), &self.limits)?, Vec::new())),
-            Source::JsonSchema { schema, lenient, whitespace } => {
+            Source::JsonSchema { schema, lenient, whitespace, ignore_unknown } => {
                 let schema: Value = serde_json::from_str(schema).expect("cache key is serialized JSON");
-                let options = SchemaOptions { whitespace: ws(*whitespace), lenient: *lenient };
+                let options = SchemaOptions {
+                    whitespace: ws(*whitespace),
+                    lenient: *lenient,
+                    ignore_unknown_keywords: *ignore_unknown,
+                };
                 format::compile_schema(&schema, &options, &self.limits)
             }
         }
@@ -181,7 +197,12 @@ fn source(fields: &FormatFields, options: FormatOptions) -> Result<Option<(&'sta
         if !schema.is_object() && !schema.is_boolean() {
             return Err(ApiError::invalid(param, "a JSON Schema must be an object or a boolean"));
         }
-        Ok(Source::JsonSchema { schema: schema.to_string(), lenient: options.lenient, whitespace: options.whitespace })
+        Ok(Source::JsonSchema {
+            schema: schema.to_string(),
+            lenient: options.lenient,
+            whitespace: options.whitespace,
+            ignore_unknown: options.unknown_keywords == UnknownKeywords::Ignore,
+        })
     };
     if let Some(rf) = &fields.response_format {
         match rf.get("type").and_then(Value::as_str) {

@@ -96,7 +96,7 @@ pub fn read(body: &Value, limits: &Limits) -> Result<Option<Tools>, ApiError> {
 fn call_regex(functions: &[&(String, Value)], parallel: bool, tools: &[Value], limits: &Limits) -> Result<String, ApiError> {
     // The model writes its calls the way Python's json.dumps does (", " and ": "), so one
     // optional space between JSON tokens keeps it close to its own style.
-    let options = SchemaOptions { whitespace: Whitespace::Flexible { max: 1 }, lenient: false };
+    let options = SchemaOptions { whitespace: Whitespace::Flexible { max: 1 }, ..SchemaOptions::default() };
     let mut alternatives = Vec::new();
     for (name, parameters) in functions {
         let index = tools.iter().position(|t| t.pointer("/function/name").and_then(Value::as_str) == Some(name)).unwrap_or(0);
