@@ -103,6 +103,14 @@ pub(super) fn run(
         }
     };
     let n_vocab = model.vocab().n_tokens() as usize;
+    // Logprobs name control tokens (`<|im_end|>`) by their text, though they add none to output.
+    let names = TokenNames {
+        vocab,
+        control: (0..n_vocab as u32)
+            .filter(|&t| vocab.token_bytes(t).is_empty())
+            .map(|t| (t, model.vocab().token_to_piece(LlamaToken(t as i32), true, None)))
+            .collect(),
+    };
     let mut batch = LlamaBatch::new(config.batch_size as usize, 1);
     let mut free_slots: Vec<i32> = (0..config.parallel as i32).rev().collect();
     let mut active: Vec<Sequence> = Vec::new();
@@ -167,7 +175,7 @@ pub(super) fn run(
                     // A bug in one sequence's sampling or format code fails that request only;
                     // the engine thread, and every other sequence, carry on.
                     let seq = &mut active[i];
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| step(seq, &mut logits, vocab)))
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| step(seq, &mut logits, &names)))
                         .unwrap_or_else(|_| Outcome::Failed("internal error while sampling".into()))
                 }
                 None => Outcome::Continue,
@@ -229,7 +237,20 @@ fn fill_batch(batch: &mut LlamaBatch, active: &mut [Sequence], capacity: usize) 
 }
 
 /// Samples the next token for a sequence whose logits are in `logits`, and reports it.
-fn step(seq: &mut Sequence, logits: &mut [f32], vocab: &Vocab) -> Outcome {
+/// What a token is called in logprobs: its text, or a control token's own spelling.
+struct TokenNames<'a> {
+    vocab: &'a Vocab,
+    control: HashMap<u32, Vec<u8>>,
+}
+
+impl TokenNames<'_> {
+    fn name(&self, token: u32) -> Vec<u8> {
+        self.control.get(&token).cloned().unwrap_or_else(|| self.vocab.token_bytes(token).to_vec())
+    }
+}
+
+fn step(seq: &mut Sequence, logits: &mut [f32], names: &TokenNames) -> Outcome {
+    let vocab = names.vocab;
     if seq.generated >= seq.job.max_tokens {
         return Outcome::Finished(FinishReason::Length);
     }
@@ -255,9 +276,9 @@ fn step(seq: &mut Sequence, logits: &mut [f32], vocab: &Vocab) -> Outcome {
     }
     *seq.counts.entry(token).or_default() += 1;
     let logprob = sampled.logprob.map(|logprob| TokenLogprob {
-        token: vocab.token_bytes(token).to_vec(),
+        token: names.name(token),
         logprob,
-        top: sampled.top.iter().map(|&(t, lp)| (vocab.token_bytes(t).to_vec(), lp)).collect(),
+        top: sampled.top.iter().map(|&(t, lp)| (names.name(t), lp)).collect(),
     });
     let mut new_tokens = vec![token];
     if let Some(constraint) = seq.job.constraint.as_mut() {
