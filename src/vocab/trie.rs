@@ -48,6 +48,10 @@ pub mod packed {
     }
     /// Bit 24: some token ends at the node.
     pub const HAS_TOKENS: u64 = 1 << 24;
+    /// Bit 25: for every token in the node's subtree, its bytes from this node's byte to its
+    /// end are valid UTF-8 (whole characters only: no token there ends mid-character, and
+    /// this node's byte is not a continuation byte).
+    pub const UTF8_CLEAN: u64 = 1 << 25;
     /// Bits 32..64: the subtree size.
     #[inline(always)]
     pub fn subtree(n: u64) -> usize {
@@ -76,6 +80,10 @@ impl TokenTrie {
         // stack[d] = node index of the current path at depth d
         let mut stack: Vec<u32> = vec![0];
         let mut prev: &[u8] = &[];
+        // per node: see packed::UTF8_CLEAN
+        let mut clean: Vec<bool> = Vec::with_capacity(cap);
+        clean.push(true);
+        let mut valid_from: Vec<bool> = Vec::new();
         for &id in &ids {
             let b = vocab.token_bytes(id);
             assert!(b.len() < u16::MAX as usize, "token {id} is too long for the trie");
@@ -88,6 +96,24 @@ impl TokenTrie {
             for (d, &byte) in b.iter().enumerate().skip(lcp) {
                 let n = t.push_node(byte, d + 1);
                 stack.push(n);
+                clean.push(true);
+            }
+            // valid_from[k]: b[k..] is valid UTF-8; the node at depth d starts at byte d - 1
+            valid_from.clear();
+            valid_from.resize(b.len() + 1, false);
+            valid_from[b.len()] = true;
+            for k in (0..b.len()).rev() {
+                let n = match b[k] {
+                    0x00..=0x7F => 1,
+                    0xC2..=0xDF => 2,
+                    0xE0..=0xEF => 3,
+                    0xF0..=0xF4 => 4,
+                    _ => 0,
+                };
+                valid_from[k] = n > 0 && k + n <= b.len() && std::str::from_utf8(&b[k..k + n]).is_ok() && valid_from[k + n];
+            }
+            for d in 1..=b.len() {
+                clean[stack[d] as usize] &= valid_from[d - 1];
             }
             // The token ends at the deepest node on the stack, which is the
             // most recently created node (sorted order guarantees it).
@@ -109,7 +135,8 @@ impl TokenTrie {
         t.packed = (0..t.bytes.len())
             .map(|i| {
                 let has = if t.tok_off[i] != t.tok_off[i + 1] { packed::HAS_TOKENS } else { 0 };
-                t.bytes[i] as u64 | (t.depth[i] as u64) << 8 | has | (t.subtree[i] as u64) << 32
+                let clean = if clean[i] && i > 0 { packed::UTF8_CLEAN } else { 0 };
+                t.bytes[i] as u64 | (t.depth[i] as u64) << 8 | has | clean | (t.subtree[i] as u64) << 32
             })
             .collect();
         // OR each node's set into its parent's; in DFS order the parent of node i is the
@@ -284,6 +311,26 @@ mod tests {
     }
 
     #[test]
+    fn utf8_clean() {
+        let v = Vocab::from_token_bytes(
+            vec![Some("é".into()), Some(vec![0xC3]), Some("aé".into()), Some("aéb".into()), Some(vec![b'b', 0xE4, 0xB8]), Some("b".into()), Some("bx".into())],
+            vec![],
+        );
+        let t = TokenTrie::new(&v);
+        let clean = |s: &[u8]| t.packed()[t.find(s).unwrap()] & packed::UTF8_CLEAN != 0;
+        assert!(!clean(&[0xC3])); // token C3 ends mid-character
+        assert!(!clean(&[0xC3, 0xA9])); // starts with a continuation byte
+        assert!(clean(b"a"));
+        assert!(clean(&[b'a', 0xC3])); // "é", "éb" from here
+        assert!(!clean("a\u{e9}".as_bytes()));
+        assert!(clean("a\u{e9}b".as_bytes()));
+        assert!(!clean(b"b"));
+        assert!(!clean(&[b'b', 0xE4]));
+        assert!(clean(b"bx"));
+        assert_eq!(t.packed()[0] & packed::UTF8_CLEAN, 0);
+    }
+
+    #[test]
     fn structure() {
         let v = vocab(&["ab", "a", "", "abc", "b", "ab", "ac"]);
         let t = TokenTrie::new(&v);
@@ -311,6 +358,7 @@ mod tests {
             }
             assert_eq!(t.subtree_bytes()[i], want);
         }
+        assert!(t.packed().iter().skip(1).all(|&p| p & packed::UTF8_CLEAN != 0));
         assert_eq!(t.tokens_at(0), &[] as &[u32]);
         assert_eq!(t.children(0).map(|c| t.byte(c)).collect::<Vec<_>>(), b"ab");
         // full walk reconstructs every token
