@@ -215,6 +215,28 @@ fn reference_llama3_choice_number_text() {
     reference_walks(llama3(), TEXT_RE, 8, 4, 20);
 }
 
+/// Strings whose characters loop in the automaton (bulk accept of whole UTF-8 characters), and
+/// variants whose Unicode classes split lead bytes, leave out 0x7F, or stop at 2-byte chars.
+const UNICODE_RES: [&str; 5] = [
+    r#""([^"\\\x00-\x1F]|\\["\\/bfnrt])*""#,
+    r#""[^"\\\x00-\x1F\u00E9\u4E2D]*""#,
+    r#""[^"\\\x00-\x1F\x7F]*""#,
+    r#""[\x20-\x21\x23-\x5B\x5D-\u07FF]*""#,
+    r"[a-z \u0400-\u04FF\u4E00-\u9FFF]*\.",
+];
+#[test]
+fn reference_qwen3_unicode_strings() {
+    for (i, p) in UNICODE_RES.iter().enumerate() {
+        reference_walks(qwen3(), p, 20 + i as u64, 4, 16);
+    }
+}
+#[test]
+fn reference_llama3_unicode_strings() {
+    for (i, p) in UNICODE_RES.iter().enumerate() {
+        reference_walks(llama3(), p, 30 + i as u64, 4, 16);
+    }
+}
+
 /// Tight budget: exactly the minimum. The walk must still end accepting.
 #[test]
 fn closure_with_minimal_budget() {

@@ -362,10 +362,26 @@ impl MaskIndex {
             }
             stack[depth] = t;
             let size = packed::subtree(nd);
+            let p = stack[depth - 1];
             // A subtree whose bytes all step this state to itself: every node in it is live
-            // and every token in it ends here, so take its tokens in one go.
-            let bulk = t == stack[depth - 1] && size > 1 && sub_bytes[i] & !table.loops(t) == 0;
-            let end = if bulk { i + size } else { i + 1 };
+            // and every token in it ends here, so take its tokens in one go. Likewise a
+            // subtree whose tokens go on in whole UTF-8 characters (and ASCII bytes that loop)
+            // from the start of the character holding this node's byte, when every such
+            // character loops on the state `c` before that start: each token ends in `c`
+            // (the path so far, part of a valid character, is live since the walk took it).
+            // (the second case needs this node's byte to loop or be non-ASCII; testing that
+            // first keeps walks from states without loops off the per-subtree sets)
+            let mut c = t;
+            let bulk = size > 1
+                && (t == p || packed::byte(nd) >= 0x80)
+                && ((t == p && sub_bytes[i] & !table.loops(t) == 0 && {
+                    c = p;
+                    true
+                }) || (nd & packed::UTF8_CLEAN != 0 && {
+                    c = stack[depth - 1 - packed::char_back(nd)];
+                    table.utf8_loops(a, classes, c) && sub_bytes[i] & !(table.loops(c) | 1 << 127) == 0
+                }));
+            let (end, t) = if bulk { (i + size, c) } else { (i + 1, t) };
             if bulk || nd & packed::HAS_TOKENS != 0 {
                 let si = LazyTable::index(t);
                 if si >= bucket_by_state.len() {

@@ -50,6 +50,8 @@ pub(crate) struct LazyTable {
     /// Per dense index: the bytes that step the state to itself, as a
     /// [`crate::vocab::trie::byte_bit`] set (bit 127 only if 0x7F and all bytes >= 0x80 do).
     loops: Vec<u128>,
+    /// Per dense index: 0 = not checked yet, 1 = no, 2 = yes; see [`LazyTable::utf8_loops`].
+    utf8_loops: Vec<u8>,
     pub table: Vec<u32>,
 }
 
@@ -92,6 +94,7 @@ impl LazyTable {
         self.ids.clear();
         self.states.clear();
         self.loops.clear();
+        self.utf8_loops.clear();
         self.table.clear();
     }
 
@@ -110,6 +113,72 @@ impl LazyTable {
             self.fill(a, classes, off);
             self.table[off as usize + byte as usize]
         }
+    }
+
+    /// True if 0x7F and every valid multi-byte UTF-8 character step the state of row `off`
+    /// back to itself, with every byte on the way live. Checked exhaustively (every byte at
+    /// every position of a character, deduplicated by (state, what the rest of the character
+    /// may be)), once per state.
+    pub fn utf8_loops(&mut self, a: &dyn ByteAutomaton, classes: &Classes, off: u32) -> bool {
+        let i = Self::index(off);
+        if i < self.utf8_loops.len() && self.utf8_loops[i] != 0 {
+            return self.utf8_loops[i] == 2;
+        }
+        let r = self.check_utf8_loops(a, classes, off);
+        if self.utf8_loops.len() < self.states.len() {
+            self.utf8_loops.resize(self.states.len(), 0);
+        }
+        self.utf8_loops[i] = if r { 2 } else { 1 };
+        r
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn check_utf8_loops(&mut self, a: &dyn ByteAutomaton, classes: &Classes, off: u32) -> bool {
+        if self.step(a, classes, off, 0x7F) != off {
+            return false;
+        }
+        // (row, continuation bytes still needed, range of the next one)
+        let mut todo: Vec<(u32, u8, u8, u8)> = Vec::new();
+        let mut seen: std::collections::HashSet<(u32, u8, u8, u8)> = std::collections::HashSet::new();
+        for lead in 0xC2..=0xF4u8 {
+            let item = match lead {
+                0xC2..=0xDF => (1, 0x80, 0xBF),
+                0xE0 => (2, 0xA0, 0xBF),
+                0xED => (2, 0x80, 0x9F),
+                0xE1..=0xEF => (2, 0x80, 0xBF),
+                0xF0 => (3, 0x90, 0xBF),
+                0xF4 => (3, 0x80, 0x8F),
+                _ => (3, 0x80, 0xBF),
+            };
+            let t = self.step(a, classes, off, lead);
+            if t == DEAD {
+                return false;
+            }
+            let w = (t, item.0, item.1, item.2);
+            if seen.insert(w) {
+                todo.push(w);
+            }
+        }
+        while let Some((q, need, lo, hi)) = todo.pop() {
+            for c in lo..=hi {
+                let t = self.step(a, classes, q, c);
+                if t == DEAD {
+                    return false;
+                }
+                if need == 1 {
+                    if t != off {
+                        return false;
+                    }
+                } else {
+                    let w = (t, need - 1, 0x80, 0xBF);
+                    if seen.insert(w) {
+                        todo.push(w);
+                    }
+                }
+            }
+        }
+        true
     }
 
     #[cold]

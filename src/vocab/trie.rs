@@ -48,6 +48,17 @@ pub mod packed {
     }
     /// Bit 24: some token ends at the node.
     pub const HAS_TOKENS: u64 = 1 << 24;
+    /// Bit 25: for every token in the node's subtree, its bytes from the start of the
+    /// character that holds this node's byte to its end are valid UTF-8 (whole characters
+    /// only: no token there ends mid-character). That character starts
+    /// [`char_back`] bytes before this node's byte.
+    pub const UTF8_CLEAN: u64 = 1 << 25;
+    /// Bits 26..28 of a [`UTF8_CLEAN`] node: how many bytes before the node's own byte its
+    /// character starts (0 for an ASCII or lead byte, 1..=3 for a continuation byte).
+    #[inline(always)]
+    pub fn char_back(n: u64) -> usize {
+        (n >> 26) as usize & 3
+    }
     /// Bits 32..64: the subtree size.
     #[inline(always)]
     pub fn subtree(n: u64) -> usize {
@@ -76,6 +87,12 @@ impl TokenTrie {
         // stack[d] = node index of the current path at depth d
         let mut stack: Vec<u32> = vec![0];
         let mut prev: &[u8] = &[];
+        // per node: see packed::UTF8_CLEAN and packed::char_back
+        let mut clean: Vec<bool> = Vec::with_capacity(cap);
+        let mut back: Vec<u8> = Vec::with_capacity(cap);
+        clean.push(true);
+        back.push(0);
+        let mut valid_from: Vec<bool> = Vec::new();
         for &id in &ids {
             let b = vocab.token_bytes(id);
             assert!(b.len() < u16::MAX as usize, "token {id} is too long for the trie");
@@ -88,6 +105,34 @@ impl TokenTrie {
             for (d, &byte) in b.iter().enumerate().skip(lcp) {
                 let n = t.push_node(byte, d + 1);
                 stack.push(n);
+                clean.push(true);
+                back.push(0);
+            }
+            // valid_from[k]: b[k..] is valid UTF-8; the node at depth d starts at byte d - 1
+            valid_from.clear();
+            valid_from.resize(b.len() + 1, false);
+            valid_from[b.len()] = true;
+            for k in (0..b.len()).rev() {
+                let n = match b[k] {
+                    0x00..=0x7F => 1,
+                    0xC2..=0xDF => 2,
+                    0xE0..=0xEF => 3,
+                    0xF0..=0xF4 => 4,
+                    _ => 0,
+                };
+                valid_from[k] = n > 0 && k + n <= b.len() && std::str::from_utf8(&b[k..k + n]).is_ok() && valid_from[k + n];
+            }
+            // the node at depth d holds byte d - 1; its character starts at the nearest
+            // non-continuation byte at or before it (a continuation byte further than 3 back,
+            // or with none before it, is invalid: valid_from is false there)
+            let mut start = 0usize;
+            for d in 1..=b.len() {
+                if b[d - 1] & 0xC0 != 0x80 || d - 1 - start > 3 {
+                    start = d - 1;
+                }
+                let n = stack[d] as usize;
+                clean[n] &= valid_from[start];
+                back[n] = (d - 1 - start) as u8;
             }
             // The token ends at the deepest node on the stack, which is the
             // most recently created node (sorted order guarantees it).
@@ -109,7 +154,8 @@ impl TokenTrie {
         t.packed = (0..t.bytes.len())
             .map(|i| {
                 let has = if t.tok_off[i] != t.tok_off[i + 1] { packed::HAS_TOKENS } else { 0 };
-                t.bytes[i] as u64 | (t.depth[i] as u64) << 8 | has | (t.subtree[i] as u64) << 32
+                let clean = if clean[i] && i > 0 { packed::UTF8_CLEAN | (back[i] as u64) << 26 } else { 0 };
+                t.bytes[i] as u64 | (t.depth[i] as u64) << 8 | has | clean | (t.subtree[i] as u64) << 32
             })
             .collect();
         // OR each node's set into its parent's; in DFS order the parent of node i is the
@@ -284,6 +330,30 @@ mod tests {
     }
 
     #[test]
+    fn utf8_clean() {
+        let v = Vocab::from_token_bytes(
+            vec![Some("é".into()), Some(vec![0xC3]), Some("aé".into()), Some("aéb".into()), Some(vec![b'b', 0xE4, 0xB8]), Some("b".into()), Some("bx".into())],
+            vec![],
+        );
+        let t = TokenTrie::new(&v);
+        let clean = |s: &[u8]| t.packed()[t.find(s).unwrap()] & packed::UTF8_CLEAN != 0;
+        assert!(!clean(&[0xC3])); // token C3 ends mid-character
+        assert!(clean(&[0xC3, 0xA9])); // only "é" below
+        assert_eq!(packed::char_back(t.packed()[t.find(&[0xC3, 0xA9]).unwrap()]), 1);
+        assert!(clean(b"a"));
+        assert!(clean(&[b'a', 0xC3])); // "é", "éb" from here
+        assert!(clean("a\u{e9}".as_bytes()));
+        assert_eq!(packed::char_back(t.packed()[t.find("a\u{e9}".as_bytes()).unwrap()]), 1);
+        assert_eq!(packed::char_back(t.packed()[t.find(&[b'a', 0xC3]).unwrap()]), 0);
+        assert!(clean("a\u{e9}b".as_bytes()));
+        assert!(!clean(&[b'b', 0xE4, 0xB8]));
+        assert!(!clean(b"b"));
+        assert!(!clean(&[b'b', 0xE4]));
+        assert!(clean(b"bx"));
+        assert_eq!(t.packed()[0] & packed::UTF8_CLEAN, 0);
+    }
+
+    #[test]
     fn structure() {
         let v = vocab(&["ab", "a", "", "abc", "b", "ab", "ac"]);
         let t = TokenTrie::new(&v);
@@ -311,6 +381,7 @@ mod tests {
             }
             assert_eq!(t.subtree_bytes()[i], want);
         }
+        assert!(t.packed().iter().skip(1).all(|&p| p & packed::UTF8_CLEAN != 0));
         assert_eq!(t.tokens_at(0), &[] as &[u32]);
         assert_eq!(t.children(0).map(|c| t.byte(c)).collect::<Vec<_>>(), b"ab");
         // full walk reconstructs every token
