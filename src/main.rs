@@ -151,6 +151,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let state = server::AppState::new(engine, args.max_body_bytes, api_keys, args.max_queue)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
+        let stop_signal = shutdown_signal()?;
         let addr = format!("{}:{}", args.host, args.port);
         let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("binding {addr}"))?;
         tracing::info!("serving {} on http://{}", state.engine.info.id, listener.local_addr()?);
@@ -159,7 +160,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             let _ = stop_rx.await;
         });
         let server = tokio::spawn(async move { server.await });
-        shutdown_signal().await;
+        stop_signal.await;
         tracing::info!("shutting down: no new connections; {} s for requests in flight", args.shutdown_timeout);
         let _ = stop_tx.send(());
         match tokio::time::timeout(std::time::Duration::from_secs(args.shutdown_timeout), server).await {
@@ -170,17 +171,17 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     })
 }
 
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("installing the SIGTERM handler");
+/// Resolves on SIGTERM or SIGINT. The handlers are installed when this is called, not when it is
+/// first polled, so call it before announcing the server: a signal that arrives in between
+/// must not fall back to the default action (killing streams mid-response).
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(async move {
         tokio::select! {
-            _ = interrupt => {}
             _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
         }
-    }
-    #[cfg(not(unix))]
-    let _ = interrupt.await;
+    })
 }

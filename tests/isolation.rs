@@ -118,12 +118,18 @@ async fn sigterm_finishes_streams_in_flight_then_exits_cleanly() {
     let resp = client().post(own.url("/v1/chat/completions")).json(&body).header("x-request-id", "abc-123").send().await.unwrap();
     assert_eq!(resp.headers()["x-request-id"], "abc-123");
     let mut stream = resp.bytes_stream();
-    let mut text = String::from_utf8(stream.next().await.unwrap().unwrap().to_vec()).unwrap();
+    let first = String::from_utf8(stream.next().await.unwrap().unwrap().to_vec()).unwrap();
+    // Keep reading, as a real client does, while the server is told to stop.
+    let reader = tokio::spawn(async move {
+        let mut text = first;
+        while let Some(chunk) = stream.next().await {
+            text.push_str(&String::from_utf8_lossy(&chunk.expect("the stream in flight was cut")));
+        }
+        text
+    });
     let url = own.url("/health");
     let status = tokio::task::spawn_blocking(move || own.terminate()).await.unwrap();
-    while let Some(chunk) = stream.next().await {
-        text.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
-    }
+    let text = reader.await.unwrap();
     assert!(text.trim_end().ends_with("data: [DONE]"), "the stream in flight was cut: {text}");
     assert!(status.success(), "exit status {status}");
     assert!(client().get(url).send().await.is_err(), "still accepting after shutdown");
