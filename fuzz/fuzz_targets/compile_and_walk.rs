@@ -87,8 +87,9 @@ fn compile(mode: u8, spec: &str) -> Option<Automaton> {
     }
 }
 
-/// The oracle: is `tok` allowed in `s` when `remaining_after` tokens may follow it?
-fn oracle(a: &Automaton, v: &Vocab, s: StateId, tok: u32, remaining_after: u32) -> bool {
+/// The oracle: is `tok` allowed in `s` when `remaining_after` tokens may follow it? The budget
+/// is the index's token distance, whose own invariants the walk checks at every state.
+fn oracle(a: &Automaton, index: &MaskIndex, v: &Vocab, s: StateId, tok: u32, remaining_after: u32) -> bool {
     if v.is_eog(tok) {
         return a.is_accepting(s);
     }
@@ -103,16 +104,15 @@ fn oracle(a: &Automaton, v: &Vocab, s: StateId, tok: u32, remaining_after: u32) 
             None => return false,
         }
     }
-    let d = a.min_bytes_to_accept(q);
-    d != u32::MAX && d <= remaining_after
+    a.min_bytes_to_accept(q) != u32::MAX && index.shortest_tokens(q.0) <= remaining_after
 }
 
-fn check_mask(m: &mut Matcher, a: &Automaton, v: &Vocab, s: StateId, remaining_after: u32, logits: &mut [f32]) -> usize {
+fn check_mask(m: &mut Matcher, a: &Automaton, index: &MaskIndex, v: &Vocab, s: StateId, remaining_after: u32, logits: &mut [f32]) -> usize {
     logits.fill(0.0);
     let n = m.apply(logits, remaining_after);
     let mut count = 0;
     for tok in 0..v.len() as u32 {
-        let want = oracle(a, v, s, tok, remaining_after);
+        let want = oracle(a, index, v, s, tok, remaining_after);
         let got = logits[tok as usize].is_finite();
         assert_eq!(got, want, "token {tok} ({:?}) in state {} with budget {remaining_after}: mask {got}, oracle {want}", String::from_utf8_lossy(v.token_bytes(tok)), s.0);
         count += want as usize;
@@ -133,7 +133,7 @@ fuzz_target!(|data: &[u8]| {
     let sv = small_vocab();
     let v = &sv.vocab;
     let index = Arc::new(MaskIndex::new(a.clone(), v.clone(), sv.trie.clone()).unwrap());
-    let mut m = Matcher::new(index);
+    let mut m = Matcher::new(index.clone());
     let mut logits = vec![0f32; v.len() + 3]; // longer than the vocab: extra ids are masked
     let mut s = a.start();
     let mut out: Vec<u8> = Vec::new();
@@ -143,6 +143,15 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(m.state(), s.0, "matcher state");
         let d = a.min_bytes_to_accept(s);
         assert_ne!(d, u32::MAX, "the walk reached a state that cannot finish");
+        // The token distance: never above the byte distance, and realised by a real token.
+        let t = index.shortest_tokens(s.0);
+        assert!(t <= d, "token distance {t} above byte distance {d} in state {}", s.0);
+        if d > 0 {
+            let realised = (0..v.len() as u32)
+                .filter_map(|tok| index.step_token(s.0, tok))
+                .any(|next| index.shortest_tokens(next) + 1 == t);
+            assert!(realised, "token distance {t} of state {} has no token to a state with {}", s.0, t - 1);
+        }
         if m.is_finished() {
             assert!(a.accepts(&out), "finished but the automaton rejects {:?}", String::from_utf8_lossy(&out));
             return;
@@ -153,13 +162,13 @@ fuzz_target!(|data: &[u8]| {
             q = a.next(q, b).expect("forced byte is dead");
             assert_ne!(a.min_bytes_to_accept(q), u32::MAX, "forced byte leads nowhere");
         }
-        // The tightest budget that can still finish: one single-byte token per byte.
-        let n_tight = check_mask(&mut m, &a, v, s, d.saturating_sub(1), &mut logits);
-        assert!(n_tight > 0, "empty mask at budget {} in state {} (min bytes {d})", d.saturating_sub(1), s.0);
+        // The tightest budget that can still finish.
+        let n_tight = check_mask(&mut m, &a, &index, v, s, t.saturating_sub(1), &mut logits);
+        assert!(n_tight > 0, "empty mask at budget {} in state {} (token distance {t})", t.saturating_sub(1), s.0);
         for x in &logits[v.len()..] {
             assert!(!x.is_finite(), "ids beyond the vocabulary must be masked");
         }
-        let n = check_mask(&mut m, &a, v, s, u32::MAX, &mut logits);
+        let n = check_mask(&mut m, &a, &index, v, s, u32::MAX, &mut logits);
         assert!(n > 0, "empty mask while not finished in state {}", s.0);
         let Some(&c) = script.next() else { break };
         let pick = c as usize % n;
