@@ -30,6 +30,12 @@ pub enum FormatError {
     #[error("constraint too complex: {what} (limit: {limit})")]
     TooComplex { what: String, limit: String },
 
+    /// A grammar (GBNF) that does not parse or cannot be compiled; `line`/`column` are 1-based
+    /// and point into the grammar text (0 when the problem is not at one place, e.g. left
+    /// recursion through several rules).
+    #[error("invalid grammar{}: {message}", if *.line > 0 { format!(" at line {}, column {}", .line, .column) } else { String::new() })]
+    InvalidGrammar { message: String, line: usize, column: usize },
+
     /// A `choice` constraint with no alternatives.
     #[error("choice list is empty: at least one alternative is required")]
     EmptyChoice,

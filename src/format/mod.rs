@@ -13,6 +13,7 @@
 pub mod automaton;
 pub mod choice;
 pub mod error;
+pub mod grammar;
 pub mod json;
 pub mod json_schema;
 pub mod limits;
