@@ -126,6 +126,9 @@ async fn bad_formats_are_400s_with_reasons() {
         (json!({"guided_json": {"type": "object", "properties": {"a": {"type": "string", "maxLenght": 3}}}}), "guided_json", "unsupported_schema_keyword"),
         (json!({"guided_json": {"type": "object", "properties": {"a": {"$dynamicRef": "#node"}}}}), "guided_json", "unsupported_schema_keyword"),
         (json!({"guided_regex": "(a|b)*a(a|b){40}"}), "guided_regex", "format_too_complex"),
+        (json!({"guided_grammar": "root ::= \"a\" item"}), "guided_grammar", "invalid_format"),
+        (json!({"response_format": {"type": "grammar", "grammar": "root ::= e\ne ::= e \"+\" | \"1\""}}), "response_format.grammar", "invalid_format"),
+        (json!({"response_format": {"type": "grammar"}}), "response_format.grammar", "invalid_format"),
     ];
     for (extra, param, code) in cases {
         let (status, resp) = post(server(), chat, &chat_body("x", extra.clone())).await;

@@ -13,6 +13,7 @@
 pub mod automaton;
 pub mod choice;
 pub mod error;
+pub mod gbnf;
 pub mod grammar;
 pub mod json;
 pub mod json_schema;
@@ -25,6 +26,7 @@ pub mod validate;
 pub use automaton::{Automaton, StateId};
 pub use choice::{choice_regex, compile_choice};
 pub use error::FormatError;
+pub use gbnf::compile_gbnf;
 pub use json::{any_json_regex, compile_any_json, compile_json_object, json_object_regex};
 pub use json_schema::{canonical_json, compile_schema, schema_to_regex, SchemaOptions, SchemaRegex, Whitespace};
 pub use limits::Limits;

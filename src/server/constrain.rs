@@ -1,7 +1,8 @@
 //! From a request's format fields to a per-choice token constraint.
 //!
-//! Accepted spellings: OpenAI's `response_format` (`json_object`, `json_schema`), and vLLM's
-//! `guided_json` / `guided_regex` / `guided_choice`. At most one may be given. `format_mode`
+//! Accepted spellings: OpenAI's `response_format` (`json_object`, `json_schema`, and our
+//! `grammar` with a GBNF `grammar` string), and vLLM's `guided_json` / `guided_regex` /
+//! `guided_choice` / `guided_grammar`. At most one may be given. `format_mode`
 //! picks `mask` (default: the output is guaranteed) or `free` (decode unconstrained, then only
 //! report whether the output complied). Compiled formats are cached by their source, so a
 //! schema used again costs nothing; masks per automaton state are cached inside the index.
@@ -27,6 +28,7 @@ pub struct FormatFields {
     pub guided_json: Option<Value>,
     pub guided_regex: Option<String>,
     pub guided_choice: Option<Vec<String>>,
+    pub guided_grammar: Option<String>,
     pub format_mode: Option<String>,
     pub format_options: Option<FormatOptions>,
 }
@@ -86,6 +88,7 @@ pub type Tokenizer = Arc<dyn Fn(&[u8]) -> Vec<u32> + Send + Sync>;
 enum Source {
     Regex(String),
     Choice(Vec<String>),
+    Grammar(String),
     JsonObject { whitespace: u8 },
     JsonSchema { schema: String, lenient: bool, whitespace: u8, ignore_unknown: bool },
 }
@@ -170,6 +173,7 @@ impl Formats {
         match source {
             Source::Regex(pattern) => Ok((format::compile_regex(pattern, &self.limits)?, Vec::new())),
             Source::Choice(choices) => Ok((format::compile_choice(choices, &self.limits)?, Vec::new())),
+            Source::Grammar(text) => Ok((format::compile_gbnf(text, &self.limits)?, Vec::new())),
             Source::JsonObject { whitespace } => Ok((format::compile_json_object(ws(*whitespace), &self.limits)?, Vec::new())),
             Source::JsonSchema { schema, lenient, whitespace, ignore_unknown } => {
                 let schema: Value = serde_json::from_str(schema).expect("cache key is serialized JSON");
@@ -215,10 +219,17 @@ fn source(fields: &FormatFields, options: FormatOptions) -> Result<Option<(&'sta
                     .ok_or_else(|| ApiError::invalid("response_format.json_schema.schema", "`json_schema` needs a `schema`"))?;
                 found.push(("response_format.json_schema.schema", schema_source("response_format.json_schema.schema", schema)?));
             }
+            Some("grammar") => {
+                let text = rf
+                    .get("grammar")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| ApiError::invalid("response_format.grammar", "`grammar` needs a `grammar` string (GBNF)").with_code("invalid_format"))?;
+                found.push(("response_format.grammar", Source::Grammar(text.to_string())));
+            }
             _ => {
                 return Err(ApiError::invalid(
                     "response_format.type",
-                    "`response_format.type` must be \"text\", \"json_object\" or \"json_schema\"",
+                    "`response_format.type` must be \"text\", \"json_object\", \"json_schema\" or \"grammar\"",
                 ))
             }
         }
@@ -231,6 +242,9 @@ fn source(fields: &FormatFields, options: FormatOptions) -> Result<Option<(&'sta
     }
     if let Some(choices) = &fields.guided_choice {
         found.push(("guided_choice", Source::Choice(choices.clone())));
+    }
+    if let Some(text) = &fields.guided_grammar {
+        found.push(("guided_grammar", Source::Grammar(text.clone())));
     }
     if found.len() > 1 {
         let names: Vec<&str> = found.iter().map(|f| f.0).collect();

@@ -1,0 +1,600 @@
+//! GBNF (llama.cpp's grammar format) parsed into a [`Grammar`] and lowered to a regex.
+//!
+//! Supported: `name ::= ...` rules (the start rule is `root`), `|` alternation, `( )` groups,
+//! `"literals"` and `[character classes]` (ranges, `^` negation) with `\n \r \t \\ \" \] \-
+//! \xHH \uHHHH \UHHHHHHHH` escapes, `.` (any character), `? * +` and `{m}`, `{m,}`, `{m,n}`
+//! repetition, `#` comments; rules may continue over several lines. Errors carry the line and
+//! column.
+//!
+//! Recursion: the engine's automata are regular, so a recursive rule is unrolled
+//! `limits.recursion_depth` levels deep and deeper nesting is simply not generated (a
+//! narrowing, never a widening). Left recursion cannot be unrolled usefully and is an error.
+
+use std::collections::HashMap;
+
+use super::grammar::{Expr, Grammar, Rule, RuleId};
+use super::{Automaton, FormatError, Limits};
+
+/// Parses `text` and compiles it into an automaton.
+pub fn compile_gbnf(text: &str, limits: &Limits) -> Result<Automaton, FormatError> {
+    let grammar = parse_gbnf(text)?;
+    let regex = grammar_regex(&grammar, limits)?;
+    Automaton::from_regex(&regex, limits)
+}
+
+/// Parses GBNF text into a [`Grammar`] rooted at `root`.
+pub fn parse_gbnf(text: &str) -> Result<Grammar, FormatError> {
+    if text.len() > 1 << 20 {
+        return Err(FormatError::too_complex(format!("grammar is {} bytes long", text.len()), "1 MiB"));
+    }
+    let mut p = Parser { src: text, pos: 0, names: HashMap::new(), rules: Vec::new(), defined: Vec::new(), first_use: Vec::new(), depth: 0 };
+    p.skip_space(true);
+    while p.pos < p.src.len() {
+        let at = p.pos;
+        let name = p.name().ok_or_else(|| p.error(at, "expected a rule name"))?;
+        p.skip_space(true);
+        if !p.eat("::=") {
+            return Err(p.error(p.pos, "expected `::=` after the rule name"));
+        }
+        let id = p.rule_id(&name, at);
+        if p.defined[id].is_some() {
+            return Err(p.error(at, format!("rule `{name}` is defined twice")));
+        }
+        p.defined[id] = Some(at);
+        let body = p.alternatives()?;
+        p.rules[id].body = body;
+        p.skip_space(true);
+    }
+    for (id, defined) in p.defined.iter().enumerate() {
+        if defined.is_none() {
+            let at = p.first_use[id];
+            return Err(p.error(at, format!("rule `{}` is used but never defined", p.rules[id].name)));
+        }
+    }
+    let root = *p.names.get("root").ok_or_else(|| FormatError::InvalidGrammar {
+        message: "the grammar has no `root` rule".into(),
+        line: 0,
+        column: 0,
+    })?;
+    let grammar = Grammar { rules: p.rules, root };
+    check_left_recursion(&grammar)?;
+    Ok(grammar)
+}
+
+struct Parser<'a> {
+    src: &'a str,
+    pos: usize,
+    names: HashMap<String, RuleId>,
+    rules: Vec<Rule>,
+    /// Where each rule is defined (None: referenced only so far).
+    defined: Vec<Option<usize>>,
+    /// Where each rule is first mentioned (for "never defined" errors).
+    first_use: Vec<usize>,
+    depth: u32,
+}
+
+impl Parser<'_> {
+    fn rest(&self) -> &str {
+        &self.src[self.pos..]
+    }
+
+    fn error(&self, at: usize, message: impl Into<String>) -> FormatError {
+        let before = &self.src[..at.min(self.src.len())];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        FormatError::InvalidGrammar { message: message.into(), line, column }
+    }
+
+    /// Skips spaces and comments; newlines too when `newlines`.
+    fn skip_space(&mut self, newlines: bool) {
+        loop {
+            let r = self.rest();
+            let Some(c) = r.chars().next() else { return };
+            if c == '#' {
+                self.pos += r.find('\n').unwrap_or(r.len());
+            } else if c == ' ' || c == '\t' || (newlines && (c == '\n' || c == '\r')) {
+                self.pos += 1;
+            } else {
+                return;
+            }
+        }
+    }
+
+    fn eat(&mut self, s: &str) -> bool {
+        if self.rest().starts_with(s) {
+            self.pos += s.len();
+            true
+        } else {
+            false
+        }
+    }
+
+    fn name(&mut self) -> Option<String> {
+        let len = self.rest().bytes().take_while(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_').count();
+        (len > 0).then(|| {
+            let n = self.rest()[..len].to_string();
+            self.pos += len;
+            n
+        })
+    }
+
+    fn rule_id(&mut self, name: &str, at: usize) -> RuleId {
+        if let Some(&id) = self.names.get(name) {
+            return id;
+        }
+        let id = self.rules.len();
+        self.names.insert(name.to_string(), id);
+        self.rules.push(Rule { name: name.to_string(), body: Expr::empty() });
+        self.defined.push(None);
+        self.first_use.push(at);
+        id
+    }
+
+    /// Whether the next thing is the start of a new rule (`name ::=`).
+    fn at_rule_start(&self) -> bool {
+        let r = self.rest();
+        let len = r.bytes().take_while(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_').count();
+        len > 0 && r[len..].trim_start_matches([' ', '\t']).starts_with("::=")
+    }
+
+    fn alternatives(&mut self) -> Result<Expr, FormatError> {
+        self.depth += 1;
+        if self.depth > 200 {
+            return Err(self.error(self.pos, "groups are nested too deeply (limit 200)"));
+        }
+        let mut alts = vec![self.sequence()?];
+        loop {
+            self.skip_space(true);
+            if self.eat("|") {
+                alts.push(self.sequence()?);
+            } else {
+                break;
+            }
+        }
+        self.depth -= 1;
+        Ok(if alts.len() == 1 { alts.pop().unwrap() } else { Expr::Alt(alts) })
+    }
+
+    fn sequence(&mut self) -> Result<Expr, FormatError> {
+        let mut items = Vec::new();
+        loop {
+            // A newline may continue a rule; the next rule starts with `name ::=`.
+            self.skip_space(true);
+            let at = self.pos;
+            let Some(c) = self.rest().chars().next() else { break };
+            let atom = match c {
+                '"' => {
+                    self.pos += 1;
+                    let mut s = String::new();
+                    loop {
+                        match self.rest().chars().next() {
+                            None | Some('\n') => return Err(self.error(at, "unterminated string literal")),
+                            Some('"') => {
+                                self.pos += 1;
+                                break;
+                            }
+                            Some(_) => s.push(self.char_in_literal()?),
+                        }
+                    }
+                    Expr::Literal(s)
+                }
+                '[' => self.class()?,
+                '.' => {
+                    self.pos += 1;
+                    Expr::Class { ranges: Vec::new(), negated: true }
+                }
+                '(' => {
+                    self.pos += 1;
+                    let inner = self.alternatives()?;
+                    self.skip_space(true);
+                    if !self.eat(")") {
+                        return Err(self.error(at, "unclosed `(`"));
+                    }
+                    inner
+                }
+                c if c.is_ascii_alphanumeric() || c == '-' || c == '_' => {
+                    if self.at_rule_start() {
+                        break;
+                    }
+                    let name = self.name().expect("starts with a name character");
+                    Expr::Ref(self.rule_id(&name, at))
+                }
+                '|' | ')' => break,
+                other => return Err(self.error(at, format!("unexpected character {other:?}"))),
+            };
+            items.push(self.postfix(atom)?);
+        }
+        Ok(if items.len() == 1 { items.pop().unwrap() } else { Expr::Seq(items) })
+    }
+
+    fn postfix(&mut self, mut atom: Expr) -> Result<Expr, FormatError> {
+        loop {
+            self.skip_space(false);
+            let at = self.pos;
+            let (min, max) = if self.eat("*") {
+                (0, None)
+            } else if self.eat("+") {
+                (1, None)
+            } else if self.eat("?") {
+                (0, Some(1))
+            } else if self.eat("{") {
+                let num = |p: &mut Self| -> Result<Option<u32>, FormatError> {
+                    p.skip_space(false);
+                    let len = p.rest().bytes().take_while(u8::is_ascii_digit).count();
+                    if len == 0 {
+                        return Ok(None);
+                    }
+                    let n = p.rest()[..len].parse::<u32>().map_err(|_| p.error(p.pos, "repetition count is too large"))?;
+                    p.pos += len;
+                    p.skip_space(false);
+                    Ok(Some(n))
+                };
+                let min = num(self)?.ok_or_else(|| self.error(at, "expected a number after `{`"))?;
+                let max = if self.eat(",") { num(self)? } else { Some(min) };
+                if !self.eat("}") {
+                    return Err(self.error(at, "expected `}` closing the repetition"));
+                }
+                if max.is_some_and(|m| m < min) {
+                    return Err(self.error(at, format!("repetition {{{min},{}}} has max < min", max.unwrap())));
+                }
+                (min, max)
+            } else {
+                return Ok(atom);
+            };
+            atom = Expr::Repeat { expr: Box::new(atom), min, max };
+        }
+    }
+
+    /// One (possibly escaped) character inside a literal or class.
+    fn char_in_literal(&mut self) -> Result<char, FormatError> {
+        let at = self.pos;
+        let c = self.rest().chars().next().ok_or_else(|| self.error(at, "unexpected end of grammar"))?;
+        self.pos += c.len_utf8();
+        if c != '\\' {
+            return Ok(c);
+        }
+        let e = self.rest().chars().next().ok_or_else(|| self.error(at, "unfinished escape"))?;
+        self.pos += e.len_utf8();
+        let hex = |p: &mut Self, n: usize| -> Result<char, FormatError> {
+            let digits = p.rest().get(..n).filter(|d| d.bytes().all(|b| b.is_ascii_hexdigit()));
+            let d = digits.ok_or_else(|| p.error(at, format!("expected {n} hex digits")))?;
+            let v = u32::from_str_radix(d, 16).expect("hex digits");
+            p.pos += n;
+            char::from_u32(v).ok_or_else(|| p.error(at, format!("U+{v:X} is not a Unicode scalar value")))
+        };
+        Ok(match e {
+            'n' => '\n',
+            'r' => '\r',
+            't' => '\t',
+            'x' => hex(self, 2)?,
+            'u' => hex(self, 4)?,
+            'U' => hex(self, 8)?,
+            '\\' | '"' | '[' | ']' | '-' | '^' => e,
+            other => return Err(self.error(at, format!("unknown escape `\\{other}`"))),
+        })
+    }
+
+    fn class(&mut self) -> Result<Expr, FormatError> {
+        let at = self.pos;
+        self.pos += 1;
+        let negated = self.eat("^");
+        let mut ranges = Vec::new();
+        loop {
+            match self.rest().chars().next() {
+                None | Some('\n') => return Err(self.error(at, "unterminated character class")),
+                Some(']') => {
+                    self.pos += 1;
+                    break;
+                }
+                Some(_) => {
+                    let lo = self.char_in_literal()?;
+                    let hi = if self.rest().starts_with('-') && !self.rest().starts_with("-]") {
+                        self.pos += 1;
+                        self.char_in_literal()?
+                    } else {
+                        lo
+                    };
+                    if hi < lo {
+                        return Err(self.error(at, format!("range {lo:?}-{hi:?} is reversed")));
+                    }
+                    ranges.push((lo, hi));
+                }
+            }
+        }
+        if ranges.is_empty() && !negated {
+            return Err(self.error(at, "empty character class"));
+        }
+        Ok(Expr::Class { ranges, negated })
+    }
+}
+
+/// Rules that can derive the empty string.
+fn nullable_rules(g: &Grammar) -> Vec<bool> {
+    let mut nullable = vec![false; g.rules.len()];
+    loop {
+        let mut changed = false;
+        for (i, r) in g.rules.iter().enumerate() {
+            if !nullable[i] && expr_nullable(&r.body, &nullable) {
+                nullable[i] = true;
+                changed = true;
+            }
+        }
+        if !changed {
+            return nullable;
+        }
+    }
+}
+
+fn expr_nullable(e: &Expr, nullable: &[bool]) -> bool {
+    match e {
+        Expr::Literal(s) => s.is_empty(),
+        Expr::Class { .. } => false,
+        // Conservative: a regex fragment is treated as possibly empty.
+        Expr::Regex(_) => true,
+        Expr::Ref(r) => nullable[*r],
+        Expr::Seq(items) => items.iter().all(|i| expr_nullable(i, nullable)),
+        Expr::Alt(alts) => alts.iter().any(|a| expr_nullable(a, nullable)),
+        Expr::Repeat { expr, min, .. } => *min == 0 || expr_nullable(expr, nullable),
+    }
+}
+
+/// Rules that `e` can reach before consuming any character.
+fn leading_refs(e: &Expr, nullable: &[bool], out: &mut Vec<RuleId>) {
+    match e {
+        Expr::Ref(r) => out.push(*r),
+        Expr::Seq(items) => {
+            for i in items {
+                leading_refs(i, nullable, out);
+                if !expr_nullable(i, nullable) {
+                    break;
+                }
+            }
+        }
+        Expr::Alt(alts) => alts.iter().for_each(|a| leading_refs(a, nullable, out)),
+        Expr::Repeat { expr, .. } => leading_refs(expr, nullable, out),
+        Expr::Literal(_) | Expr::Class { .. } | Expr::Regex(_) => {}
+    }
+}
+
+fn check_left_recursion(g: &Grammar) -> Result<(), FormatError> {
+    let nullable = nullable_rules(g);
+    let edges: Vec<Vec<RuleId>> = g
+        .rules
+        .iter()
+        .map(|r| {
+            let mut out = Vec::new();
+            leading_refs(&r.body, &nullable, &mut out);
+            out
+        })
+        .collect();
+    // Depth-first search for a cycle (0 = unseen, 1 = on the path, 2 = done).
+    let mut mark = vec![0u8; g.rules.len()];
+    fn visit(r: RuleId, edges: &[Vec<RuleId>], mark: &mut [u8], path: &mut Vec<RuleId>) -> Option<Vec<RuleId>> {
+        mark[r] = 1;
+        path.push(r);
+        for &s in &edges[r] {
+            if mark[s] == 1 {
+                let from = path.iter().position(|&p| p == s).unwrap();
+                let mut cycle = path[from..].to_vec();
+                cycle.push(s);
+                return Some(cycle);
+            }
+            if mark[s] == 0 {
+                if let Some(c) = visit(s, edges, mark, path) {
+                    return Some(c);
+                }
+            }
+        }
+        path.pop();
+        mark[r] = 2;
+        None
+    }
+    for r in 0..g.rules.len() {
+        if mark[r] == 0 {
+            if let Some(cycle) = visit(r, &edges, &mut mark, &mut Vec::new()) {
+                let names: Vec<&str> = cycle.iter().map(|&i| g.rules[i].name.as_str()).collect();
+                return Err(FormatError::InvalidGrammar {
+                    message: format!("left recursion is not supported: {}", names.join(" -> ")),
+                    line: 0,
+                    column: 0,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A regex for the grammar's language, recursive rules unrolled `limits.recursion_depth` deep.
+pub fn grammar_regex(g: &Grammar, limits: &Limits) -> Result<String, FormatError> {
+    let mut lower = Lower { g, limits, active: vec![0; g.rules.len()], work: 0 };
+    let mut out = String::new();
+    lower.expr(&Expr::Ref(g.root), &mut out)?;
+    Ok(out)
+}
+
+struct Lower<'a> {
+    g: &'a Grammar,
+    limits: &'a Limits,
+    /// How many times each rule is open on the current expansion path.
+    active: Vec<u32>,
+    work: usize,
+}
+
+/// Matches nothing: the branch past the recursion bound.
+const NOTHING: &str = r"[^\x00-\x{10FFFF}]";
+
+impl Lower<'_> {
+    fn expr(&mut self, e: &Expr, out: &mut String) -> Result<(), FormatError> {
+        let before = out.len();
+        match e {
+            Expr::Literal(s) => out.push_str(&format!("(?:{})", regex_syntax::escape(s))),
+            Expr::Regex(r) => out.push_str(&format!("(?:{r})")),
+            Expr::Class { ranges, negated } => {
+                if ranges.is_empty() {
+                    // `.` / `[^]`: any character, newline included.
+                    out.push_str(if *negated { r"[\x00-\x{10FFFF}]" } else { NOTHING });
+                } else {
+                    out.push('[');
+                    if *negated {
+                        out.push('^');
+                    }
+                    for &(lo, hi) in ranges {
+                        out.push_str(&format!(r"\x{{{:X}}}-\x{{{:X}}}", lo as u32, hi as u32));
+                    }
+                    out.push(']');
+                }
+            }
+            Expr::Ref(r) => {
+                if self.active[*r] > self.limits.recursion_depth {
+                    out.push_str(NOTHING);
+                } else {
+                    self.active[*r] += 1;
+                    let body = &self.g.rules[*r].body;
+                    let result = self.expr(body, out);
+                    self.active[*r] -= 1;
+                    result?;
+                }
+            }
+            Expr::Seq(items) => {
+                out.push_str("(?:");
+                for i in items {
+                    self.expr(i, out)?;
+                }
+                out.push(')');
+            }
+            Expr::Alt(alts) => {
+                out.push_str("(?:");
+                for (k, a) in alts.iter().enumerate() {
+                    if k > 0 {
+                        out.push('|');
+                    }
+                    self.expr(a, out)?;
+                }
+                out.push(')');
+            }
+            Expr::Repeat { expr, min, max } => {
+                let cap = self.limits.max_repetition;
+                if *min > cap || max.is_some_and(|m| m > cap) {
+                    return Err(FormatError::too_complex(
+                        format!("repetition {{{min},{}}}", max.map(|m| m.to_string()).unwrap_or_default()),
+                        format!("max_repetition = {cap}"),
+                    ));
+                }
+                out.push_str("(?:");
+                self.expr(expr, out)?;
+                out.push(')');
+                match max {
+                    Some(m) => out.push_str(&format!("{{{min},{m}}}")),
+                    None => out.push_str(&format!("{{{min},}}")),
+                }
+            }
+        }
+        self.work += out.len() - before;
+        if self.work > self.limits.max_lowering_work || out.len() > self.limits.max_regex_len {
+            return Err(FormatError::too_complex(
+                "the grammar expands to too large an automaton (recursive rules are unrolled)",
+                format!("max_regex_len = {}", self.limits.max_regex_len),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compile(text: &str) -> Automaton {
+        compile_gbnf(text, &Limits::default()).unwrap()
+    }
+
+    fn err(text: &str) -> (String, usize, usize) {
+        match parse_gbnf(text).and_then(|g| grammar_regex(&g, &Limits::default()).map(|_| ())) {
+            Err(FormatError::InvalidGrammar { message, line, column }) => (message, line, column),
+            other => panic!("expected a grammar error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn literals_classes_repetition() {
+        let a = compile("root ::= \"ab\" [0-9]{2,3} [^x]? (\"-\" | \"+\")*  # comment\n");
+        assert!(a.accepts(b"ab12"));
+        assert!(a.accepts(b"ab123y-+-"));
+        assert!(a.accepts("ab12é".as_bytes()));
+        assert!(!a.accepts(b"ab1"));
+        assert!(!a.accepts(b"ab1234x"));
+        assert!(!a.accepts(b"ab12x"));
+    }
+
+    #[test]
+    fn multi_line_rules_and_escapes() {
+        let a = compile("root ::= item (\n  \",\" item\n)*\nitem ::= \"\\x41\" | [\\n\\]]\n");
+        assert!(a.accepts(b"A,\n,]"));
+        assert!(!a.accepts(b"A,"));
+    }
+
+    #[test]
+    fn recursion_is_unrolled() {
+        let a = compile("root ::= \"(\" root \")\" | \"x\"");
+        assert!(a.accepts(b"x"));
+        assert!(a.accepts(b"((x))"));
+        assert!(!a.accepts(b"((x)"));
+        // Deeper than `recursion_depth` is never generated.
+        assert!(!a.accepts(b"((((((x))))))"));
+    }
+
+    #[test]
+    fn arithmetic() {
+        let a = compile(
+            "root ::= expr\nexpr ::= term ((\"+\" | \"-\") term)*\nterm ::= factor ((\"*\" | \"/\") factor)*\nfactor ::= [0-9]+ | \"(\" expr \")\"\n",
+        );
+        assert!(a.accepts(b"1+2*(3-4)/5"));
+        assert!(!a.accepts(b"1+"));
+        assert!(!a.accepts(b"(1"));
+    }
+
+    #[test]
+    fn errors_have_positions() {
+        assert_eq!(err("root ::= \"a\"\nfoo ::= bar\n").1, 2);
+        let (m, line, col) = err("root ::= \"a\"\nfoo ::= bar\n");
+        assert!(m.contains("`bar`"), "{m}");
+        assert_eq!((line, col), (2, 9));
+        let (m, line, col) = err("root ::= [ab\n");
+        assert!(m.contains("unterminated"), "{m}");
+        assert_eq!((line, col), (1, 10));
+        let (m, _, _) = err("item ::= \"a\"");
+        assert!(m.contains("root"), "{m}");
+        let (m, line, col) = err("root ::= \"a\" @");
+        assert!(m.contains("'@'"), "{m}");
+        assert_eq!((line, col), (1, 14));
+        let (m, _, _) = err("root ::= (\"a\"");
+        assert!(m.contains("unclosed"), "{m}");
+        let (m, _, _) = err("root ::= \"a\"{3,1}");
+        assert!(m.contains("max < min"), "{m}");
+        let (m, _, _) = err("root ::= \"a\"\nroot ::= \"b\"");
+        assert!(m.contains("twice"), "{m}");
+    }
+
+    #[test]
+    fn left_recursion_is_an_error() {
+        let (m, _, _) = err("root ::= expr\nexpr ::= expr \"+\" \"1\" | \"1\"");
+        assert!(m.contains("left recursion") && m.contains("expr -> expr"), "{m}");
+        let (m, _, _) = err("root ::= a\na ::= b? \"x\"\nb ::= a \"y\"");
+        assert!(m.contains("left recursion"), "{m}");
+    }
+
+    #[test]
+    fn shipped_grammars_compile() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("grammars");
+        let mut n = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "gbnf") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                compile_gbnf(&text, &Limits::default()).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                n += 1;
+            }
+        }
+        assert!(n >= 3);
+    }
+}
