@@ -63,6 +63,9 @@ struct ServeArgs {
     /// Most requests' sequences waiting for a free slot; more get 429 with Retry-After.
     #[arg(long, default_value_t = 64)]
     max_queue: usize,
+    /// Seconds a request may wait in the queue for a slot; past it, 503 with Retry-After.
+    #[arg(long, default_value_t = 300)]
+    queue_timeout: u64,
     /// Require `Authorization: Bearer KEY` on /v1/* (repeat for several keys; also
     /// CONFORM_API_KEY, comma-separated).
     #[arg(long = "api-key")]
@@ -112,6 +115,7 @@ fn main() -> anyhow::Result<()> {
                 stop: Vec::new(),
                 constraint: None,
                 events,
+                admitted: None,
             })?;
             while let Some(event) = rx.blocking_recv() {
                 match event {
@@ -148,7 +152,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tracing::warn!("serving on {} without an API key: anyone who can reach it can use it (--api-key)", args.host);
     }
     let engine = args.engine.start()?;
-    let state = server::AppState::new(engine, args.max_body_bytes, api_keys, args.max_queue)?;
+    let state = server::AppState::new(engine, args.max_body_bytes, api_keys, args.max_queue, std::time::Duration::from_secs(args.queue_timeout))?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let stop_signal = shutdown_signal()?;

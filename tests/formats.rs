@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 fn server() -> &'static Server {
     static SERVER: OnceLock<Server> = OnceLock::new();
-    SERVER.get_or_init(|| Server::start(&["--parallel", "4", "--ctx-size", "2048", "--max-queue", "512"]))
+    SERVER.get_or_init(|| Server::start(&["--parallel", "4", "--ctx-size", "2048", "--max-queue", "512", "--queue-timeout", "3600"]))
 }
 
 

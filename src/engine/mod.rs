@@ -61,6 +61,8 @@ pub struct Job {
     pub stop: Vec<String>,
     pub constraint: Option<Box<dyn TokenConstraint>>,
     pub events: mpsc::UnboundedSender<Event>,
+    /// Told when the job leaves the queue for a slot (so a waiting handler can give up).
+    pub admitted: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]

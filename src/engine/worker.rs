@@ -114,30 +114,37 @@ pub(super) fn run(
     let mut batch = LlamaBatch::new(config.batch_size as usize, 1);
     let mut free_slots: Vec<i32> = (0..config.parallel as i32).rev().collect();
     let mut active: Vec<Sequence> = Vec::new();
+    let mut waiting: std::collections::VecDeque<Job> = std::collections::VecDeque::new();
     let mut logits = vec![0f32; n_vocab];
 
     loop {
         stats.active.store(active.len(), Ordering::Relaxed);
-        // Admit new jobs; block only when there is nothing else to do.
-        while let Some(&slot) = free_slots.last() {
-            let job = if active.is_empty() {
-                match queue.recv() {
-                    Ok(job) => job,
-                    Err(_) => return,
-                }
-            } else {
-                match queue.try_recv() {
-                    Ok(job) => job,
-                    Err(TryRecvError::Empty) => break,
-                    Err(TryRecvError::Disconnected) if active.is_empty() => return,
-                    Err(TryRecvError::Disconnected) => break,
-                }
-            };
-            stats.queued.fetch_sub(1, Ordering::Relaxed);
-            if job.events.is_closed() {
-                continue;
+        // Take every submitted job into `waiting`; block only when there is nothing else to do.
+        if active.is_empty() && waiting.is_empty() {
+            match queue.recv() {
+                Ok(job) => waiting.push_back(job),
+                Err(_) => return,
             }
-            free_slots.pop();
+        }
+        loop {
+            match queue.try_recv() {
+                Ok(job) => waiting.push_back(job),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) if active.is_empty() && waiting.is_empty() => return,
+                Err(TryRecvError::Disconnected) => break,
+            }
+        }
+        // A client that gave up while queued (disconnect, queue timeout) leaves the queue now.
+        let before = waiting.len();
+        waiting.retain(|job| !job.events.is_closed());
+        stats.queued.fetch_sub(before - waiting.len(), Ordering::Relaxed);
+        while !free_slots.is_empty() {
+            let Some(mut job) = waiting.pop_front() else { break };
+            stats.queued.fetch_sub(1, Ordering::Relaxed);
+            if let Some(admitted) = job.admitted.take() {
+                let _ = admitted.send(());
+            }
+            let slot = free_slots.pop().expect("checked non-empty");
             active.push(Sequence::new(slot, job));
         }
 

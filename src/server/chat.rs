@@ -62,7 +62,7 @@ pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Resu
         .map_err(|e| ApiError::invalid("messages", format!("the chat template rejected the messages: {e}")))?;
     let prompt = state.engine.tokenize(&prompt_text, false, true);
     let constraint = format.as_ref().or(tool_format.as_ref());
-    let receivers = submit(&state, prompt, &validated, constraint, trigger)?;
+    let receivers = submit(&state, prompt, &validated, constraint, trigger).await?;
     let id = new_id("chatcmpl");
     let created = unix_now();
     let model = state.engine.info.id.clone();

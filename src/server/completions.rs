@@ -30,7 +30,7 @@ pub async fn completions(State(state): State<AppState>, body: Body) -> Result<Re
     }
     let mut receivers = Vec::new();
     for prompt in prompts {
-        receivers.extend(submit(&state, prompt, &validated, format.as_ref(), None)?);
+        receivers.extend(submit(&state, prompt, &validated, format.as_ref(), None).await?);
     }
     let id = new_id("cmpl");
     let created = unix_now();

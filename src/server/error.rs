@@ -74,6 +74,19 @@ impl ApiError {
         }
     }
 
+    pub fn queue_timeout(waited: std::time::Duration) -> Self {
+        ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: format!(
+                "the request waited {} s for a free slot (--queue-timeout) and was dropped from the queue; retry shortly",
+                waited.as_secs()
+            ),
+            kind: "server_busy",
+            param: None,
+            code: Some("queue_timeout"),
+        }
+    }
+
     pub fn internal(error: impl std::fmt::Display) -> Self {
         tracing::error!("internal error: {error}");
         ApiError {
@@ -98,7 +111,7 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (self.status, Json(self.body())).into_response();
-        if self.status == StatusCode::TOO_MANY_REQUESTS {
+        if matches!(self.status, StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE) {
             response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
         }
         response

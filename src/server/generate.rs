@@ -23,8 +23,10 @@ pub async fn compile_format(state: &AppState, body: &serde_json::Value) -> Resul
 
 /// Starts `n` generations of one prompt; choice `i` uses seed `seed + i` so choices differ but
 /// the whole response stays reproducible. With a `trigger` token, the format engages only once
-/// the model samples it.
-pub fn submit(
+/// the model samples it. Returns once every choice has a slot: a request still queued after
+/// `queue_timeout` gets a 503 (its jobs leave the queue, since their receivers are dropped),
+/// and the status is still ours to choose because no response has started.
+pub async fn submit(
     state: &AppState,
     prompt: Vec<LlamaToken>,
     request: &Validated,
@@ -72,8 +74,11 @@ pub fn submit(
         return Err(ApiError::busy(waiting, state.max_queue));
     }
     let mut receivers = Vec::with_capacity(request.n as usize);
+    let mut admissions = Vec::with_capacity(request.n as usize);
     for i in 0..request.n {
         let (events, rx) = mpsc::unbounded_channel();
+        let (admitted, admission) = tokio::sync::oneshot::channel();
+        admissions.push(admission);
         let mut params = request.params.clone();
         params.seed = params.seed.map(|s| s.wrapping_add(i as u64));
         state
@@ -89,9 +94,15 @@ pub fn submit(
                     (None, _) => None,
                 },
                 events,
+                admitted: Some(admitted),
             })
             .map_err(ApiError::internal)?;
         receivers.push(rx);
+    }
+    // A dropped sender (engine gone) is not a wait: the receivers report what happened.
+    let all_admitted = futures::future::join_all(admissions);
+    if tokio::time::timeout(state.queue_timeout, all_admitted).await.is_err() {
+        return Err(ApiError::queue_timeout(state.queue_timeout));
     }
     Ok(receivers)
 }

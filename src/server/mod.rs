@@ -35,10 +35,18 @@ pub struct AppState {
     pub api_keys: Arc<Vec<String>>,
     /// Most sequences waiting for a slot; past it requests get a 429.
     pub max_queue: usize,
+    /// Longest wait in the queue; past it the request gets a 503.
+    pub queue_timeout: std::time::Duration,
 }
 
 impl AppState {
-    pub fn new(engine: Engine, body_limit: usize, api_keys: Vec<String>, max_queue: usize) -> anyhow::Result<Self> {
+    pub fn new(
+        engine: Engine,
+        body_limit: usize,
+        api_keys: Vec<String>,
+        max_queue: usize,
+        queue_timeout: std::time::Duration,
+    ) -> anyhow::Result<Self> {
         let info = &engine.info;
         let chat_template = match &info.chat_template {
             Some(source) => Some(Arc::new(ChatTemplate::new(source, &info.bos_token, &info.eos_token)?)),
@@ -49,7 +57,7 @@ impl AppState {
             model.vocab().tokenize(bytes, false, false).into_iter().map(|t| t.0 as u32).collect()
         });
         let formats = Arc::new(Formats::new(info.vocab.clone(), tokenize));
-        Ok(AppState { engine: Arc::new(engine), chat_template, formats, body_limit, api_keys: Arc::new(api_keys), max_queue })
+        Ok(AppState { engine: Arc::new(engine), chat_template, formats, body_limit, api_keys: Arc::new(api_keys), max_queue, queue_timeout })
     }
 }
 
