@@ -17,6 +17,12 @@ use super::{Automaton, FormatError, Limits};
 
 /// Parses `text` and compiles it into an automaton.
 pub fn compile_gbnf(text: &str, limits: &Limits) -> Result<Automaton, FormatError> {
+    if text.len() > limits.max_regex_len {
+        return Err(FormatError::too_complex(
+            format!("grammar is {} bytes long", text.len()),
+            format!("max_regex_len = {}", limits.max_regex_len),
+        ));
+    }
     let grammar = parse_gbnf(text)?;
     let regex = grammar_regex(&grammar, limits)?;
     Automaton::from_regex(&regex, limits)
@@ -24,9 +30,6 @@ pub fn compile_gbnf(text: &str, limits: &Limits) -> Result<Automaton, FormatErro
 
 /// Parses GBNF text into a [`Grammar`] rooted at `root`.
 pub fn parse_gbnf(text: &str) -> Result<Grammar, FormatError> {
-    if text.len() > 1 << 20 {
-        return Err(FormatError::too_complex(format!("grammar is {} bytes long", text.len()), "1 MiB"));
-    }
     let mut p = Parser { src: text, pos: 0, names: HashMap::new(), rules: Vec::new(), defined: Vec::new(), first_use: Vec::new(), depth: 0 };
     p.skip_space(true);
     while p.pos < p.src.len() {
@@ -109,8 +112,13 @@ impl Parser<'_> {
         }
     }
 
+    /// Length of the rule name starting here (0 if none).
+    fn name_len(&self) -> usize {
+        self.rest().bytes().take_while(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_').count()
+    }
+
     fn name(&mut self) -> Option<String> {
-        let len = self.rest().bytes().take_while(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_').count();
+        let len = self.name_len();
         (len > 0).then(|| {
             let n = self.rest()[..len].to_string();
             self.pos += len;
@@ -132,9 +140,8 @@ impl Parser<'_> {
 
     /// Whether the next thing is the start of a new rule (`name ::=`).
     fn at_rule_start(&self) -> bool {
-        let r = self.rest();
-        let len = r.bytes().take_while(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_').count();
-        len > 0 && r[len..].trim_start_matches([' ', '\t']).starts_with("::=")
+        let len = self.name_len();
+        len > 0 && self.rest()[len..].trim_start_matches([' ', '\t']).starts_with("::=")
     }
 
     fn alternatives(&mut self) -> Result<Expr, FormatError> {
@@ -329,8 +336,6 @@ fn expr_nullable(e: &Expr, nullable: &[bool]) -> bool {
     match e {
         Expr::Literal(s) => s.is_empty(),
         Expr::Class { .. } => false,
-        // Conservative: a regex fragment is treated as possibly empty.
-        Expr::Regex(_) => true,
         Expr::Ref(r) => nullable[*r],
         Expr::Seq(items) => items.iter().all(|i| expr_nullable(i, nullable)),
         Expr::Alt(alts) => alts.iter().any(|a| expr_nullable(a, nullable)),
@@ -352,7 +357,7 @@ fn leading_refs(e: &Expr, nullable: &[bool], out: &mut Vec<RuleId>) {
         }
         Expr::Alt(alts) => alts.iter().for_each(|a| leading_refs(a, nullable, out)),
         Expr::Repeat { expr, .. } => leading_refs(expr, nullable, out),
-        Expr::Literal(_) | Expr::Class { .. } | Expr::Regex(_) => {}
+        Expr::Literal(_) | Expr::Class { .. } => {}
     }
 }
 
@@ -406,7 +411,7 @@ fn check_left_recursion(g: &Grammar) -> Result<(), FormatError> {
 
 /// A regex for the grammar's language, recursive rules unrolled `limits.recursion_depth` deep.
 pub fn grammar_regex(g: &Grammar, limits: &Limits) -> Result<String, FormatError> {
-    let mut lower = Lower { g, limits, active: vec![0; g.rules.len()], work: 0 };
+    let mut lower = Lower { g, limits, active: vec![0; g.rules.len()] };
     let mut out = String::new();
     lower.expr(&Expr::Ref(g.root), &mut out)?;
     Ok(out)
@@ -417,7 +422,6 @@ struct Lower<'a> {
     limits: &'a Limits,
     /// How many times each rule is open on the current expansion path.
     active: Vec<u32>,
-    work: usize,
 }
 
 /// Matches nothing: the branch past the recursion bound.
@@ -425,10 +429,8 @@ const NOTHING: &str = r"[^\x00-\x{10FFFF}]";
 
 impl Lower<'_> {
     fn expr(&mut self, e: &Expr, out: &mut String) -> Result<(), FormatError> {
-        let before = out.len();
         match e {
             Expr::Literal(s) => out.push_str(&format!("(?:{})", regex_syntax::escape(s))),
-            Expr::Regex(r) => out.push_str(&format!("(?:{r})")),
             Expr::Class { ranges, negated } => {
                 if ranges.is_empty() {
                     // `.` / `[^]`: any character, newline included.
@@ -489,8 +491,8 @@ impl Lower<'_> {
                 }
             }
         }
-        self.work += out.len() - before;
-        if self.work > self.limits.max_lowering_work || out.len() > self.limits.max_regex_len {
+        // Every byte of lowering work is output, so the regex length bounds it.
+        if out.len() > self.limits.max_regex_len {
             return Err(FormatError::too_complex(
                 "the grammar expands to too large an automaton (recursive rules are unrolled)",
                 format!("max_regex_len = {}", self.limits.max_regex_len),

@@ -1,9 +1,8 @@
-//! A context-free grammar over UTF-8 text: the common form that GBNF grammars (and recursive
-//! JSON Schemas) take before [`super::pda`] compiles them into a pushdown automaton.
+//! A context-free grammar over UTF-8 text: what a GBNF grammar parses into before it is
+//! lowered to the automaton engine (see [`super::gbnf`]).
 //!
-//! Rules reference each other by index, so recursion is explicit. Terminals are literals,
-//! character classes (Unicode scalar values, matched as their UTF-8 bytes) or regex fragments
-//! for lowerings that already speak regex.
+//! Rules reference each other by index, so recursion is explicit. Terminals are literals and
+//! character classes (Unicode scalar values, matched as their UTF-8 bytes).
 
 /// Index of a rule in [`Grammar::rules`].
 pub type RuleId = usize;
@@ -28,8 +27,6 @@ pub enum Expr {
     Literal(String),
     /// One character in one of the inclusive ranges or, when `negated`, one character in none.
     Class { ranges: Vec<(char, char)>, negated: bool },
-    /// A fragment in Rust `regex` syntax, matched as a unit (no captures needed).
-    Regex(String),
     /// The rule with this index.
     Ref(RuleId),
     /// Each in order.
