@@ -143,8 +143,11 @@ async fn a_request_queued_past_the_timeout_gets_503_and_leaves_the_queue() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(stream.next().await.unwrap().is_ok());
-    // Freeing the slot serves the next request normally.
+    // Freeing the slot serves the next request normally. Wait for the engine to see the
+    // disconnect first: with a 1 s queue timeout, a loaded machine could otherwise time out
+    // the next request while the slot is still being released.
     drop(stream);
+    wait_until_idle(&own).await;
     let (status, resp) = post(&own, "/v1/chat/completions", &chat_body("Say ok.", json!({"max_tokens": 3}))).await;
     assert_eq!(status, 200, "{resp}");
 }
