@@ -44,6 +44,16 @@ impl Automaton {
     /// Compiles `pattern` (Rust `regex` syntax, Unicode on, so only valid UTF-8 can match)
     /// into a DFA that matches whole outputs. Size is bounded by `limits`.
     pub fn from_regex(pattern: &str, limits: &Limits) -> Result<Automaton, FormatError> {
+        Self::build(pattern, limits, false)
+    }
+
+    /// Like [`Automaton::from_regex`], then minimised: for small automata that go into a
+    /// [`crate::format::product::Product`], whose size is the product of theirs.
+    pub fn from_regex_minimal(pattern: &str, limits: &Limits) -> Result<Automaton, FormatError> {
+        Self::build(pattern, limits, true)
+    }
+
+    fn build(pattern: &str, limits: &Limits, minimize: bool) -> Result<Automaton, FormatError> {
         if pattern.len() > limits.max_regex_len {
             return Err(FormatError::too_complex(
                 format!("regex is {} bytes long", pattern.len()),
@@ -58,7 +68,7 @@ impl Automaton {
         let cfg = dense::Config::new()
             .start_kind(StartKind::Anchored)
             .match_kind(MatchKind::All)
-            .minimize(false)
+            .minimize(minimize)
             .dfa_size_limit(Some(limits.dfa_size_bytes))
             .determinize_size_limit(Some(limits.determinize_size_bytes));
         let dfa = dense::Builder::new()

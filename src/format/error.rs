@@ -36,6 +36,15 @@ pub enum FormatError {
     #[error("invalid grammar{}: {message}", if *.line > 0 { format!(" at line {}, column {}", .line, .column) } else { String::new() })]
     InvalidGrammar { message: String, line: usize, column: usize },
 
+    /// A writing instruction with an unknown id or a bad argument; `path` names it, e.g.
+    /// `instructions[2].num_words`.
+    #[error("invalid instruction at {path}: {message}")]
+    InvalidInstruction { path: String, message: String },
+
+    /// Instructions that no single response can satisfy together.
+    #[error("contradictory instructions: {message}")]
+    Contradictory { message: String },
+
     /// A `choice` constraint with no alternatives.
     #[error("choice list is empty: at least one alternative is required")]
     EmptyChoice,

@@ -15,11 +15,13 @@ pub mod choice;
 pub mod error;
 pub mod gbnf;
 pub mod grammar;
+pub mod instructions;
 pub mod json;
 pub mod json_schema;
 pub mod limits;
 pub mod number;
 pub mod pattern;
+pub mod product;
 pub mod regex;
 pub mod validate;
 

@@ -32,6 +32,17 @@ pub trait ByteAutomaton: Send + Sync {
     fn byte_classes(&self) -> [u8; 256] {
         std::array::from_fn(|b| b as u8)
     }
+    /// Whether the whole byte string is a complete, valid output.
+    fn accepts(&self, bytes: &[u8]) -> bool {
+        let mut s = self.start();
+        for &b in bytes {
+            match self.next(s, b) {
+                Some(t) => s = t,
+                None => return false,
+            }
+        }
+        self.is_accepting(s)
+    }
 }
 
 impl<T: ByteAutomaton + ?Sized> ByteAutomaton for std::sync::Arc<T> {

@@ -1,8 +1,10 @@
 //! From a request's format fields to a per-choice token constraint.
 //!
 //! Accepted spellings: OpenAI's `response_format` (`json_object`, `json_schema`, and our
-//! `grammar` with a GBNF `grammar` string), and vLLM's `guided_json` / `guided_regex` /
-//! `guided_choice` / `guided_grammar`. At most one may be given. `format_mode`
+//! `grammar` with a GBNF `grammar` string and `instructions` with IFEval-style writing
+//! instructions), and vLLM's `guided_json` / `guided_regex` / `guided_choice` /
+//! `guided_grammar`. At most one may be given, except that `instructions` combine with one
+//! `guided_*` format (the output must satisfy both). `format_mode`
 //! picks `mask` (default: the output is guaranteed) or `free` (decode unconstrained, then only
 //! report whether the output complied). Compiled formats are cached by their source, so a
 //! schema used again costs nothing; masks per automaton state are cached inside the index.
@@ -16,8 +18,8 @@ use serde_json::{json, Value};
 
 use super::error::ApiError;
 use crate::engine::TokenConstraint;
-use crate::format::{self, Automaton, FormatError, Limits, SchemaOptions, Whitespace};
-use crate::mask::{MaskIndex, Matcher};
+use crate::format::{self, instructions, FormatError, Limits, SchemaOptions, Whitespace};
+use crate::mask::{ByteAutomaton, MaskIndex, Matcher};
 use crate::metrics::metrics;
 use crate::vocab::{TokenTrie, Vocab};
 
@@ -75,7 +77,7 @@ impl Mode {
 pub struct Format {
     pub mode: Mode,
     index: Arc<MaskIndex>,
-    automaton: Arc<Automaton>,
+    automaton: Arc<dyn ByteAutomaton>,
     /// Unsupported keywords skipped in lenient mode.
     pub ignored: Vec<String>,
     tokenize: Tokenizer,
@@ -91,6 +93,8 @@ enum Source {
     Grammar(String),
     JsonObject { whitespace: u8 },
     JsonSchema { schema: String, lenient: bool, whitespace: u8, ignore_unknown: bool },
+    /// Writing instructions (the JSON list as sent), intersected with another format if any.
+    Instructions { list: String, base: Option<Box<Source>> },
 }
 
 /// Compiled formats shared across requests, plus what compiling needs.
@@ -99,7 +103,7 @@ pub struct Formats {
     trie: Arc<TokenTrie>,
     tokenize: Tokenizer,
     limits: Limits,
-    cache: Mutex<HashMap<Source, (Arc<MaskIndex>, Arc<Automaton>, Vec<String>)>>,
+    cache: Mutex<HashMap<Source, (Arc<MaskIndex>, Arc<dyn ByteAutomaton>, Vec<String>)>>,
 }
 
 /// Compiled formats kept; past this the cache starts over (formats are cheap to rebuild).
@@ -153,7 +157,6 @@ impl Formats {
                 metrics().format_compiles.fetch_add(1, Relaxed);
                 metrics().format_compile.observe(start.elapsed());
                 let (automaton, ignored) = built.map_err(|e| format_error(param, e))?;
-                let automaton = Arc::new(automaton);
                 let index = MaskIndex::new(automaton.clone(), self.vocab.clone(), self.trie.clone())
                     .map_err(ApiError::internal)?;
                 let entry = (Arc::new(index), automaton, ignored);
@@ -168,13 +171,26 @@ impl Formats {
         Ok(Format { mode, index, automaton, ignored, tokenize: self.tokenize.clone() })
     }
 
-    fn build(&self, source: &Source) -> Result<(Automaton, Vec<String>), FormatError> {
+    fn build(&self, source: &Source) -> Result<(Arc<dyn ByteAutomaton>, Vec<String>), FormatError> {
         let ws = |n: u8| if n == 0 { Whitespace::Compact } else { Whitespace::Flexible { max: n } };
+        let plain = |a: format::Automaton| (Arc::new(a) as Arc<dyn ByteAutomaton>, Vec::new());
         match source {
-            Source::Regex(pattern) => Ok((format::compile_regex(pattern, &self.limits)?, Vec::new())),
-            Source::Choice(choices) => Ok((format::compile_choice(choices, &self.limits)?, Vec::new())),
-            Source::Grammar(text) => Ok((format::compile_gbnf(text, &self.limits)?, Vec::new())),
-            Source::JsonObject { whitespace } => Ok((format::compile_json_object(ws(*whitespace), &self.limits)?, Vec::new())),
+            Source::Regex(pattern) => Ok(plain(format::compile_regex(pattern, &self.limits)?)),
+            Source::Choice(choices) => Ok(plain(format::compile_choice(choices, &self.limits)?)),
+            Source::Grammar(text) => Ok(plain(format::compile_gbnf(text, &self.limits)?)),
+            Source::JsonObject { whitespace } => Ok(plain(format::compile_json_object(ws(*whitespace), &self.limits)?)),
+            Source::Instructions { list, base } => {
+                let list: Value = serde_json::from_str(list).expect("cache key is serialized JSON");
+                let list = instructions::parse_list(&list)?;
+                let (base, ignored) = match base {
+                    Some(base) => {
+                        let (a, ignored) = self.build(base)?;
+                        (Some(a), ignored)
+                    }
+                    None => (None, Vec::new()),
+                };
+                Ok((Arc::new(instructions::compile(&list, base, &self.limits)?), ignored))
+            }
             Source::JsonSchema { schema, lenient, whitespace, ignore_unknown } => {
                 let schema: Value = serde_json::from_str(schema).expect("cache key is serialized JSON");
                 let options = SchemaOptions {
@@ -182,7 +198,8 @@ impl Formats {
                     lenient: *lenient,
                     ignore_unknown_keywords: *ignore_unknown,
                 };
-                format::compile_schema(&schema, &options, &self.limits)
+                let (automaton, ignored) = format::compile_schema(&schema, &options, &self.limits)?;
+                Ok((Arc::new(automaton), ignored))
             }
         }
     }
@@ -191,6 +208,7 @@ impl Formats {
 /// Which field holds the format, and what it says.
 fn source(fields: &FormatFields, options: FormatOptions) -> Result<Option<(&'static str, Source)>, ApiError> {
     let mut found: Vec<(&'static str, Source)> = Vec::new();
+    let mut instruction_list: Option<String> = None;
     let schema_source = |param: &'static str, schema: &Value| -> Result<Source, ApiError> {
         let schema = match schema {
             // vLLM accepts the schema as a JSON string too.
@@ -226,10 +244,16 @@ fn source(fields: &FormatFields, options: FormatOptions) -> Result<Option<(&'sta
                     .ok_or_else(|| ApiError::invalid("response_format.grammar", "`grammar` needs a `grammar` string (GBNF)").with_code("invalid_format"))?;
                 found.push(("response_format.grammar", Source::Grammar(text.to_string())));
             }
+            Some("instructions") => {
+                let list = rf.get("instructions").ok_or_else(|| {
+                    ApiError::invalid("response_format.instructions", "`instructions` needs an `instructions` array").with_code("invalid_format")
+                })?;
+                instruction_list = Some(list.to_string());
+            }
             _ => {
                 return Err(ApiError::invalid(
                     "response_format.type",
-                    "`response_format.type` must be \"text\", \"json_object\", \"json_schema\" or \"grammar\"",
+                    "`response_format.type` must be \"text\", \"json_object\", \"json_schema\", \"grammar\" or \"instructions\"",
                 ))
             }
         }
@@ -250,22 +274,31 @@ fn source(fields: &FormatFields, options: FormatOptions) -> Result<Option<(&'sta
         let names: Vec<&str> = found.iter().map(|f| f.0).collect();
         return Err(ApiError::invalid(found[1].0, format!("give one format, not several: {}", names.join(", "))));
     }
-    Ok(found.pop())
+    Ok(match instruction_list {
+        Some(list) => Some(("response_format", Source::Instructions { list, base: found.pop().map(|(_, s)| Box::new(s)) })),
+        None => found.pop(),
+    })
 }
 
 fn format_error(param: &str, error: FormatError) -> ApiError {
     let code = match error {
         FormatError::UnsupportedKeyword { .. } => "unsupported_schema_keyword",
         FormatError::TooComplex { .. } => "format_too_complex",
+        FormatError::Contradictory { .. } => "contradictory_instructions",
         _ => "invalid_format",
     };
-    ApiError::invalid(param, error.to_string()).with_code(code)
+    let param = match &error {
+        FormatError::InvalidInstruction { path, .. } => format!("response_format.{path}"),
+        FormatError::Contradictory { .. } => "response_format.instructions".to_string(),
+        _ => param.to_string(),
+    };
+    ApiError::invalid(&param, error.to_string()).with_code(code)
 }
 
 impl Format {
     /// The fewest tokens any complete output needs (an upper bound: bytes count as tokens).
     pub fn shortest_tokens(&self) -> u32 {
-        self.index.shortest_tokens(self.automaton.start().0)
+        self.index.shortest_tokens(self.automaton.start())
     }
 
     /// A fresh constraint for one choice, or `None` in free mode.
