@@ -6,7 +6,7 @@ PYTHON ?= python3
 MODEL ?=
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup deps model build serve test pydeps bench bench-serve bench-mask
+.PHONY: setup deps model build serve test pydeps bench bench-serve bench-mask bench-load
 
 setup: deps model build
 
@@ -43,6 +43,11 @@ bench: bench-serve bench-mask
 
 bench-serve: setup
 	$(PYTHON) bench/serve.py
+
+# 32 clients x 10 minutes of mixed traffic (LOAD_ARGS="--clients 8 --seconds 60" for a short run).
+# Report in bench/results/load.json; exits non-zero when the hardening goal is not met.
+bench-load: setup
+	$(PYTHON) bench/load.py $(LOAD_ARGS)
 
 # Compile and per-token mask latency over JSONSchemaBench (data: $$CONFORM_DATA, default ../shared/data).
 # Table on stdout, JSON in bench/results/mask.json.
