@@ -141,11 +141,14 @@ impl EngineArgs {
 }
 
 fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    // `ab` draws a progress bar on stderr; per-request logs of its own server would bury it.
+    let default_level = if matches!(cli.command, Command::Ab(_)) { "warn" } else { "info" };
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default_level.into()))
         .with_writer(std::io::stderr)
         .init();
-    match Cli::parse().command {
+    match cli.command {
         Command::Serve(args) => serve(args),
         Command::Ab(args) => ab(args),
         Command::Generate { engine, prompt, max_tokens, temperature } => {

@@ -5,11 +5,12 @@
 use std::fmt::Write;
 
 use super::report::{ArmStats, Report};
+use super::suite::Prompt;
 use super::Arm;
 
 pub fn render(report: &Report) -> String {
     let mut page = String::new();
-    let title = format!("conform ab: {:?} on {}", report.suite, report.model).to_lowercase();
+    let title = format!("conform ab: {} on {}", report.suite.name(), report.model);
     let _ = write!(
         page,
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title><style>{STYLE}</style></head><body>\n",
@@ -18,11 +19,11 @@ pub fn render(report: &Report) -> String {
     let c = &report.config;
     let _ = write!(
         page,
-        "<h1>{}</h1>\n<p>{} tasks from <code>{}</code>, {:?} prompt, max_tokens {}, temperature {}, seed {}.</p>\n",
+        "<h1>{}</h1>\n<p>{} tasks from <code>{}</code>, {} prompt, max_tokens {}, temperature {}, seed {}.</p>\n",
         escape(&title),
         report.n,
         escape(&c.data.display().to_string()),
-        report.prompt,
+        if report.prompt == Prompt::Task { "task-only" } else { "task + format" },
         c.max_tokens,
         c.temperature,
         c.seed

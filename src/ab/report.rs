@@ -80,7 +80,8 @@ impl Report {
 
     /// A plain-text table for the terminal.
     pub fn summary(&self) -> String {
-        let mut out = format!("{} on {} ({} tasks, {:?} prompt)\n", self.model, self.config.data.display(), self.n, self.prompt);
+        let prompt = if self.prompt == Prompt::Task { "task-only" } else { "task + format" };
+        let mut out = format!("{} on {} ({} tasks, {prompt} prompt)\n", self.model, self.config.data.display(), self.n);
         out += &format!("{:<10} {:>12} {:>18} {:>11} {:>8} {:>7}\n", "arm", "compliance", "accuracy ± se", "mean tok", "tok/s", "errors");
         for a in &self.arms {
             let accuracy = match (a.accuracy, a.accuracy_se) {

@@ -16,7 +16,7 @@ pub fn task(line: usize, item: &Value) -> anyhow::Result<Task> {
     };
     Ok(Task {
         id,
-        messages: vec![user(format!("Write a JSON document that is a valid instance of this JSON Schema:\n{schema}"))],
+        messages: vec![user(format!("Write an example JSON document that is valid under this JSON Schema (an instance of the schema, not the schema itself):\n{schema}"))],
         instructions: "Answer with only the JSON document: no code fence, no other text.".into(),
         format: TaskFormat::json_schema(schema.clone())?,
         gold: Gold::Compliance,

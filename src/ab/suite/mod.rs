@@ -24,6 +24,18 @@ pub enum Suite {
     Custom,
 }
 
+impl Suite {
+    pub fn name(self) -> &'static str {
+        match self {
+            Suite::Gsm8k => "gsm8k",
+            Suite::Ifeval => "ifeval",
+            Suite::Jsonschema => "jsonschema",
+            Suite::Bfcl => "bfcl",
+            Suite::Custom => "custom",
+        }
+    }
+}
+
 /// What the prompt carries: the task alone, or the task plus instructions about the format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
