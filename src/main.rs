@@ -61,6 +61,10 @@ struct AbArgs {
     max_tokens: u32,
     #[arg(long, default_value_t = 0.0)]
     temperature: f32,
+    /// JSON sent as `format_options` with the mask arm (conform's extension), e.g.
+    /// '{"unknown_keywords":"ignore"}'.
+    #[arg(long, value_parser = parse_json)]
+    format_options: Option<serde_json::Value>,
     /// An OpenAI-compatible server to A/B instead of our own (e.g. http://127.0.0.1:8080).
     #[arg(long)]
     server: Option<String>,
@@ -232,6 +236,7 @@ fn ab(args: AbArgs) -> anyhow::Result<()> {
         seed: args.seed,
         max_tokens: args.max_tokens,
         temperature: args.temperature,
+        format_options: args.format_options,
     };
     config.check()?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
@@ -263,6 +268,10 @@ fn ab(args: AbArgs) -> anyhow::Result<()> {
         println!("wrote {} and report.html", args.out.join("report.json").display());
         anyhow::Ok(())
     })
+}
+
+fn parse_json(text: &str) -> Result<serde_json::Value, String> {
+    serde_json::from_str(text).map_err(|e| e.to_string())
 }
 
 /// Resolves on SIGTERM or SIGINT. The handlers are installed when this is called, not when it is

@@ -57,6 +57,9 @@ pub struct Config {
     pub seed: u64,
     pub max_tokens: u32,
     pub temperature: f32,
+    /// Sent as `format_options` with the mask arm's format (our server's extension, e.g.
+    /// `{"unknown_keywords": "ignore"}` for JSONSchemaBench's vendor keywords).
+    pub format_options: Option<Value>,
 }
 
 impl Config {
@@ -67,7 +70,7 @@ impl Config {
         for (i, arm) in self.arms.iter().enumerate() {
             ensure!(!self.arms[..i].contains(arm), "the arm `{}` is listed twice", arm.name());
         }
-        ensure!(self.suite != Suite::Ifeval, "the ifeval suite arrives with the instructions issue (response_format type \"instructions\")");
+        ensure!(self.suite != Suite::Ifeval, suite::IFEVAL_PENDING);
         ensure!(self.concurrency >= 1, "--concurrency must be at least 1");
         ensure!(self.max_tokens >= 1, "--max-tokens must be at least 1");
         Ok(())
@@ -108,6 +111,9 @@ async fn attempt(config: &Config, endpoint: &Endpoint, model: &str, task: &Task,
     if arm == Arm::Mask {
         if let (Value::Object(body), Value::Object(fields)) = (&mut body, task.format.request_fields()) {
             body.extend(fields);
+        }
+        if let Some(options) = &config.format_options {
+            body["format_options"] = options.clone();
         }
     }
     let start = Instant::now();

@@ -168,6 +168,7 @@ pub(crate) mod tests {
             seed: 0,
             max_tokens: 64,
             temperature: 0.0,
+            format_options: None,
         };
         let mut refused = item(Arm::Mask, false, Some(false), 0, "error");
         refused.error = Some("400: unsupported".into());

@@ -24,6 +24,9 @@ pub enum Suite {
     Custom,
 }
 
+/// The slot for IFEval is ready; its checks come with `response_format: {"type": "instructions"}`.
+pub const IFEVAL_PENDING: &str = "the ifeval suite arrives with the instructions issue (response_format type \"instructions\")";
+
 impl Suite {
     pub fn name(self) -> &'static str {
         match self {
@@ -110,7 +113,7 @@ pub fn load(suite: Suite, path: &Path) -> anyhow::Result<Vec<Task>> {
             },
             Suite::Bfcl => bfcl::task(&value),
             Suite::Custom => custom::task(i, &value),
-            Suite::Ifeval => anyhow::bail!("the ifeval suite arrives with the instructions issue (response_format type \"instructions\")"),
+            Suite::Ifeval => anyhow::bail!(IFEVAL_PENDING),
         };
         tasks.push(task.with_context(|| format!("{}:{}", path.display(), i + 1))?);
     }
