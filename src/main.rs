@@ -238,7 +238,7 @@ fn ab(args: AbArgs) -> anyhow::Result<()> {
         temperature: args.temperature,
         format_options: args.format_options,
     };
-    config.check()?;
+    let tasks = ab::load_tasks(&config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let (endpoint, model) = match &args.server {
@@ -262,7 +262,7 @@ fn ab(args: AbArgs) -> anyhow::Result<()> {
                 (Endpoint::new(&base, None)?, model)
             }
         };
-        let report = ab::run(&config, &endpoint, &model).await?;
+        let report = ab::run(&config, &tasks, &endpoint, &model).await?;
         report.write(&args.out)?;
         print!("{}", report.summary());
         println!("wrote {} and report.html", args.out.join("report.json").display());

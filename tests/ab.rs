@@ -56,7 +56,9 @@ fn check_html(html: &str, arms: usize) {
 
 #[test]
 fn gsm8k_against_a_running_server() {
-    let server = Server::start(&["--parallel", "2", "--ctx-size", "1024", "--api-key", "ab-key"]);
+    // One thread: on a shared 2-core machine, llama.cpp's spinning thread pool slows to a crawl when
+    // another process competes for the cores.
+    let server = Server::start(&["--parallel", "2", "--ctx-size", "1024", "--threads", "1", "--api-key", "ab-key"]);
     let data = conform::testdata::data_dir().join("gsm8k/test_dev.jsonl");
     let dir = out_dir("gsm8k");
     let output = ab(&[
@@ -98,7 +100,7 @@ fn custom_suite_in_process() {
     let out = dir.join("out");
     let output = ab(&[
         "--suite", "custom", "--data", data.to_str().unwrap(), "--arms", "mask,free", "--max-tokens", "24",
-        "--prompt", "task", "--ctx-size", "512", "--parallel", "2", "--out", out.to_str().unwrap(),
+        "--prompt", "task", "--ctx-size", "512", "--parallel", "2", "--threads", "1", "--out", out.to_str().unwrap(),
     ]);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let (report, html) = read_report(&out);
@@ -129,4 +131,11 @@ fn arms_and_suites_not_available_yet_are_refused_before_loading() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(message), "{stderr}");
     }
+    // A BFCL category with several functions per item fails on reading, before any model loads.
+    let data = conform::testdata::data_dir().join("bfcl/multiple.jsonl");
+    let started = std::time::Instant::now();
+    let output = ab(&["--suite", "bfcl", "--data", data.to_str().unwrap(), "--out", "/nonexistent", "--model", "/nonexistent.gguf"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success() && stderr.contains("single-function"), "{stderr}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
 }

@@ -77,17 +77,19 @@ impl Config {
     }
 }
 
-/// Runs every task under every arm, `concurrency` requests at a time, with a progress bar.
-pub async fn run(config: &Config, endpoint: &Endpoint, model: &str) -> anyhow::Result<Report> {
+/// Reads the suite's tasks (the first `limit`); call before loading a model, so a bad file
+/// fails fast.
+pub fn load_tasks(config: &Config) -> anyhow::Result<Vec<Task>> {
     config.check()?;
-    let mut tasks = suite::load(config.suite, &config.data)?;
-    if let Some(limit) = config.limit {
-        tasks.truncate(limit);
-    }
+    let tasks = suite::load(config.suite, &config.data, config.limit.unwrap_or(usize::MAX))?;
     ensure!(!tasks.is_empty(), "{} holds no task", config.data.display());
+    Ok(tasks)
+}
+
+/// Runs every task under every arm, `concurrency` requests at a time, with a progress bar.
+pub async fn run(config: &Config, tasks: &[Task], endpoint: &Endpoint, model: &str) -> anyhow::Result<Report> {
     let jobs: Vec<(usize, usize)> = (0..tasks.len()).flat_map(|t| (0..config.arms.len()).map(move |a| (t, a))).collect();
     let mut progress = progress::Progress::new(jobs.len());
-    let tasks = &tasks;
     let mut results = futures::stream::iter(jobs)
         .map(|(t, a)| async move { ((t, a), attempt(config, endpoint, model, &tasks[t], config.arms[a]).await) })
         .buffer_unordered(config.concurrency);

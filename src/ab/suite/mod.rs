@@ -94,12 +94,15 @@ impl Task {
     }
 }
 
-/// Reads a suite's data file.
-pub fn load(suite: Suite, path: &Path) -> anyhow::Result<Vec<Task>> {
+/// Reads a suite's data file, up to `limit` tasks.
+pub fn load(suite: Suite, path: &Path, limit: usize) -> anyhow::Result<Vec<Task>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
     let mut tasks = Vec::new();
     for (i, line) in lines {
+        if tasks.len() == limit {
+            break;
+        }
         let value: Value = serde_json::from_str(line).with_context(|| format!("{}:{}: not JSON", path.display(), i + 1))?;
         let task = match suite {
             Suite::Gsm8k => gsm8k::task(i, &value),
