@@ -19,7 +19,7 @@ impl Progress {
     pub fn tick(&mut self) {
         self.done += 1;
         let step = (self.total / 10).max(1);
-        if !self.terminal && self.done % step != 0 && self.done != self.total {
+        if !self.terminal && !self.done.is_multiple_of(step) && self.done != self.total {
             return;
         }
         let line = render(self.done, self.total, self.start.elapsed());
