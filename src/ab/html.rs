@@ -119,17 +119,22 @@ fn bar_chart(title: &str, bars: impl Iterator<Item = (Arm, Option<f64>, f64)>) -
             let _ = write!(
                 svg,
                 "<rect x=\"{x}\" y=\"{}\" width=\"50\" height=\"{}\" fill=\"{}\"><title>{}: {}</title></rect>\
-                 <line x1=\"{center}\" x2=\"{center}\" y1=\"{}\" y2=\"{}\" stroke=\"#000\"/>\
-                 <text x=\"{center}\" y=\"{}\" font-size=\"11\" text-anchor=\"middle\">{:.1}%</text>",
+                 <path d=\"M{} {hi}H{}M{center} {hi}V{lo}M{} {lo}H{}\" stroke=\"#000\" fill=\"none\"/>\
+                 <text x=\"{}\" y=\"{}\" font-size=\"11\">{:.1}%</text>",
                 y(*p),
                 plot_h * p.clamp(0.0, 1.0),
                 color(*arm),
                 arm.name(),
                 percent(Some(*p), Some(*se)),
-                y(p + se),
-                y(p - se),
-                y(p + se) - 4.0,
-                p * 100.0
+                center - 5.0,
+                center + 5.0,
+                center - 5.0,
+                center + 5.0,
+                center + 4.0,
+                y(*p) - 4.0,
+                p * 100.0,
+                hi = y(p + se),
+                lo = y(p - se),
             );
         }
         let _ = write!(svg, "<text x=\"{center}\" y=\"{}\" text-anchor=\"middle\">{}</text>", top + plot_h + 18.0, arm.name());
