@@ -6,6 +6,9 @@ use std::time::Duration;
 use anyhow::Context;
 use serde_json::Value;
 
+/// How many times a request refused for load is sent again.
+const BUSY_RETRIES: usize = 30;
+
 pub struct Endpoint {
     base: String,
     api_key: Option<String>,
@@ -45,7 +48,17 @@ impl Endpoint {
     }
 
     pub async fn chat(&self, body: &Value) -> anyhow::Result<Reply> {
-        let response = self.request(reqwest::Method::POST, "/v1/chat/completions").json(body).send().await?;
+        let mut response = self.request(reqwest::Method::POST, "/v1/chat/completions").json(body).send().await?;
+        // A busy server says when to come back (429 queue full, 503 queue timeout); a refusal
+        // for load is not the arm's result.
+        for _ in 0..BUSY_RETRIES {
+            if !matches!(response.status().as_u16(), 429 | 503) {
+                break;
+            }
+            let wait = response.headers().get("retry-after").and_then(|v| v.to_str().ok()?.parse().ok()).unwrap_or(1);
+            tokio::time::sleep(Duration::from_secs(wait)).await;
+            response = self.request(reqwest::Method::POST, "/v1/chat/completions").json(body).send().await?;
+        }
         let status = response.status();
         let text = response.text().await?;
         let value: Value = serde_json::from_str(&text).with_context(|| format!("{status}: not JSON: {text:.200}"))?;
