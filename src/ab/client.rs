@@ -56,16 +56,17 @@ impl Endpoint {
                 break;
             }
             let wait = response.headers().get("retry-after").and_then(|v| v.to_str().ok()?.parse().ok()).unwrap_or(1);
-            tokio::time::sleep(Duration::from_secs(wait)).await;
+            tokio::time::sleep(Duration::from_secs(wait.min(60))).await;
             response = self.request(reqwest::Method::POST, "/v1/chat/completions").json(body).send().await?;
         }
         let status = response.status();
         let text = response.text().await?;
-        let value: Value = serde_json::from_str(&text).with_context(|| format!("{status}: not JSON: {text:.200}"))?;
         if !status.is_success() {
-            let message = value["error"]["message"].as_str().map(String::from).unwrap_or(text);
+            let error: Option<Value> = serde_json::from_str(&text).ok();
+            let message = error.as_ref().and_then(|e| e["error"]["message"].as_str()).unwrap_or(&text);
             return Ok(Reply { content: String::new(), finish_reason: "error".into(), completion_tokens: 0, error: Some(format!("{status}: {message}")) });
         }
+        let value: Value = serde_json::from_str(&text).with_context(|| format!("{status}: not JSON: {text:.200}"))?;
         let choice = &value["choices"][0];
         Ok(Reply {
             content: choice["message"]["content"].as_str().unwrap_or_default().to_string(),
