@@ -134,11 +134,11 @@ fn arms_and_suites_not_available_yet_are_refused_before_loading() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(message), "{stderr}");
     }
-    // A BFCL category with several functions per item fails on reading, before any model loads.
-    let data = conform::testdata::data_dir().join("bfcl/multiple.jsonl");
+    // A BFCL category with several calls per item fails on reading, before any model loads.
+    let data = conform::testdata::data_dir().join("bfcl/parallel.jsonl");
     let started = std::time::Instant::now();
     let output = ab(&["--suite", "bfcl", "--data", data.to_str().unwrap(), "--out", "/nonexistent", "--model", "/nonexistent.gguf"]);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success() && stderr.contains("single-function"), "{stderr}");
+    assert!(!output.status.success() && stderr.contains("one call per question"), "{stderr}");
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
 }

@@ -1,12 +1,13 @@
-//! BFCL (Berkeley Function Calling Leaderboard), single-function categories (`simple_python`,
-//! `live_simple`): `{id, question, function: [f], ground_truth: [{name: {param: [values]}}]}`.
-//! The format is the function's argument schema, BFCL's types mapped to JSON Schema; correct =
-//! BFCL's AST check of the arguments: every parameter's value is one of its acceptable values
-//! (`""` among them: the parameter may be left out), and no parameter outside the ground truth.
-//! With one function and the name implied by the format, the name always matches.
+//! BFCL (Berkeley Function Calling Leaderboard), one call per question: `{id, question,
+//! function: [f…], ground_truth: [{name: {param: [values]}}]}`. BFCL's types are mapped to JSON
+//! Schema. With one function (`simple_python`, `live_simple`) the format is its argument schema
+//! and the name is implied; with several (`multiple`) it is `{"name", "arguments"}`, one `anyOf`
+//! branch per function. Correct = BFCL's AST check: the right name, and every parameter's value
+//! one of its acceptable values (`""` among them: it may be left out), no parameter outside the
+//! ground truth.
 //!
-//! Categories with several functions or calls (`multiple`, `parallel`, …) need a format over
-//! call lists and are refused with a clear error.
+//! Categories with several calls per question (`parallel`, …) need a format over call lists and
+//! are refused with a clear error.
 
 use anyhow::{ensure, Context};
 use serde_json::{json, Map, Value};
@@ -14,37 +15,60 @@ use serde_json::{json, Map, Value};
 use super::{output_json, Gold, Task};
 use crate::ab::format::TaskFormat;
 
+/// The call a BFCL question expects.
+pub struct Call {
+    /// `None` when there is one function and the output is its arguments alone.
+    pub name: Option<String>,
+    /// Each parameter's acceptable values.
+    pub arguments: Map<String, Value>,
+}
+
 pub fn task(item: &Value) -> anyhow::Result<Task> {
     let id = item["id"].as_str().context("no `id`")?.to_string();
     let functions = item["function"].as_array().context("no `function` list")?;
     let truths = item["ground_truth"].as_array().context("no `ground_truth` list")?;
     ensure!(
-        functions.len() == 1 && truths.len() == 1,
-        "{id}: the bfcl suite takes single-function categories (simple_python, live_simple); this item has {} functions and {} calls",
-        functions.len(),
+        !functions.is_empty() && truths.len() == 1,
+        "{id}: the bfcl suite takes one call per question (simple_python, live_simple, multiple); this item has {} calls",
         truths.len()
     );
-    let function = &functions[0];
-    let name = function["name"].as_str().context("function without `name`")?;
     let (truth_name, arguments) = truths[0].as_object().and_then(|t| t.iter().next()).context("empty ground truth")?;
-    ensure!(truth_name == name, "{id}: the ground truth calls {truth_name}, not {name}");
     let arguments = arguments.as_object().context("ground-truth arguments are not an object")?.clone();
-    let schema = json_schema(&function["parameters"]);
-    let mut messages = vec![json!({
-        "role": "system",
-        "content": format!(
-            "You can call this function:\n{}\nTo answer the user, give the arguments of the call.",
-            json!({"name": name, "description": function["description"], "parameters": schema})
-        ),
-    })];
+    let mut specs = Vec::new();
+    let mut branches = Vec::new();
+    for function in functions {
+        let name = function["name"].as_str().context("function without `name`")?;
+        let parameters = json_schema(&function["parameters"]);
+        branches.push(json!({
+            "type": "object",
+            "properties": {"name": {"const": name}, "arguments": parameters},
+            "required": ["name", "arguments"],
+        }));
+        specs.push(json!({"name": name, "description": function["description"], "parameters": parameters}));
+    }
+    ensure!(specs.iter().any(|f| f["name"] == truth_name.as_str()), "{id}: the ground truth calls {truth_name}, which is not offered");
+    let (schema, name, intro, instructions) = if let [only] = &specs[..] {
+        (
+            only["parameters"].clone(),
+            None,
+            format!("You can call this function:
+{only}
+To answer the user, give the arguments of the call."),
+            format!("Answer with only the arguments of the call of {} as one JSON object, and no other text.", only["name"].as_str().unwrap_or_default()),
+        )
+    } else {
+        (
+            json!({"anyOf": branches}),
+            Some(truth_name.clone()),
+            format!("You can call these functions:
+{}
+To answer the user, choose one and give the call.", Value::Array(specs)),
+            "Answer with only one JSON object {\"name\": the function's name, \"arguments\": {...}}, and no other text.".to_string(),
+        )
+    };
+    let mut messages = vec![json!({"role": "system", "content": intro})];
     messages.extend(item["question"][0].as_array().context("`question` is not a list of turns")?.iter().cloned());
-    Ok(Task {
-        id,
-        messages,
-        instructions: format!("Answer with only the arguments of the call of {name} as one JSON object, and no other text."),
-        format: TaskFormat::json_schema(schema)?,
-        gold: Gold::Arguments(arguments),
-    })
+    Ok(Task { id, messages, instructions, format: TaskFormat::json_schema(schema)?, gold: Gold::Call(Call { name, arguments }) })
 }
 
 /// BFCL's parameter schema as JSON Schema: `dict` → `object`, `float` → `number`, `tuple` →
@@ -72,9 +96,14 @@ pub fn json_schema(parameters: &Value) -> Value {
     Value::Object(out)
 }
 
-/// BFCL's check of an output's arguments against the acceptable values.
-pub fn arguments_match(truth: &Map<String, Value>, output: &str) -> bool {
-    matches!(output_json(output), Some(Value::Object(arguments)) if object_matches(truth, &arguments))
+/// BFCL's check of an output against the expected call.
+pub fn call_matches(call: &Call, output: &str) -> bool {
+    let Some(Value::Object(output)) = output_json(output) else { return false };
+    let arguments = match &call.name {
+        None => Some(&output),
+        Some(name) => (output.get("name").and_then(Value::as_str) == Some(name)).then(|| output.get("arguments").and_then(Value::as_object)).flatten(),
+    };
+    arguments.is_some_and(|arguments| object_matches(&call.arguments, arguments))
 }
 
 fn object_matches(truth: &Map<String, Value>, given: &Map<String, Value>) -> bool {
@@ -153,19 +182,36 @@ mod tests {
             "stops": [["Santa Barbara", "Monterey"]],
             "conditions": [{"department": ["Science"], "school": ["Bluebird High School", "Bluebird HS"]}]
         });
-        let truth = truth.as_object().unwrap();
+        let call = Call { name: None, arguments: truth.as_object().unwrap().clone() };
         let ok = r#"{"city":"san francisco CA","stops":["Santa Barbara","monterey"],"conditions":{"department":"science","school":"Bluebird HS"}}"#;
-        assert!(arguments_match(truth, ok));
+        assert!(call_matches(&call, ok));
         let wrong_order = r#"{"city":"San Francisco, CA","stops":["Monterey","Santa Barbara"],"conditions":{"department":"Science","school":"Bluebird HS"}}"#;
-        assert!(!arguments_match(truth, wrong_order));
+        assert!(!call_matches(&call, wrong_order));
         let wrong_school = r#"{"city":"San Francisco, CA","stops":["Santa Barbara","Monterey"],"conditions":{"department":"Science","school":"Redbird"}}"#;
-        assert!(!arguments_match(truth, wrong_school));
+        assert!(!call_matches(&call, wrong_school));
     }
 
     #[test]
-    fn several_functions_are_refused() {
+    fn several_functions_name_the_call() {
         let mut item = hypot();
-        item["function"].as_array_mut().unwrap().push(json!({"name": "g", "parameters": {}}));
-        assert!(task(&item).err().unwrap().to_string().contains("single-function"));
+        item["function"].as_array_mut().unwrap().push(json!({"name": "math.pow", "description": "Power.", "parameters": {
+            "type": "dict", "properties": {"base": {"type": "float"}, "exponent": {"type": "integer"}}, "required": ["base", "exponent"]
+        }}));
+        let t = task(&item).unwrap();
+        let correct = |output: &str| t.gold.correct(output, true).unwrap();
+        assert!(correct(r#"{"name":"math.hypot","arguments":{"x":4,"y":5}}"#));
+        assert!(!correct(r#"{"name":"math.pow","arguments":{"x":4,"y":5}}"#), "the wrong function");
+        assert!(!correct(r#"{"x":4,"y":5}"#), "no name");
+        assert!(!correct(r#"{"name":"math.hypot","arguments":{"x":4,"y":6}}"#));
+        assert!(t.format.complies(r#"{"name":"math.pow","arguments":{"base":2.5,"exponent":2}}"#));
+        assert!(!t.format.complies(r#"{"name":"math.pow","arguments":{"x":4,"y":5}}"#));
+        assert!(!t.format.complies(r#"{"name":"math.sqrt","arguments":{}}"#));
+    }
+
+    #[test]
+    fn several_calls_are_refused() {
+        let mut item = hypot();
+        item["ground_truth"].as_array_mut().unwrap().push(json!({"math.hypot": {"x": [1], "y": [2]}}));
+        assert!(task(&item).err().unwrap().to_string().contains("one call per question"));
     }
 }

@@ -10,7 +10,7 @@ pub mod jsonschemabench;
 use std::path::Path;
 
 use anyhow::Context;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::format::TaskFormat;
 
@@ -63,8 +63,8 @@ pub enum Gold {
     Integer(i64),
     /// JSONSchemaBench: the task *is* the format, so accuracy is compliance.
     Compliance,
-    /// BFCL: each parameter's acceptable values.
-    Arguments(Map<String, Value>),
+    /// BFCL: the expected call.
+    Call(bfcl::Call),
     /// Custom: the expected output, if the file gives one (unscored otherwise).
     Exact(Option<String>),
 }
@@ -75,7 +75,7 @@ impl Gold {
         match self {
             Gold::Integer(n) => Some(gsm8k::answer(output) == Some(*n)),
             Gold::Compliance => Some(compliant),
-            Gold::Arguments(truth) => Some(bfcl::arguments_match(truth, output)),
+            Gold::Call(call) => Some(bfcl::call_matches(call, output)),
             Gold::Exact(expected) => expected.as_ref().map(|e| output.trim() == e.trim()),
         }
     }
