@@ -4,6 +4,7 @@ use std::io::Write;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use conform::ab::{self, client::Endpoint};
 use conform::engine::{Engine, EngineConfig, Event, Job, SamplingParams};
 use conform::{manifest, server};
 
@@ -28,6 +29,51 @@ enum Command {
         #[arg(long, default_value_t = 0.0)]
         temperature: f32,
     },
+    /// A/B decoding arms (free vs mask) on a task suite; writes report.json and report.html.
+    Ab(AbArgs),
+}
+
+#[derive(Args)]
+struct AbArgs {
+    /// Without --server, the engine of our own server, started in-process on a loopback port.
+    /// With --server, only --model counts: the model name sent (default: the first listed).
+    #[command(flatten)]
+    engine: EngineArgs,
+    #[arg(long, value_enum)]
+    suite: ab::suite::Suite,
+    /// The suite's JSONL file.
+    #[arg(long)]
+    data: std::path::PathBuf,
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "free,mask")]
+    arms: Vec<ab::Arm>,
+    /// `task`: the task alone; `format`: the task plus instructions about the format.
+    #[arg(long, value_enum, default_value = "format")]
+    prompt: ab::suite::Prompt,
+    /// Only the first N tasks.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 1)]
+    concurrency: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[arg(long, default_value_t = 512)]
+    max_tokens: u32,
+    #[arg(long, default_value_t = 0.0)]
+    temperature: f32,
+    /// JSON sent as `format_options` with the mask arm (conform's extension), e.g.
+    /// '{"unknown_keywords":"ignore"}'.
+    #[arg(long, value_parser = parse_json)]
+    format_options: Option<serde_json::Value>,
+    /// An OpenAI-compatible server to A/B instead of our own (e.g. http://127.0.0.1:8080).
+    #[arg(long)]
+    server: Option<String>,
+    /// Bearer key for --server.
+    #[arg(long)]
+    api_key: Option<String>,
+    /// Where report.json and report.html go.
+    #[arg(long)]
+    out: std::path::PathBuf,
 }
 
 #[derive(Args)]
@@ -99,12 +145,16 @@ impl EngineArgs {
 }
 
 fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    // `ab` draws a progress bar on stderr; per-request logs of its own server would bury it.
+    let default_level = if matches!(cli.command, Command::Ab(_)) { "warn" } else { "info" };
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default_level.into()))
         .with_writer(std::io::stderr)
         .init();
-    match Cli::parse().command {
+    match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Ab(args) => ab(args),
         Command::Generate { engine, prompt, max_tokens, temperature } => {
             let engine = engine.start()?;
             let (events, mut rx) = tokio::sync::mpsc::unbounded_channel();
@@ -173,6 +223,55 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         anyhow::Ok(())
     })
+}
+
+fn ab(args: AbArgs) -> anyhow::Result<()> {
+    let config = ab::Config {
+        suite: args.suite,
+        data: args.data,
+        arms: args.arms,
+        prompt: args.prompt,
+        limit: args.limit,
+        concurrency: args.concurrency,
+        seed: args.seed,
+        max_tokens: args.max_tokens,
+        temperature: args.temperature,
+        format_options: args.format_options,
+    };
+    let tasks = ab::load_tasks(&config)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let (endpoint, model) = match &args.server {
+            Some(url) => {
+                let endpoint = Endpoint::new(url, args.api_key.clone())?;
+                let model = match &args.engine.model {
+                    Some(model) => model.clone(),
+                    None => endpoint.first_model().await.with_context(|| format!("asking {url} for its models"))?,
+                };
+                (endpoint, model)
+            }
+            // Our own server, when no other is named: the same HTTP road as a foreign one.
+            None => {
+                let engine = args.engine.start()?;
+                let queue = config.concurrency.max(64);
+                let state = server::AppState::new(engine, 64 << 20, Vec::new(), queue, std::time::Duration::from_secs(24 * 3600))?;
+                let model = state.engine.info.id.clone();
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+                let base = format!("http://{}", listener.local_addr()?);
+                tokio::spawn(async move { axum::serve(listener, server::app(state)).await });
+                (Endpoint::new(&base, None)?, model)
+            }
+        };
+        let report = ab::run(&config, &tasks, &endpoint, &model).await?;
+        report.write(&args.out)?;
+        print!("{}", report.summary());
+        println!("wrote {} and report.html", args.out.join("report.json").display());
+        anyhow::Ok(())
+    })
+}
+
+fn parse_json(text: &str) -> Result<serde_json::Value, String> {
+    serde_json::from_str(text).map_err(|e| e.to_string())
 }
 
 /// Resolves on SIGTERM or SIGINT. The handlers are installed when this is called, not when it is

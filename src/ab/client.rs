@@ -1,0 +1,78 @@
+//! The one road to a model: an OpenAI-compatible `/v1/chat/completions` endpoint, whether our
+//! own server (started in-process by `conform ab`) or anyone else's.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use serde_json::Value;
+
+/// How many times a request refused for load is sent again.
+const BUSY_RETRIES: usize = 30;
+
+pub struct Endpoint {
+    base: String,
+    api_key: Option<String>,
+    http: reqwest::Client,
+}
+
+/// One completion, or the server's refusal (kept as the item's result, not a fatal error: an
+/// unsupported schema on one item must not end the run).
+pub struct Reply {
+    pub content: String,
+    pub finish_reason: String,
+    pub completion_tokens: u64,
+    pub error: Option<String>,
+}
+
+impl Endpoint {
+    /// `base` is the server's root (`http://host:port`) or its `/v1` URL.
+    pub fn new(base: &str, api_key: Option<String>) -> anyhow::Result<Endpoint> {
+        let base = base.trim_end_matches('/').trim_end_matches("/v1").to_string();
+        // Requests queue behind each other at the server; a long generation is not a failure.
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(3600)).build()?;
+        Ok(Endpoint { base, api_key, http })
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let request = self.http.request(method, format!("{}{path}", self.base));
+        match &self.api_key {
+            Some(key) => request.bearer_auth(key),
+            None => request,
+        }
+    }
+
+    /// The first model the server lists.
+    pub async fn first_model(&self) -> anyhow::Result<String> {
+        let list: Value = self.request(reqwest::Method::GET, "/v1/models").send().await?.error_for_status()?.json().await?;
+        list["data"][0]["id"].as_str().map(String::from).context("the server lists no model (give --model)")
+    }
+
+    pub async fn chat(&self, body: &Value) -> anyhow::Result<Reply> {
+        let mut response = self.request(reqwest::Method::POST, "/v1/chat/completions").json(body).send().await?;
+        // A busy server says when to come back (429 queue full, 503 queue timeout); a refusal
+        // for load is not the arm's result.
+        for _ in 0..BUSY_RETRIES {
+            if !matches!(response.status().as_u16(), 429 | 503) {
+                break;
+            }
+            let wait = response.headers().get("retry-after").and_then(|v| v.to_str().ok()?.parse().ok()).unwrap_or(1);
+            tokio::time::sleep(Duration::from_secs(wait.min(60))).await;
+            response = self.request(reqwest::Method::POST, "/v1/chat/completions").json(body).send().await?;
+        }
+        let status = response.status();
+        let text = response.text().await?;
+        if !status.is_success() {
+            let error: Option<Value> = serde_json::from_str(&text).ok();
+            let message = error.as_ref().and_then(|e| e["error"]["message"].as_str()).unwrap_or(&text);
+            return Ok(Reply { content: String::new(), finish_reason: "error".into(), completion_tokens: 0, error: Some(format!("{status}: {message}")) });
+        }
+        let value: Value = serde_json::from_str(&text).with_context(|| format!("{status}: not JSON: {text:.200}"))?;
+        let choice = &value["choices"][0];
+        Ok(Reply {
+            content: choice["message"]["content"].as_str().unwrap_or_default().to_string(),
+            finish_reason: choice["finish_reason"].as_str().unwrap_or("unknown").to_string(),
+            completion_tokens: value["usage"]["completion_tokens"].as_u64().unwrap_or(0),
+            error: None,
+        })
+    }
+}

@@ -1,0 +1,108 @@
+//! A task's output format: the request fields that ask a server for it, the words that ask the
+//! model for it, and our own compliance check.
+//!
+//! Compliance is always judged here, never taken from the server's report: a foreign server may
+//! ignore the format, and our own server must not grade itself. JSON Schemas are checked with the
+//! independent `jsonschema` crate; regexes and choices with our compiler's automaton, which is
+//! exactly the language the request names (anchored, whole output).
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use serde_json::{json, Value};
+
+use crate::format::{compile_choice, compile_regex, Automaton, Limits};
+
+#[derive(Clone)]
+pub enum TaskFormat {
+    JsonSchema { schema: Value, validator: Arc<jsonschema::Validator> },
+    Regex { pattern: String, automaton: Arc<Automaton> },
+    Choice { choices: Vec<String>, automaton: Arc<Automaton> },
+}
+
+impl TaskFormat {
+    pub fn json_schema(schema: Value) -> anyhow::Result<Self> {
+        let validator = jsonschema::validator_for(&schema).map_err(|e| anyhow::anyhow!("the jsonschema crate rejects the schema: {e}"))?;
+        Ok(TaskFormat::JsonSchema { schema, validator: Arc::new(validator) })
+    }
+
+    pub fn regex(pattern: &str) -> anyhow::Result<Self> {
+        let automaton = compile_regex(pattern, &Limits::default()).with_context(|| format!("regex {pattern:?}"))?;
+        Ok(TaskFormat::Regex { pattern: pattern.to_string(), automaton: Arc::new(automaton) })
+    }
+
+    pub fn choice(choices: Vec<String>) -> anyhow::Result<Self> {
+        let automaton = compile_choice(&choices, &Limits::default()).context("choice list")?;
+        Ok(TaskFormat::Choice { choices, automaton: Arc::new(automaton) })
+    }
+
+    /// The request fields that constrain the output: OpenAI's `response_format` for schemas,
+    /// vLLM's `guided_*` for the rest (the spellings other servers understand too).
+    pub fn request_fields(&self) -> Value {
+        match self {
+            TaskFormat::JsonSchema { schema, .. } => json!({
+                "response_format": {"type": "json_schema", "json_schema": {"name": "answer", "schema": schema}}
+            }),
+            TaskFormat::Regex { pattern, .. } => json!({"guided_regex": pattern}),
+            TaskFormat::Choice { choices, .. } => json!({"guided_choice": choices}),
+        }
+    }
+
+    /// Format instructions for the prompt, when the suite has none of its own.
+    pub fn instructions(&self) -> String {
+        match self {
+            TaskFormat::JsonSchema { schema, .. } => {
+                format!("Answer with only a JSON value that is valid under this JSON Schema, and no other text:\n{schema}")
+            }
+            TaskFormat::Regex { pattern, .. } => {
+                format!("Answer with only text that fully matches this regular expression, and nothing else: {pattern}")
+            }
+            TaskFormat::Choice { choices, .. } => {
+                format!("Answer with exactly one of these, and nothing else: {}", choices.join(" | "))
+            }
+        }
+    }
+
+    /// Whether the raw output, byte for byte, is in the format.
+    pub fn complies(&self, output: &str) -> bool {
+        match self {
+            TaskFormat::JsonSchema { validator, .. } => {
+                serde_json::from_str::<Value>(output).is_ok_and(|value| validator.is_valid(&value))
+            }
+            TaskFormat::Regex { automaton, .. } | TaskFormat::Choice { automaton, .. } => automaton.accepts(output.as_bytes()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compliance_is_checked_on_the_raw_output() {
+        let schema = TaskFormat::json_schema(json!({"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]})).unwrap();
+        assert!(schema.complies(r#"{"a":1}"#));
+        assert!(schema.complies(r#"{ "a": 1 }"#));
+        assert!(!schema.complies(r#"{"a":"1"}"#));
+        assert!(!schema.complies("```json\n{\"a\":1}\n```"));
+        assert!(!schema.complies(r#"{"a":1"#));
+
+        let regex = TaskFormat::regex(r"\d{3}-\d{4}").unwrap();
+        assert!(regex.complies("555-1234"));
+        assert!(!regex.complies("call 555-1234"));
+        assert!(!regex.complies("555-1234\n"));
+
+        let choice = TaskFormat::choice(vec!["yes".into(), "no".into()]).unwrap();
+        assert!(choice.complies("no"));
+        assert!(!choice.complies("No"));
+        assert!(!choice.complies("maybe"));
+    }
+
+    #[test]
+    fn request_fields_name_the_format() {
+        let regex = TaskFormat::regex("a+").unwrap();
+        assert_eq!(regex.request_fields(), json!({"guided_regex": "a+"}));
+        let schema = TaskFormat::json_schema(json!({"type": "integer"})).unwrap();
+        assert_eq!(schema.request_fields()["response_format"]["json_schema"]["schema"], json!({"type": "integer"}));
+    }
+}

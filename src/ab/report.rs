@@ -1,0 +1,220 @@
+//! What a run found: per-item results, per-arm statistics, and the files `report.json` and
+//! `report.html` in the output directory.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::Context;
+use serde::{Serialize, Serializer};
+
+use super::suite::{Prompt, Suite};
+use super::{Arm, Config};
+
+#[derive(Serialize, Clone, Debug)]
+pub struct ItemResult {
+    pub id: String,
+    pub arm: Arm,
+    pub output: String,
+    pub compliant: bool,
+    /// `None` when the item has nothing to score against.
+    pub correct: Option<bool>,
+    /// Completion tokens, as the server counts them.
+    pub tokens: u64,
+    pub finish_reason: String,
+    pub latency_s: f64,
+    /// The server's refusal (e.g. a schema it cannot compile); such an item complies with
+    /// nothing and counts as wrong.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Serialize, Clone, Debug)]
+pub struct ArmStats {
+    #[serde(skip)]
+    pub arm: Arm,
+    pub n: usize,
+    pub compliance: f64,
+    pub compliance_se: f64,
+    /// Over the scored items; `None` when none is scored.
+    pub accuracy: Option<f64>,
+    pub accuracy_se: Option<f64>,
+    pub scored: usize,
+    pub mean_tokens: f64,
+    /// Completion tokens per second of request time (each request's own decode speed, so
+    /// concurrency does not inflate it).
+    pub tokens_per_s: f64,
+    pub finish_reasons: BTreeMap<String, usize>,
+    pub errors: usize,
+}
+
+#[derive(Serialize, Clone, Debug)]
+pub struct Report {
+    pub suite: Suite,
+    pub model: String,
+    /// Tasks; each ran once per arm.
+    pub n: usize,
+    pub prompt: Prompt,
+    pub config: Config,
+    #[serde(serialize_with = "arms_by_name")]
+    pub arms: Vec<ArmStats>,
+    pub items: Vec<ItemResult>,
+}
+
+fn arms_by_name<S: Serializer>(arms: &[ArmStats], serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_map(arms.iter().map(|a| (a.arm.name(), a)))
+}
+
+impl Report {
+    pub fn new(config: &Config, model: &str, n: usize, items: Vec<ItemResult>) -> Report {
+        let arms = config.arms.iter().map(|&arm| ArmStats::of(arm, items.iter().filter(|i| i.arm == arm))).collect();
+        Report { suite: config.suite, model: model.to_string(), n, prompt: config.prompt, config: config.clone(), arms, items }
+    }
+
+    /// Writes `report.json` and `report.html` into `dir` (created if missing).
+    pub fn write(&self, dir: &Path) -> anyhow::Result<()> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        std::fs::write(dir.join("report.json"), serde_json::to_string_pretty(self)?)?;
+        std::fs::write(dir.join("report.html"), super::html::render(self))?;
+        Ok(())
+    }
+
+    /// A plain-text table for the terminal.
+    pub fn summary(&self) -> String {
+        let prompt = if self.prompt == Prompt::Task { "task-only" } else { "task + format" };
+        let mut out = format!("{} on {} ({} tasks, {prompt} prompt)\n", self.model, self.config.data.display(), self.n);
+        out += &format!("{:<10} {:>12} {:>18} {:>11} {:>8} {:>7}\n", "arm", "compliance", "accuracy ± se", "mean tok", "tok/s", "errors");
+        for a in &self.arms {
+            let accuracy = match (a.accuracy, a.accuracy_se) {
+                (Some(acc), Some(se)) => format!("{:.1}% ± {:.1}", acc * 100.0, se * 100.0),
+                _ => "-".into(),
+            };
+            out += &format!(
+                "{:<10} {:>11.1}% {:>18} {:>11.1} {:>8.1} {:>7}\n",
+                a.arm.name(),
+                a.compliance * 100.0,
+                accuracy,
+                a.mean_tokens,
+                a.tokens_per_s,
+                a.errors
+            );
+        }
+        out
+    }
+}
+
+impl ArmStats {
+    fn of<'a>(arm: Arm, items: impl Iterator<Item = &'a ItemResult>) -> ArmStats {
+        let items: Vec<&ItemResult> = items.collect();
+        let n = items.len();
+        let compliance = share(items.iter().filter(|i| i.compliant).count(), n);
+        let scored: Vec<bool> = items.iter().filter_map(|i| i.correct).collect();
+        let accuracy = (!scored.is_empty()).then(|| share(scored.iter().filter(|&&c| c).count(), scored.len()));
+        let answered: Vec<&&ItemResult> = items.iter().filter(|i| i.error.is_none()).collect();
+        let tokens: u64 = answered.iter().map(|i| i.tokens).sum();
+        let seconds: f64 = answered.iter().map(|i| i.latency_s).sum();
+        let mut finish_reasons = BTreeMap::new();
+        for item in &items {
+            *finish_reasons.entry(item.finish_reason.clone()).or_insert(0) += 1;
+        }
+        ArmStats {
+            arm,
+            n,
+            compliance,
+            compliance_se: standard_error(compliance, n),
+            accuracy,
+            accuracy_se: accuracy.map(|p| standard_error(p, scored.len())),
+            scored: scored.len(),
+            mean_tokens: if answered.is_empty() { 0.0 } else { tokens as f64 / answered.len() as f64 },
+            tokens_per_s: if seconds > 0.0 { tokens as f64 / seconds } else { 0.0 },
+            finish_reasons,
+            errors: n - answered.len(),
+        }
+    }
+}
+
+fn share(count: usize, total: usize) -> f64 {
+    if total == 0 {
+        0.0
+    } else {
+        count as f64 / total as f64
+    }
+}
+
+/// The standard error of a proportion `p` measured on `n` items.
+fn standard_error(p: f64, n: usize) -> f64 {
+    if n == 0 {
+        0.0
+    } else {
+        (p * (1.0 - p) / n as f64).sqrt()
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub fn item(arm: Arm, compliant: bool, correct: Option<bool>, tokens: u64, finish_reason: &str) -> ItemResult {
+        ItemResult { id: "i".into(), arm, output: "o".into(), compliant, correct, tokens, finish_reason: finish_reason.into(), latency_s: 0.5, error: None }
+    }
+
+    pub fn report() -> Report {
+        let config = Config {
+            suite: Suite::Gsm8k,
+            data: "x.jsonl".into(),
+            arms: vec![Arm::Free, Arm::Mask],
+            prompt: Prompt::Format,
+            limit: None,
+            concurrency: 1,
+            seed: 0,
+            max_tokens: 64,
+            temperature: 0.0,
+            format_options: None,
+        };
+        let mut refused = item(Arm::Mask, false, Some(false), 0, "error");
+        refused.error = Some("400: unsupported".into());
+        let items = vec![
+            item(Arm::Free, false, Some(true), 10, "stop"),
+            item(Arm::Mask, true, Some(true), 20, "stop"),
+            item(Arm::Free, true, Some(false), 30, "length"),
+            item(Arm::Mask, true, Some(true), 40, "stop"),
+            item(Arm::Free, false, Some(false), 50, "length"),
+            refused,
+        ];
+        Report::new(&config, "m", 3, items)
+    }
+
+    #[test]
+    fn arm_statistics() {
+        let report = report();
+        let free = &report.arms[0];
+        assert_eq!((free.arm, free.n, free.errors), (Arm::Free, 3, 0));
+        assert!((free.compliance - 1.0 / 3.0).abs() < 1e-12);
+        assert!((free.accuracy.unwrap() - 1.0 / 3.0).abs() < 1e-12);
+        assert!((free.accuracy_se.unwrap() - (2.0f64 / 27.0).sqrt()).abs() < 1e-12);
+        assert_eq!(free.mean_tokens, 30.0);
+        assert_eq!(free.tokens_per_s, 60.0);
+        assert_eq!(free.finish_reasons, BTreeMap::from([("length".to_string(), 2), ("stop".to_string(), 1)]));
+        let mask = &report.arms[1];
+        assert_eq!((mask.n, mask.errors), (3, 1));
+        assert!((mask.accuracy.unwrap() - 2.0 / 3.0).abs() < 1e-12);
+        assert_eq!(mask.mean_tokens, 30.0, "refused items do not count towards tokens");
+    }
+
+    #[test]
+    fn the_json_has_the_documented_fields() {
+        let value = serde_json::to_value(report()).unwrap();
+        for key in ["suite", "model", "n", "arms", "items"] {
+            assert!(value.get(key).is_some(), "{key}");
+        }
+        assert_eq!(value["suite"], "gsm8k");
+        let arms: Vec<&String> = value["arms"].as_object().unwrap().keys().collect();
+        assert_eq!(arms, ["free", "mask"]);
+        for key in ["n", "compliance", "accuracy", "accuracy_se", "mean_tokens", "tokens_per_s", "finish_reasons"] {
+            assert!(value["arms"]["mask"].get(key).is_some(), "{key}");
+        }
+        for key in ["id", "arm", "output", "compliant", "correct", "tokens", "finish_reason", "latency_s"] {
+            assert!(value["items"][0].get(key).is_some(), "{key}");
+        }
+        assert_eq!(value["items"][5]["error"], "400: unsupported");
+    }
+}

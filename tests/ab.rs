@@ -1,0 +1,144 @@
+//! `conform ab` end to end on the real model: against a running server (`--server`, with an API
+//! key) and with its own in-process server, checking the report files. Generations are kept
+//! short; the scoring itself is unit-tested in `src/ab`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::Server;
+use serde_json::Value;
+
+fn out_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("conform-ab-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn ab(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_conform")).arg("ab").args(args).output().expect("run conform ab")
+}
+
+fn read_report(dir: &Path) -> (Value, String) {
+    let json = std::fs::read_to_string(dir.join("report.json")).expect("report.json");
+    let html = std::fs::read_to_string(dir.join("report.html")).expect("report.html");
+    (serde_json::from_str(&json).unwrap(), html)
+}
+
+fn check_report_shape(report: &Value, arms: &[&str], n: usize) {
+    assert_eq!(report["n"], n);
+    assert!(report["model"].as_str().is_some_and(|m| !m.is_empty()));
+    for arm in arms {
+        let stats = &report["arms"][arm];
+        assert_eq!(stats["n"], n, "{arm}");
+        for key in ["compliance", "accuracy_se", "mean_tokens", "tokens_per_s"] {
+            assert!(stats[key].is_number(), "{arm}.{key}: {stats}");
+        }
+        assert!(stats["finish_reasons"].is_object());
+        assert!(stats["tokens_per_s"].as_f64().unwrap() > 0.0);
+    }
+    let items = report["items"].as_array().unwrap();
+    assert_eq!(items.len(), n * arms.len());
+    for item in items {
+        for key in ["id", "arm", "output", "compliant", "correct", "tokens", "finish_reason", "latency_s"] {
+            assert!(item.get(key).is_some(), "{key}: {item}");
+        }
+    }
+}
+
+fn check_html(html: &str, arms: usize) {
+    assert!(html.starts_with("<!doctype html>"));
+    let charts: Vec<&str> = html.split("<svg").skip(1).collect();
+    assert_eq!(charts.len(), 2 + arms, "two bar charts and one histogram per arm");
+    assert!(charts.iter().all(|svg| svg.contains("<rect")), "every chart draws bars");
+}
+
+#[test]
+fn gsm8k_against_a_running_server() {
+    // One thread: on a shared 2-core machine, llama.cpp's spinning thread pool slows to a crawl when
+    // another process competes for the cores.
+    // One slot and no queue: with two requests in flight one is refused (429) and must be retried.
+    let server = Server::start(&["--parallel", "1", "--max-queue", "0", "--ctx-size", "1024", "--threads", "1", "--api-key", "ab-key"]);
+    let data = conform::testdata::data_dir().join("gsm8k/test_dev.jsonl");
+    let dir = out_dir("gsm8k");
+    let output = ab(&[
+        "--suite", "gsm8k", "--data", data.to_str().unwrap(), "--arms", "free,mask", "--limit", "2", "--max-tokens", "64",
+        "--concurrency", "2", "--server", &server.base, "--api-key", "ab-key", "--out", dir.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let (report, html) = read_report(&dir);
+    check_report_shape(&report, &["free", "mask"], 2);
+    assert_eq!(report["suite"], "gsm8k");
+    assert_eq!(report["model"], common::MODEL, "the model comes from the server's /v1/models");
+    assert_eq!(report["arms"]["mask"]["compliance"], 1.0, "{report}");
+    for arm in ["free", "mask"] {
+        assert_eq!(report["arms"][arm]["errors"], 0, "a 429 is retried, not recorded");
+    }
+    for item in report["items"].as_array().unwrap().iter().filter(|i| i["arm"] == "mask") {
+        let answer: Value = serde_json::from_str(item["output"].as_str().unwrap()).unwrap();
+        assert!(answer["answer"].is_i64(), "{item}");
+    }
+    check_html(&html, 2);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("mask") && stdout.contains("100.0%"), "{stdout}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn custom_suite_in_process() {
+    let dir = out_dir("custom");
+    std::fs::create_dir_all(&dir).unwrap();
+    let data = dir.join("tasks.jsonl");
+    std::fs::write(
+        &data,
+        [
+            r#"{"id": "capital", "prompt": "What is the capital of France?", "format": {"choice": ["Paris", "London", "Rome"]}, "expected": "Paris"}"#,
+            r#"{"id": "year", "prompt": "In which year did Apollo 11 land on the Moon?", "format": {"regex": "[0-9]{4}"}, "expected": "1969"}"#,
+            r#"{"prompt": "Give a small prime number.", "format": {"json_schema": {"type": "object", "properties": {"prime": {"type": "integer"}}, "required": ["prime"]}}}"#,
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let output = ab(&[
+        "--suite", "custom", "--data", data.to_str().unwrap(), "--arms", "mask,free", "--max-tokens", "24",
+        "--prompt", "task", "--ctx-size", "512", "--parallel", "2", "--threads", "1", "--out", out.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let (report, html) = read_report(&out);
+    check_report_shape(&report, &["mask", "free"], 3);
+    assert_eq!(report["suite"], "custom");
+    let mask = &report["arms"]["mask"];
+    assert_eq!(mask["compliance"], 1.0, "{report}");
+    assert_eq!(mask["scored"], 2, "the item without `expected` is not scored");
+    let items = report["items"].as_array().unwrap();
+    assert_eq!(items[0]["id"], "capital");
+    assert_eq!(items[0]["arm"], "mask", "items follow task order, then arm order");
+    assert_eq!(items[0]["output"], "Paris");
+    assert_eq!(items[0]["correct"], true);
+    assert_eq!(items[4]["id"], "item-3");
+    assert_eq!(items[4]["correct"], Value::Null);
+    check_html(&html, 2);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn arms_and_suites_not_available_yet_are_refused_before_loading() {
+    for (args, message) in [
+        (["--suite", "gsm8k", "--arms", "free,lookahead"], "lookahead issue"),
+        (["--suite", "ifeval", "--arms", "free,mask"], "instructions issue"),
+    ] {
+        let output = ab(&[&args[..], &["--data", "x.jsonl", "--out", "/nonexistent"]].concat());
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(message), "{stderr}");
+    }
+    // A BFCL category with several calls per item fails on reading, before any model loads.
+    let data = conform::testdata::data_dir().join("bfcl/parallel.jsonl");
+    let started = std::time::Instant::now();
+    let output = ab(&["--suite", "bfcl", "--data", data.to_str().unwrap(), "--out", "/nonexistent", "--model", "/nonexistent.gguf"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success() && stderr.contains("one call per question"), "{stderr}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}
