@@ -124,11 +124,8 @@ fn custom_suite_in_process() {
 }
 
 #[test]
-fn arms_and_suites_not_available_yet_are_refused_before_loading() {
-    for (args, message) in [
-        (["--suite", "gsm8k", "--arms", "free,lookahead"], "lookahead issue"),
-        (["--suite", "ifeval", "--arms", "free,mask"], "instructions issue"),
-    ] {
+fn arms_not_available_yet_are_refused_before_loading() {
+    for (args, message) in [(["--suite", "gsm8k", "--arms", "free,lookahead"], "lookahead issue")] {
         let output = ab(&[&args[..], &["--data", "x.jsonl", "--out", "/nonexistent"]].concat());
         assert!(!output.status.success());
         let stderr = String::from_utf8_lossy(&output.stderr);
@@ -141,4 +138,35 @@ fn arms_and_suites_not_available_yet_are_refused_before_loading() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success() && stderr.contains("one call per question"), "{stderr}");
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}
+
+#[test]
+fn ifeval_suite_in_process_scores_each_instruction() {
+    let dir = out_dir("ifeval");
+    std::fs::create_dir_all(&dir).unwrap();
+    let data = dir.join("ifeval.jsonl");
+    let lines = [
+        r#"{"key": 1, "prompt": "Describe a lake in two sentences. Do not use any commas.", "instruction_id_list": ["punctuation:no_comma"], "kwargs": [{}]}"#,
+        r#"{"key": 2, "prompt": "Say hello in lowercase letters only and end with the phrase 'bye now'.", "instruction_id_list": ["change_case:english_lowercase", "startend:end_checker"], "kwargs": [{}, {"end_phrase": "bye now"}]}"#,
+    ];
+    std::fs::write(&data, lines.join("\n")).unwrap();
+    let output = ab(&[
+        "--suite", "ifeval", "--data", data.to_str().unwrap(), "--arms", "free,mask", "--max-tokens", "48",
+        "--ctx-size", "1024", "--threads", "1", "--out", dir.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let (report, html) = read_report(&dir);
+    check_report_shape(&report, &["free", "mask"], 2);
+    let mask = &report["arms"]["mask"];
+    assert_eq!(mask["compliance"], 1.0, "{report}");
+    assert_eq!(mask["accuracy"], 1.0, "prompt-level strict accuracy: {report}");
+    let level = &mask["instruction_level"];
+    assert_eq!(level["n"], 3, "{level}");
+    assert_eq!(level["accuracy"], 1.0, "{level}");
+    assert_eq!(level["by_id"]["startend:end_checker"], serde_json::json!([1, 1]));
+    assert!(report["arms"]["free"]["instruction_level"]["n"] == 3);
+    let items = report["items"].as_array().unwrap();
+    assert!(items.iter().all(|i| i["instructions"].is_array()), "every item lists its instructions");
+    check_html(&html, 2);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use serde_json::{json, Value};
 
+use crate::format::instructions::{check, parse_list, Instruction};
 use crate::format::{compile_choice, compile_regex, Automaton, Limits};
 
 #[derive(Clone)]
@@ -18,6 +19,8 @@ pub enum TaskFormat {
     JsonSchema { schema: Value, validator: Arc<jsonschema::Validator> },
     Regex { pattern: String, automaton: Arc<Automaton> },
     Choice { choices: Vec<String>, automaton: Arc<Automaton> },
+    /// IFEval writing instructions: the API list as sent, and its parsed form.
+    Instructions { list: Value, parsed: Arc<Vec<Instruction>> },
 }
 
 impl TaskFormat {
@@ -36,6 +39,11 @@ impl TaskFormat {
         Ok(TaskFormat::Choice { choices, automaton: Arc::new(automaton) })
     }
 
+    pub fn writing_instructions(list: Value) -> anyhow::Result<Self> {
+        let parsed = parse_list(&list).map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(TaskFormat::Instructions { list, parsed: Arc::new(parsed) })
+    }
+
     /// The request fields that constrain the output: OpenAI's `response_format` for schemas,
     /// vLLM's `guided_*` for the rest (the spellings other servers understand too).
     pub fn request_fields(&self) -> Value {
@@ -45,6 +53,7 @@ impl TaskFormat {
             }),
             TaskFormat::Regex { pattern, .. } => json!({"guided_regex": pattern}),
             TaskFormat::Choice { choices, .. } => json!({"guided_choice": choices}),
+            TaskFormat::Instructions { list, .. } => json!({"response_format": {"type": "instructions", "instructions": list}}),
         }
     }
 
@@ -60,6 +69,8 @@ impl TaskFormat {
             TaskFormat::Choice { choices, .. } => {
                 format!("Answer with exactly one of these, and nothing else: {}", choices.join(" | "))
             }
+            // IFEval prompts state their instructions themselves.
+            TaskFormat::Instructions { .. } => String::new(),
         }
     }
 
@@ -70,7 +81,15 @@ impl TaskFormat {
                 serde_json::from_str::<Value>(output).is_ok_and(|value| validator.is_valid(&value))
             }
             TaskFormat::Regex { automaton, .. } | TaskFormat::Choice { automaton, .. } => automaton.accepts(output.as_bytes()),
+            TaskFormat::Instructions { parsed, .. } => check::follows_all(parsed, output),
         }
+    }
+
+    /// For instruction formats, each instruction's id and whether the output follows it.
+    pub fn followed(&self, output: &str) -> Option<Vec<(String, bool)>> {
+        let TaskFormat::Instructions { list, parsed } = self else { return None };
+        let ids = list.as_array().into_iter().flatten().map(|entry| entry["id"].as_str().unwrap_or_default().to_string());
+        Some(ids.zip(parsed.iter()).map(|(id, instruction)| (id, check::follows(instruction, output))).collect())
     }
 }
 

@@ -22,7 +22,7 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 
 use client::Endpoint;
-use report::{ItemResult, Report};
+use report::{InstructionResult, ItemResult, Report};
 use suite::{Prompt, Suite, Task};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -70,7 +70,6 @@ impl Config {
         for (i, arm) in self.arms.iter().enumerate() {
             ensure!(!self.arms[..i].contains(arm), "the arm `{}` is listed twice", arm.name());
         }
-        ensure!(self.suite != Suite::Ifeval, suite::IFEVAL_PENDING);
         ensure!(self.concurrency >= 1, "--concurrency must be at least 1");
         ensure!(self.max_tokens >= 1, "--max-tokens must be at least 1");
         Ok(())
@@ -126,6 +125,10 @@ async fn attempt(config: &Config, endpoint: &Endpoint, model: &str, task: &Task,
         id: task.id.clone(),
         arm,
         correct: task.gold.correct(&reply.content, compliant),
+        // A refused item follows none of its instructions.
+        instructions: task.format.followed(&reply.content).map(|followed| {
+            followed.into_iter().map(|(id, followed)| InstructionResult { id, followed: followed && reply.error.is_none() }).collect()
+        }),
         compliant,
         output: reply.content,
         tokens: reply.completion_tokens,

@@ -26,6 +26,25 @@ pub struct ItemResult {
     /// nothing and counts as wrong.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// IFEval: each instruction of the prompt and whether the output follows it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instructions: Option<Vec<InstructionResult>>,
+}
+
+#[derive(Serialize, Clone, Debug)]
+pub struct InstructionResult {
+    pub id: String,
+    pub followed: bool,
+}
+
+/// IFEval's instruction-level view of one arm.
+#[derive(Serialize, Clone, Debug, Default)]
+pub struct InstructionStats {
+    /// Followed instructions over all instructions (refused items count as not followed).
+    pub accuracy: f64,
+    pub n: usize,
+    /// Per instruction id: `[followed, total]`.
+    pub by_id: BTreeMap<String, [usize; 2]>,
 }
 
 #[derive(Serialize, Clone, Debug)]
@@ -45,6 +64,8 @@ pub struct ArmStats {
     pub tokens_per_s: f64,
     pub finish_reasons: BTreeMap<String, usize>,
     pub errors: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instruction_level: Option<InstructionStats>,
 }
 
 #[derive(Serialize, Clone, Debug)]
@@ -116,6 +137,18 @@ impl ArmStats {
         for item in &items {
             *finish_reasons.entry(item.finish_reason.clone()).or_insert(0) += 1;
         }
+        let instruction_level = items.iter().any(|i| i.instructions.is_some()).then(|| {
+            let mut stats = InstructionStats::default();
+            for result in items.iter().flat_map(|i| i.instructions.iter().flatten()) {
+                let entry = stats.by_id.entry(result.id.clone()).or_default();
+                entry[0] += result.followed as usize;
+                entry[1] += 1;
+            }
+            let (followed, total) = stats.by_id.values().fold((0, 0), |(f, t), [a, b]| (f + a, t + b));
+            stats.n = total;
+            stats.accuracy = share(followed, total);
+            stats
+        });
         ArmStats {
             arm,
             n,
@@ -128,6 +161,7 @@ impl ArmStats {
             tokens_per_s: if seconds > 0.0 { tokens as f64 / seconds } else { 0.0 },
             finish_reasons,
             errors: n - answered.len(),
+            instruction_level,
         }
     }
 }
@@ -154,7 +188,7 @@ pub(crate) mod tests {
     use super::*;
 
     pub fn item(arm: Arm, compliant: bool, correct: Option<bool>, tokens: u64, finish_reason: &str) -> ItemResult {
-        ItemResult { id: "i".into(), arm, output: "o".into(), compliant, correct, tokens, finish_reason: finish_reason.into(), latency_s: 0.5, error: None }
+        ItemResult { id: "i".into(), arm, output: "o".into(), compliant, correct, tokens, finish_reason: finish_reason.into(), latency_s: 0.5, error: None, instructions: None }
     }
 
     pub fn report() -> Report {

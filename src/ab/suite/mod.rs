@@ -5,6 +5,7 @@
 pub mod bfcl;
 pub mod custom;
 pub mod gsm8k;
+pub mod ifeval;
 pub mod jsonschemabench;
 
 use std::path::Path;
@@ -23,9 +24,6 @@ pub enum Suite {
     Bfcl,
     Custom,
 }
-
-/// The slot for IFEval is ready; its checks come with `response_format: {"type": "instructions"}`.
-pub const IFEVAL_PENDING: &str = "the ifeval suite arrives with the instructions issue (response_format type \"instructions\")";
 
 impl Suite {
     pub fn name(self) -> &'static str {
@@ -84,7 +82,7 @@ impl Gold {
 impl Task {
     pub fn prompt(&self, prompt: Prompt) -> Vec<Value> {
         let mut messages = self.messages.clone();
-        if prompt == Prompt::Format {
+        if prompt == Prompt::Format && !self.instructions.is_empty() {
             if let Some(Value::String(content)) = messages.last_mut().and_then(|m| m.get_mut("content")) {
                 content.push_str("\n\n");
                 content.push_str(&self.instructions);
@@ -116,7 +114,7 @@ pub fn load(suite: Suite, path: &Path, limit: usize) -> anyhow::Result<Vec<Task>
             },
             Suite::Bfcl => bfcl::task(&value),
             Suite::Custom => custom::task(i, &value),
-            Suite::Ifeval => anyhow::bail!(IFEVAL_PENDING),
+            Suite::Ifeval => ifeval::task(i, &value),
         };
         tasks.push(task.with_context(|| format!("{}:{}", path.display(), i + 1))?);
     }
