@@ -3,7 +3,8 @@
 //! oracle computed from the automaton.
 //!
 //! Input layout: `[mode] spec \0 script`
-//! * `mode % 3`: 0 = regex, 1 = JSON Schema (text), 2 = choice list (one alternative per line);
+//! * `mode % 4`: 0 = regex, 1 = JSON Schema (text), 2 = choice list (one alternative per line),
+//!   3 = writing instructions (the JSON list of `response_format: {"type": "instructions"}`);
 //! * `spec`: bytes up to the first NUL (lossily decoded as UTF-8);
 //! * `script`: one byte per step, picking the `(byte % n_allowed)`-th allowed token.
 //!
@@ -27,9 +28,9 @@ mod vocab;
 
 use std::sync::{Arc, OnceLock};
 
-use format::{Automaton, Limits, SchemaOptions, StateId};
+use format::{Limits, SchemaOptions};
 use libfuzzer_sys::fuzz_target;
-use mask::{MaskIndex, Matcher};
+use mask::{ByteAutomaton, MaskIndex, Matcher};
 use vocab::{TokenTrie, Vocab};
 
 const MAX_STEPS: usize = 256;
@@ -64,17 +65,24 @@ fn small_vocab() -> &'static SmallVocab {
     })
 }
 
-fn compile(mode: u8, spec: &str) -> Option<Automaton> {
+fn compile(mode: u8, spec: &str) -> Option<Arc<dyn ByteAutomaton>> {
     let limits = Limits::default();
-    let r = match mode % 3 {
-        0 => format::compile_regex(spec, &limits),
+    let dyn_ok = |r: Result<format::Automaton, format::FormatError>| r.map(|a| Arc::new(a) as Arc<dyn ByteAutomaton>);
+    let r = match mode % 4 {
+        0 => dyn_ok(format::compile_regex(spec, &limits)),
         1 => {
             let schema: serde_json::Value = serde_json::from_str(spec).ok()?;
-            format::compile_schema(&schema, &SchemaOptions::default(), &limits).map(|(a, _)| a)
+            dyn_ok(format::compile_schema(&schema, &SchemaOptions::default(), &limits).map(|(a, _)| a))
+        }
+        2 => {
+            let choices: Vec<&str> = spec.split('\n').collect();
+            dyn_ok(format::compile_choice(&choices, &limits))
         }
         _ => {
-            let choices: Vec<&str> = spec.split('\n').collect();
-            format::compile_choice(&choices, &limits)
+            let list: serde_json::Value = serde_json::from_str(spec).ok()?;
+            format::instructions::parse_list(&list)
+                .and_then(|list| format::instructions::compile(&list, None, &limits))
+                .map(|a| Arc::new(a) as Arc<dyn ByteAutomaton>)
         }
     };
     match r {
@@ -89,7 +97,7 @@ fn compile(mode: u8, spec: &str) -> Option<Automaton> {
 
 /// The oracle: is `tok` allowed in `s` when `remaining_after` tokens may follow it? The budget
 /// is the index's token distance, whose own invariants the walk checks at every state.
-fn oracle(a: &Automaton, index: &MaskIndex, v: &Vocab, s: StateId, tok: u32, remaining_after: u32) -> bool {
+fn oracle(a: &dyn ByteAutomaton, index: &MaskIndex, v: &Vocab, s: u32, tok: u32, remaining_after: u32) -> bool {
     if v.is_eog(tok) {
         return a.is_accepting(s);
     }
@@ -104,17 +112,17 @@ fn oracle(a: &Automaton, index: &MaskIndex, v: &Vocab, s: StateId, tok: u32, rem
             None => return false,
         }
     }
-    a.min_bytes_to_accept(q) != u32::MAX && index.shortest_tokens(q.0) <= remaining_after
+    a.min_bytes_to_accept(q) != u32::MAX && index.shortest_tokens(q) <= remaining_after
 }
 
-fn check_mask(m: &mut Matcher, a: &Automaton, index: &MaskIndex, v: &Vocab, s: StateId, remaining_after: u32, logits: &mut [f32]) -> usize {
+fn check_mask(m: &mut Matcher, a: &dyn ByteAutomaton, index: &MaskIndex, v: &Vocab, s: u32, remaining_after: u32, logits: &mut [f32]) -> usize {
     logits.fill(0.0);
     let n = m.apply(logits, remaining_after);
     let mut count = 0;
     for tok in 0..v.len() as u32 {
         let want = oracle(a, index, v, s, tok, remaining_after);
         let got = logits[tok as usize].is_finite();
-        assert_eq!(got, want, "token {tok} ({:?}) in state {} with budget {remaining_after}: mask {got}, oracle {want}", String::from_utf8_lossy(v.token_bytes(tok)), s.0);
+        assert_eq!(got, want, "token {tok} ({:?}) in state {} with budget {remaining_after}: mask {got}, oracle {want}", String::from_utf8_lossy(v.token_bytes(tok)), s);
         count += want as usize;
     }
     assert_eq!(n, count, "apply's count");
@@ -129,7 +137,6 @@ fuzz_target!(|data: &[u8]| {
     };
     let spec = String::from_utf8_lossy(spec);
     let Some(a) = compile(mode, &spec) else { return };
-    let a = Arc::new(a);
     let sv = small_vocab();
     let v = &sv.vocab;
     let index = Arc::new(MaskIndex::new(a.clone(), v.clone(), sv.trie.clone()).unwrap());
@@ -140,17 +147,17 @@ fuzz_target!(|data: &[u8]| {
     let mut script = script.iter();
 
     for _ in 0..MAX_STEPS {
-        assert_eq!(m.state(), s.0, "matcher state");
+        assert_eq!(m.state(), s, "matcher state");
         let d = a.min_bytes_to_accept(s);
         assert_ne!(d, u32::MAX, "the walk reached a state that cannot finish");
         // The token distance: never above the byte distance, and realised by a real token.
-        let t = index.shortest_tokens(s.0);
-        assert!(t <= d, "token distance {t} above byte distance {d} in state {}", s.0);
+        let t = index.shortest_tokens(s);
+        assert!(t <= d, "token distance {t} above byte distance {d} in state {}", s);
         if d > 0 {
             let realised = (0..v.len() as u32)
-                .filter_map(|tok| index.step_token(s.0, tok))
+                .filter_map(|tok| index.step_token(s, tok))
                 .any(|next| index.shortest_tokens(next) + 1 == t);
-            assert!(realised, "token distance {t} of state {} has no token to a state with {}", s.0, t - 1);
+            assert!(realised, "token distance {t} of state {} has no token to a state with {}", s, t - 1);
         }
         if m.is_finished() {
             assert!(a.accepts(&out), "finished but the automaton rejects {:?}", String::from_utf8_lossy(&out));
@@ -163,13 +170,13 @@ fuzz_target!(|data: &[u8]| {
             assert_ne!(a.min_bytes_to_accept(q), u32::MAX, "forced byte leads nowhere");
         }
         // The tightest budget that can still finish.
-        let n_tight = check_mask(&mut m, &a, &index, v, s, t.saturating_sub(1), &mut logits);
-        assert!(n_tight > 0, "empty mask at budget {} in state {} (token distance {t})", t.saturating_sub(1), s.0);
+        let n_tight = check_mask(&mut m, &*a, &index, v, s, t.saturating_sub(1), &mut logits);
+        assert!(n_tight > 0, "empty mask at budget {} in state {} (token distance {t})", t.saturating_sub(1), s);
         for x in &logits[v.len()..] {
             assert!(!x.is_finite(), "ids beyond the vocabulary must be masked");
         }
-        let n = check_mask(&mut m, &a, &index, v, s, u32::MAX, &mut logits);
-        assert!(n > 0, "empty mask while not finished in state {}", s.0);
+        let n = check_mask(&mut m, &*a, &index, v, s, u32::MAX, &mut logits);
+        assert!(n > 0, "empty mask while not finished in state {}", s);
         let Some(&c) = script.next() else { break };
         let pick = c as usize % n;
         let tok = logits.iter().enumerate().filter(|(_, l)| l.is_finite()).nth(pick).map(|(i, _)| i as u32).unwrap();
