@@ -6,6 +6,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use conform::ab::{self, client::Endpoint};
 use conform::engine::{Engine, EngineConfig, Event, Job, SamplingParams};
+use conform::format::Limits;
 use conform::{manifest, server};
 
 #[derive(Parser)]
@@ -79,13 +80,13 @@ struct AbArgs {
 #[derive(Args)]
 struct EngineArgs {
     /// A model name from models/manifest.json, or a path to a GGUF file.
-    #[arg(long)]
+    #[arg(long, env = "CONFORM_MODEL")]
     model: Option<String>,
     /// Context window of each sequence, in tokens.
-    #[arg(long, default_value_t = 4096)]
+    #[arg(long, env = "CONFORM_CTX_SIZE", default_value_t = 4096)]
     ctx_size: u32,
     /// Sequences decoded together (continuous batching).
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, env = "CONFORM_PARALLEL", default_value_t = 8)]
     parallel: u32,
     /// CPU threads for llama.cpp (default: the number of cores).
     #[arg(long)]
@@ -99,29 +100,71 @@ struct EngineArgs {
 struct ServeArgs {
     #[command(flatten)]
     engine: EngineArgs,
-    #[arg(long, default_value = "127.0.0.1")]
+    #[arg(long, env = "CONFORM_HOST", default_value = "127.0.0.1")]
     host: String,
-    #[arg(long, default_value_t = 8080)]
+    #[arg(long, env = "CONFORM_PORT", default_value_t = 8080)]
     port: u16,
     /// Largest accepted request body, in bytes.
-    #[arg(long, default_value_t = 8 * 1024 * 1024)]
+    #[arg(long, env = "CONFORM_MAX_BODY_BYTES", default_value_t = 8 * 1024 * 1024)]
     max_body_bytes: usize,
     /// Most requests' sequences waiting for a free slot; more get 429 with Retry-After.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, env = "CONFORM_MAX_QUEUE", default_value_t = 64)]
     max_queue: usize,
     /// Seconds a request may wait in the queue for a slot; past it, 503 with Retry-After.
-    #[arg(long, default_value_t = 300)]
+    #[arg(long, env = "CONFORM_QUEUE_TIMEOUT", default_value_t = 300)]
     queue_timeout: u64,
     /// Require `Authorization: Bearer KEY` on /v1/* (repeat for several keys; also
     /// CONFORM_API_KEY, comma-separated).
     #[arg(long = "api-key")]
     api_keys: Vec<String>,
     /// On SIGTERM/SIGINT, stop accepting and give in-flight requests this many seconds.
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, env = "CONFORM_SHUTDOWN_TIMEOUT", default_value_t = 30)]
     shutdown_timeout: u64,
     /// Exit when stdin closes (lets a test harness's server die with the harness).
     #[arg(long, hide = true)]
     exit_with_stdin: bool,
+    #[command(flatten)]
+    limits: FormatLimitArgs,
+}
+
+/// Bounds on format compilation (`format::Limits`); each breach is a 400 naming the limit.
+#[derive(Args)]
+struct FormatLimitArgs {
+    /// Largest automaton (dense DFA or product table), in bytes.
+    #[arg(long, env = "CONFORM_MAX_DFA_BYTES", default_value_t = Limits::default().dfa_size_bytes)]
+    max_dfa_bytes: usize,
+    /// Most memory while determinising, in bytes.
+    #[arg(long, env = "CONFORM_MAX_DETERMINIZE_BYTES", default_value_t = Limits::default().determinize_size_bytes)]
+    max_determinize_bytes: usize,
+    /// Longest regex, user-given or lowered from a schema or grammar, in bytes.
+    #[arg(long, env = "CONFORM_MAX_REGEX_BYTES", default_value_t = Limits::default().max_regex_len)]
+    max_regex_bytes: usize,
+    /// Deepest JSON Schema nesting walked.
+    #[arg(long, env = "CONFORM_MAX_SCHEMA_DEPTH", default_value_t = Limits::default().max_schema_depth)]
+    max_schema_depth: u32,
+    /// Largest repetition bound unrolled (maxLength, maxItems, ...).
+    #[arg(long, env = "CONFORM_MAX_REPETITION", default_value_t = Limits::default().max_repetition)]
+    max_repetition: u32,
+    /// Levels generated for recursive `$ref`s, recursive grammar rules and "any JSON".
+    #[arg(long, env = "CONFORM_RECURSION_DEPTH", default_value_t = Limits::default().recursion_depth)]
+    recursion_depth: u32,
+    /// Total regex bytes produced while lowering one schema or grammar.
+    #[arg(long, env = "CONFORM_MAX_LOWERING_BYTES", default_value_t = Limits::default().max_lowering_work)]
+    max_lowering_bytes: usize,
+}
+
+impl FormatLimitArgs {
+    fn limits(&self) -> Limits {
+        Limits {
+            dfa_size_bytes: self.max_dfa_bytes,
+            determinize_size_bytes: self.max_determinize_bytes,
+            max_schema_depth: self.max_schema_depth,
+            max_repetition: self.max_repetition,
+            max_regex_len: self.max_regex_bytes,
+            recursion_depth: self.recursion_depth,
+            max_lowering_work: self.max_lowering_bytes,
+        }
+    }
 }
 
 impl EngineArgs {
@@ -202,7 +245,14 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tracing::warn!("serving on {} without an API key: anyone who can reach it can use it (--api-key)", args.host);
     }
     let engine = args.engine.start()?;
-    let state = server::AppState::new(engine, args.max_body_bytes, api_keys, args.max_queue, std::time::Duration::from_secs(args.queue_timeout))?;
+    let config = server::ServerConfig {
+        body_limit: args.max_body_bytes,
+        api_keys,
+        max_queue: args.max_queue,
+        queue_timeout: std::time::Duration::from_secs(args.queue_timeout),
+        limits: args.limits.limits(),
+    };
+    let state = server::AppState::new(engine, config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let stop_signal = shutdown_signal()?;
@@ -254,7 +304,14 @@ fn ab(args: AbArgs) -> anyhow::Result<()> {
             None => {
                 let engine = args.engine.start()?;
                 let queue = config.concurrency.max(64);
-                let state = server::AppState::new(engine, 64 << 20, Vec::new(), queue, std::time::Duration::from_secs(24 * 3600))?;
+                let config = server::ServerConfig {
+                    body_limit: 64 << 20,
+                    api_keys: Vec::new(),
+                    max_queue: queue,
+                    queue_timeout: std::time::Duration::from_secs(24 * 3600),
+                    limits: Limits::default(),
+                };
+                let state = server::AppState::new(engine, config)?;
                 let model = state.engine.info.id.clone();
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
                 let base = format!("http://{}", listener.local_addr()?);

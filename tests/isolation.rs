@@ -178,3 +178,15 @@ async fn sigterm_finishes_streams_in_flight_then_exits_cleanly() {
     assert!(status.success(), "exit status {status}");
     assert!(client().get(url).send().await.is_err(), "still accepting after shutdown");
 }
+
+#[tokio::test]
+async fn format_limits_come_from_flags_and_name_themselves() {
+    let own = Server::start(&["--parallel", "1", "--ctx-size", "512", "--max-regex-bytes", "64"]);
+    let body = |pattern: &str| chat_body("Hi.", json!({"max_tokens": 8, "guided_regex": pattern}));
+    let (status, resp) = post(&own, "/v1/chat/completions", &body(&"a".repeat(65))).await;
+    assert_eq!(status, 400, "{resp}");
+    assert_eq!(resp["error"]["code"], "format_too_complex", "{resp}");
+    assert!(resp["error"]["message"].as_str().unwrap().contains("max_regex_len = 64"), "{resp}");
+    let (status, resp) = post(&own, "/v1/chat/completions", &body("[a-z]{1,8}")).await;
+    assert_eq!(status, 200, "{resp}");
+}

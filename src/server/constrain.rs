@@ -124,6 +124,10 @@ impl Formats {
         Formats { vocab, trie, tokenize, limits: Limits::default(), cache: Mutex::default() }
     }
 
+    pub fn with_limits(self, limits: Limits) -> Self {
+        Formats { limits, ..self }
+    }
+
     /// Reads the format fields; `None` when the request has no format.
     /// Compiling can take a while for big schemas: call from a blocking task.
     pub fn compile(&self, fields: &FormatFields) -> Result<Option<Format>, ApiError> {

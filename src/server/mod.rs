@@ -39,14 +39,22 @@ pub struct AppState {
     pub queue_timeout: std::time::Duration,
 }
 
+/// The server's own settings (the engine has its own).
+pub struct ServerConfig {
+    /// Largest accepted request body, in bytes.
+    pub body_limit: usize,
+    pub api_keys: Vec<String>,
+    /// Most sequences waiting for a slot; past it requests get a 429.
+    pub max_queue: usize,
+    /// Longest wait in the queue; past it the request gets a 503.
+    pub queue_timeout: std::time::Duration,
+    /// Bounds on format compilation.
+    pub limits: crate::format::Limits,
+}
+
 impl AppState {
-    pub fn new(
-        engine: Engine,
-        body_limit: usize,
-        api_keys: Vec<String>,
-        max_queue: usize,
-        queue_timeout: std::time::Duration,
-    ) -> anyhow::Result<Self> {
+    pub fn new(engine: Engine, config: ServerConfig) -> anyhow::Result<Self> {
+        let ServerConfig { body_limit, api_keys, max_queue, queue_timeout, limits } = config;
         let info = &engine.info;
         let chat_template = match &info.chat_template {
             Some(source) => Some(Arc::new(ChatTemplate::new(source, &info.bos_token, &info.eos_token)?)),
@@ -56,7 +64,7 @@ impl AppState {
         let tokenize = Arc::new(move |bytes: &[u8]| {
             model.vocab().tokenize(bytes, false, false).into_iter().map(|t| t.0 as u32).collect()
         });
-        let formats = Arc::new(Formats::new(info.vocab.clone(), tokenize));
+        let formats = Arc::new(Formats::new(info.vocab.clone(), tokenize).with_limits(limits));
         Ok(AppState { engine: Arc::new(engine), chat_template, formats, body_limit, api_keys: Arc::new(api_keys), max_queue, queue_timeout })
     }
 }
