@@ -89,10 +89,10 @@ struct EngineArgs {
     #[arg(long, env = "CONFORM_PARALLEL", default_value_t = 8)]
     parallel: u32,
     /// CPU threads for llama.cpp (default: the number of cores).
-    #[arg(long)]
+    #[arg(long, env = "CONFORM_THREADS")]
     threads: Option<i32>,
     /// Most tokens per decode call.
-    #[arg(long, default_value_t = 512)]
+    #[arg(long, env = "CONFORM_BATCH_SIZE", default_value_t = 512)]
     batch_size: u32,
 }
 
