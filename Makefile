@@ -6,7 +6,7 @@ PYTHON ?= python3
 MODEL ?=
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup deps model build serve test pydeps bench bench-serve bench-mask bench-load
+.PHONY: setup deps model build serve test pydeps browser bench bench-serve bench-mask bench-load
 
 setup: deps model build
 
@@ -35,7 +35,11 @@ serve: setup
 pydeps:
 	@$(PYTHON) -c "import openai" 2>/dev/null || PIP_ROOT_USER_ACTION=ignore $(PYTHON) -m pip install -q openai
 
-test: setup pydeps
+# Headless Chromium drives the playground page in tests/playground.rs.
+browser:
+	@command -v chromedriver >/dev/null || { echo "installing: chromium chromium-driver"; $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
+
+test: setup pydeps browser
 	$(CARGO) test --release
 	$(PYTHON) tests/openai_client_test.py
 

@@ -78,12 +78,19 @@ pub fn app(state: AppState) -> Router {
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), require_api_key));
     Router::new()
         .merge(v1)
+        .route("/", get(playground))
         .route("/health", get(health))
         .route("/metrics", get(prometheus))
         .fallback(|| async { ApiError::not_found("no such route", None, "not_found") })
         .layer(axum::middleware::from_fn(request_id))
         .layer(DefaultBodyLimit::max(state.body_limit))
         .with_state(state)
+}
+
+/// The playground: one prompt and format, free and mask arms streamed side by side. One
+/// self-contained page (no external assets); it calls the API like any client.
+async fn playground() -> axum::response::Html<&'static str> {
+    axum::response::Html(include_str!("playground.html"))
 }
 
 /// Tags each request with an id (the client's `x-request-id`, or a new one), echoes it in the
