@@ -3,8 +3,9 @@
 //! oracle computed from the automaton.
 //!
 //! Input layout: `[mode] spec \0 script`
-//! * `mode % 4`: 0 = regex, 1 = JSON Schema (text), 2 = choice list (one alternative per line),
-//!   3 = writing instructions (the JSON list of `response_format: {"type": "instructions"}`);
+//! * `mode % 5`: 0 = regex, 1 = JSON Schema (text), 2 = choice list (one alternative per line),
+//!   3 = writing instructions (the JSON list of `response_format: {"type": "instructions"}`),
+//!   4 = GBNF grammar;
 //! * `spec`: bytes up to the first NUL (lossily decoded as UTF-8);
 //! * `script`: one byte per step, picking the `(byte % n_allowed)`-th allowed token.
 //!
@@ -68,7 +69,7 @@ fn small_vocab() -> &'static SmallVocab {
 fn compile(mode: u8, spec: &str) -> Option<Arc<dyn ByteAutomaton>> {
     let limits = Limits::default();
     let dyn_ok = |r: Result<format::Automaton, format::FormatError>| r.map(|a| Arc::new(a) as Arc<dyn ByteAutomaton>);
-    let r = match mode % 4 {
+    let r = match mode % 5 {
         0 => dyn_ok(format::compile_regex(spec, &limits)),
         1 => {
             let schema: serde_json::Value = serde_json::from_str(spec).ok()?;
@@ -78,6 +79,7 @@ fn compile(mode: u8, spec: &str) -> Option<Arc<dyn ByteAutomaton>> {
             let choices: Vec<&str> = spec.split('\n').collect();
             dyn_ok(format::compile_choice(&choices, &limits))
         }
+        4 => dyn_ok(format::compile_gbnf(spec, &limits)),
         _ => {
             let list: serde_json::Value = serde_json::from_str(spec).ok()?;
             format::instructions::parse_list(&list)
