@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use conform::ab::{self, client::Endpoint};
 use conform::engine::{Engine, EngineConfig, Event, Job, SamplingParams};
 use conform::format::Limits;
+use conform::server::request::RequestLimits;
 use conform::{manifest, server};
 
 #[derive(Parser)]
@@ -123,6 +124,15 @@ struct ServeArgs {
     /// Exit when stdin closes (lets a test harness's server die with the harness).
     #[arg(long, hide = true)]
     exit_with_stdin: bool,
+    /// Most choices (`n`) per request.
+    #[arg(long, env = "CONFORM_MAX_N", default_value_t = RequestLimits::default().max_n)]
+    max_n: u32,
+    /// Most chat messages per request.
+    #[arg(long, env = "CONFORM_MAX_MESSAGES", default_value_t = RequestLimits::default().max_messages)]
+    max_messages: usize,
+    /// Largest `max_tokens` a request may ask for (the context window bounds it too).
+    #[arg(long, env = "CONFORM_MAX_COMPLETION_TOKENS", default_value_t = RequestLimits::default().max_completion_tokens)]
+    max_completion_tokens: u32,
     #[command(flatten)]
     limits: FormatLimitArgs,
 }
@@ -251,6 +261,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_queue: args.max_queue,
         queue_timeout: std::time::Duration::from_secs(args.queue_timeout),
         limits: args.limits.limits(),
+        request_limits: RequestLimits { max_n: args.max_n, max_messages: args.max_messages, max_completion_tokens: args.max_completion_tokens },
     };
     let state = server::AppState::new(engine, config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
@@ -310,6 +321,7 @@ fn ab(args: AbArgs) -> anyhow::Result<()> {
                     max_queue: queue,
                     queue_timeout: std::time::Duration::from_secs(24 * 3600),
                     limits: Limits::default(),
+                    request_limits: RequestLimits::default(),
                 };
                 let state = server::AppState::new(engine, config)?;
                 let model = state.engine.info.id.clone();

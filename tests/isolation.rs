@@ -190,3 +190,29 @@ async fn format_limits_come_from_flags_and_name_themselves() {
     let (status, resp) = post(&own, "/v1/chat/completions", &body("[a-z]{1,8}")).await;
     assert_eq!(status, 200, "{resp}");
 }
+
+#[tokio::test]
+async fn request_limits_come_from_flags_and_name_themselves() {
+    let own = Server::start(&["--parallel", "1", "--ctx-size", "512", "--max-n", "2", "--max-messages", "3", "--max-completion-tokens", "50"]);
+    let msg = json!({"role": "user", "content": "Hi."});
+    let body = |messages: Value, extra: Value| {
+        let mut b = json!({"model": MODEL, "messages": messages, "max_tokens": 4});
+        b.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        b
+    };
+    for (body, param, flag) in [
+        (body(json!([msg, msg, msg, msg]), json!({})), "messages", "--max-messages"),
+        (body(json!([msg]), json!({"n": 3})), "n", "--max-n"),
+        (body(json!([msg]), json!({"max_tokens": 51})), "max_tokens", "--max-completion-tokens"),
+        (body(json!([msg]), json!({"max_completion_tokens": 51})), "max_completion_tokens", "--max-completion-tokens"),
+    ] {
+        let (status, resp) = post(&own, "/v1/chat/completions", &body).await;
+        assert_eq!(status, 400, "{resp}");
+        assert_eq!(resp["error"]["param"], param, "{resp}");
+        assert!(resp["error"]["message"].as_str().unwrap().contains(flag), "{resp}");
+    }
+    // At the limits, the request is served.
+    let (status, resp) = post(&own, "/v1/chat/completions", &body(json!([msg, msg, msg]), json!({"n": 2, "max_tokens": 50}))).await;
+    assert_eq!(status, 200, "{resp}");
+    assert_eq!(resp["choices"].as_array().unwrap().len(), 2);
+}

@@ -22,7 +22,7 @@ pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Resu
     let body = parse_json(&body.0)?;
     let request: ChatRequest = typed(&body)?;
     check_model(&state, &request.model)?;
-    let mut validated = request.validate(&typed::<SamplingFields>(&body)?, state.engine.info.n_vocab)?;
+    let mut validated = request.validate(&typed::<SamplingFields>(&body)?, state.engine.info.n_vocab, &state.request_limits)?;
     let format = compile_format(&state, &body).await?;
     let tools = tools::read(&body, state.formats.limits())?;
     // The tool-call opener, when this vocabulary spells it as one token.

@@ -22,7 +22,7 @@ pub async fn completions(State(state): State<AppState>, body: Body) -> Result<Re
     let body = parse_json(&body.0)?;
     let request: CompletionRequest = typed(&body)?;
     check_model(&state, &request.model)?;
-    let validated = request.validate(&typed::<SamplingFields>(&body)?, state.engine.info.n_vocab)?;
+    let validated = request.validate(&typed::<SamplingFields>(&body)?, state.engine.info.n_vocab, &state.request_limits)?;
     let format = compile_format(&state, &body).await?;
     let prompts = prompt_tokens(&state, &request.prompt)?;
     if validated.stream && prompts.len() > 1 {

@@ -37,6 +37,7 @@ pub struct AppState {
     pub max_queue: usize,
     /// Longest wait in the queue; past it the request gets a 503.
     pub queue_timeout: std::time::Duration,
+    pub request_limits: Arc<request::RequestLimits>,
 }
 
 /// The server's own settings (the engine has its own).
@@ -50,11 +51,13 @@ pub struct ServerConfig {
     pub queue_timeout: std::time::Duration,
     /// Bounds on format compilation.
     pub limits: crate::format::Limits,
+    /// Bounds on each request.
+    pub request_limits: request::RequestLimits,
 }
 
 impl AppState {
     pub fn new(engine: Engine, config: ServerConfig) -> anyhow::Result<Self> {
-        let ServerConfig { body_limit, api_keys, max_queue, queue_timeout, limits } = config;
+        let ServerConfig { body_limit, api_keys, max_queue, queue_timeout, limits, request_limits } = config;
         let info = &engine.info;
         let chat_template = match &info.chat_template {
             Some(source) => Some(Arc::new(ChatTemplate::new(source, &info.bos_token, &info.eos_token)?)),
@@ -65,7 +68,16 @@ impl AppState {
             model.vocab().tokenize(bytes, false, false).into_iter().map(|t| t.0 as u32).collect()
         });
         let formats = Arc::new(Formats::new(info.vocab.clone(), tokenize).with_limits(limits));
-        Ok(AppState { engine: Arc::new(engine), chat_template, formats, body_limit, api_keys: Arc::new(api_keys), max_queue, queue_timeout })
+        Ok(AppState {
+            engine: Arc::new(engine),
+            chat_template,
+            formats,
+            body_limit,
+            api_keys: Arc::new(api_keys),
+            max_queue,
+            queue_timeout,
+            request_limits: Arc::new(request_limits),
+        })
     }
 }
 

@@ -116,12 +116,28 @@ pub struct Validated {
     pub include_usage: bool,
 }
 
-pub const MAX_N: u32 = 16;
 const MAX_STOP: usize = 4;
+
+/// Per-request bounds, set by `serve` flags; a breach is a 400 naming the flag and its value.
+#[derive(Clone, Debug)]
+pub struct RequestLimits {
+    /// `--max-n`: most choices per request.
+    pub max_n: u32,
+    /// `--max-messages`: most chat messages per request.
+    pub max_messages: usize,
+    /// `--max-completion-tokens`: the largest `max_tokens` a request may ask for.
+    pub max_completion_tokens: u32,
+}
+
+impl Default for RequestLimits {
+    fn default() -> Self {
+        RequestLimits { max_n: 16, max_messages: 2048, max_completion_tokens: 32768 }
+    }
+}
 
 impl SamplingFields {
     /// Checks ranges; `top_logprobs` comes from the endpoint-specific field.
-    pub fn validate(&self, n_vocab: u32, top_logprobs: Option<u32>) -> Result<Validated, ApiError> {
+    pub fn validate(&self, n_vocab: u32, top_logprobs: Option<u32>, limits: &RequestLimits) -> Result<Validated, ApiError> {
         let range = |name: &str, v: Option<f32>, lo: f32, hi: f32| match v {
             Some(x) if !(lo..=hi).contains(&x) || x.is_nan() => {
                 Err(ApiError::invalid(name, format!("`{name}` must be between {lo} and {hi}, got {x}")))
@@ -137,16 +153,22 @@ impl SamplingFields {
             return Err(ApiError::invalid("top_p", "`top_p` must be greater than 0"));
         }
         let n = self.n.unwrap_or(1);
-        if !(1..=MAX_N).contains(&n) {
-            return Err(ApiError::invalid("n", format!("`n` must be between 1 and {MAX_N}, got {n}")));
+        let max_n = limits.max_n;
+        if !(1..=max_n).contains(&n) {
+            return Err(ApiError::invalid("n", format!("`n` must be between 1 and {max_n} (--max-n), got {n}")));
         }
         let max_tokens = match (self.max_completion_tokens, self.max_tokens) {
             (Some(m), _) => Some(("max_completion_tokens", m)),
             (None, Some(m)) => Some(("max_tokens", m)),
             (None, None) => None,
         };
-        if let Some((name, 0)) = max_tokens {
-            return Err(ApiError::invalid(name, format!("`{name}` must be at least 1")));
+        match max_tokens {
+            Some((name, 0)) => return Err(ApiError::invalid(name, format!("`{name}` must be at least 1"))),
+            Some((name, m)) if m > limits.max_completion_tokens => {
+                let cap = limits.max_completion_tokens;
+                return Err(ApiError::invalid(name, format!("`{name}` is {m}, above this server's limit of {cap} (--max-completion-tokens)")));
+            }
+            _ => {}
         }
         let stop = self.stop.clone().map(OneOrMany::into_vec).unwrap_or_default();
         if stop.len() > MAX_STOP {
@@ -194,9 +216,13 @@ impl SamplingFields {
 }
 
 impl ChatRequest {
-    pub fn validate(&self, sampling: &SamplingFields, n_vocab: u32) -> Result<Validated, ApiError> {
+    pub fn validate(&self, sampling: &SamplingFields, n_vocab: u32, limits: &RequestLimits) -> Result<Validated, ApiError> {
         if self.messages.is_empty() {
             return Err(ApiError::invalid("messages", "`messages` must not be empty"));
+        }
+        if self.messages.len() > limits.max_messages {
+            let (n, cap) = (self.messages.len(), limits.max_messages);
+            return Err(ApiError::invalid("messages", format!("{n} messages, above this server's limit of {cap} (--max-messages)")));
         }
         for (i, m) in self.messages.iter().enumerate() {
             let role = m.get("role").and_then(Value::as_str);
@@ -228,12 +254,12 @@ impl ChatRequest {
             (true, k) => Some(k.unwrap_or(0)),
             (false, None) => None,
         };
-        sampling.validate(n_vocab, top_logprobs)
+        sampling.validate(n_vocab, top_logprobs, limits)
     }
 }
 
 impl CompletionRequest {
-    pub fn validate(&self, sampling: &SamplingFields, n_vocab: u32) -> Result<Validated, ApiError> {
+    pub fn validate(&self, sampling: &SamplingFields, n_vocab: u32, limits: &RequestLimits) -> Result<Validated, ApiError> {
         if let Some(k) = self.logprobs.filter(|&k| k > 5) {
             return Err(ApiError::invalid("logprobs", format!("`logprobs` must be between 0 and 5, got {k}")));
         }
@@ -243,7 +269,7 @@ impl CompletionRequest {
         if self.suffix.is_some() {
             return Err(ApiError::invalid("suffix", "`suffix` is not supported by this model"));
         }
-        sampling.validate(n_vocab, self.logprobs)
+        sampling.validate(n_vocab, self.logprobs, limits)
     }
 }
 
@@ -270,8 +296,8 @@ mod tests {
     #[test]
     fn ranges_are_checked() {
         let (req, s): (ChatRequest, _) = parse_body(br#"{"model": "m", "messages": [{"role": "user", "content": "x"}], "top_p": 1.5}"#).unwrap();
-        assert_eq!(req.validate(&s, 100).err().unwrap().param.as_deref(), Some("top_p"));
+        assert_eq!(req.validate(&s, 100, &RequestLimits::default()).err().unwrap().param.as_deref(), Some("top_p"));
         let (req, s): (ChatRequest, _) = parse_body(br#"{"model": "m", "messages": [{"role": "user", "content": "x"}], "logit_bias": {"100": 1}}"#).unwrap();
-        assert_eq!(req.validate(&s, 100).err().unwrap().param.as_deref(), Some("logit_bias.100"));
+        assert_eq!(req.validate(&s, 100, &RequestLimits::default()).err().unwrap().param.as_deref(), Some("logit_bias.100"));
     }
 }
