@@ -168,5 +168,7 @@ fn ifeval_suite_in_process_scores_each_instruction() {
     let items = report["items"].as_array().unwrap();
     assert!(items.iter().all(|i| i["instructions"].is_array()), "every item lists its instructions");
     check_html(&html, 2);
+    assert!(html.contains("<h2>Instructions followed</h2>"), "the page shows the per-instruction table");
+    assert!(html.contains("<td class=\"l\">startend:end_checker</td>"));
     let _ = std::fs::remove_dir_all(&dir);
 }

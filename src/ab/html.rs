@@ -1,10 +1,11 @@
 //! `report.html`: one self-contained page (inline CSS and SVG, no scripts, no external assets)
 //! that opens offline: the per-arm table, accuracy and compliance bars with ±1 standard-error
-//! whiskers, token-count histograms per arm, and every item's output.
+//! whiskers, token-count histograms per arm, IFEval's per-instruction table, and every item's
+//! output.
 
 use std::fmt::Write;
 
-use super::report::{ArmStats, Report};
+use super::report::{ArmStats, InstructionStats, Report};
 use super::suite::Prompt;
 use super::Arm;
 
@@ -39,6 +40,7 @@ pub fn render(report: &Report) -> String {
         page += &histogram(arm.arm, &tokens, max_tokens);
     }
     page += "</div>\n";
+    page += &instruction_table(&report.arms);
     page += &items(report);
     page += "</body></html>\n";
     page
@@ -86,6 +88,33 @@ fn table(arms: &[ArmStats]) -> String {
             escape(&reasons.join(", ")),
             a.errors
         );
+    }
+    out + "</table>\n"
+}
+
+/// IFEval: instruction-level accuracy per id and arm (empty for other suites).
+fn instruction_table(arms: &[ArmStats]) -> String {
+    let levels: Vec<(&ArmStats, &InstructionStats)> = arms.iter().filter_map(|a| a.instruction_level.as_ref().map(|l| (a, l))).collect();
+    if levels.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("<h2>Instructions followed</h2>\n<table><tr><th>instruction</th>");
+    for (a, _) in &levels {
+        let _ = write!(out, "<th>{}</th>", a.arm.name());
+    }
+    out += "</tr>\n<tr><td class=\"l\">all (instruction-level)</td>";
+    for (_, l) in &levels {
+        let _ = write!(out, "<td>{}</td>", percent(Some(l.accuracy), None));
+    }
+    out += "</tr>\n";
+    let ids: std::collections::BTreeSet<&String> = levels.iter().flat_map(|(_, l)| l.by_id.keys()).collect();
+    for id in ids {
+        let _ = write!(out, "<tr><td class=\"l\">{}</td>", escape(id));
+        for (_, l) in &levels {
+            let [followed, total] = l.by_id.get(id).copied().unwrap_or([0, 0]);
+            let _ = write!(out, "<td>{followed}/{total}</td>");
+        }
+        out += "</tr>\n";
     }
     out + "</table>\n"
 }
