@@ -6,7 +6,7 @@
 
 use regex::Regex;
 
-use super::Instruction;
+use super::{script, Instruction};
 
 fn re(pattern: &str) -> Regex {
     Regex::new(pattern).expect("checker regexes are fixed")
@@ -113,7 +113,7 @@ pub fn follows(instruction: &Instruction, response: &str) -> bool {
             v.len() >= 2 && v.starts_with('"') && v.ends_with('"')
         }
         Language(code) => {
-            let letters = re(&format!(r"^(?:\P{{L}}|[\p{{Common}}{}])*$", script_class(code)));
+            let letters = re(&format!(r"^(?:\P{{L}}|[\p{{Common}}{}])*$", script(code).expect("checked when parsed").property));
             letters.is_match(response) && response.chars().any(char::is_alphabetic)
         }
     }
@@ -126,29 +126,6 @@ pub fn follows_all(instructions: &[Instruction], response: &str) -> bool {
 
 fn english_letters(text: &str) -> bool {
     re(r"^(?:\P{L}|[A-Za-z])*$").is_match(text)
-}
-
-/// The Unicode script(s) a language is written in (`langdetect`'s stand-in), as a class body.
-fn script_class(code: &str) -> &'static str {
-    match code.to_ascii_lowercase().as_str() {
-        "ru" | "bg" | "uk" | "mk" | "sr" | "be" | "kk" => r"\p{Cyrillic}",
-        "el" => r"\p{Greek}",
-        "ar" | "fa" | "ur" => r"\p{Arabic}",
-        "he" => r"\p{Hebrew}",
-        "hi" | "mr" | "ne" => r"\p{Devanagari}",
-        "bn" => r"\p{Bengali}",
-        "pa" => r"\p{Gurmukhi}",
-        "gu" => r"\p{Gujarati}",
-        "ta" => r"\p{Tamil}",
-        "te" => r"\p{Telugu}",
-        "kn" => r"\p{Kannada}",
-        "ml" => r"\p{Malayalam}",
-        "th" => r"\p{Thai}",
-        "ko" => r"\p{Hangul}",
-        "ja" => r"\p{Hiragana}\p{Katakana}\p{Han}",
-        "zh" | "zh-cn" | "zh-tw" => r"\p{Han}",
-        _ => r"\p{Latin}",
-    }
 }
 
 /// Python's `str.isupper`: some cased character, none of them lower- or titlecase.

@@ -381,7 +381,7 @@ impl Instruction {
             EndChecker(phrase) => pos(format!(r"{ANY}(?i:{})\s*", lit(phrase))),
             Quotation => pos(format!(r#"\s*"{ANY}"\s*"#)),
             Language(code) => {
-                let (letters, _) = script(code).expect("checked when parsed");
+                let letters = script(code).expect("checked when parsed").blocks;
                 pos(format!("[{NEUTRAL}{letters}]*[{letters}][{NEUTRAL}{letters}]*"))
             }
         }
@@ -418,35 +418,49 @@ enum Part {
     Count(Unit, u32, bool),
 }
 
-/// The Unicode blocks of a language's script (regex class contents), and whether it is Latin.
+/// A language's script: its Unicode blocks (regex class contents) for the automaton, and its
+/// Unicode script property (a class body) for the checker, which reads letters by property.
 /// Blocks rather than `\p{Script}` classes keep the automata small: a script class splits
 /// UTF-8 into a hundred byte classes, and products multiply them.
-pub fn script(code: &str) -> Option<(&'static str, bool)> {
-    let latin = r"A-Za-z\x{C0}-\x{24F}\x{1E00}-\x{1EFF}";
-    let blocks = match code.to_ascii_lowercase().as_str() {
-        "en" | "de" | "fr" | "es" | "it" | "pt" | "nl" | "sv" | "da" | "no" | "nb" | "fi" | "pl" | "cs" | "sk" | "sl" | "hr"
-        | "ro" | "hu" | "tr" | "vi" | "id" | "ms" | "tl" | "sw" | "et" | "lv" | "lt" | "af" | "so" | "sq" | "ca" | "cy" => {
-            return Some((latin, true))
-        }
-        "ru" | "bg" | "uk" | "mk" | "sr" | "be" | "kk" => r"\x{400}-\x{4FF}",
-        "el" => r"\x{370}-\x{3E1}\x{3F0}-\x{3FF}\x{1F00}-\x{1FFF}",
-        "ar" | "fa" | "ur" => r"\x{600}-\x{6FF}\x{750}-\x{77F}",
-        "he" => r"\x{590}-\x{5FF}",
-        "hi" | "mr" | "ne" => r"\x{900}-\x{97F}",
-        "bn" => r"\x{980}-\x{9FF}",
-        "pa" => r"\x{A00}-\x{A7F}",
-        "gu" => r"\x{A80}-\x{AFF}",
-        "ta" => r"\x{B80}-\x{BFF}",
-        "te" => r"\x{C00}-\x{C7F}",
-        "kn" => r"\x{C80}-\x{CFF}",
-        "ml" => r"\x{D00}-\x{D7F}",
-        "th" => r"\x{E00}-\x{E7F}",
-        "ko" => r"\x{AC00}-\x{D7AF}\x{1100}-\x{11FF}\x{3130}-\x{318F}",
-        "ja" => r"\x{3040}-\x{30FF}\x{4E00}-\x{9FFF}",
-        "zh" | "zh-cn" | "zh-tw" => r"\x{4E00}-\x{9FFF}",
-        _ => return None,
-    };
-    Some((blocks, false))
+pub struct Script {
+    pub blocks: &'static str,
+    pub property: &'static str,
+    pub latin: bool,
+}
+
+const fn s(blocks: &'static str, property: &'static str) -> Script {
+    Script { blocks, property, latin: false }
+}
+
+/// ISO 639-1 codes and their scripts.
+const SCRIPTS: &[(&[&str], Script)] = &[
+    (
+        &["en", "de", "fr", "es", "it", "pt", "nl", "sv", "da", "no", "nb", "fi", "pl", "cs", "sk", "sl", "hr", "ro", "hu", "tr",
+          "vi", "id", "ms", "tl", "sw", "et", "lv", "lt", "af", "so", "sq", "ca", "cy"],
+        Script { blocks: r"A-Za-z\x{C0}-\x{24F}\x{1E00}-\x{1EFF}", property: r"\p{Latin}", latin: true },
+    ),
+    (&["ru", "bg", "uk", "mk", "sr", "be", "kk"], s(r"\x{400}-\x{4FF}", r"\p{Cyrillic}")),
+    (&["el"], s(r"\x{370}-\x{3E1}\x{3F0}-\x{3FF}\x{1F00}-\x{1FFF}", r"\p{Greek}")),
+    (&["ar", "fa", "ur"], s(r"\x{600}-\x{6FF}\x{750}-\x{77F}", r"\p{Arabic}")),
+    (&["he"], s(r"\x{590}-\x{5FF}", r"\p{Hebrew}")),
+    (&["hi", "mr", "ne"], s(r"\x{900}-\x{97F}", r"\p{Devanagari}")),
+    (&["bn"], s(r"\x{980}-\x{9FF}", r"\p{Bengali}")),
+    (&["pa"], s(r"\x{A00}-\x{A7F}", r"\p{Gurmukhi}")),
+    (&["gu"], s(r"\x{A80}-\x{AFF}", r"\p{Gujarati}")),
+    (&["ta"], s(r"\x{B80}-\x{BFF}", r"\p{Tamil}")),
+    (&["te"], s(r"\x{C00}-\x{C7F}", r"\p{Telugu}")),
+    (&["kn"], s(r"\x{C80}-\x{CFF}", r"\p{Kannada}")),
+    (&["ml"], s(r"\x{D00}-\x{D7F}", r"\p{Malayalam}")),
+    (&["th"], s(r"\x{E00}-\x{E7F}", r"\p{Thai}")),
+    (&["ko"], s(r"\x{AC00}-\x{D7AF}\x{1100}-\x{11FF}\x{3130}-\x{318F}", r"\p{Hangul}")),
+    (&["ja"], s(r"\x{3040}-\x{30FF}\x{4E00}-\x{9FFF}", r"\p{Hiragana}\p{Katakana}\p{Han}")),
+    (&["zh", "zh-cn", "zh-tw"], s(r"\x{4E00}-\x{9FFF}", r"\p{Han}")),
+];
+
+/// The script of a language code, if supported.
+pub fn script(code: &str) -> Option<&'static Script> {
+    let code = code.to_ascii_lowercase();
+    SCRIPTS.iter().find(|(codes, _)| codes.contains(&code.as_str())).map(|(_, script)| script)
 }
 
 /// Characters any language may use besides its letters: ASCII non-letters, Latin-1 and
@@ -470,7 +484,7 @@ pub fn compile(
     if let Some(base) = base {
         parts.push((None, Component { automaton: base, negated: false }));
     }
-    let non_latin = |i: &Instruction| matches!(i, Instruction::Language(code) if script(code).is_some_and(|(_, latin)| !latin));
+    let non_latin = |i: &Instruction| matches!(i, Instruction::Language(code) if script(code).is_some_and(|script| !script.latin));
     if !instructions.iter().any(non_latin) {
         let letter = Arc::new(Automaton::from_regex_minimal(HAS_LETTER, limits)?);
         parts.push((None, Component { automaton: letter, negated: false }));
