@@ -6,7 +6,7 @@ PYTHON ?= python3
 MODEL ?=
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup deps model build serve test pydeps browser fuzz-smoke bench bench-serve bench-mask bench-load
+.PHONY: setup deps model build serve test pydeps browser fuzz-smoke bench bench-serve bench-mask bench-load bench-peers
 
 setup: deps model build
 
@@ -66,3 +66,16 @@ bench-load: setup
 # Table on stdout, JSON in bench/results/mask.json.
 bench-mask: deps model
 	$(CARGO) bench --bench mask
+
+# conform side by side with llguidance, outlines-core and llama.cpp's GBNF sampler (bench/maskbench,
+# cargo feature `peers`): PEERS_LIMIT schemas spread evenly over JSONSchemaBench, first on the
+# Llama 3 tokenizer (MaskBench's), then on the default model's GGUF vocabulary with all four
+# engines. Tables on stdout; JSON + SVG chart in bench/results/peers-*.{json,svg}.
+PEERS_LIMIT ?= 200
+PEERS_DATA ?= $(or $(CONFORM_DATA),../shared/data)
+bench-peers: deps model
+	$(CARGO) build --release --quiet --features peers --bin maskbench
+	./target/release/maskbench --data $(PEERS_DATA)/jsonschemabench --vocab $(PEERS_DATA)/tokenizers/llama3-tokenizer.json \
+	    --engines conform,llguidance,outlines --limit $(PEERS_LIMIT) --json bench/results/peers-llama3.json
+	./target/release/maskbench --data $(PEERS_DATA)/jsonschemabench --vocab models/qwen2.5-coder-0.5b-instruct.gguf \
+	    --engines conform,llguidance,outlines,llamacpp --limit $(PEERS_LIMIT) --json bench/results/peers-qwen2.5.json

@@ -1606,6 +1606,21 @@ pub fn format_regex(name: &str) -> Option<String> {
 /// `allOf`, and the first `anyOf`/`oneOf` branch declaring all the keys); unlisted keys after,
 /// in their original order. Use it to re-serialise valid instances before checking acceptance.
 pub fn canonical_json(value: &Value, schema: Option<&Value>) -> String {
+    canonical_json_ordered(value, schema, KeyOrder::Schema)
+}
+
+/// How [`canonical_json_ordered`] orders the keys of an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyOrder {
+    /// `properties` order (what this engine and most others generate).
+    Schema,
+    /// Required properties first, each group in `properties` order (llama.cpp's
+    /// `json_schema_to_grammar`), so peers in `maskbench` get instances their grammar can accept.
+    RequiredFirst,
+}
+
+/// [`canonical_json`] with a choice of key order.
+pub fn canonical_json_ordered(value: &Value, schema: Option<&Value>, order: KeyOrder) -> String {
     fn deref<'v>(root: &'v Value, s: &'v Value) -> &'v Value {
         let mut cur = s;
         for _ in 0..16 {
@@ -1661,21 +1676,39 @@ pub fn canonical_json(value: &Value, schema: Option<&Value>) -> String {
             None => m.get("allOf").and_then(|a| a.as_array()).and_then(|a| a.iter().find_map(|b| items(root, b, i))),
         }
     }
-    fn ser(root: &Value, v: &Value, s: Option<&Value>, out: &mut String) {
+    /// Names in `required` of `s` and of its `allOf` members.
+    fn required(root: &Value, s: &Value, out: &mut Vec<String>, d: u32) {
+        if d > 16 { return; }
+        let s = deref(root, s);
+        if let Some(Value::Array(r)) = s.get("required") {
+            out.extend(r.iter().filter_map(|x| x.as_str().map(String::from)));
+        }
+        if let Some(Value::Array(all)) = s.get("allOf") {
+            for b in all { required(root, b, out, d + 1); }
+        }
+    }
+    fn ser(root: &Value, v: &Value, s: Option<&Value>, order: KeyOrder, out: &mut String) {
         match v {
             Value::Object(m) => {
                 let keys: Vec<&String> = m.keys().collect();
                 let mut ps = Vec::new();
-                if let Some(s) = s { props(root, s, &keys, &mut ps, 0); }
-                let mut order: Vec<(usize, usize, &String)> = m.keys().enumerate().map(|(i, k)| (ps.iter().position(|(n, _)| n == k).unwrap_or(usize::MAX), i, k)).collect();
-                order.sort();
+                if let Some(s) = s {
+                    props(root, s, &keys, &mut ps, 0);
+                    if order == KeyOrder::RequiredFirst {
+                        let mut req = Vec::new();
+                        required(root, s, &mut req, 0);
+                        ps.sort_by_key(|(n, _)| !req.contains(n)); // stable
+                    }
+                }
+                let mut sorted: Vec<(usize, usize, &String)> = m.keys().enumerate().map(|(i, k)| (ps.iter().position(|(n, _)| n == k).unwrap_or(usize::MAX), i, k)).collect();
+                sorted.sort();
                 out.push('{');
-                for (j, (pi, _, k)) in order.iter().enumerate() {
+                for (j, (pi, _, k)) in sorted.iter().enumerate() {
                     if j > 0 { out.push(','); }
                     out.push_str(&serde_json::to_string(k).unwrap());
                     out.push(':');
                     let sub = if *pi != usize::MAX { Some(ps[*pi].1) } else { None };
-                    ser(root, &m[*k], sub, out);
+                    ser(root, &m[*k], sub, order, out);
                 }
                 out.push('}');
             }
@@ -1683,7 +1716,7 @@ pub fn canonical_json(value: &Value, schema: Option<&Value>) -> String {
                 out.push('[');
                 for (j, x) in a.iter().enumerate() {
                     if j > 0 { out.push(','); }
-                    ser(root, x, s.and_then(|s| items(root, s, j)), out);
+                    ser(root, x, s.and_then(|s| items(root, s, j)), order, out);
                 }
                 out.push(']');
             }
@@ -1692,7 +1725,7 @@ pub fn canonical_json(value: &Value, schema: Option<&Value>) -> String {
     }
     let mut out = String::new();
     let root = schema.cloned().unwrap_or(Value::Bool(true));
-    ser(&root, value, Some(&root), &mut out);
+    ser(&root, value, Some(&root), order, &mut out);
     out
 }
 
