@@ -68,32 +68,25 @@ fn summary(mut v: Vec<f64>, ps: &[(&str, f64)]) -> Value {
 const COMPILE_PS: &[(&str, f64)] = &[("p50", 50.0), ("p90", 90.0), ("p99", 99.0)];
 const MASK_PS: &[(&str, f64)] = &[("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p999", 99.9)];
 
-/// The first line of an error, numbers and quoted names blurred, so that alike errors count together.
+/// The first line of an error without the place it names and with numbers blurred, so that
+/// alike errors count together.
 fn error_kind(e: &str) -> String {
     let first = e.lines().next().unwrap_or("");
+    // "... keyword `x` at #/a/b": keep the kind, not the place.
+    let first = first.split(" at #").next().unwrap_or(first);
     let mut out = String::new();
-    let mut in_quote = false;
     for c in first.chars().take(120) {
-        match c {
-            '`' | '"' | '\'' => {
-                if !in_quote {
-                    out.push_str("…");
-                }
-                in_quote = !in_quote;
+        if c.is_ascii_digit() {
+            if !out.ends_with('N') {
+                out.push('N');
             }
-            _ if in_quote => {}
-            '0'..='9' => {
-                if !out.ends_with('N') {
-                    out.push('N');
-                }
-            }
-            _ => out.push(c),
+        } else {
+            out.push(c);
         }
     }
     out
 }
 
-/// `ids[i]` names schema `i`.
 pub fn build(results: &[EngineResults], ids: &[String], config: Value) -> Value {
     let common: Vec<usize> = (0..ids.len()).filter(|i| results.iter().all(|r| r.compiled().any(|(j, _)| j == *i))).collect();
     let in_common = |i: usize| common.binary_search(&i).is_ok();
@@ -289,7 +282,7 @@ pub fn svg(results: &[EngineResults]) -> String {
         let label = if d >= 6 { format!("{}s", 10f64.powi(d - 6)) } else if d >= 3 { format!("{}ms", 10f64.powi(d - 3)) } else { format!("{}µs", 10f64.powi(d)) };
         let _ = writeln!(s, r#"<text x="{px:.1}" y="{}" text-anchor="middle">{label}</text>"#, H - B + 16.0);
     }
-    for f in [0.0, 0.25, 0.5, 0.75, 0.9, 0.99, 1.0] {
+    for f in [0.0, 0.25, 0.5, 0.75, 0.9, 1.0] {
         let py = y(f);
         let _ = writeln!(s, r##"<line x1="{L}" y1="{py:.1}" x2="{}" y2="{py:.1}" stroke="#eee"/>"##, W - R);
         let _ = writeln!(s, r#"<text x="{}" y="{:.1}" text-anchor="end">{f}</text>"#, L - 6.0, py + 4.0);
