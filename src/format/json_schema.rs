@@ -1734,6 +1734,20 @@ mod narrowing_tests {
     use super::*;
     use serde_json::json;
 
+    #[test]
+    fn canonical_key_orders() {
+        let schema = json!({"type": "object", "properties": {
+            "a": {"type": "integer"},
+            "b": {"type": "object", "properties": {"x": {}, "y": {}}, "required": ["y"]},
+            "c": {"type": "string"}}, "required": ["c", "b"]});
+        let value = json!({"c": "s", "extra": 1, "b": {"y": 2, "x": 1}, "a": 0});
+        assert_eq!(canonical_json(&value, Some(&schema)), r#"{"a":0,"b":{"x":1,"y":2},"c":"s","extra":1}"#);
+        assert_eq!(
+            canonical_json_ordered(&value, Some(&schema), KeyOrder::RequiredFirst),
+            r#"{"b":{"y":2,"x":1},"c":"s","a":0,"extra":1}"#
+        );
+    }
+
     fn accepts(schema: Value, yes: &[&str], no: &[&str]) {
         let (a, _) = compile_schema(&schema, &SchemaOptions::default(), &Limits::default()).unwrap();
         for s in yes {
