@@ -1,7 +1,7 @@
 mod mask_support;
 
 use mask_support::{greedy_tokenize, llama3, qwen3, Loaded, TableDfa};
-use conform::mask::{ByteAutomaton, MaskError, MaskIndex, Matcher, TokenSet};
+use conform::mask::{ByteAutomaton, MaskError, MaskIndex, MaskStats, Matcher, TokenSet};
 use conform::vocab::{TokenTrie, Vocab};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -116,7 +116,7 @@ const BUDGETS: &[u32] = &[0, 1, 2, 3, 5, 8, 13, 40, 1000, u32::MAX];
 /// Random walks under a max_tokens budget; at every step compare every
 /// budgeted mask with brute force, check closure (mask never empty, walk
 /// ends accepting), and check `apply` on logits.
-fn reference_walks(l: &Loaded, pattern: &str, seed: u64, walks: usize, max_tokens: u32) {
+fn reference_walks(l: &Loaded, pattern: &str, seed: u64, walks: usize, max_tokens: u32) -> MaskStats {
     let dfa = Arc::new(TableDfa::from_regex(pattern));
     let idx = index(l, dfa.clone());
     let v = &*l.vocab;
@@ -133,7 +133,7 @@ fn reference_walks(l: &Loaded, pattern: &str, seed: u64, walks: usize, max_token
             let rem_after = max_tokens - 1 - i;
             let st = m.state();
             let per_tok = brute(v, &*dfa, &idx, st);
-            let sm = idx.state_mask(st);
+            let sm = idx.exact_state_mask(st);
             let mut from_mask: Vec<(u32, u32)> = sm.tokens_with_d();
             from_mask.sort_by_key(|&(d, t)| (t, d));
             let from_brute: Vec<(u32, u32)> =
@@ -191,7 +191,30 @@ fn reference_walks(l: &Loaded, pattern: &str, seed: u64, walks: usize, max_token
     assert!(total_len >= walks, "{pattern}: walks too short");
     eprintln!("{pattern}: {checked_states} states, {shaped} shaped, avg len {}", total_len / walks);
     let st = idx.stats();
-    assert!(st.walks as usize <= idx.cached_states() + 2);
+    // one walk per mask (bounded or exact), give or take a race
+    assert!(st.walks as usize <= idx.cached_states() + idx.cached_exact_states() + 2);
+    st
+}
+
+/// A length-limited JSON string (`maxLength`) is a chain of counting states that never loop;
+/// bounded masks take its subtrees in bulk (`walk::Chain`). Masks must still equal brute force
+/// at every step and budget, and along a string the walks must be far shorter than the trie.
+#[test]
+fn counted_strings_walk_in_bulk_and_stay_exact() {
+    let pattern = r#""(?:[^"\\\x00-\x1F]|\\["\\/bfnrt]){0,300}""#;
+    for (l, seed) in [(qwen3(), 40), (llama3(), 41)] {
+        reference_walks(l, pattern, seed, 3, 30);
+        let idx = index(l, Arc::new(TableDfa::from_regex(pattern)));
+        let mut m = Matcher::new(idx.clone());
+        let text = "\"Counting states: ünïcödé, 数字 and \\\"escapes\\\" walk in bulk too.";
+        for t in greedy_tokenize(&l.vocab, &l.trie, text.as_bytes()) {
+            assert!(m.allowed(u32::MAX).contains(t));
+            m.accept(t).unwrap();
+        }
+        let st = idx.stats();
+        let per_walk = st.nodes_visited / st.walks;
+        assert!(per_walk < l.trie.num_nodes() as u64 / 8, "{per_walk} nodes per walk of a {}-node trie", l.trie.num_nodes());
+    }
 }
 
 #[test]

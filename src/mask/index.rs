@@ -26,11 +26,17 @@ struct Level {
 /// (`d(q') != u32::MAX`). For a budget `r` (tokens that remain after this
 /// one) the allowed set is the live tokens with `d(q') <= r`, plus the EOG
 /// tokens iff `state` is accepting.
+///
+/// Levels group tokens by `d(q')` in an *exact* mask. The mask every state gets first groups
+/// them by a cheap upper bound instead (`MaskIndex::tokens_bound`: bytes to acceptance, when
+/// every byte is a token), because exact token distances cost a trie walk per end state and
+/// only matter when the budget is tight: for a budget at least the largest bound every live
+/// token is allowed, and below it `MaskIndex::allowed_in` asks the exact mask.
 #[derive(Debug)]
 pub struct StateMask {
-    state: u32,
     accepting: bool,
-    d_state: u32,
+    /// Levels are by exact `d` (else by its upper bound).
+    exact: bool,
     /// Ascending by `d`.
     levels: Vec<Level>,
     dominant: usize,
@@ -45,21 +51,19 @@ pub struct StateMask {
 }
 
 impl StateMask {
-    pub fn state(&self) -> u32 {
-        self.state
-    }
     pub fn is_accepting(&self) -> bool {
         self.accepting
     }
-    /// Tokens this state still needs to finish.
-    pub fn tokens_to_accept(&self) -> u32 {
-        self.d_state
+    /// Whether the levels are by exact `d` (see the type's comment).
+    pub fn is_exact(&self) -> bool {
+        self.exact
     }
     /// Number of live text tokens (ignoring the budget).
     pub fn n_live(&self) -> usize {
         self.n_live
     }
-    /// Distinct `d(q')` values among live tokens with their token counts, ascending.
+    /// Distinct `d(q')` values (or bounds, if not exact) among live tokens with their token
+    /// counts, ascending.
     pub fn histogram(&self) -> Vec<(u32, u32)> {
         self.levels.iter().map(|l| (l.d, l.count)).collect()
     }
@@ -79,12 +83,13 @@ impl StateMask {
     fn level_for(&self, remaining_after: u32) -> usize {
         self.levels.partition_point(|l| l.d <= remaining_after)
     }
-    /// Number of allowed text tokens for a budget (EOG not counted).
+    /// Number of allowed text tokens for a budget (EOG not counted); exact masks only.
     pub fn n_allowed_text(&self, remaining_after: u32) -> usize {
         let k = self.level_for(remaining_after);
         self.levels[..k].iter().map(|l| l.count as usize).sum()
     }
-    /// True if the budget removes some live token.
+    /// True if the budget removes some live token; exact masks only (on a bounded mask,
+    /// false is exact, true may be a false alarm: see `MaskIndex::budget_shapes`).
     pub fn budget_shapes(&self, remaining_after: u32) -> bool {
         self.level_for(remaining_after) < self.levels.len()
     }
@@ -145,6 +150,8 @@ pub struct MaskIndex {
     vocab: Arc<Vocab>,
     trie: Arc<TokenTrie>,
     cache: Mutex<HashMap<u32, Arc<StateMask>>>,
+    /// Exact masks of states where a tight budget needed them (see [`StateMask`]).
+    exact_cache: Mutex<HashMap<u32, Arc<StateMask>>>,
     distance: TokenDistance,
     classes: Classes,
     /// The automaton flattened as far as walks went, kept across walks (a walk that finds it
@@ -179,6 +186,7 @@ impl MaskIndex {
             vocab,
             trie,
             cache: Mutex::new(HashMap::new()),
+            exact_cache: Mutex::new(HashMap::new()),
             distance: TokenDistance::default(),
             bytes_bound_tokens,
             walks: AtomicU64::new(0),
@@ -222,12 +230,19 @@ impl MaskIndex {
         }
     }
 
+    /// States with a cached mask.
     pub fn cached_states(&self) -> usize {
         self.cache.lock().unwrap().len()
     }
 
+    /// States with a cached exact mask besides (see [`StateMask`]).
+    pub fn cached_exact_states(&self) -> usize {
+        self.exact_cache.lock().unwrap().len()
+    }
+
     pub fn clear_cache(&self) {
         self.cache.lock().unwrap().clear();
+        self.exact_cache.lock().unwrap().clear();
     }
 
     /// State reached from `state` by the bytes of text token `token`; `None`
@@ -244,40 +259,79 @@ impl MaskIndex {
         Some(s)
     }
 
+    /// An upper bound on [`MaskIndex::shortest_tokens`] that costs one lookup: bytes to
+    /// acceptance, when every byte is a token (else the exact value). `u32::MAX` exactly when
+    /// acceptance is unreachable.
+    pub fn tokens_bound(&self, state: u32) -> u32 {
+        if self.bytes_bound_tokens {
+            self.automaton.min_bytes_to_accept(state)
+        } else {
+            self.shortest_tokens(state)
+        }
+    }
+
+    /// `shortest_tokens(state) <= remaining`, computing the exact distance only when the
+    /// bound does not settle it.
+    pub fn finishes_within(&self, state: u32, remaining: u32) -> bool {
+        let bound = self.tokens_bound(state);
+        bound != u32::MAX && (bound <= remaining || self.shortest_tokens(state) <= remaining)
+    }
+
     /// Direct (uncached) check of one token, same rule as the masks.
     pub fn is_allowed(&self, state: u32, token: u32, remaining_after: u32) -> bool {
         if self.vocab.is_eog(token) {
             return self.automaton.is_accepting(state);
         }
         match self.step_token(state, token) {
-            Some(s) => {
-                let d = self.shortest_tokens(s);
-                d != u32::MAX && d <= remaining_after
-            }
+            Some(s) => self.finishes_within(s, remaining_after),
             None => false,
         }
     }
 
-    /// The cached walk result for `state` (walks the trie on first use).
+    /// The cached walk result for `state` (walks the trie on first use); levels by bound
+    /// unless bounds are exact here.
     pub fn state_mask(&self, state: u32) -> Arc<StateMask> {
         if let Some(m) = self.cache.lock().unwrap().get(&state) {
             self.cache_hits.fetch_add(1, Relaxed);
             return m.clone();
         }
         // Walk without holding the lock; on a race keep the first result.
-        let m = Arc::new(self.compute(state));
+        let m = Arc::new(self.compute(state, !self.bytes_bound_tokens));
         self.cache.lock().unwrap().entry(state).or_insert(m).clone()
+    }
+
+    /// The mask of `state` with levels by exact token distance.
+    pub fn exact_state_mask(&self, state: u32) -> Arc<StateMask> {
+        let m = self.state_mask(state);
+        if m.exact {
+            return m;
+        }
+        if let Some(m) = self.exact_cache.lock().unwrap().get(&state) {
+            return m.clone();
+        }
+        let m = Arc::new(self.compute(state, true));
+        self.exact_cache.lock().unwrap().entry(state).or_insert(m).clone()
+    }
+
+    /// True if the budget removes some live token in `state` (whose mask is `m`).
+    pub fn budget_shapes(&self, state: u32, m: &StateMask, remaining_after: u32) -> bool {
+        m.budget_shapes(remaining_after) && (m.exact || self.exact_state_mask(state).budget_shapes(remaining_after))
     }
 
     /// Allowed tokens (text + EOG) in `state` when `remaining_after` tokens
     /// may follow the chosen one.
     pub fn allowed(&self, state: u32, remaining_after: u32) -> Arc<TokenSet> {
         let m = self.state_mask(state);
-        self.allowed_in(&m, remaining_after)
+        self.allowed_in(state, &m, remaining_after)
     }
 
-    pub(crate) fn allowed_in(&self, m: &StateMask, remaining_after: u32) -> Arc<TokenSet> {
+    /// [`MaskIndex::allowed`] with `state`'s mask `m` at hand.
+    pub(crate) fn allowed_in(&self, state: u32, m: &StateMask, remaining_after: u32) -> Arc<TokenSet> {
         let k = m.level_for(remaining_after);
+        if k < m.levels.len() && !m.exact {
+            // The budget cuts into the bounds: only exact distances can say which tokens stay.
+            return self.allowed_in(state, &self.exact_state_mask(state), remaining_after);
+        }
         m.sets[k]
             .get_or_init(|| {
                 self.level_sets_built.fetch_add(1, Relaxed);
@@ -314,7 +368,8 @@ impl MaskIndex {
         set
     }
 
-    fn compute(&self, state: u32) -> StateMask {
+    /// One trie walk from `state`; levels by exact `d` or by [`MaskIndex::tokens_bound`].
+    fn compute(&self, state: u32, exact: bool) -> StateMask {
         let t0 = Instant::now();
         let a = &*self.automaton;
         let trie = &*self.trie;
@@ -322,6 +377,8 @@ impl MaskIndex {
         let tok_off = trie.tok_offsets();
         let node_tokens = trie.node_tokens();
         let sub_bytes = trie.subtree_bytes();
+        let sub_depth = trie.subtree_depths();
+        let max_run = trie.max_depth().min(u16::MAX as usize) as u16;
         let n_nodes = nodes.len();
         let mut top = TokenSet::new(self.vocab.len());
         // (d, tokens) buckets; most live tokens share a few d values
@@ -381,6 +438,26 @@ impl MaskIndex {
                     c = stack[depth - 1 - packed::char_back(nd)];
                     table.utf8_loops(a, classes, c) && sub_bytes[i] & !(table.loops(c) | 1 << 127) == 0
                 }));
+            // A bounded mask only needs each token's distance bound, so a subtree that runs
+            // along a counting chain (see `walk::Chain`) from the start of the character
+            // holding this node's byte ends in one bucket, that of the chain's next state.
+            let bulk = bulk
+                || (!exact && size > 1 && {
+                    let b = packed::byte(nd);
+                    let back = if b >= 0x80 && nd & packed::UTF8_CLEAN != 0 { packed::char_back(nd) } else { 0 };
+                    let from = stack[depth - 1 - back];
+                    (b < 0x7F && t != p || back > 0 || b >= 0x80 && nd & packed::UTF8_CLEAN != 0) && {
+                        let chain = table.chain(a, classes, from, max_run, &mut |q| self.tokens_bound(q));
+                        let height = sub_depth[i] as usize + 1 - (depth - back);
+                        let fits = if sub_bytes[i] & 1 << 127 == 0 {
+                            sub_bytes[i] & !chain.bytes == 0 && height <= chain.run as usize
+                        } else {
+                            nd & packed::UTF8_CLEAN != 0 && sub_bytes[i] & !(chain.bytes | 1 << 127) == 0 && height <= chain.char_run as usize
+                        };
+                        c = chain.next;
+                        fits
+                    }
+                });
             let (end, t) = if bulk { (i + size, c) } else { (i + 1, t) };
             if bulk || nd & packed::HAS_TOKENS != 0 {
                 let si = LazyTable::index(t);
@@ -389,7 +466,8 @@ impl MaskIndex {
                 }
                 let (e, mut b) = bucket_by_state[si];
                 if e != epoch {
-                    let m = self.shortest_tokens(table.state(t));
+                    let q = table.state(t);
+                    let m = if exact { self.shortest_tokens(q) } else { self.tokens_bound(q) };
                     b = if m == u32::MAX {
                         u32::MAX
                     } else {
@@ -441,9 +519,8 @@ impl MaskIndex {
         self.walk_nanos.fetch_add(walk_nanos, Relaxed);
         self.nodes_visited.fetch_add(visited, Relaxed);
         StateMask {
-            state,
             accepting,
-            d_state: self.shortest_tokens(state),
+            exact,
             levels,
             dominant,
             sets,

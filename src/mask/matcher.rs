@@ -14,7 +14,8 @@ pub struct Matcher {
     /// An EOG token was accepted: nothing more may be generated.
     ended: bool,
     /// Cached mask of `state` (avoids the cache mutex on every step).
-    cur: Option<Arc<StateMask>>,
+    /// The mask of the state it was fetched for.
+    cur: Option<(u32, Arc<StateMask>)>,
 }
 
 impl std::fmt::Debug for Matcher {
@@ -79,10 +80,10 @@ impl Matcher {
     }
 
     fn state_mask(&mut self) -> &Arc<StateMask> {
-        if self.cur.as_ref().map(|m| m.state()) != Some(self.state) {
-            self.cur = Some(self.index.state_mask(self.state));
+        if self.cur.as_ref().map(|c| c.0) != Some(self.state) {
+            self.cur = Some((self.state, self.index.state_mask(self.state)));
         }
-        self.cur.as_ref().unwrap()
+        &self.cur.as_ref().unwrap().1
     }
 
     /// Allowed tokens (text + EOG) when `remaining_after` tokens may follow
@@ -93,13 +94,18 @@ impl Matcher {
         }
         let index = self.index.clone();
         let m = self.state_mask().clone();
-        index.allowed_in(&m, remaining_after)
+        index.allowed_in(self.state, &m, remaining_after)
     }
 
     /// True if the budget removes some otherwise-live token in this state
     /// (for "the budget shaped the output" reporting).
     pub fn budget_shapes(&mut self, remaining_after: u32) -> bool {
-        !self.ended && self.state_mask().budget_shapes(remaining_after)
+        if self.ended {
+            return false;
+        }
+        let index = self.index.clone();
+        let m = self.state_mask().clone();
+        index.budget_shapes(self.state, &m, remaining_after)
     }
 
     /// Set every disallowed logit to `-inf`. `logits.len()` may exceed the
@@ -148,12 +154,12 @@ impl Matcher {
             return Err(MaskError::ControlToken { token });
         }
         let next = self.index.step_token(self.state, token).ok_or(MaskError::NotAllowed { token, state: self.state })?;
-        let d = self.index.shortest_tokens(next);
-        if d == u32::MAX {
-            return Err(MaskError::NotAllowed { token, state: self.state });
-        }
-        if d > remaining_after {
-            return Err(MaskError::OverBudget { token, state: self.state, needed: d, remaining: remaining_after });
+        if !self.index.finishes_within(next, remaining_after) {
+            let needed = self.index.shortest_tokens(next);
+            if needed == u32::MAX {
+                return Err(MaskError::NotAllowed { token, state: self.state });
+            }
+            return Err(MaskError::OverBudget { token, state: self.state, needed, remaining: remaining_after });
         }
         self.state = next;
         Ok(())

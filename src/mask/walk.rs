@@ -6,7 +6,7 @@
 //! acceptance (both `None` from `next`) are the one sentinel [`DEAD`].
 
 use super::ByteAutomaton;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// Target of a byte that kills the walk.
 pub(crate) const DEAD: u32 = u32::MAX;
@@ -16,6 +16,31 @@ const UNRESOLVED: u32 = u32::MAX - 1;
 pub(crate) const KEEP_ROWS: usize = 4096;
 /// Rows this table may hold: offsets must stay below the sentinels.
 const MAX_ROWS: usize = (UNRESOLVED as usize) / 256;
+
+/// Hashing for maps keyed by automaton state ids: one multiply, high bits folded down (ids
+/// are often multiples of a stride, so the low bits alone would collide).
+#[derive(Default, Clone, Copy)]
+pub(crate) struct U32Hasher(u64);
+
+impl std::hash::Hasher for U32Hasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u32(b as u32);
+        }
+    }
+    fn write_u8(&mut self, n: u8) {
+        self.write_u32(n as u32);
+    }
+    fn write_u32(&mut self, n: u32) {
+        let h = (self.0 ^ n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.0 = h ^ (h >> 29);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+pub(crate) type FastU32 = std::hash::BuildHasherDefault<U32Hasher>;
 
 /// Byte classes of an automaton with one representative byte per class.
 #[derive(Debug, Clone)]
@@ -40,11 +65,27 @@ impl Classes {
     }
 }
 
+/// A position in a counted repetition (`maxLength` strings): states that never loop, so a
+/// trie walk cannot take subtrees in bulk the way it does for a self-loop. Here `bytes` (ASCII
+/// below 0x7F, as a `byte_bit` set; at least 32 of them, else empty) all step the state to
+/// `next`, and for `run` steps that stays true with the same bytes while the walk's label (the
+/// token-distance bound) of the state reached stays that of `next`; `char_run` is the same run
+/// for steps that may also be any valid multi-byte UTF-8 character (and 0x7F). Along a run,
+/// every string over those bytes (or characters) is live and ends in a state with `next`'s
+/// label, which is all a bounded mask needs to know of it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Chain {
+    pub bytes: u128,
+    pub next: u32,
+    pub run: u16,
+    pub char_run: u16,
+}
+
 /// The automaton and its classes are passed to each call that may fill a row, so a table can
 /// live beside them (in a cache) and be reused across walks of one automaton.
 #[derive(Default)]
 pub(crate) struct LazyTable {
-    ids: HashMap<u32, u32>,
+    ids: HashMap<u32, u32, FastU32>,
     /// Dense index → automaton state.
     states: Vec<u32>,
     /// Per dense index: the bytes that step the state to itself, as a
@@ -52,6 +93,8 @@ pub(crate) struct LazyTable {
     loops: Vec<u128>,
     /// Per dense index: 0 = not checked yet, 1 = no, 2 = yes; see [`LazyTable::utf8_loops`].
     utf8_loops: Vec<u8>,
+    /// Per dense index, once computed: see [`LazyTable::chain`].
+    chains: Vec<Option<Chain>>,
     pub table: Vec<u32>,
 }
 
@@ -95,6 +138,7 @@ impl LazyTable {
         self.states.clear();
         self.loops.clear();
         self.utf8_loops.clear();
+        self.chains.clear();
         self.table.clear();
     }
 
@@ -115,6 +159,71 @@ impl LazyTable {
         }
     }
 
+    /// The counting chain at row `off` (see [`Chain`]), for runs of at most `cap` steps.
+    pub fn chain(&mut self, a: &dyn ByteAutomaton, classes: &Classes, off: u32, cap: u16, label: &mut dyn FnMut(u32) -> u32) -> Chain {
+        if let Some(Some(c)) = self.chains.get(Self::index(off)) {
+            return *c;
+        }
+        self.resolve_chain(a, classes, off, cap, label);
+        self.chains[Self::index(off)].unwrap()
+    }
+
+    /// Computes `chains` for `off` and the chain states after it: forward to the first known
+    /// one (or `cap` states), then back, each run one longer than its successor's when the
+    /// bytes and the label carry over.
+    #[cold]
+    #[inline(never)]
+    fn resolve_chain(&mut self, a: &dyn ByteAutomaton, classes: &Classes, off: u32, cap: u16, label: &mut dyn FnMut(u32) -> u32) {
+        let mut todo: Vec<(u32, u128, u32, bool)> = Vec::new();
+        let mut x = off;
+        while todo.len() < cap as usize && !matches!(self.chains.get(Self::index(x)), Some(Some(_))) {
+            let (bytes, next) = self.counting_step(a, classes, x);
+            let chars = bytes != 0 && self.utf8_chars_step(a, classes, x, next);
+            todo.push((x, bytes, next, chars));
+            if bytes == 0 {
+                break;
+            }
+            x = next;
+        }
+        if self.chains.len() < self.states.len() {
+            self.chains.resize(self.states.len(), None);
+        }
+        for &(x, bytes, next, chars) in todo.iter().rev() {
+            let mut c = Chain { bytes, next, run: 0, char_run: 0 };
+            if bytes != 0 {
+                let after = self.chains.get(Self::index(next)).copied().flatten();
+                // a run carries over if the next state counts on the same bytes and the label
+                // one step further is the same
+                let carries = after.filter(|n| bytes & !n.bytes == 0 && n.run > 0 && label(self.state(n.next)) == label(self.state(next)));
+                c.run = carries.map_or(1, |n| n.run.saturating_add(1).min(cap));
+                if chars {
+                    c.char_run = carries.filter(|n| n.char_run > 0).map_or(1, |n| n.char_run.saturating_add(1).min(cap));
+                }
+            }
+            self.chains[Self::index(x)] = Some(c);
+        }
+    }
+
+    /// The ASCII bytes below 0x7F that step row `off` to one other live state (the most
+    /// common such state), with that state; `(0, DEAD)` if fewer than 32 bytes do.
+    fn counting_step(&mut self, a: &dyn ByteAutomaton, classes: &Classes, off: u32) -> (u128, u32) {
+        self.step(a, classes, off, 0); // fills the row
+        let row = &self.table[off as usize..off as usize + 127];
+        let mut tally: Vec<(u32, u32)> = Vec::new();
+        for &t in row {
+            if t != off && t != DEAD {
+                match tally.iter_mut().find(|(s, _)| *s == t) {
+                    Some((_, n)) => *n += 1,
+                    None => tally.push((t, 1)),
+                }
+            }
+        }
+        match tally.iter().max_by_key(|(_, n)| *n) {
+            Some(&(next, n)) if n >= 32 => (row.iter().enumerate().filter(|(_, &t)| t == next).fold(0u128, |m, (b, _)| m | 1 << b), next),
+            _ => (0, DEAD),
+        }
+    }
+
     /// True if 0x7F and every valid multi-byte UTF-8 character step the state of row `off`
     /// back to itself, with every byte on the way live. Checked exhaustively (every byte at
     /// every position of a character, deduplicated by (state, what the rest of the character
@@ -124,7 +233,7 @@ impl LazyTable {
         if i < self.utf8_loops.len() && self.utf8_loops[i] != 0 {
             return self.utf8_loops[i] == 2;
         }
-        let r = self.check_utf8_loops(a, classes, off);
+        let r = self.utf8_chars_step(a, classes, off, off);
         if self.utf8_loops.len() < self.states.len() {
             self.utf8_loops.resize(self.states.len(), 0);
         }
@@ -132,15 +241,19 @@ impl LazyTable {
         r
     }
 
+    /// True if 0x7F and every valid multi-byte UTF-8 character step row `off` to row
+    /// `target`, with every byte on the way live (see [`LazyTable::utf8_loops`]). Steps the
+    /// automaton itself, one byte per class, so the states inside characters take no rows.
     #[cold]
     #[inline(never)]
-    fn check_utf8_loops(&mut self, a: &dyn ByteAutomaton, classes: &Classes, off: u32) -> bool {
-        if self.step(a, classes, off, 0x7F) != off {
+    fn utf8_chars_step(&mut self, a: &dyn ByteAutomaton, classes: &Classes, off: u32, target: u32) -> bool {
+        if self.step(a, classes, off, 0x7F) != target {
             return false;
         }
-        // (row, continuation bytes still needed, range of the next one)
+        let (from, to) = (self.state(off), self.state(target));
+        // (state, continuation bytes still needed, range of the next one)
         let mut todo: Vec<(u32, u8, u8, u8)> = Vec::new();
-        let mut seen: std::collections::HashSet<(u32, u8, u8, u8)> = std::collections::HashSet::new();
+        let mut seen: HashSet<(u32, u8, u8, u8), FastU32> = HashSet::default();
         for lead in 0xC2..=0xF4u8 {
             let item = match lead {
                 0xC2..=0xDF => (1, 0x80, 0xBF),
@@ -151,23 +264,22 @@ impl LazyTable {
                 0xF4 => (3, 0x80, 0x8F),
                 _ => (3, 0x80, 0xBF),
             };
-            let t = self.step(a, classes, off, lead);
-            if t == DEAD {
-                return false;
-            }
+            let Some(t) = a.next(from, lead) else { return false };
             let w = (t, item.0, item.1, item.2);
             if seen.insert(w) {
                 todo.push(w);
             }
         }
         while let Some((q, need, lo, hi)) = todo.pop() {
+            let mut done = [false; 256];
             for c in lo..=hi {
-                let t = self.step(a, classes, q, c);
-                if t == DEAD {
-                    return false;
+                let k = classes.of_byte[c as usize] as usize;
+                if std::mem::replace(&mut done[k], true) {
+                    continue;
                 }
+                let Some(t) = a.next(q, c) else { return false };
                 if need == 1 {
-                    if t != off {
+                    if t != to {
                         return false;
                     }
                 } else {

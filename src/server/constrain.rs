@@ -364,7 +364,7 @@ impl TokenConstraint for FormatConstraint {
         for (k, &t) in tokens.iter().enumerate() {
             let left_after = room.saturating_sub(k as u32 + 1);
             match index.step_token(self.matcher.state(), t) {
-                Some(next) if index.shortest_tokens(next) <= left_after => {
+                Some(next) if index.finishes_within(next, left_after) => {
                     self.matcher.accept(t).expect("forced tokens step the automaton");
                     kept += 1;
                 }

@@ -23,6 +23,8 @@ pub struct TokenTrie {
     packed: Vec<u64>,
     /// Bytes used in each node's subtree, see [`TokenTrie::subtree_bytes`].
     subtree_bytes: Vec<u128>,
+    /// Depth of the deepest node in each node's subtree, see [`TokenTrie::subtree_depths`].
+    subtree_depth: Vec<u16>,
     n_vocab: usize,
     max_depth: usize,
 }
@@ -78,6 +80,7 @@ impl TokenTrie {
             tok_off: Vec::with_capacity(cap + 1),
             packed: Vec::new(),
             subtree_bytes: Vec::new(),
+            subtree_depth: Vec::new(),
             node_tokens: Vec::with_capacity(ids.len()),
             n_vocab: vocab.len(),
             max_depth: 0,
@@ -170,10 +173,14 @@ impl TokenTrie {
             path.push(i as u32);
         }
         t.subtree_bytes = vec![0u128; n];
+        t.subtree_depth = t.depth.clone();
         for i in (1..n).rev() {
             let own = t.subtree_bytes[i] | byte_bit(t.bytes[i]);
             t.subtree_bytes[i] = own;
             t.subtree_bytes[parent[i] as usize] |= own;
+            let deepest = t.subtree_depth[i];
+            let p = &mut t.subtree_depth[parent[i] as usize];
+            *p = (*p).max(deepest);
         }
         t
     }
@@ -184,6 +191,13 @@ impl TokenTrie {
     #[inline]
     pub fn subtree_bytes(&self) -> &[u128] {
         &self.subtree_bytes
+    }
+
+    /// The depth of the deepest node in the subtree of `node` (its own included): a token
+    /// below `node` is at most this many bytes long.
+    #[inline]
+    pub fn subtree_depths(&self) -> &[u16] {
+        &self.subtree_depth
     }
 
     /// Every node as one `u64` (byte, depth, has-tokens flag, subtree size; read with the
