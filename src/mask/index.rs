@@ -380,9 +380,11 @@ impl MaskIndex {
         let sub_depth = trie.subtree_depths();
         let max_run = trie.max_depth().min(u16::MAX as usize) as u16;
         let n_nodes = nodes.len();
-        let mut top = TokenSet::new(self.vocab.len());
-        // (d, tokens) buckets; most live tokens share a few d values
-        let mut buckets: Vec<(u32, Vec<u32>)> = Vec::new();
+        // (d, ranges of `node_tokens`) buckets; most live tokens share a few d values. Ranges,
+        // not tokens: a bulk subtree is one range, and the dominant bucket is never listed.
+        let mut buckets: Vec<(u32, Vec<(u32, u32)>)> = Vec::new();
+        // ranges of tokens found dead (or unable to finish)
+        let mut dead: Vec<(u32, u32)> = Vec::new();
         let mut bucket_of: HashMap<u32, u32> = HashMap::new();
         let mut local = WalkTable::default();
         let mut guard = self.walk_table.try_lock().ok();
@@ -414,7 +416,9 @@ impl MaskIndex {
             visited += 1;
             let t = table.step(a, classes, stack[depth - 1], packed::byte(nd));
             if t == DEAD {
-                i += packed::subtree(nd);
+                let end = i + packed::subtree(nd);
+                dead.push((tok_off[i], tok_off[end]));
+                i = end;
                 continue;
             }
             stack[depth] = t;
@@ -478,17 +482,33 @@ impl MaskIndex {
                     };
                     bucket_by_state[si] = (epoch, b);
                 }
+                let range = (tok_off[i], tok_off[end]);
                 if b != u32::MAX {
-                    let toks = &node_tokens[tok_off[i] as usize..tok_off[end] as usize];
-                    buckets[b as usize].1.extend_from_slice(toks);
-                    for &t in toks {
-                        top.insert(t);
-                    }
-                    n_live += toks.len();
+                    buckets[b as usize].1.push(range);
+                    n_live += (range.1 - range.0) as usize;
+                } else {
+                    dead.push(range);
                 }
             }
             i = end;
         }
+        // Build the live set from whichever side is smaller: the live tokens, or every text
+        // token minus the dead ones (most tokens are live inside strings).
+        let mut top = if n_live * 2 > node_tokens.len() {
+            let mut top = TokenSet::from_words(self.vocab.len(), trie.token_bits().to_vec());
+            for t in tokens_in(node_tokens, &dead) {
+                top.remove(t);
+            }
+            top
+        } else {
+            let mut top = TokenSet::new(self.vocab.len());
+            for (_, ranges) in &buckets {
+                for t in tokens_in(node_tokens, ranges) {
+                    top.insert(t);
+                }
+            }
+            top
+        };
         buckets.sort_unstable_by_key(|b| b.0);
         let accepting = a.is_accepting(state);
         if accepting {
@@ -497,19 +517,18 @@ impl MaskIndex {
             }
         }
         // The dominant level's tokens are implied (top minus the others): drop them unsorted.
-        let dominant = buckets.iter().enumerate().max_by_key(|(_, b)| b.1.len()).map(|(i, _)| i).unwrap_or(0);
+        let count = |ranges: &[(u32, u32)]| ranges.iter().map(|&(lo, hi)| hi - lo).sum::<u32>();
+        let dominant = buckets.iter().enumerate().max_by_key(|(_, b)| count(&b.1)).map(|(i, _)| i).unwrap_or(0);
         let levels: Vec<Level> = buckets
             .into_iter()
             .enumerate()
-            .map(|(i, (d, mut toks))| {
-                let count = toks.len() as u32;
-                if i == dominant {
-                    toks = Vec::new();
-                } else {
+            .map(|(i, (d, ranges))| {
+                let mut toks = Vec::new();
+                if i != dominant {
+                    toks.extend(tokens_in(node_tokens, &ranges));
                     toks.sort_unstable();
-                    toks.shrink_to_fit();
                 }
-                Level { d, count, toks }
+                Level { d, count: count(&ranges), toks }
             })
             .collect();
         let sets: Vec<OnceLock<Arc<TokenSet>>> = (0..=levels.len()).map(|_| OnceLock::new()).collect();
@@ -530,4 +549,9 @@ impl MaskIndex {
             nodes_visited: visited,
         }
     }
+}
+
+/// The tokens of `ranges` of the trie's `node_tokens`.
+fn tokens_in<'a>(node_tokens: &'a [u32], ranges: &'a [(u32, u32)]) -> impl Iterator<Item = u32> + 'a {
+    ranges.iter().flat_map(move |&(lo, hi)| node_tokens[lo as usize..hi as usize].iter().copied())
 }

@@ -16,6 +16,13 @@ impl TokenSet {
         TokenSet { words: vec![0; len.div_ceil(64)], len }
     }
 
+    /// A set from its 64-bit words (bit `i % 64` of word `i / 64` is id `i`); `words` must
+    /// hold exactly `len.div_ceil(64)` words with no bit at or past `len`.
+    pub fn from_words(len: usize, words: Vec<u64>) -> TokenSet {
+        assert_eq!(words.len(), len.div_ceil(64), "word count for {len} ids");
+        TokenSet { words, len }
+    }
+
     pub fn from_ids(len: usize, ids: impl IntoIterator<Item = u32>) -> TokenSet {
         let mut s = TokenSet::new(len);
         for i in ids {

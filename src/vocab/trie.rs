@@ -25,6 +25,8 @@ pub struct TokenTrie {
     subtree_bytes: Vec<u128>,
     /// Depth of the deepest node in each node's subtree, see [`TokenTrie::subtree_depths`].
     subtree_depth: Vec<u16>,
+    /// Every token of the trie as a bitset over ids, see [`TokenTrie::token_bits`].
+    token_bits: Vec<u64>,
     n_vocab: usize,
     max_depth: usize,
 }
@@ -81,6 +83,7 @@ impl TokenTrie {
             packed: Vec::new(),
             subtree_bytes: Vec::new(),
             subtree_depth: Vec::new(),
+            token_bits: vec![0; vocab.len().div_ceil(64)],
             node_tokens: Vec::with_capacity(ids.len()),
             n_vocab: vocab.len(),
             max_depth: 0,
@@ -141,6 +144,7 @@ impl TokenTrie {
             // most recently created node (sorted order guarantees it).
             debug_assert_eq!(*stack.last().unwrap() as usize, t.bytes.len() - 1);
             t.node_tokens.push(id);
+            t.token_bits[id as usize / 64] |= 1 << (id % 64);
             t.max_depth = t.max_depth.max(b.len());
             prev = b;
         }
@@ -198,6 +202,13 @@ impl TokenTrie {
     #[inline]
     pub fn subtree_depths(&self) -> &[u16] {
         &self.subtree_depth
+    }
+
+    /// The ids of every token in the trie (the vocabulary's text tokens) as 64-bit words,
+    /// bit `i % 64` of word `i / 64` for id `i`: the start of a mask built by removal.
+    #[inline]
+    pub fn token_bits(&self) -> &[u64] {
+        &self.token_bits
     }
 
     /// Every node as one `u64` (byte, depth, has-tokens flag, subtree size; read with the
