@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use regex_automata::{
     dfa::{dense, Automaton as _, StartKind},
     nfa::thompson,
-    util::{primitives::StateID as RaStateId, start, syntax},
+    util::{primitives::StateID as RaStateId, start},
     Anchored, MatchKind,
 };
 
@@ -60,35 +60,34 @@ impl Automaton {
                 format!("max_regex_len = {}", limits.max_regex_len),
             ));
         }
-        // Parse first for precise error positions.
-        let mut parser = regex_syntax::ParserBuilder::new().nest_limit(1000).build();
-        if let Err(e) = parser.parse(pattern) {
-            return Err(syntax_error(&e));
-        }
+        // Parsed once, here, for precise error positions; the NFA is built from the result.
+        let hir = regex_syntax::ParserBuilder::new().nest_limit(1000).build().parse(pattern).map_err(|e| syntax_error(&e))?;
         let cfg = dense::Config::new()
             .start_kind(StartKind::Anchored)
             .match_kind(MatchKind::All)
             .minimize(minimize)
+            .accelerate(false)
             .dfa_size_limit(Some(limits.dfa_size_bytes))
             .determinize_size_limit(Some(limits.determinize_size_bytes));
+        let too_large = |e: &dyn std::fmt::Display| {
+            FormatError::too_complex(
+                format!("the automaton is too large ({e})"),
+                format!("dfa_size_bytes = {}, determinize_size_bytes = {}", limits.dfa_size_bytes, limits.determinize_size_bytes),
+            )
+        };
+        let nfa = thompson::Compiler::new()
+            .configure(thompson::Config::new().nfa_size_limit(Some(limits.determinize_size_bytes)).shrink(false))
+            .build_from_hir(&hir)
+            .map_err(|e| match e.size_limit() {
+                Some(_) => too_large(&e),
+                None => FormatError::InvalidRegex { message: e.to_string(), position: None },
+            })?;
         let dfa = dense::Builder::new()
             .configure(cfg)
-            .syntax(syntax::Config::new().nest_limit(1000))
-            .thompson(
-                thompson::Config::new()
-                    .nfa_size_limit(Some(limits.determinize_size_bytes))
-                    .shrink(false),
-            )
-            .build(pattern)
+            .build_from_nfa(&nfa)
             .map_err(|e| {
                 if e.is_size_limit_exceeded() || e.to_string().contains("exceeded") || format!("{e:?}").contains("ExceededSizeLimit") {
-                    FormatError::too_complex(
-                        format!("the automaton is too large ({e})"),
-                        format!(
-                            "dfa_size_bytes = {}, determinize_size_bytes = {}",
-                            limits.dfa_size_bytes, limits.determinize_size_bytes
-                        ),
-                    )
+                    too_large(&e)
                 } else {
                     FormatError::InvalidRegex { message: e.to_string(), position: None }
                 }

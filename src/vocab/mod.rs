@@ -29,6 +29,8 @@ pub struct Vocab {
     is_eog_flags: Vec<bool>,
     n_text: usize,
     max_token_len: usize,
+    /// See [`Vocab::has_all_bytes`] (asked once per compiled format, so computed once here).
+    all_bytes: bool,
 }
 
 impl Vocab {
@@ -54,7 +56,12 @@ impl Vocab {
             .collect();
         let n_text = tokens.iter().filter(|t| !t.is_empty()).count();
         let max_token_len = tokens.iter().map(|t| t.len()).max().unwrap_or(0);
-        Vocab { tokens, eog: eog_clean, is_eog_flags, n_text, max_token_len }
+        let mut byte_seen = [false; 256];
+        for t in tokens.iter().filter(|t| t.len() == 1) {
+            byte_seen[t[0] as usize] = true;
+        }
+        let all_bytes = byte_seen.iter().all(|&b| b);
+        Vocab { tokens, eog: eog_clean, is_eog_flags, n_text, max_token_len, all_bytes }
     }
 
     /// Number of token ids (including control tokens).
@@ -119,7 +126,7 @@ impl Vocab {
     /// True if every byte 0..=255 is a single-byte token, so that
     /// "bytes needed" bounds "tokens needed".
     pub fn has_all_bytes(&self) -> bool {
-        self.single_byte_tokens().iter().all(|t| t.is_some())
+        self.all_bytes
     }
 }
 
