@@ -6,7 +6,7 @@ PYTHON ?= python3
 MODEL ?=
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup deps model build serve test pydeps browser fuzz-smoke bench bench-serve bench-mask bench-load bench-peers
+.PHONY: setup deps model build serve test pydeps browser fuzz-smoke bench bench-serve bench-mask bench-load bench-peers bench-build
 
 setup: deps model build
 
@@ -79,3 +79,8 @@ bench-peers: deps model
 	    --engines conform,llguidance,outlines --limit $(PEERS_LIMIT) --json bench/results/peers-llama3.json
 	./target/release/maskbench --data $(PEERS_DATA)/jsonschemabench --vocab models/qwen2.5-coder-0.5b-instruct.gguf \
 	    --engines conform,llguidance,outlines,llamacpp --limit $(PEERS_LIMIT) --json bench/results/peers-qwen2.5.json
+
+# Benchmarks are not run in CI, but they must keep compiling (CI runs this).
+bench-build:
+	@$(CARGO) build --release --quiet --benches
+	@$(CARGO) build --release --quiet --features peers --bin maskbench

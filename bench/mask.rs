@@ -73,6 +73,9 @@ fn error_kind(e: &FormatError) -> String {
         FormatError::InvalidRegex { .. } => "invalid regex".into(),
         FormatError::EmptyLanguage { .. } => "empty language".into(),
         FormatError::EmptyChoice => "empty choice".into(),
+        FormatError::InvalidGrammar { .. } => "invalid grammar".into(),
+        FormatError::InvalidInstruction { .. } => "invalid instruction".into(),
+        FormatError::Contradictory { .. } => "contradictory".into(),
     }
 }
 
