@@ -30,6 +30,10 @@ use rand::{Rng, SeedableRng};
 use conform::testdata::data_dir;
 use serde_json::{json, Value};
 
+#[path = "percentile.rs"]
+mod percentile;
+use percentile::pct;
+
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default)
 }
@@ -44,14 +48,6 @@ fn default_vocab() -> (String, Vocab) {
     (id, Vocab::from_llama(&model))
 }
 
-/// Nearest-rank percentile of sorted `v` (in whatever unit v is).
-fn pct(v: &[f64], p: f64) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
-    v[rank.clamp(1, v.len()) - 1]
-}
 
 fn summary(v: &mut [f64], ps: &[f64]) -> Value {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());

@@ -56,8 +56,7 @@ enum Tokenizer {
 impl Vocabulary {
     /// A `tokenizer.json` (Hugging Face) or a GGUF file, of which only the vocabulary is read.
     pub fn load(path: &Path) -> Result<Vocabulary, String> {
-        let is_gguf = path.extension().is_some_and(|e| e == "gguf");
-        if is_gguf {
+        if Self::is_gguf(path) {
             let mut backend = LlamaBackend::init().map_err(|e| e.to_string())?;
             backend.void_logs();
             let params = LlamaModelParams::default().with_vocab_only(true);

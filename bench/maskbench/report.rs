@@ -7,6 +7,10 @@ use serde_json::{json, Map, Value};
 
 use crate::worker::{Answer, Outcome};
 
+#[path = "../percentile.rs"]
+mod percentile;
+use percentile::pct;
+
 /// Everything one engine answered, by schema index.
 pub struct EngineResults {
     pub name: String,
@@ -45,14 +49,6 @@ fn passes(a: &Answer) -> bool {
     a.compile_us.is_some() && a.valid.iter().all(|&v| v) && a.invalid.iter().all(|&v| !v)
 }
 
-/// Nearest-rank percentile of sorted `v`.
-fn pct(v: &[f64], p: f64) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
-    v[rank.clamp(1, v.len()) - 1]
-}
 
 fn summary(mut v: Vec<f64>, ps: &[(&str, f64)]) -> Value {
     v.sort_by(|a, b| a.total_cmp(b));

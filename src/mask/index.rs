@@ -54,10 +54,6 @@ impl StateMask {
     pub fn is_accepting(&self) -> bool {
         self.accepting
     }
-    /// Whether the levels are by exact `d` (see the type's comment).
-    pub fn is_exact(&self) -> bool {
-        self.exact
-    }
     /// Number of live text tokens (ignoring the budget).
     pub fn n_live(&self) -> usize {
         self.n_live
@@ -450,7 +446,7 @@ impl MaskIndex {
                     let b = packed::byte(nd);
                     let back = if b >= 0x80 && nd & packed::UTF8_CLEAN != 0 { packed::char_back(nd) } else { 0 };
                     let from = stack[depth - 1 - back];
-                    (b < 0x7F && t != p || back > 0 || b >= 0x80 && nd & packed::UTF8_CLEAN != 0) && {
+                    (b < 0x7F && t != p || b >= 0x80 && nd & packed::UTF8_CLEAN != 0) && {
                         let chain = table.chain(a, classes, from, max_run, &mut |q| self.tokens_bound(q));
                         let height = sub_depth[i] as usize + 1 - (depth - back);
                         let fits = if sub_bytes[i] & 1 << 127 == 0 {

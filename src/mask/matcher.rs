@@ -13,8 +13,7 @@ pub struct Matcher {
     state: u32,
     /// An EOG token was accepted: nothing more may be generated.
     ended: bool,
-    /// Cached mask of `state` (avoids the cache mutex on every step).
-    /// The mask of the state it was fetched for.
+    /// Cached mask (avoids the cache mutex on every step), with the state it was fetched for.
     cur: Option<(u32, Arc<StateMask>)>,
 }
 

@@ -56,12 +56,9 @@ impl Vocab {
             .collect();
         let n_text = tokens.iter().filter(|t| !t.is_empty()).count();
         let max_token_len = tokens.iter().map(|t| t.len()).max().unwrap_or(0);
-        let mut byte_seen = [false; 256];
-        for t in tokens.iter().filter(|t| t.len() == 1) {
-            byte_seen[t[0] as usize] = true;
-        }
-        let all_bytes = byte_seen.iter().all(|&b| b);
-        Vocab { tokens, eog: eog_clean, is_eog_flags, n_text, max_token_len, all_bytes }
+        let mut v = Vocab { tokens, eog: eog_clean, is_eog_flags, n_text, max_token_len, all_bytes: false };
+        v.all_bytes = v.single_byte_tokens().iter().all(Option::is_some);
+        v
     }
 
     /// Number of token ids (including control tokens).
