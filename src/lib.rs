@@ -8,5 +8,6 @@ pub mod manifest;
 pub mod mask;
 pub mod metrics;
 pub mod server;
+pub mod tpm;
 pub mod testdata;
 pub mod vocab;

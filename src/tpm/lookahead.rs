@@ -1,0 +1,374 @@
+//! The lookahead dynamic program: how likely the HMM is to finish a format from here.
+//!
+//! For an automaton state `q` and hidden state `z`, `β_r(z, q)` is the probability that the HMM,
+//! with `z` about to emit, writes at most `r` more bytes that take `q` to an accepting state and
+//! then ends. Sweeping `r` upwards from `β_0(z, q) = E[z][EOT]·[q accepting]`:
+//!
+//! `β_r(z, q) = E[z][EOT]·[q ∈ F] + Σ_c E_c[z] · Σ_z' T[z][z'] β_{r-1}(z', δ(q, c))`
+//!
+//! over the automaton's byte classes `c` (bytes a state cannot tell apart), so a sweep costs
+//! `O(|Q|·H² + |δ|·H)`. A table keeps `G_r = T·β_r` at a few byte horizons `r`. A sequence keeps a
+//! forward filter `a(z) = P(next hidden state | bytes so far)`; a candidate token's score is
+//! `P(α | bytes so far + token) = Σ_z a'(z) β_r(z, q')`, where the last byte goes through `G`
+//! so it costs `O(H)` instead of `O(H²)`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::hmm::{Hmm, EOT};
+use crate::mask::ByteAutomaton;
+
+/// Byte horizons of the tables the server builds: doubling up to the longest output we plan for.
+pub const HORIZONS: [u32; 8] = [8, 16, 32, 64, 128, 256, 512, 1024];
+
+/// Past these a format gets no tables; the request falls back to the mask (and says so).
+#[derive(Clone, Copy, Debug)]
+pub struct Caps {
+    pub max_states: usize,
+    /// Multiply-adds of all sweeps together.
+    pub max_work: u64,
+}
+
+impl Default for Caps {
+    fn default() -> Self {
+        // ~1-2 s of one core for the largest allowed format.
+        Caps { max_states: 20_000, max_work: 3_000_000_000 }
+    }
+}
+
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+pub enum TablesError {
+    #[error("the format has more than {max} automaton states reachable; lookahead handles up to {max}")]
+    TooManyStates { max: usize },
+    #[error("lookahead tables for this format would take {work} steps of work; the cap is {cap}")]
+    TooMuchWork { work: u64, cap: u64 },
+}
+
+/// The lookahead tables of one (HMM, format) pair. Built once per compiled format and shared.
+pub struct Tables {
+    hmm: Arc<Hmm>,
+    automaton: Arc<dyn ByteAutomaton>,
+    /// Row of each live automaton state (states that can still accept).
+    row: HashMap<u32, u32>,
+    horizons: Vec<u32>,
+    /// Per horizon, `G_r[row * H + z] = Σ_z' T[z][z'] β_r(z', state)`.
+    next_value: Vec<Vec<f64>>,
+    pub build_time: Duration,
+    pub states: usize,
+}
+
+impl Tables {
+    /// Sweeps the dynamic program up to the last horizon (ascending), within `caps`.
+    pub fn build(hmm: Arc<Hmm>, automaton: Arc<dyn ByteAutomaton>, horizons: &[u32], caps: Caps) -> Result<Tables, TablesError> {
+        let start = Instant::now();
+        let h = hmm.hidden();
+        let classes = automaton.byte_classes();
+        let n_classes = classes.iter().map(|&c| c as usize).max().unwrap_or(0) + 1;
+        let mut members: Vec<Vec<u8>> = vec![Vec::new(); n_classes];
+        for b in 0..=255u8 {
+            members[classes[b as usize] as usize].push(b);
+        }
+        // Emission of each class: the class's bytes together.
+        let class_emit: Vec<Vec<f64>> = members
+            .iter()
+            .map(|bytes| (0..h).map(|z| bytes.iter().map(|&b| hmm.emission(z, b as usize)).sum()).collect())
+            .collect();
+
+        // Live states reachable from the start, and their live moves (class, target row).
+        let live = |s: u32| automaton.min_bytes_to_accept(s) != u32::MAX;
+        let mut row: HashMap<u32, u32> = HashMap::new();
+        let mut states = Vec::new();
+        let mut moves: Vec<Vec<(u32, u32)>> = Vec::new();
+        let s0 = automaton.start();
+        if live(s0) {
+            row.insert(s0, 0);
+            states.push(s0);
+        }
+        let mut i = 0;
+        while i < states.len() {
+            let s = states[i];
+            let mut out = Vec::new();
+            for (c, bytes) in members.iter().enumerate() {
+                let Some(t) = bytes.first().and_then(|&b| automaton.next(s, b)) else { continue };
+                if !live(t) {
+                    continue;
+                }
+                let next_row = match row.get(&t) {
+                    Some(&r) => r,
+                    None => {
+                        if states.len() >= caps.max_states {
+                            return Err(TablesError::TooManyStates { max: caps.max_states });
+                        }
+                        row.insert(t, states.len() as u32);
+                        states.push(t);
+                        states.len() as u32 - 1
+                    }
+                };
+                out.push((c as u32, next_row));
+            }
+            moves.push(out);
+            i += 1;
+        }
+        let q = states.len();
+        let n_moves: usize = moves.iter().map(Vec::len).sum();
+        let sweeps = horizons.last().copied().unwrap_or(0) as u64;
+        let work = sweeps.saturating_mul((q * h * h + n_moves * h) as u64);
+        if work > caps.max_work {
+            return Err(TablesError::TooMuchWork { work, cap: caps.max_work });
+        }
+
+        let eot = hmm.emission_column(EOT).to_vec();
+        let base: Vec<f64> = states
+            .iter()
+            .flat_map(|&s| {
+                let accepting = automaton.is_accepting(s);
+                eot.iter().map(move |&e| if accepting { e } else { 0.0 })
+            })
+            .collect();
+        let mut beta = base.clone();
+        let mut g = vec![0.0; q * h];
+        let mut fresh = vec![0.0; h];
+        let mut next_value = Vec::with_capacity(horizons.len());
+        let mut converged = false;
+        let mut r = 0u32;
+        for &horizon in horizons {
+            while r < horizon && !converged {
+                apply_transitions(&hmm, &beta, &mut g);
+                let mut change: f64 = 0.0;
+                for (k, out) in moves.iter().enumerate() {
+                    fresh.copy_from_slice(&base[k * h..(k + 1) * h]);
+                    for &(c, t) in out {
+                        let e = &class_emit[c as usize];
+                        let gt = &g[t as usize * h..(t as usize + 1) * h];
+                        for z in 0..h {
+                            fresh[z] += e[z] * gt[z];
+                        }
+                    }
+                    let cur = &mut beta[k * h..(k + 1) * h];
+                    for z in 0..h {
+                        change = change.max((fresh[z] - cur[z]).abs() / fresh[z].max(f64::MIN_POSITIVE));
+                    }
+                    cur.copy_from_slice(&fresh);
+                }
+                r += 1;
+                // β only grows with r; once it stops moving every later horizon is the same.
+                converged = change < 1e-12;
+            }
+            apply_transitions(&hmm, &beta, &mut g);
+            next_value.push(g.clone());
+        }
+        Ok(Tables {
+            hmm,
+            automaton,
+            row,
+            horizons: horizons.to_vec(),
+            next_value,
+            build_time: start.elapsed(),
+            states: q,
+        })
+    }
+
+    pub fn hmm(&self) -> &Arc<Hmm> {
+        &self.hmm
+    }
+
+    /// The table for `remaining_bytes`: the longest horizon within it (the shortest if none).
+    fn table(&self, remaining_bytes: u32) -> &[f64] {
+        let k = self.horizons.partition_point(|&r| r <= remaining_bytes);
+        &self.next_value[k.saturating_sub(1)]
+    }
+
+    /// A filter at the start of an output.
+    pub fn filter(&self) -> Filter {
+        Filter { belief: self.hmm.init.clone() }
+    }
+
+    /// `P(α | bytes so far, then `bytes`)` within `remaining_bytes` bytes after them, where
+    /// `state` is the automaton state and `filter` the belief after the bytes so far. 0 when
+    /// `bytes` lead to a dead state (or there are none).
+    pub fn score(&self, filter: &Filter, state: u32, bytes: &[u8], remaining_bytes: u32, scratch: &mut Vec<f64>) -> f64 {
+        let Some((&last, head)) = bytes.split_last() else { return 0.0 };
+        let mut s = state;
+        scratch.clear();
+        scratch.extend_from_slice(&filter.belief);
+        for &b in head {
+            match self.automaton.next(s, b) {
+                Some(t) => s = t,
+                None => return 0.0,
+            }
+            if !step_belief(&self.hmm, scratch, b) {
+                return 0.0;
+            }
+        }
+        let Some(t) = self.automaton.next(s, last) else { return 0.0 };
+        let Some(&row) = self.row.get(&t) else { return 0.0 };
+        let h = self.hmm.hidden();
+        let g = &self.table(remaining_bytes)[row as usize * h..(row as usize + 1) * h];
+        let e = self.hmm.emission_column(last as usize);
+        let (mut num, mut den) = (0.0, 0.0);
+        for z in 0..h {
+            let w = scratch[z] * e[z];
+            num += w * g[z];
+            den += w;
+        }
+        if den > 0.0 {
+            num / den
+        } else {
+            0.0
+        }
+    }
+}
+
+/// `g[q] = T · beta[q]` for every row `q`.
+fn apply_transitions(hmm: &Hmm, beta: &[f64], g: &mut [f64]) {
+    let h = hmm.hidden();
+    for (b, out) in beta.chunks_exact(h).zip(g.chunks_exact_mut(h)) {
+        for (z, o) in out.iter_mut().enumerate() {
+            *o = hmm.trans_row(z).iter().zip(b).map(|(t, v)| t * v).sum();
+        }
+    }
+}
+
+/// Moves a belief over the hidden state that emits next past one emitted byte. False when the
+/// byte is impossible under the belief.
+fn step_belief(hmm: &Hmm, belief: &mut [f64], byte: u8) -> bool {
+    let h = hmm.hidden();
+    let e = hmm.emission_column(byte as usize);
+    let mut weighted = vec![0.0; h];
+    let mut total = 0.0;
+    for z in 0..h {
+        weighted[z] = belief[z] * e[z];
+        total += weighted[z];
+    }
+    if total <= 0.0 || !total.is_finite() {
+        return false;
+    }
+    belief.fill(0.0);
+    for (z, w) in weighted.iter().enumerate() {
+        let w = w / total;
+        if w != 0.0 {
+            for (b, t) in belief.iter_mut().zip(hmm.trans_row(z)) {
+                *b += w * t;
+            }
+        }
+    }
+    true
+}
+
+/// One sequence's belief about the HMM's hidden state after the bytes generated so far.
+#[derive(Clone, Debug)]
+pub struct Filter {
+    belief: Vec<f64>,
+}
+
+impl Filter {
+    pub fn advance(&mut self, hmm: &Hmm, bytes: &[u8]) {
+        for &b in bytes {
+            if !step_belief(hmm, &mut self.belief, b) {
+                // Impossible under the model (cannot happen with smoothed emissions): start over
+                // rather than carry a zero belief.
+                self.belief.copy_from_slice(&hmm.init);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::{compile_regex, Limits};
+    use crate::tpm::hmm::SYMBOLS;
+
+    /// An HMM that puts most of its mass on `a`, `b`, `c` and end of text, a little elsewhere.
+    fn hmm() -> Arc<Hmm> {
+        let row = |weights: [f64; 4]| {
+            let mut r = vec![0.001; SYMBOLS];
+            r[b'a' as usize] = weights[0];
+            r[b'b' as usize] = weights[1];
+            r[b'c' as usize] = weights[2];
+            r[EOT] = weights[3];
+            r
+        };
+        Arc::new(Hmm::new(3, vec![0.5, 0.3, 0.2], vec![0.6, 0.3, 0.1, 0.2, 0.5, 0.3, 0.3, 0.3, 0.4], &[row([3.0, 1.0, 0.5, 0.2]), row([0.5, 2.0, 1.0, 0.5]), row([1.0, 1.0, 1.0, 2.0])]).unwrap())
+    }
+
+    /// Probability of `prefix` as the start of a text (no end yet).
+    fn prefix_probability(hmm: &Hmm, prefix: &[u8]) -> f64 {
+        let mut belief = hmm.init.clone();
+        let mut p = 1.0;
+        for &b in prefix {
+            let e = hmm.emission_column(b as usize);
+            let total: f64 = belief.iter().zip(e).map(|(a, e)| a * e).sum();
+            p *= total;
+            assert!(step_belief(hmm, &mut belief, b));
+        }
+        p
+    }
+
+    /// `P(α within r | prefix)` by enumerating every continuation over the live alphabet.
+    fn brute_force(hmm: &Hmm, automaton: &dyn ByteAutomaton, prefix: &[u8], r: usize) -> f64 {
+        let mut total = 0.0;
+        let mut frontier: Vec<Vec<u8>> = vec![Vec::new()];
+        for len in 0..=r {
+            for w in &frontier {
+                let text: Vec<u8> = prefix.iter().chain(w.iter()).copied().collect();
+                if automaton.accepts(&text) {
+                    total += hmm.log_likelihood(&text).exp();
+                }
+            }
+            if len < r {
+                frontier = frontier.iter().flat_map(|w| b"abc".iter().map(move |&c| [w.as_slice(), &[c]].concat())).collect();
+            }
+        }
+        total / prefix_probability(hmm, prefix)
+    }
+
+    #[test]
+    fn the_dynamic_program_equals_brute_force_enumeration() {
+        let limits = Limits::default();
+        let automaton: Arc<dyn ByteAutomaton> = Arc::new(compile_regex("(ab|b)*c(a|bc)?", &limits).unwrap());
+        let hmm = hmm();
+        let horizons = [0, 1, 2, 5, 8];
+        let tables = Tables::build(hmm.clone(), automaton.clone(), &horizons, Caps::default()).unwrap();
+        let mut scratch = Vec::new();
+        for prefix in [&b""[..], b"b", b"ab", b"abb", b"bc"] {
+            let mut state = automaton.start();
+            for &b in prefix {
+                state = automaton.next(state, b).unwrap();
+            }
+            let mut filter = tables.filter();
+            filter.advance(&hmm, prefix);
+            for candidate in [&b"a"[..], b"b", b"c", b"ab", b"bc", b"cbc", b"x"] {
+                for &r in &horizons {
+                    let got = tables.score(&filter, state, candidate, r, &mut scratch);
+                    let text: Vec<u8> = prefix.iter().chain(candidate).copied().collect();
+                    let dead = {
+                        let mut s = Some(automaton.start());
+                        for &b in &text {
+                            s = s.and_then(|s| automaton.next(s, b));
+                        }
+                        s.is_none()
+                    };
+                    let want = if dead { 0.0 } else { brute_force(&hmm, automaton.as_ref(), &text, r as usize) };
+                    assert!(
+                        (got - want).abs() <= 1e-9 * want.max(1e-30) + 1e-15,
+                        "prefix {:?} + {:?}, r = {r}: dp {got} vs brute force {want}",
+                        String::from_utf8_lossy(prefix),
+                        String::from_utf8_lossy(candidate)
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn caps_refuse_large_formats() {
+        let limits = Limits::default();
+        let automaton: Arc<dyn ByteAutomaton> = Arc::new(compile_regex("[a-z]{0,300}", &limits).unwrap());
+        let small = Caps { max_states: 50, max_work: u64::MAX };
+        assert_eq!(Tables::build(hmm(), automaton.clone(), &HORIZONS, small).err(), Some(TablesError::TooManyStates { max: 50 }));
+        let cheap = Caps { max_states: 100_000, max_work: 1000 };
+        assert!(matches!(Tables::build(hmm(), automaton, &HORIZONS, cheap), Err(TablesError::TooMuchWork { .. })));
+    }
+}
