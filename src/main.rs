@@ -31,8 +31,41 @@ enum Command {
         #[arg(long, default_value_t = 0.0)]
         temperature: f32,
     },
+    /// Distil the lookahead TPM (a byte HMM) from the model's own answers to task-only prompts.
+    Distill(DistillArgs),
     /// A/B decoding arms (free vs mask) on a task suite; writes report.json and report.html.
     Ab(AbArgs),
+}
+
+#[derive(Args)]
+struct DistillArgs {
+    #[command(flatten)]
+    engine: EngineArgs,
+    /// Where to write the TPM (default: next to the model, `.tpm` instead of `.gguf`, which
+    /// `serve` loads).
+    #[arg(long)]
+    out: Option<std::path::PathBuf>,
+    /// The shared data directory (GSM8K train, IFEval, BFCL prompts).
+    #[arg(long, default_value = "../shared/data")]
+    data: std::path::PathBuf,
+    /// Answers to sample.
+    #[arg(long, default_value_t = 400)]
+    samples: usize,
+    #[arg(long, default_value_t = 256)]
+    max_tokens: u32,
+    #[arg(long, default_value_t = 1.0)]
+    temperature: f32,
+    /// Hidden states of the HMM.
+    #[arg(long, default_value_t = 128)]
+    hidden: usize,
+    /// EM iterations.
+    #[arg(long, default_value_t = 30)]
+    iterations: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Continue EM from the TPM already at --out (samples always continue where they stopped).
+    #[arg(long)]
+    resume: bool,
 }
 
 #[derive(Args)]
@@ -95,6 +128,10 @@ struct EngineArgs {
     /// Most tokens per decode call.
     #[arg(long, env = "CONFORM_BATCH_SIZE", default_value_t = 512)]
     batch_size: u32,
+    /// The model's TPM for `format_mode: "lookahead"` (default: next to the model, `.tpm`
+    /// instead of `.gguf`, when that file exists).
+    #[arg(long, env = "CONFORM_TPM")]
+    tpm: Option<std::path::PathBuf>,
 }
 
 #[derive(Args)]
@@ -195,6 +232,25 @@ impl EngineArgs {
         tracing::info!(model = %path.display(), ?config, "loading");
         Engine::start(&path, id, config)
     }
+
+    /// The TPM given with --tpm, else the one next to the model if there is one.
+    fn tpm(&self, engine: &Engine) -> anyhow::Result<Option<std::sync::Arc<conform::tpm::Hmm>>> {
+        let path = match &self.tpm {
+            Some(path) => path.clone(),
+            None => {
+                let (_, model) = manifest::resolve(self.model.as_deref())?;
+                let path = conform::tpm::default_path(&model);
+                if !path.exists() {
+                    tracing::info!("no TPM at {}: format_mode \"lookahead\" is unavailable", path.display());
+                    return Ok(None);
+                }
+                path
+            }
+        };
+        let hmm = conform::tpm::load_for(&path, &engine.info.fingerprint)?;
+        tracing::info!(tpm = %path.display(), hidden_states = hmm.hidden(), "lookahead TPM loaded");
+        Ok(Some(std::sync::Arc::new(hmm)))
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -208,6 +264,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(args),
         Command::Ab(args) => ab(args),
+        Command::Distill(args) => distill(args),
         Command::Generate { engine, prompt, max_tokens, temperature } => {
             let engine = engine.start()?;
             let (events, mut rx) = tokio::sync::mpsc::unbounded_channel();
@@ -239,6 +296,33 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
+fn distill(args: DistillArgs) -> anyhow::Result<()> {
+    let (_, model_path) = manifest::resolve(args.engine.model.as_deref())?;
+    let out = args.out.clone().unwrap_or_else(|| conform::tpm::default_path(&model_path));
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let config = conform::tpm::distill::Config {
+        data: args.data,
+        samples_path: out.with_extension("samples.jsonl"),
+        out,
+        samples: args.samples,
+        max_tokens: args.max_tokens,
+        temperature: args.temperature,
+        hidden: args.hidden,
+        iterations: args.iterations,
+        seed: args.seed,
+        threads,
+        resume: args.resume,
+    };
+    anyhow::ensure!(config.hidden >= 1 && config.hidden <= 4096, "--hidden must be 1..=4096");
+    let engine = args.engine.start()?;
+    let texts = conform::tpm::distill::sample(&engine, &config)?;
+    let fingerprint = engine.info.fingerprint.clone();
+    drop(engine);
+    conform::tpm::distill::fit(&texts, &config, &fingerprint)?;
+    eprintln!("wrote {}", config.out.display());
+    Ok(())
+}
+
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if args.exit_with_stdin {
         std::thread::spawn(|| {
@@ -262,6 +346,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         queue_timeout: std::time::Duration::from_secs(args.queue_timeout),
         limits: args.limits.limits(),
         request_limits: RequestLimits { max_n: args.max_n, max_messages: args.max_messages, max_completion_tokens: args.max_completion_tokens },
+        tpm: args.engine.tpm(&engine)?,
     };
     let state = server::AppState::new(engine, config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
@@ -322,6 +407,7 @@ fn ab(args: AbArgs) -> anyhow::Result<()> {
                     queue_timeout: std::time::Duration::from_secs(24 * 3600),
                     limits: Limits::default(),
                     request_limits: RequestLimits::default(),
+                    tpm: args.engine.tpm(&engine)?,
                 };
                 let state = server::AppState::new(engine, config)?;
                 let model = state.engine.info.id.clone();

@@ -18,7 +18,18 @@ fn tight_budgets_always_close_with_greedy_fast_forward() {
     let loaded = qwen3();
     let (vocab, trie) = (loaded.vocab.clone(), loaded.trie.clone());
     let tokenize_vocab = vocab.clone();
-    walks(Formats::new(vocab, Arc::new(move |bytes: &[u8]| greedy_tokenize(&tokenize_vocab, &trie, bytes))));
+    walks(Formats::new(vocab, Arc::new(move |bytes: &[u8]| greedy_tokenize(&tokenize_vocab, &trie, bytes))), None);
+}
+
+/// Lookahead reweights and trims the mask's tokens but must keep every guarantee: walks under
+/// the uniform TPM close just the same.
+#[test]
+fn lookahead_keeps_the_closure_guarantee() {
+    let loaded = qwen3();
+    let (vocab, trie) = (loaded.vocab.clone(), loaded.trie.clone());
+    let tokenize_vocab = vocab.clone();
+    let formats = Formats::new(vocab, Arc::new(move |bytes: &[u8]| greedy_tokenize(&tokenize_vocab, &trie, bytes)));
+    walks(formats, Some(json!({"format_mode": "lookahead", "format_options": {"tpm": "uniform"}})));
 }
 
 /// The worst tokenizer for fast-forward: one token per forced byte.
@@ -26,10 +37,11 @@ fn tight_budgets_always_close_with_greedy_fast_forward() {
 fn tight_budgets_always_close_with_bytewise_fast_forward() {
     let vocab = qwen3().vocab.clone();
     let singles = vocab.single_byte_tokens();
-    walks(Formats::new(vocab, Arc::new(move |bytes: &[u8]| bytes.iter().map(|&b| singles[b as usize].unwrap()).collect())));
+    walks(Formats::new(vocab, Arc::new(move |bytes: &[u8]| bytes.iter().map(|&b| singles[b as usize].unwrap()).collect())), None);
 }
 
-fn walks(formats: Formats) {
+/// Random walks under each case's format; `mode` adds request fields (e.g. lookahead).
+fn walks(formats: Formats, mode: Option<serde_json::Value>) {
     let vocab = qwen3().vocab.clone();
     let cases = [
         json!({"guided_json": {"type": "object", "properties": {
@@ -40,7 +52,10 @@ fn walks(formats: Formats) {
         json!({"response_format": {"type": "json_object"}}),
     ];
     let mut rng = StdRng::seed_from_u64(11);
-    for case in cases {
+    for mut case in cases {
+        if let Some(mode) = &mode {
+            case.as_object_mut().unwrap().extend(mode.as_object().unwrap().clone());
+        }
         let fields: FormatFields = serde_json::from_value(case.clone()).unwrap();
         let format = formats.compile(&fields).unwrap().unwrap();
         let shortest = format.shortest_tokens();

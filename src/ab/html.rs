@@ -57,6 +57,7 @@ fn color(arm: Arm) -> &'static str {
         Arm::Free => "#8a8a8a",
         Arm::Mask => "#2a6fdb",
         Arm::Lookahead => "#d98c1a",
+        Arm::LookaheadUniform => "#b05fc4",
     }
 }
 

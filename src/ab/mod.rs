@@ -1,5 +1,5 @@
-//! `conform ab`: runs a task suite under several decoding arms (free, mask; lookahead with the
-//! lookahead issue) and reports compliance, task accuracy and cost per arm.
+//! `conform ab`: runs a task suite under several decoding arms (free, mask, lookahead with the
+//! distilled or a uniform TPM) and reports compliance, task accuracy and cost per arm.
 //!
 //! Everything goes through one OpenAI-compatible HTTP client ([`client`]): without `--server`
 //! the CLI starts our own server in-process on a loopback port, so the in-process run and an A/B
@@ -26,14 +26,16 @@ use report::{InstructionResult, ItemResult, Report};
 use suite::{Prompt, Suite, Task};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Arm {
     /// Unconstrained decoding; the format is only checked.
     Free,
     /// The format's token mask at every step (the server's default mode).
     Mask,
-    /// Mask plus a lookahead model of the format (not available yet).
+    /// The mask, reweighted by the model's distilled TPM (`format_mode: "lookahead"`).
     Lookahead,
+    /// The ablation: lookahead with a uniform TPM (`format_options.tpm: "uniform"`).
+    LookaheadUniform,
 }
 
 impl Arm {
@@ -42,6 +44,7 @@ impl Arm {
             Arm::Free => "free",
             Arm::Mask => "mask",
             Arm::Lookahead => "lookahead",
+            Arm::LookaheadUniform => "lookahead-uniform",
         }
     }
 }
@@ -66,7 +69,6 @@ impl Config {
     /// Refuses what cannot run, before any model is loaded.
     pub fn check(&self) -> anyhow::Result<()> {
         ensure!(!self.arms.is_empty(), "give at least one arm (--arms free,mask)");
-        ensure!(!self.arms.contains(&Arm::Lookahead), "the lookahead arm arrives with the lookahead issue; use --arms free,mask for now");
         for (i, arm) in self.arms.iter().enumerate() {
             ensure!(!self.arms[..i].contains(arm), "the arm `{}` is listed twice", arm.name());
         }
@@ -109,12 +111,21 @@ async fn attempt(config: &Config, endpoint: &Endpoint, model: &str, task: &Task,
         "temperature": config.temperature,
         "seed": config.seed,
     });
-    if arm == Arm::Mask {
+    if arm != Arm::Free {
         if let (Value::Object(body), Value::Object(fields)) = (&mut body, task.format.request_fields()) {
             body.extend(fields);
         }
-        if let Some(options) = &config.format_options {
-            body["format_options"] = options.clone();
+        let mut options = config.format_options.clone().unwrap_or_else(|| json!({}));
+        match arm {
+            Arm::Lookahead => body["format_mode"] = json!("lookahead"),
+            Arm::LookaheadUniform => {
+                body["format_mode"] = json!("lookahead");
+                options["tpm"] = json!("uniform");
+            }
+            _ => {}
+        }
+        if options.as_object().is_some_and(|o| !o.is_empty()) {
+            body["format_options"] = options;
         }
     }
     let start = Instant::now();

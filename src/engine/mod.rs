@@ -109,6 +109,8 @@ pub struct ModelInfo {
     pub add_bos: bool,
     /// Exact bytes of each token's text; end-of-generation tokens.
     pub vocab: Arc<Vocab>,
+    /// Identifies the weights' shape and vocabulary: a TPM distilled from another model is refused.
+    pub fingerprint: String,
 }
 
 /// Live counters, for `/health` and for tests that check a slot was freed.
@@ -174,6 +176,7 @@ fn backend() -> anyhow::Result<LlamaBackend> {
 
 fn model_info(model: &LlamaModel, id: String) -> ModelInfo {
     let vocab = model.vocab();
+    let tokens = Arc::new(Vocab::from_llama(model));
     let piece = |t: LlamaToken| String::from_utf8_lossy(&vocab.token_to_piece(t, true, None)).into_owned();
     ModelInfo {
         id,
@@ -183,6 +186,21 @@ fn model_info(model: &LlamaModel, id: String) -> ModelInfo {
         bos_token: piece(vocab.bos()),
         eos_token: piece(vocab.eos()),
         add_bos: vocab.should_add_bos(),
-        vocab: Arc::new(Vocab::from_llama(model)),
+        fingerprint: fingerprint(model, &tokens),
+        vocab: tokens,
     }
+}
+
+/// Parameter count, width, depth and every token's bytes, hashed: cheap to compute at start-up
+/// (no pass over the weights) and different for any two models we could confuse.
+fn fingerprint(model: &LlamaModel, vocab: &Vocab) -> String {
+    let mut bytes = Vec::new();
+    for n in [model.n_params(), model.n_embd() as u64, model.n_layer() as u64, vocab.len() as u64] {
+        bytes.extend_from_slice(&n.to_le_bytes());
+    }
+    for t in 0..vocab.len() as u32 {
+        bytes.extend_from_slice(vocab.token_bytes(t));
+        bytes.push(0xff);
+    }
+    format!("{}-{:016x}", model.n_params(), crate::tpm::hmm::fnv1a(&bytes))
 }

@@ -5,8 +5,9 @@
 //! instructions), and vLLM's `guided_json` / `guided_regex` / `guided_choice` /
 //! `guided_grammar`. At most one may be given, except that `instructions` combine with one
 //! `guided_*` format (the output must satisfy both). `format_mode`
-//! picks `mask` (default: the output is guaranteed) or `free` (decode unconstrained, then only
-//! report whether the output complied). Compiled formats are cached by their source, so a
+//! picks `mask` (default: the output is guaranteed), `lookahead` (the mask, with each surviving
+//! token reweighted by the TPM's probability that the format can still be completed; see
+//! `tpm`) or `free` (decode unconstrained, then only report whether the output complied). Compiled formats are cached by their source, so a
 //! schema used again costs nothing; masks per automaton state are cached inside the index.
 
 use std::collections::HashMap;
@@ -20,6 +21,7 @@ use super::error::ApiError;
 use crate::engine::TokenConstraint;
 use crate::format::{self, instructions, FormatError, Limits, SchemaOptions, Whitespace};
 use crate::mask::{ByteAutomaton, MaskIndex, Matcher};
+use crate::tpm::{Caps, Filter, Hmm, Tables, TablesError, HORIZONS};
 use crate::metrics::metrics;
 use crate::vocab::{TokenTrie, Vocab};
 
@@ -48,6 +50,27 @@ pub struct FormatOptions {
     /// draft (vendor annotations); ignored ones are listed in the response.
     #[serde(default)]
     pub unknown_keywords: UnknownKeywords,
+    /// Which TPM `lookahead` uses: the model's distilled one (default) or a uniform one (the
+    /// ablation: a length prior and nothing else).
+    #[serde(default)]
+    pub tpm: TpmChoice,
+}
+
+#[derive(Deserialize, Debug, Default, Clone, Copy, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum TpmChoice {
+    #[default]
+    Distilled,
+    Uniform,
+}
+
+impl TpmChoice {
+    fn name(self) -> &'static str {
+        match self {
+            TpmChoice::Distilled => "distilled",
+            TpmChoice::Uniform => "uniform",
+        }
+    }
 }
 
 #[derive(Deserialize, Debug, Default, Clone, Copy, PartialEq, Eq, Hash)]
@@ -61,6 +84,7 @@ pub enum UnknownKeywords {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
     Mask,
+    Lookahead,
     Free,
 }
 
@@ -68,9 +92,18 @@ impl Mode {
     fn name(self) -> &'static str {
         match self {
             Mode::Mask => "mask",
+            Mode::Lookahead => "lookahead",
             Mode::Free => "free",
         }
     }
+}
+
+/// The lookahead part of a format: its tables, or why the request runs on the mask alone.
+#[derive(Clone)]
+enum Lookahead {
+    Ready { tpm: TpmChoice, tables: Arc<Tables> },
+    /// The format is past the lookahead caps: the mask runs, and the response says why.
+    Fallback { tpm: TpmChoice, reason: String },
 }
 
 /// A compiled format, ready to constrain or check generations.
@@ -81,6 +114,7 @@ pub struct Format {
     /// Unsupported keywords skipped in lenient mode.
     pub ignored: Vec<String>,
     tokenize: Tokenizer,
+    lookahead: Option<Lookahead>,
 }
 
 pub type Tokenizer = Arc<dyn Fn(&[u8]) -> Vec<u32> + Send + Sync>;
@@ -104,6 +138,11 @@ pub struct Formats {
     tokenize: Tokenizer,
     limits: Limits,
     cache: Mutex<HashMap<Source, (Arc<MaskIndex>, Arc<dyn ByteAutomaton>, Vec<String>)>>,
+    /// The model's distilled TPM, if it has one.
+    tpm: Option<Arc<Hmm>>,
+    uniform_tpm: Arc<Hmm>,
+    /// Lookahead tables (or why a format has none), per format and TPM: a cold format pays once.
+    tables: Mutex<HashMap<(Source, TpmChoice), Result<Arc<Tables>, TablesError>>>,
 }
 
 /// Compiled formats kept; past this the cache starts over (formats are cheap to rebuild).
@@ -121,11 +160,29 @@ impl Formats {
 
     pub fn new(vocab: Arc<Vocab>, tokenize: Tokenizer) -> Self {
         let trie = Arc::new(TokenTrie::new(&vocab));
-        Formats { vocab, trie, tokenize, limits: Limits::default(), cache: Mutex::default() }
+        Formats {
+            vocab,
+            trie,
+            tokenize,
+            limits: Limits::default(),
+            cache: Mutex::default(),
+            tpm: None,
+            uniform_tpm: Arc::new(Hmm::uniform()),
+            tables: Mutex::default(),
+        }
     }
 
     pub fn with_limits(self, limits: Limits) -> Self {
         Formats { limits, ..self }
+    }
+
+    /// The TPM that `format_mode: "lookahead"` uses.
+    pub fn with_tpm(self, tpm: Option<Arc<Hmm>>) -> Self {
+        Formats { tpm, ..self }
+    }
+
+    pub fn has_tpm(&self) -> bool {
+        self.tpm.is_some()
     }
 
     /// Reads the format fields; `None` when the request has no format.
@@ -133,19 +190,61 @@ impl Formats {
     pub fn compile(&self, fields: &FormatFields) -> Result<Option<Format>, ApiError> {
         let mode = match fields.format_mode.as_deref() {
             None | Some("mask") => Mode::Mask,
+            Some("lookahead") => Mode::Lookahead,
             Some("free") => Mode::Free,
             Some(other) => {
-                return Err(ApiError::invalid("format_mode", format!("`format_mode` must be \"mask\" or \"free\", got {other:?}")))
+                return Err(ApiError::invalid(
+                    "format_mode",
+                    format!("`format_mode` must be \"mask\", \"lookahead\" or \"free\", got {other:?}"),
+                ))
             }
         };
         let options = fields.format_options.unwrap_or_default();
+        if mode == Mode::Lookahead && options.tpm == TpmChoice::Distilled && self.tpm.is_none() {
+            return Err(ApiError::invalid(
+                "format_mode",
+                "`format_mode: \"lookahead\"` needs the model's TPM, and this server has none: distil one with `conform distill` \
+                 (serve loads it from next to the model, or from --tpm), or ask for `format_options: {\"tpm\": \"uniform\"}`",
+            )
+            .with_code("lookahead_unavailable"));
+        }
         let Some((param, source)) = source(fields, options)? else {
             if fields.format_mode.is_some() || fields.format_options.is_some() {
                 return Err(ApiError::invalid("format_mode", "`format_mode` and `format_options` need a format (response_format or guided_*)"));
             }
             return Ok(None);
         };
-        self.compiled(param, source, mode).map(Some)
+        let mut format = self.compiled(param, source.clone(), mode)?;
+        if mode == Mode::Lookahead {
+            format.lookahead = Some(self.lookahead(source, options.tpm, &format.automaton));
+        }
+        Ok(Some(format))
+    }
+
+    /// The lookahead tables of a format (built on first use, then cached).
+    fn lookahead(&self, source: Source, tpm: TpmChoice, automaton: &Arc<dyn ByteAutomaton>) -> Lookahead {
+        let key = (source, tpm);
+        let cached = self.tables.lock().unwrap().get(&key).cloned();
+        let built = cached.unwrap_or_else(|| {
+            let hmm = match tpm {
+                TpmChoice::Distilled => self.tpm.clone().expect("checked when the request was read"),
+                TpmChoice::Uniform => self.uniform_tpm.clone(),
+            };
+            let built = Tables::build(hmm, automaton.clone(), &HORIZONS, Caps::default()).map(Arc::new);
+            if let Ok(tables) = &built {
+                tracing::info!(states = tables.states, ms = tables.build_time.as_millis() as u64, "lookahead tables built");
+            }
+            let mut cache = self.tables.lock().unwrap();
+            if cache.len() >= CACHE_ENTRIES {
+                cache.clear();
+            }
+            cache.insert(key, built.clone());
+            built
+        });
+        match built {
+            Ok(tables) => Lookahead::Ready { tpm, tables },
+            Err(e) => Lookahead::Fallback { tpm, reason: e.to_string() },
+        }
     }
 
     fn compiled(&self, param: &str, source: Source, mode: Mode) -> Result<Format, ApiError> {
@@ -172,7 +271,7 @@ impl Formats {
                 entry
             }
         };
-        Ok(Format { mode, index, automaton, ignored, tokenize: self.tokenize.clone() })
+        Ok(Format { mode, index, automaton, ignored, tokenize: self.tokenize.clone(), lookahead: None })
     }
 
     fn build(&self, source: &Source) -> Result<(Arc<dyn ByteAutomaton>, Vec<String>), FormatError> {
@@ -307,7 +406,17 @@ impl Format {
 
     /// A fresh constraint for one choice, or `None` in free mode.
     pub fn constraint(&self) -> Option<Box<dyn TokenConstraint>> {
-        (self.mode == Mode::Mask).then(|| Box::new(self.constraint_always()) as Box<dyn TokenConstraint>)
+        match (self.mode, &self.lookahead) {
+            (Mode::Free, _) => None,
+            (Mode::Lookahead, Some(Lookahead::Ready { tables, .. })) => Some(Box::new(LookaheadConstraint {
+                filter: tables.filter(),
+                tables: tables.clone(),
+                format: self.constraint_always(),
+                candidates: Vec::new(),
+                scratch: Vec::new(),
+            })),
+            _ => Some(Box::new(self.constraint_always())),
+        }
     }
 
     /// A constraint that leaves the model free until it samples `trigger` (the first token of
@@ -333,6 +442,17 @@ impl Format {
             "compliant": self.automaton.accepts(text.as_bytes()),
             "forced_tokens": forced_tokens,
         });
+        match &self.lookahead {
+            Some(Lookahead::Ready { tpm, tables }) => {
+                report["lookahead"] = json!({"tpm": tpm.name(), "hidden_states": tables.hmm().hidden()});
+            }
+            Some(Lookahead::Fallback { tpm, reason }) => {
+                // What actually ran: the mask alone.
+                report["mode"] = json!("mask");
+                report["lookahead"] = json!({"tpm": tpm.name(), "fallback": reason});
+            }
+            None => {}
+        }
         if !self.ignored.is_empty() {
             report["ignored"] = json!(self.ignored);
         }
@@ -376,6 +496,94 @@ impl TokenConstraint for FormatConstraint {
     }
     fn is_accepting(&self) -> bool {
         self.matcher.is_accepting()
+    }
+}
+
+/// The mask, then the lookahead: each allowed token carrying the model's probability mass is
+/// reweighted by `P_TPM(format completed | output so far + token)`; `p ∝ p_LM · P_TPM`.
+struct LookaheadConstraint {
+    format: FormatConstraint,
+    tables: Arc<Tables>,
+    filter: Filter,
+    /// Scratch: (token, logit) of the allowed tokens, most likely first.
+    candidates: Vec<(u32, f32)>,
+    scratch: Vec<f64>,
+}
+
+/// Candidates scored per step: the most likely allowed tokens up to this share of the mass
+/// (the rest, a tail the sampler would almost never reach, is dropped) or this many tokens.
+const LOOKAHEAD_MASS: f32 = 0.999;
+const LOOKAHEAD_CANDIDATES: usize = 64;
+/// Bytes per token assumed when turning the token budget into the tables' byte horizon.
+const BYTES_PER_TOKEN: u32 = 3;
+
+impl TokenConstraint for LookaheadConstraint {
+    fn mask(&mut self, logits: &mut [f32], remaining_after: u32) {
+        self.format.mask(logits, remaining_after);
+        let cands = &mut self.candidates;
+        cands.clear();
+        cands.extend(logits.iter().enumerate().filter(|(_, l)| l.is_finite()).map(|(t, &l)| (t as u32, l)));
+        if cands.len() <= 1 {
+            return;
+        }
+        let max = cands.iter().map(|c| c.1).fold(f32::NEG_INFINITY, f32::max);
+        let total: f32 = cands.iter().map(|c| (c.1 - max).exp()).sum();
+        let head = LOOKAHEAD_CANDIDATES.min(cands.len());
+        if head < cands.len() {
+            cands.select_nth_unstable_by(head - 1, |a, b| b.1.total_cmp(&a.1));
+        }
+        cands[..head].sort_unstable_by(|a, b| b.1.total_cmp(&a.1));
+        let mut mass = 0.0;
+        let mut keep = 0;
+        while keep < head && mass < LOOKAHEAD_MASS * total {
+            mass += (cands[keep].1 - max).exp();
+            keep += 1;
+        }
+        cands.truncate(keep);
+
+        let matcher = &self.format.matcher;
+        let vocab = matcher.index().vocab();
+        let remaining_bytes = remaining_after.saturating_mul(BYTES_PER_TOKEN);
+        let mut weights = Vec::with_capacity(cands.len());
+        for &(token, _) in cands.iter() {
+            let w = if vocab.is_eog(token) {
+                // Ending now: the output is complete (EOG is only allowed when accepting).
+                1.0
+            } else {
+                self.tables.score(&self.filter, matcher.state(), vocab.token_bytes(token), remaining_bytes, &mut self.scratch)
+            };
+            weights.push(w);
+        }
+        if weights.iter().all(|&w| w <= 0.0) {
+            // The TPM sees no way to finish within its horizon: leave the mask's distribution.
+            return;
+        }
+        let logit_of: Vec<(u32, f32)> =
+            cands.iter().zip(&weights).map(|(&(t, l), &w)| (t, if w > 0.0 { l + w.ln() as f32 } else { f32::NEG_INFINITY })).collect();
+        logits.fill(f32::NEG_INFINITY);
+        for (t, l) in logit_of {
+            logits[t as usize] = l;
+        }
+    }
+    fn accept(&mut self, token: u32) -> anyhow::Result<()> {
+        self.format.accept(token)?;
+        let vocab = self.format.matcher.index().vocab();
+        self.filter.advance(self.tables.hmm(), vocab.token_bytes(token));
+        Ok(())
+    }
+    fn is_finished(&self) -> bool {
+        self.format.is_finished()
+    }
+    fn forced_tokens(&mut self, room: u32) -> Vec<u32> {
+        let tokens = self.format.forced_tokens(room);
+        let vocab = self.format.matcher.index().vocab();
+        for &t in &tokens {
+            self.filter.advance(self.tables.hmm(), vocab.token_bytes(t));
+        }
+        tokens
+    }
+    fn is_accepting(&self) -> bool {
+        self.format.is_accepting()
     }
 }
 

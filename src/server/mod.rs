@@ -53,11 +53,13 @@ pub struct ServerConfig {
     pub limits: crate::format::Limits,
     /// Bounds on each request.
     pub request_limits: request::RequestLimits,
+    /// The model's TPM, for `format_mode: "lookahead"`.
+    pub tpm: Option<Arc<crate::tpm::Hmm>>,
 }
 
 impl AppState {
     pub fn new(engine: Engine, config: ServerConfig) -> anyhow::Result<Self> {
-        let ServerConfig { body_limit, api_keys, max_queue, queue_timeout, limits, request_limits } = config;
+        let ServerConfig { body_limit, api_keys, max_queue, queue_timeout, limits, request_limits, tpm } = config;
         let info = &engine.info;
         let chat_template = match &info.chat_template {
             Some(source) => Some(Arc::new(ChatTemplate::new(source, &info.bos_token, &info.eos_token)?)),
@@ -67,7 +69,7 @@ impl AppState {
         let tokenize = Arc::new(move |bytes: &[u8]| {
             model.vocab().tokenize(bytes, false, false).into_iter().map(|t| t.0 as u32).collect()
         });
-        let formats = Arc::new(Formats::new(info.vocab.clone(), tokenize).with_limits(limits));
+        let formats = Arc::new(Formats::new(info.vocab.clone(), tokenize).with_limits(limits).with_tpm(tpm));
         Ok(AppState {
             engine: Arc::new(engine),
             chat_template,

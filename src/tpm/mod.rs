@@ -3,9 +3,27 @@
 //! that turns it and a format automaton into `P(format satisfied | prefix + candidate)`
 //! ([`lookahead`]).
 
+pub mod distill;
 pub mod em;
 pub mod hmm;
 pub mod lookahead;
 
 pub use hmm::{Hmm, TpmInfo};
 pub use lookahead::{Caps, Filter, Tables, TablesError, HORIZONS};
+
+/// Where a model's TPM lives: next to its GGUF, `.tpm` instead of `.gguf`.
+pub fn default_path(model: &std::path::Path) -> std::path::PathBuf {
+    model.with_extension("tpm")
+}
+
+/// Loads a TPM for the model with `fingerprint`; a file from another model is refused.
+pub fn load_for(path: &std::path::Path, fingerprint: &str) -> anyhow::Result<Hmm> {
+    let (hmm, info) = Hmm::load(path)?;
+    anyhow::ensure!(
+        info.model == fingerprint,
+        "the TPM {} was distilled from another model (fingerprint {}); the loaded model's is {fingerprint}: run `conform distill` for it",
+        path.display(),
+        info.model
+    );
+    Ok(hmm)
+}
