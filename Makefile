@@ -6,7 +6,7 @@ PYTHON ?= python3
 MODEL ?=
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup deps model build serve test pydeps browser fuzz-smoke bench bench-serve bench-mask bench-load bench-peers bench-build
+.PHONY: setup deps model build serve test pydeps browser fuzz-smoke bench bench-serve bench-mask bench-load bench-peers bench-build distill bench-lookahead ab-lookahead
 
 setup: deps model build
 
@@ -79,6 +79,28 @@ bench-peers: deps model
 	    --engines conform,llguidance,outlines --limit $(PEERS_LIMIT) --json bench/results/peers-llama3.json
 	./target/release/maskbench --data $(PEERS_DATA)/jsonschemabench --vocab models/qwen2.5-coder-0.5b-instruct.gguf \
 	    --engines conform,llguidance,outlines,llamacpp --limit $(PEERS_LIMIT) --json bench/results/peers-qwen2.5.json
+
+# Re-distil the default model's lookahead TPM (models/<model>.tpm; ~30-40 min on 2 cores).
+distill: setup
+	./target/release/conform distill $(DISTILL_ARGS)
+
+# Per-token cost of lookahead against the mask, in one run on one server: 20 GSM8K items, one
+# request at a time, task-only prompt; prints tokens/s per arm and their ratio.
+bench-lookahead: setup
+	./target/release/conform ab --suite gsm8k --data $(or $(CONFORM_DATA),../shared/data)/gsm8k/test_dev.jsonl \
+	    --arms mask,lookahead --prompt task --limit 20 --max-tokens 200 --parallel 1 --ctx-size 1024 \
+	    --out bench/results/lookahead-speed
+
+# The lookahead evidence (issue 5): 200 GSM8K dev items, the five arms in two runs (the prompt
+# differs), greedy, 300 tokens. Reports in bench/results/ab-gsm8k-{format,task}/ (~1 h on 2 cores).
+AB_LIMIT ?= 200
+ab-lookahead: setup
+	./target/release/conform ab --suite gsm8k --data $(or $(CONFORM_DATA),../shared/data)/gsm8k/test_dev.jsonl \
+	    --arms mask,lookahead,lookahead-uniform --prompt task --limit $(AB_LIMIT) --max-tokens 300 \
+	    --concurrency 8 --parallel 8 --ctx-size 1024 --out bench/results/ab-gsm8k-task
+	./target/release/conform ab --suite gsm8k --data $(or $(CONFORM_DATA),../shared/data)/gsm8k/test_dev.jsonl \
+	    --arms free,mask --prompt format --limit $(AB_LIMIT) --max-tokens 300 \
+	    --concurrency 8 --parallel 8 --ctx-size 1024 --out bench/results/ab-gsm8k-format
 
 # Benchmarks are not run in CI, but they must keep compiling (CI runs this).
 bench-build:

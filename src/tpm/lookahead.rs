@@ -233,26 +233,30 @@ fn apply_transitions(hmm: &Hmm, beta: &[f64], g: &mut [f64]) {
 /// Moves a belief over the hidden state that emits next past one emitted byte. False when the
 /// byte is impossible under the belief.
 fn step_belief(hmm: &Hmm, belief: &mut [f64], byte: u8) -> bool {
-    let h = hmm.hidden();
     let e = hmm.emission_column(byte as usize);
-    let mut weighted = vec![0.0; h];
-    let mut total = 0.0;
-    for z in 0..h {
-        weighted[z] = belief[z] * e[z];
-        total += weighted[z];
-    }
+    let total: f64 = belief.iter().zip(e).map(|(b, e)| b * e).sum();
     if total <= 0.0 || !total.is_finite() {
         return false;
     }
-    belief.fill(0.0);
-    for (z, w) in weighted.iter().enumerate() {
-        let w = w / total;
+    // Weighted belief in `belief` itself, then its image under T accumulated into a stack row
+    // for small H (the common case) or a heap one.
+    let mut on_stack = [0.0f64; 256];
+    let mut on_heap = Vec::new();
+    let next: &mut [f64] = if belief.len() <= on_stack.len() {
+        &mut on_stack[..belief.len()]
+    } else {
+        on_heap.resize(belief.len(), 0.0);
+        &mut on_heap
+    };
+    for (z, (b, e)) in belief.iter().zip(e).enumerate() {
+        let w = b * e / total;
         if w != 0.0 {
-            for (b, t) in belief.iter_mut().zip(hmm.trans_row(z)) {
-                *b += w * t;
+            for (n, t) in next.iter_mut().zip(hmm.trans_row(z)) {
+                *n += w * t;
             }
         }
     }
+    belief.copy_from_slice(next);
     true
 }
 
