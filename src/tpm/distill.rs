@@ -137,14 +137,25 @@ pub fn sample(engine: &Engine, config: &Config) -> anyhow::Result<Vec<Vec<u8>>> 
     Ok(texts)
 }
 
+/// `text` as the body of a JSON string: escaped, without the quotes.
+fn json_string_body(text: &[u8]) -> Vec<u8> {
+    let quoted = serde_json::to_string(&String::from_utf8_lossy(text)).expect("strings serialize");
+    quoted.as_bytes()[1..quoted.len() - 1].to_vec()
+}
+
 /// Fits the HMM by EM, printing the held-out log-likelihood per byte after every iteration and
 /// writing the model to `config.out` each time.
 pub fn fit(texts: &[Vec<u8>], config: &Config, model_fingerprint: &str) -> anyhow::Result<Hmm> {
     ensure!(texts.len() >= 10, "distillation needs at least 10 samples");
-    // Every 10th sample is held out: the score that tells overfitting from learning.
+    // Every 10th sample is held out: the score that tells overfitting from learning. Each
+    // sample is learnt twice: as written, and as it reads inside a JSON string. Formats are
+    // mostly JSON, and a model trained only on raw text (raw newlines, bare quotes) sees every
+    // string field as a place where its text cannot go on, so it pushes to close fields early.
     let (mut train, mut heldout) = (Vec::new(), Vec::new());
     for (i, t) in texts.iter().enumerate() {
-        if i % 10 == 9 { heldout.push(t.clone()) } else { train.push(t.clone()) }
+        let part = if i % 10 == 9 { &mut heldout } else { &mut train };
+        part.push(t.clone());
+        part.push(json_string_body(t));
     }
     let heldout_bytes: usize = heldout.iter().map(|t| t.len() + 1).sum();
     let train_bytes: usize = train.iter().map(|t| t.len() + 1).sum();
