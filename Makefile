@@ -92,14 +92,14 @@ bench-lookahead: setup
 	    --out bench/results/lookahead-speed
 
 # The lookahead evidence (issue 5): 200 GSM8K dev items, the five arms in two runs (the prompt
-# differs), greedy, 300 tokens. Reports in bench/results/ab-gsm8k-{format,task}/ (~1 h on 2 cores).
+# differs), greedy, 256 tokens. Reports in bench/results/ab-gsm8k-{format,task}/ (~1 h on 2 cores).
 AB_LIMIT ?= 200
 ab-lookahead: setup
 	./target/release/conform ab --suite gsm8k --data $(or $(CONFORM_DATA),../shared/data)/gsm8k/test_dev.jsonl \
-	    --arms mask,lookahead,lookahead-uniform --prompt task --limit $(AB_LIMIT) --max-tokens 300 \
+	    --arms mask,lookahead,lookahead-uniform --prompt task --limit $(AB_LIMIT) --max-tokens 256 \
 	    --concurrency 8 --parallel 8 --ctx-size 1024 --out bench/results/ab-gsm8k-task
 	./target/release/conform ab --suite gsm8k --data $(or $(CONFORM_DATA),../shared/data)/gsm8k/test_dev.jsonl \
-	    --arms free,mask --prompt format --limit $(AB_LIMIT) --max-tokens 300 \
+	    --arms free,mask --prompt format --limit $(AB_LIMIT) --max-tokens 256 \
 	    --concurrency 8 --parallel 8 --ctx-size 1024 --out bench/results/ab-gsm8k-format
 
 # Benchmarks are not run in CI, but they must keep compiling (CI runs this).

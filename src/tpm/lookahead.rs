@@ -11,6 +11,11 @@
 //! forward filter `a(z) = P(next hidden state | bytes so far)`; a candidate token's score is
 //! `P(α | bytes so far + token) = Σ_z a'(z) β_r(z, q')`, where the last byte goes through `G`
 //! so it costs `O(H)` instead of `O(H²)`.
+//!
+//! Bytes the format forces (a non-accepting state with one live byte) are not the model's
+//! writing: the HMM pauses on them (`β_r(z, q) = β_{r-1}(z, δ(q, b))`, and the filter skips
+//! them). Otherwise a structural suffix such as `","answer":` is charged as if the model had to
+//! choose to write it, and the TPM learns nothing but "close the field as soon as possible".
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -54,6 +59,10 @@ pub struct Tables {
     horizons: Vec<u32>,
     /// Per horizon, `G_r[row * H + z] = Σ_z' T[z][z'] β_r(z', state)`.
     next_value: Vec<Vec<f64>>,
+    /// Per horizon, `β_r[row * H + z]` (read after a forced byte, where the HMM pauses).
+    value: Vec<Vec<f64>>,
+    /// Automaton states whose next byte is forced.
+    forced: std::collections::HashSet<u32>,
     pub build_time: Duration,
     pub states: usize,
 }
@@ -111,6 +120,10 @@ impl Tables {
             i += 1;
         }
         let q = states.len();
+        // Forced: not accepting, one live move, on a class of one byte.
+        let is_forced: Vec<bool> = (0..q)
+            .map(|k| !automaton.is_accepting(states[k]) && moves[k].len() == 1 && members[moves[k][0].0 as usize].len() == 1)
+            .collect();
         let n_moves: usize = moves.iter().map(Vec::len).sum();
         let sweeps = horizons.last().copied().unwrap_or(0) as u64;
         let work = sweeps.saturating_mul((q * h * h + n_moves * h) as u64);
@@ -130,15 +143,23 @@ impl Tables {
         let mut g = vec![0.0; q * h];
         let mut fresh = vec![0.0; h];
         let mut next_value = Vec::with_capacity(horizons.len());
+        let mut value = Vec::with_capacity(horizons.len());
+        let mut prev = beta.clone();
         let mut converged = false;
         let mut r = 0u32;
         for &horizon in horizons {
             while r < horizon && !converged {
                 apply_transitions(&hmm, &beta, &mut g);
+                prev.copy_from_slice(&beta);
                 let mut change: f64 = 0.0;
                 for (k, out) in moves.iter().enumerate() {
-                    fresh.copy_from_slice(&base[k * h..(k + 1) * h]);
-                    for &(c, t) in out {
+                    if is_forced[k] {
+                        let t = out[0].1 as usize;
+                        fresh.copy_from_slice(&prev[t * h..(t + 1) * h]);
+                    } else {
+                        fresh.copy_from_slice(&base[k * h..(k + 1) * h]);
+                    }
+                    for &(c, t) in out.iter().filter(|_| !is_forced[k]) {
                         let e = &class_emit[c as usize];
                         let gt = &g[t as usize * h..(t as usize + 1) * h];
                         for z in 0..h {
@@ -157,13 +178,17 @@ impl Tables {
             }
             apply_transitions(&hmm, &beta, &mut g);
             next_value.push(g.clone());
+            value.push(beta.clone());
         }
+        let forced = states.iter().zip(&is_forced).filter(|(_, &f)| f).map(|(&s, _)| s).collect();
         Ok(Tables {
             hmm,
             automaton,
             row,
             horizons: horizons.to_vec(),
             next_value,
+            value,
+            forced,
             build_time: start.elapsed(),
             states: q,
         })
@@ -174,9 +199,22 @@ impl Tables {
     }
 
     /// The table for `remaining_bytes`: the longest horizon within it (the shortest if none).
-    fn table(&self, remaining_bytes: u32) -> &[f64] {
-        let k = self.horizons.partition_point(|&r| r <= remaining_bytes);
-        &self.next_value[k.saturating_sub(1)]
+    fn table(&self, remaining_bytes: u32) -> usize {
+        self.horizons.partition_point(|&r| r <= remaining_bytes).saturating_sub(1)
+    }
+
+    /// Moves `filter` past `bytes` written from automaton state `state`, skipping forced bytes.
+    pub fn advance(&self, filter: &mut Filter, state: u32, bytes: &[u8]) {
+        let mut s = Some(state);
+        for &b in bytes {
+            let Some(cur) = s else { return };
+            if !self.forced.contains(&cur) && !step_belief(&self.hmm, &mut filter.belief, b) {
+                // Impossible under the model (cannot happen with smoothed emissions): start
+                // over rather than carry a zero belief.
+                filter.belief.copy_from_slice(&self.hmm.init);
+            }
+            s = self.automaton.next(cur, b);
+        }
     }
 
     /// A filter at the start of an output.
@@ -193,18 +231,26 @@ impl Tables {
         scratch.clear();
         scratch.extend_from_slice(&filter.belief);
         for &b in head {
+            let forced = self.forced.contains(&s);
             match self.automaton.next(s, b) {
                 Some(t) => s = t,
                 None => return 0.0,
             }
-            if !step_belief(&self.hmm, scratch, b) {
+            if !forced && !step_belief(&self.hmm, scratch, b) {
                 return 0.0;
             }
         }
+        let forced = self.forced.contains(&s);
         let Some(t) = self.automaton.next(s, last) else { return 0.0 };
         let Some(&row) = self.row.get(&t) else { return 0.0 };
         let h = self.hmm.hidden();
-        let g = &self.table(remaining_bytes)[row as usize * h..(row as usize + 1) * h];
+        let k = self.table(remaining_bytes);
+        let rows = row as usize * h..(row as usize + 1) * h;
+        if forced {
+            // The HMM pauses on a forced byte: the belief carries over unchanged.
+            return scratch.iter().zip(&self.value[k][rows]).map(|(a, v)| a * v).sum();
+        }
+        let g = &self.next_value[k][rows];
         let e = self.hmm.emission_column(last as usize);
         let (mut num, mut den) = (0.0, 0.0);
         for z in 0..h {
@@ -266,18 +312,6 @@ pub struct Filter {
     belief: Vec<f64>,
 }
 
-impl Filter {
-    pub fn advance(&mut self, hmm: &Hmm, bytes: &[u8]) {
-        for &b in bytes {
-            if !step_belief(hmm, &mut self.belief, b) {
-                // Impossible under the model (cannot happen with smoothed emissions): start over
-                // rather than carry a zero belief.
-                self.belief.copy_from_slice(&hmm.init);
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -297,15 +331,28 @@ mod tests {
         Arc::new(Hmm::new(3, vec![0.5, 0.3, 0.2], vec![0.6, 0.3, 0.1, 0.2, 0.5, 0.3, 0.3, 0.3, 0.4], &[row([3.0, 1.0, 0.5, 0.2]), row([0.5, 2.0, 1.0, 0.5]), row([1.0, 1.0, 1.0, 2.0])]).unwrap())
     }
 
-    /// Probability of `prefix` as the start of a text (no end yet).
-    fn prefix_probability(hmm: &Hmm, prefix: &[u8]) -> f64 {
+    /// A non-accepting state with exactly one live byte: the HMM pauses there.
+    fn forced(automaton: &dyn ByteAutomaton, s: u32) -> bool {
+        let live = (0..=255u8).filter(|&b| automaton.next(s, b).is_some_and(|t| automaton.min_bytes_to_accept(t) != u32::MAX)).count();
+        !automaton.is_accepting(s) && live == 1
+    }
+
+    /// Probability of `text` under the HMM paused on forced bytes; with the end of text when
+    /// `end`, else as a prefix.
+    fn probability(hmm: &Hmm, automaton: &dyn ByteAutomaton, text: &[u8], end: bool) -> f64 {
         let mut belief = hmm.init.clone();
         let mut p = 1.0;
-        for &b in prefix {
-            let e = hmm.emission_column(b as usize);
-            let total: f64 = belief.iter().zip(e).map(|(a, e)| a * e).sum();
-            p *= total;
-            assert!(step_belief(hmm, &mut belief, b));
+        let mut s = automaton.start();
+        for &b in text {
+            if !forced(automaton, s) {
+                let e = hmm.emission_column(b as usize);
+                p *= belief.iter().zip(e).map(|(a, e)| a * e).sum::<f64>();
+                assert!(step_belief(hmm, &mut belief, b));
+            }
+            s = automaton.next(s, b).unwrap();
+        }
+        if end {
+            p *= belief.iter().zip(hmm.emission_column(EOT)).map(|(a, e)| a * e).sum::<f64>();
         }
         p
     }
@@ -318,14 +365,14 @@ mod tests {
             for w in &frontier {
                 let text: Vec<u8> = prefix.iter().chain(w.iter()).copied().collect();
                 if automaton.accepts(&text) {
-                    total += hmm.log_likelihood(&text).exp();
+                    total += probability(hmm, automaton, &text, true);
                 }
             }
             if len < r {
                 frontier = frontier.iter().flat_map(|w| b"abc".iter().map(move |&c| [w.as_slice(), &[c]].concat())).collect();
             }
         }
-        total / prefix_probability(hmm, prefix)
+        total / probability(hmm, automaton, prefix, false)
     }
 
     #[test]
@@ -342,7 +389,7 @@ mod tests {
                 state = automaton.next(state, b).unwrap();
             }
             let mut filter = tables.filter();
-            filter.advance(&hmm, prefix);
+            tables.advance(&mut filter, automaton.start(), prefix);
             for candidate in [&b"a"[..], b"b", b"c", b"ab", b"bc", b"cbc", b"x"] {
                 for &r in &horizons {
                     let got = tables.score(&filter, state, candidate, r, &mut scratch);
