@@ -85,11 +85,13 @@ distill: setup
 	./target/release/conform distill $(DISTILL_ARGS)
 
 # Per-token cost of lookahead against the mask, in one run on one server: 20 GSM8K items, one
-# request at a time, task-only prompt; prints tokens/s per arm and their ratio.
+# request at a time, task-only prompt; prints the per-token time of each arm (a line fitted to
+# latency against tokens, so prompt time drops out) and their ratio.
 bench-lookahead: setup
 	./target/release/conform ab --suite gsm8k --data $(or $(CONFORM_DATA),../shared/data)/gsm8k/test_dev.jsonl \
 	    --arms mask,lookahead --prompt task --limit 20 --max-tokens 200 --parallel 1 --ctx-size 1024 \
 	    --out bench/results/lookahead-speed
+	$(PYTHON) bench/lookahead_speed.py bench/results/lookahead-speed/report.json
 
 # The lookahead evidence (issue 5): 200 GSM8K dev items, the five arms in two runs (the prompt
 # differs), greedy, 256 tokens. Reports in bench/results/ab-gsm8k-{format,task}/ (~1 h on 2 cores).

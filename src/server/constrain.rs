@@ -421,6 +421,7 @@ impl Format {
                 tables: tables.clone(),
                 format: self.constraint_always(),
                 candidates: Vec::new(),
+                weights: Vec::new(),
                 scratch: Vec::new(),
             })),
             _ => Some(Box::new(self.constraint_always())),
@@ -515,8 +516,9 @@ struct LookaheadConstraint {
     /// Exponent on the TPM's probability.
     weight: f32,
     filter: Filter,
-    /// Scratch: (token, logit) of the allowed tokens, most likely first.
+    /// Scratch: (token, logit) of the candidates, and their TPM probabilities.
     candidates: Vec<(u32, f32)>,
+    weights: Vec<f64>,
     scratch: Vec<f64>,
 }
 
@@ -525,9 +527,10 @@ struct LookaheadConstraint {
 /// reasoning field after a few words; at 0.25 it only stops the mask's rambles to `max_tokens`.
 pub const DEFAULT_LOOKAHEAD_WEIGHT: f32 = 0.25;
 
-/// Candidates scored per step: the most likely allowed tokens up to this share of the mass
-/// (the rest, a tail the sampler would almost never reach, is dropped) or this many tokens.
-const LOOKAHEAD_MASS: f32 = 0.999;
+/// Candidates scored per step: the allowed tokens at least this likely relative to the most
+/// likely one (the rest, a tail the sampler would almost never reach, is dropped), at most this
+/// many. A ratio, not a share of the mass, so finding them costs one comparison per token.
+const LOOKAHEAD_MIN_RATIO: f32 = 1e-4;
 const LOOKAHEAD_CANDIDATES: usize = 64;
 /// Bytes per token assumed when turning the token budget into the tables' byte horizon.
 const BYTES_PER_TOKEN: u32 = 3;
@@ -535,31 +538,27 @@ const BYTES_PER_TOKEN: u32 = 3;
 impl TokenConstraint for LookaheadConstraint {
     fn mask(&mut self, logits: &mut [f32], remaining_after: u32) {
         self.format.mask(logits, remaining_after);
+        let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        if max == f32::NEG_INFINITY {
+            return;
+        }
+        let floor = max + LOOKAHEAD_MIN_RATIO.ln();
         let cands = &mut self.candidates;
         cands.clear();
-        cands.extend(logits.iter().enumerate().filter(|(_, l)| l.is_finite()).map(|(t, &l)| (t as u32, l)));
+        cands.extend(logits.iter().enumerate().filter(|(_, &l)| l >= floor).map(|(t, &l)| (t as u32, l)));
+        if cands.len() > LOOKAHEAD_CANDIDATES {
+            cands.select_nth_unstable_by(LOOKAHEAD_CANDIDATES - 1, |a, b| b.1.total_cmp(&a.1));
+            cands.truncate(LOOKAHEAD_CANDIDATES);
+        }
         if cands.len() <= 1 {
             return;
         }
-        let max = cands.iter().map(|c| c.1).fold(f32::NEG_INFINITY, f32::max);
-        let total: f32 = cands.iter().map(|c| (c.1 - max).exp()).sum();
-        let head = LOOKAHEAD_CANDIDATES.min(cands.len());
-        if head < cands.len() {
-            cands.select_nth_unstable_by(head - 1, |a, b| b.1.total_cmp(&a.1));
-        }
-        cands[..head].sort_unstable_by(|a, b| b.1.total_cmp(&a.1));
-        let mut mass = 0.0;
-        let mut keep = 0;
-        while keep < head && mass < LOOKAHEAD_MASS * total {
-            mass += (cands[keep].1 - max).exp();
-            keep += 1;
-        }
-        cands.truncate(keep);
 
         let matcher = &self.format.matcher;
         let vocab = matcher.index().vocab();
         let remaining_bytes = remaining_after.saturating_mul(BYTES_PER_TOKEN);
-        let mut weights = Vec::with_capacity(cands.len());
+        let weights = &mut self.weights;
+        weights.clear();
         for &(token, _) in cands.iter() {
             let w = if vocab.is_eog(token) {
                 // Ending now: the output is complete (EOG is only allowed when accepting).
@@ -573,11 +572,11 @@ impl TokenConstraint for LookaheadConstraint {
             // The TPM sees no way to finish within its horizon: leave the mask's distribution.
             return;
         }
-        let logit_of: Vec<(u32, f32)> =
-            cands.iter().zip(&weights).map(|(&(t, l), &w)| (t, if w > 0.0 { l + self.weight * w.ln() as f32 } else { f32::NEG_INFINITY })).collect();
         logits.fill(f32::NEG_INFINITY);
-        for (t, l) in logit_of {
-            logits[t as usize] = l;
+        for (&(t, l), &w) in cands.iter().zip(weights.iter()) {
+            if w > 0.0 {
+                logits[t as usize] = l + self.weight * w.ln() as f32;
+            }
         }
     }
     fn accept(&mut self, token: u32) -> anyhow::Result<()> {
