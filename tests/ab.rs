@@ -124,8 +124,8 @@ fn custom_suite_in_process() {
 }
 
 #[test]
-fn arms_not_available_yet_are_refused_before_loading() {
-    for (args, message) in [(["--suite", "gsm8k", "--arms", "free,lookahead"], "lookahead issue")] {
+fn bad_arms_and_data_are_refused_before_loading() {
+    for (args, message) in [(["--suite", "gsm8k", "--arms", "lookahead,lookahead"], "listed twice")] {
         let output = ab(&[&args[..], &["--data", "x.jsonl", "--out", "/nonexistent"]].concat());
         assert!(!output.status.success());
         let stderr = String::from_utf8_lossy(&output.stderr);
