@@ -33,7 +33,7 @@ enum Command {
     },
     /// Distil the lookahead TPM (a byte HMM) from the model's own answers to task-only prompts.
     Distill(DistillArgs),
-    /// A/B decoding arms (free vs mask) on a task suite; writes report.json and report.html.
+    /// A/B decoding arms (free, mask, lookahead) on a task suite; writes report.json and report.html.
     Ab(AbArgs),
 }
 

@@ -7,8 +7,9 @@
 //! `guided_*` format (the output must satisfy both). `format_mode`
 //! picks `mask` (default: the output is guaranteed), `lookahead` (the mask, with each surviving
 //! token reweighted by the TPM's probability that the format can still be completed; see
-//! `tpm`) or `free` (decode unconstrained, then only report whether the output complied). Compiled formats are cached by their source, so a
-//! schema used again costs nothing; masks per automaton state are cached inside the index.
+//! `tpm`) or `free` (decode unconstrained, then only report whether the output complied).
+//! Compiled formats are cached by their source, so a schema used again costs nothing; masks per
+//! automaton state are cached inside the index.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
@@ -182,10 +183,6 @@ impl Formats {
     /// The TPM that `format_mode: "lookahead"` uses.
     pub fn with_tpm(self, tpm: Option<Arc<Hmm>>) -> Self {
         Formats { tpm, ..self }
-    }
-
-    pub fn has_tpm(&self) -> bool {
-        self.tpm.is_some()
     }
 
     /// Reads the format fields; `None` when the request has no format.

@@ -37,7 +37,8 @@ pub struct Caps {
 
 impl Default for Caps {
     fn default() -> Self {
-        // ~1-2 s of one core for the largest allowed format.
+        // About a second of one core for the largest allowed format (the GSM8K answer schema,
+        // ~10⁹ by this count, builds in 0.3 s).
         Caps { max_states: 20_000, max_work: 3_000_000_000 }
     }
 }
