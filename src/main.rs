@@ -192,9 +192,13 @@ struct FormatLimitArgs {
     /// Largest repetition bound unrolled (maxLength, maxItems, ...).
     #[arg(long, env = "CONFORM_MAX_REPETITION", default_value_t = Limits::default().max_repetition)]
     max_repetition: u32,
-    /// Levels generated for recursive `$ref`s, recursive grammar rules and "any JSON".
+    /// Levels unrolled where a format cannot use a recursive automaton (any-JSON values,
+    /// tool-call arguments, grammars with more recursive rules than call bytes).
     #[arg(long, env = "CONFORM_RECURSION_DEPTH", default_value_t = Limits::default().recursion_depth)]
     recursion_depth: u32,
+    /// Deepest nesting of recursive `$ref`s and grammar rules (recursive automata).
+    #[arg(long, env = "CONFORM_MAX_NESTING", default_value_t = Limits::default().max_nesting)]
+    max_nesting: u32,
     /// Total regex bytes produced while lowering one schema or grammar.
     #[arg(long, env = "CONFORM_MAX_LOWERING_BYTES", default_value_t = Limits::default().max_lowering_work)]
     max_lowering_bytes: usize,
@@ -209,6 +213,7 @@ impl FormatLimitArgs {
             max_repetition: self.max_repetition,
             max_regex_len: self.max_regex_bytes,
             recursion_depth: self.recursion_depth,
+            max_nesting: self.max_nesting,
             max_lowering_work: self.max_lowering_bytes,
         }
     }

@@ -12,7 +12,7 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use conform::format::{compile_regex, compile_schema, Automaton, FormatError, Limits, SchemaOptions};
+use conform::format::{compile_regex, compile_schema, Compiled, FormatError, Limits, SchemaOptions};
 use conform::mask::{MaskIndex, Matcher};
 use conform::vocab::{TokenTrie, Vocab};
 use serde_json::{json, Map, Value};
@@ -22,11 +22,11 @@ const BOUND: Duration = Duration::from_secs(10);
 /// Stack of the compiling thread: tokio's `spawn_blocking` default.
 const STACK: usize = 2 << 20;
 
-type Compiled = Result<Automaton, FormatError>;
+type Outcome = Result<Compiled, FormatError>;
 
 /// Runs `f` on a 2 MiB-stack thread; fails the test if it runs past `BOUND` (the thread is
 /// left behind) or panics. Returns the result and the time it took.
-fn bounded(name: &str, f: impl FnOnce() -> Compiled + Send + 'static) -> (Compiled, Duration) {
+fn bounded(name: &str, f: impl FnOnce() -> Outcome + Send + 'static) -> (Outcome, Duration) {
     let (tx, rx) = mpsc::channel();
     let t0 = Instant::now();
     std::thread::Builder::new()
@@ -75,7 +75,7 @@ enum Expect {
 }
 
 /// Checks the outcome; for a compiled automaton also checks memory and a first mask.
-fn check(name: &str, outcome: Compiled, took: Duration, expect: Expect) -> Option<Automaton> {
+fn check(name: &str, outcome: Outcome, took: Duration, expect: Expect) -> Option<Arc<Compiled>> {
     let limits = Limits::default();
     let rss = peak_rss_mib().map(|m| format!(", peak RSS {m} MiB")).unwrap_or_default();
     match outcome {
@@ -91,8 +91,8 @@ fn check(name: &str, outcome: Compiled, took: Duration, expect: Expect) -> Optio
             let cap = 2 * limits.dfa_size_bytes;
             assert!(a.memory_usage() <= cap, "{name}: automaton uses {} bytes > {cap}", a.memory_usage());
             let (vocab, trie) = small_vocab();
-            let a2 = Arc::new(a.clone());
-            let idx = Arc::new(MaskIndex::new(a2, vocab.clone(), trie).unwrap());
+            let a = Arc::new(a);
+            let idx = Arc::new(MaskIndex::new(a.clone(), vocab.clone(), trie).unwrap());
             let mut m = Matcher::new(idx);
             let mut logits = vec![0f32; vocab.len()];
             let t = Instant::now();
@@ -117,12 +117,12 @@ fn check(name: &str, outcome: Compiled, took: Duration, expect: Expect) -> Optio
     }
 }
 
-fn regex_case(name: &str, pattern: String, expect: Expect) -> Option<Automaton> {
-    let (r, took) = bounded(name, move || compile_regex(&pattern, &Limits::default()));
+fn regex_case(name: &str, pattern: String, expect: Expect) -> Option<Arc<Compiled>> {
+    let (r, took) = bounded(name, move || compile_regex(&pattern, &Limits::default()).map(Compiled::Dfa));
     check(name, r, took, expect)
 }
 
-fn schema_case(name: &str, schema: Value, expect: Expect) -> Option<Automaton> {
+fn schema_case(name: &str, schema: Value, expect: Expect) -> Option<Arc<Compiled>> {
     let (r, took) = bounded(name, move || {
         let r = compile_schema(&schema, &SchemaOptions::default(), &Limits::default()).map(|(a, _)| a);
         // Dropping a deeply nested Value recurses too: keep it on this thread.
@@ -132,7 +132,7 @@ fn schema_case(name: &str, schema: Value, expect: Expect) -> Option<Automaton> {
     check(name, r, took, expect)
 }
 
-fn err_of(r: Compiled) -> FormatError {
+fn err_of(r: Outcome) -> FormatError {
     match r {
         Ok(a) => panic!("expected an error, compiled {} states", a.state_count()),
         Err(e) => e,
@@ -177,7 +177,7 @@ fn hundred_thousand_alternatives_regex() {
 #[test]
 fn invalid_regex_has_position() {
     for (pattern, at) in [("ab(c", 2usize), ("abc[", 3), ("a{2,1}", 1), ("ab)", 2), ("[z-a]", 1), (r"\p{Nope}", 0), ("a{99999999999}", 1)] {
-        let (r, took) = bounded(pattern, move || compile_regex(pattern, &Limits::default()));
+        let (r, took) = bounded(pattern, move || compile_regex(pattern, &Limits::default()).map(Compiled::Dfa));
         let e = err_of(r);
         eprintln!("{pattern}: {e} ({took:.2?})");
         match &e {

@@ -5,7 +5,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use conform::format::{self, Automaton, Limits, SchemaOptions};
+use conform::format::{self, Compiled, Limits, SchemaOptions};
 use conform::mask::{ByteAutomaton, MaskIndex, Matcher};
 use conform::vocab::{TokenTrie, Vocab};
 use llama_cpp_2::llama_backend::LlamaBackend;
@@ -68,7 +68,7 @@ fn both_vocabularies_decode_to_exact_bytes() {
 
 /// The mask for `state` with budget `remaining_after`, by brute force over every token
 /// (the budget in the index's token distance, checked on its own in tests/masks.rs).
-fn brute_force(a: &Automaton, index: &MaskIndex, vocab: &Vocab, state: u32, remaining_after: u32) -> Vec<u32> {
+fn brute_force(a: &Compiled, index: &MaskIndex, vocab: &Vocab, state: u32, remaining_after: u32) -> Vec<u32> {
     (0..vocab.len() as u32)
         .filter(|&t| {
             if vocab.is_eog(t) {
@@ -90,7 +90,7 @@ fn brute_force(a: &Automaton, index: &MaskIndex, vocab: &Vocab, state: u32, rema
         .collect()
 }
 
-fn check_walks(loaded: &Loaded, automaton: Automaton, seed: u64) {
+fn check_walks(loaded: &Loaded, automaton: Compiled, seed: u64) {
     let a = Arc::new(automaton);
     let index = Arc::new(MaskIndex::new(a.clone(), loaded.vocab.clone(), loaded.trie.clone()).unwrap());
     let mut rng = StdRng::seed_from_u64(seed);
@@ -122,17 +122,24 @@ fn check_walks(loaded: &Loaded, automaton: Automaton, seed: u64) {
     }
 }
 
-fn automata() -> Vec<Automaton> {
+fn automata() -> Vec<Compiled> {
     let limits = Limits::default();
     let schema = json!({"type": "object", "properties": {
         "name": {"type": "string", "maxLength": 12},
         "age": {"type": "integer", "minimum": 0, "maximum": 120},
         "tags": {"type": "array", "items": {"enum": ["a", "b c", "ü"]}, "maxItems": 3}},
         "required": ["name", "age"]});
+    // Recursive: compiled to a network of rule automata, not a DFA.
+    let tree = json!({"$defs": {"node": {"type": "object", "properties": {
+        "v": {"type": "integer"}, "kids": {"type": "array", "items": {"$ref": "#/$defs/node"}, "maxItems": 2}},
+        "required": ["v"]}}, "$ref": "#/$defs/node"});
+    let tree = format::compile_schema(&tree, &SchemaOptions::default(), &limits).unwrap().0;
+    assert!(matches!(tree, Compiled::Recursive(_)));
     vec![
         format::compile_schema(&schema, &SchemaOptions::default(), &limits).unwrap().0,
-        format::compile_regex(r"[A-Z][a-z]{2,8}( [a-z]+){0,3}\.", &limits).unwrap(),
-        format::compile_choice(&["yes", "no", "maybe not"], &limits).unwrap(),
+        Compiled::Dfa(format::compile_regex(r"[A-Z][a-z]{2,8}( [a-z]+){0,3}\.", &limits).unwrap()),
+        Compiled::Dfa(format::compile_choice(&["yes", "no", "maybe not"], &limits).unwrap()),
+        tree,
     ]
 }
 

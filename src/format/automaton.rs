@@ -44,16 +44,22 @@ impl Automaton {
     /// Compiles `pattern` (Rust `regex` syntax, Unicode on, so only valid UTF-8 can match)
     /// into a DFA that matches whole outputs. Size is bounded by `limits`.
     pub fn from_regex(pattern: &str, limits: &Limits) -> Result<Automaton, FormatError> {
-        Self::build(pattern, limits, false)
+        Self::build(pattern, limits, false, false)
     }
 
     /// Like [`Automaton::from_regex`], then minimised: for small automata that go into a
     /// [`crate::format::product::Product`], whose size is the product of theirs.
     pub fn from_regex_minimal(pattern: &str, limits: &Limits) -> Result<Automaton, FormatError> {
-        Self::build(pattern, limits, true)
+        Self::build(pattern, limits, true, false)
     }
 
-    fn build(pattern: &str, limits: &Limits, minimize: bool) -> Result<Automaton, FormatError> {
+    /// A rule of a [`crate::format::recursive::Recursive`] network: like
+    /// [`Automaton::from_regex`], but the pattern may hold call bytes (never UTF-8).
+    pub(crate) fn from_rule_regex(pattern: &str, limits: &Limits) -> Result<Automaton, FormatError> {
+        Self::build(pattern, limits, false, true)
+    }
+
+    fn build(pattern: &str, limits: &Limits, minimize: bool, call_bytes: bool) -> Result<Automaton, FormatError> {
         if pattern.len() > limits.max_regex_len {
             return Err(FormatError::too_complex(
                 format!("regex is {} bytes long", pattern.len()),
@@ -61,7 +67,7 @@ impl Automaton {
             ));
         }
         // Parsed once, here, for precise error positions; the NFA is built from the result.
-        let hir = regex_syntax::ParserBuilder::new().nest_limit(1000).build().parse(pattern).map_err(|e| syntax_error(&e))?;
+        let hir = regex_syntax::ParserBuilder::new().nest_limit(1000).utf8(!call_bytes).build().parse(pattern).map_err(|e| syntax_error(&e))?;
         let cfg = dense::Config::new()
             .start_kind(StartKind::Anchored)
             .match_kind(MatchKind::All)

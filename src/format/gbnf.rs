@@ -13,10 +13,14 @@
 use std::collections::HashMap;
 
 use super::grammar::{Expr, Grammar, Rule, RuleId};
-use super::{Automaton, FormatError, Limits};
+use super::recursive::{self, Recursive};
+use super::{Automaton, Compiled, FormatError, Limits};
 
-/// Parses `text` and compiles it into an automaton.
-pub fn compile_gbnf(text: &str, limits: &Limits) -> Result<Automaton, FormatError> {
+/// Parses `text` and compiles it into an automaton: a DFA when no rule is recursive, else a
+/// [`Recursive`] network with one rule DFA per recursive rule (nesting up to
+/// `limits.max_nesting`). Past [`recursive::MAX_RULES`] recursive rules, recursion is unrolled
+/// `limits.recursion_depth` levels instead.
+pub fn compile_gbnf(text: &str, limits: &Limits) -> Result<Compiled, FormatError> {
     if text.len() > limits.max_regex_len {
         return Err(FormatError::too_complex(
             format!("grammar is {} bytes long", text.len()),
@@ -24,8 +28,63 @@ pub fn compile_gbnf(text: &str, limits: &Limits) -> Result<Automaton, FormatErro
         ));
     }
     let grammar = parse_gbnf(text)?;
-    let regex = grammar_regex(&grammar, limits)?;
-    Automaton::from_regex(&regex, limits)
+    let recursive = recursive_rules(&grammar);
+    if recursive.is_empty() || recursive.len() + 1 > recursive::MAX_RULES {
+        let regex = grammar_regex(&grammar, limits)?;
+        return Ok(Compiled::Dfa(Automaton::from_regex(&regex, limits)?));
+    }
+    // Network rule 0 is the whole output: the root's body when the root is recursive itself
+    // (so that it does not spend a nesting level on a frame that only calls it).
+    let mut order = vec![grammar.root];
+    order.extend(recursive.iter().filter(|&&r| r != grammar.root));
+    let mut calls = vec![None; grammar.rules.len()];
+    for (i, &r) in order.iter().enumerate() {
+        if recursive.contains(&r) {
+            calls[r] = Some(i);
+        }
+    }
+    let mut lower = Lower { g: &grammar, limits, active: vec![0; grammar.rules.len()], calls };
+    let mut regexes = Vec::new();
+    for &r in &order {
+        let mut out = String::new();
+        lower.expr(&grammar.rules[r].body, &mut out)?;
+        regexes.push(out);
+    }
+    let rules = regexes.iter().map(|r| recursive::rule_automaton(r, limits)).collect::<Result<Vec<_>, _>>()?;
+    Ok(Compiled::Recursive(Recursive::new(rules, limits.max_nesting)?))
+}
+
+/// Rules that can reach themselves through references, in rule order.
+fn recursive_rules(g: &Grammar) -> Vec<RuleId> {
+    let edges: Vec<Vec<RuleId>> = g.rules.iter().map(|r| {
+        let mut out = Vec::new();
+        refs(&r.body, &mut out);
+        out
+    }).collect();
+    (0..g.rules.len())
+        .filter(|&r| {
+            let mut seen = vec![false; g.rules.len()];
+            let mut stack = edges[r].clone();
+            while let Some(x) = stack.pop() {
+                if x == r {
+                    return true;
+                }
+                if !std::mem::replace(&mut seen[x], true) {
+                    stack.extend(&edges[x]);
+                }
+            }
+            false
+        })
+        .collect()
+}
+
+fn refs(e: &Expr, out: &mut Vec<RuleId>) {
+    match e {
+        Expr::Ref(r) => out.push(*r),
+        Expr::Seq(items) | Expr::Alt(items) => items.iter().for_each(|i| refs(i, out)),
+        Expr::Repeat { expr, .. } => refs(expr, out),
+        Expr::Literal(_) | Expr::Class { .. } => {}
+    }
 }
 
 /// Parses GBNF text into a [`Grammar`] rooted at `root`.
@@ -411,7 +470,7 @@ fn check_left_recursion(g: &Grammar) -> Result<(), FormatError> {
 
 /// A regex for the grammar's language, recursive rules unrolled `limits.recursion_depth` deep.
 pub fn grammar_regex(g: &Grammar, limits: &Limits) -> Result<String, FormatError> {
-    let mut lower = Lower { g, limits, active: vec![0; g.rules.len()] };
+    let mut lower = Lower { g, limits, active: vec![0; g.rules.len()], calls: vec![None; g.rules.len()] };
     let mut out = String::new();
     lower.expr(&Expr::Ref(g.root), &mut out)?;
     Ok(out)
@@ -422,6 +481,8 @@ struct Lower<'a> {
     limits: &'a Limits,
     /// How many times each rule is open on the current expansion path.
     active: Vec<u32>,
+    /// The network rule that a reference to each grammar rule calls (`None`: inlined).
+    calls: Vec<Option<usize>>,
 }
 
 /// Matches nothing: the branch past the recursion bound.
@@ -447,7 +508,9 @@ impl Lower<'_> {
                 }
             }
             Expr::Ref(r) => {
-                if self.active[*r] > self.limits.recursion_depth {
+                if let Some(rule) = self.calls[*r] {
+                    out.push_str(&recursive::call(rule));
+                } else if self.active[*r] > self.limits.recursion_depth {
                     out.push_str(NOTHING);
                 } else {
                     self.active[*r] += 1;
@@ -506,7 +569,8 @@ impl Lower<'_> {
 mod tests {
     use super::*;
 
-    fn compile(text: &str) -> Automaton {
+
+    fn compile(text: &str) -> Compiled {
         compile_gbnf(text, &Limits::default()).unwrap()
     }
 
@@ -536,13 +600,31 @@ mod tests {
     }
 
     #[test]
-    fn recursion_is_unrolled() {
+    fn recursion_nests_up_to_max_nesting() {
         let a = compile("root ::= \"(\" root \")\" | \"x\"");
         assert!(a.accepts(b"x"));
         assert!(a.accepts(b"((x))"));
         assert!(!a.accepts(b"((x)"));
-        // Deeper than `recursion_depth` is never generated.
-        assert!(!a.accepts(b"((((((x))))))"));
+        let depth = Limits::default().max_nesting as usize;
+        // The root frame counts as one level.
+        let nested = |n: usize| format!("{}x{}", "(".repeat(n), ")".repeat(n));
+        assert!(a.accepts(nested(depth - 1).as_bytes()));
+        assert!(!a.accepts(nested(depth).as_bytes()));
+    }
+
+    #[test]
+    fn recursion_is_unrolled_past_the_call_bytes() {
+        // 13 mutually recursive rules: more than the network has call bytes.
+        let mut text = String::from("root ::= r0\n");
+        for i in 0..13 {
+            text.push_str(&format!("r{i} ::= \"(\" r{} \")\" | \"x\"\n", (i + 1) % 13));
+        }
+        let a = compile(&text);
+        assert!(a.accepts(b"((x))"));
+        // Each rule is unrolled `recursion_depth` times, so 13 * 4 levels at most.
+        let nested = |n: usize| format!("{}x{}", "(".repeat(n), ")".repeat(n));
+        assert!(a.accepts(nested(20).as_bytes()));
+        assert!(!a.accepts(nested(60).as_bytes()));
     }
 
     #[test]

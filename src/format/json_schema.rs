@@ -56,7 +56,8 @@ use super::json::{any_json_regex, string_regex, ws_regex};
 use super::number::{integer_regex, number_regex, Bounds};
 use super::pattern::{self, JSON_CHAR};
 use super::validate::validate;
-use super::{error::pointer_display, Automaton, FormatError, Limits};
+use super::recursive::{self, Recursive};
+use super::{error::pointer_display, Automaton, Compiled, FormatError, Limits};
 
 /// Whitespace the generated JSON may contain between tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -88,6 +89,10 @@ pub struct SchemaRegex {
     pub regex: String,
     /// `"keyword at #/pointer"` for each keyword skipped in lenient mode.
     pub ignored: Vec<String>,
+    /// Whether `regex` (rule 0) and `rules` (rules `1..`) form a recursive network: they call
+    /// each other through [`recursive::call`] bytes. Else `regex` is a plain regex.
+    pub recursive: bool,
+    pub rules: Vec<String>,
 }
 
 const ANNOTATIONS: &[&str] = &[
@@ -124,16 +129,18 @@ type R = Result<Option<String>, FormatError>;
 /// Unconstrained values ("any JSON") and strings whose `maxLength`/`maxItems` had to be
 /// narrowed dominate the DFA size. The schema is lowered at the most generous level that is
 /// estimated to fit half of `dfa_size_bytes` (levels: see `lower_at_level`).
+///
+/// Recursion is unrolled `limits.recursion_depth` times: the result is one plain regex.
 pub fn schema_to_regex(schema: &Value, options: &SchemaOptions, limits: &Limits) -> Result<SchemaRegex, FormatError> {
-    lower_fitting(schema, options, limits, 0).map(|(r, _)| r)
+    lower_fitting(schema, options, limits, 0, false).map(|(r, _)| r)
 }
 
 /// Lowers at the first level from `level` on whose estimated DFA size fits; returns the regex
 /// and its level, or `None` as level when no narrower level exists.
-fn lower_fitting(schema: &Value, options: &SchemaOptions, limits: &Limits, mut level: u32) -> Result<(SchemaRegex, Option<u32>), FormatError> {
+fn lower_fitting(schema: &Value, options: &SchemaOptions, limits: &Limits, mut level: u32, calls: bool) -> Result<(SchemaRegex, Option<u32>), FormatError> {
     let budget = (limits.dfa_size_bytes / 2) as u64;
     loop {
-        let (lowered, estimated, narrowest) = lower_at_level(schema, options, limits, level);
+        let (lowered, estimated, narrowest) = lower_at_level(schema, options, limits, level, calls);
         if estimated > budget && !narrowest {
             level += 1;
             continue;
@@ -145,8 +152,10 @@ fn lower_fitting(schema: &Value, options: &SchemaOptions, limits: &Limits, mut l
 
 /// Lowers with any-JSON values nesting `recursion_depth - level` levels and bounds narrowed to
 /// `max_repetition / 4^level` (at least 16). Returns the result, the estimated DFA bytes of
-/// those parts, and whether this is the narrowest level.
-fn lower_at_level(schema: &Value, options: &SchemaOptions, limits: &Limits, level: u32) -> (Result<SchemaRegex, FormatError>, u64, bool) {
+/// those parts, and whether this is the narrowest level. With `calls`, recursive `$ref`
+/// targets become network rules (see [`SchemaRegex::rules`]) when they fit, else recursion is
+/// unrolled.
+fn lower_at_level(schema: &Value, options: &SchemaOptions, limits: &Limits, level: u32, calls: bool) -> (Result<SchemaRegex, FormatError>, u64, bool) {
     let mut g = Gen {
         root: schema,
         opts: options,
@@ -161,15 +170,40 @@ fn lower_at_level(schema: &Value, options: &SchemaOptions, limits: &Limits, leve
         estimated_bytes: 0,
         work: 0,
         copies: 1,
+        rules: calls.then(|| vec![(String::new(), schema)]),
+        rules_overflow: false,
+        called: false,
     };
-    let lowered = g.lower(schema, "");
+    if calls {
+        g.ref_counts.insert(String::new(), 1);
+    }
+    let mut lowered = g.lower(schema, "");
+    // Each rule's body, in a context where only its own references are open; lowering one
+    // may add more rules.
+    let mut rules = Vec::new();
+    let mut i = 1;
+    while let (Ok(Some(_)), Some((ptr, target))) = (&lowered, g.rules.as_ref().and_then(|r| r.get(i)).cloned()) {
+        if i >= recursive::MAX_RULES {
+            break;
+        }
+        g.ref_counts = HashMap::from([(ptr.clone(), 1), (String::new(), 1)]);
+        match g.lower(target, &ptr) {
+            Ok(Some(r)) => rules.push(r),
+            Ok(None) => g.rules_overflow = true,
+            Err(e) => lowered = Err(e),
+        }
+        i += 1;
+    }
+    if g.rules_overflow {
+        return lower_at_level(schema, options, limits, level, false);
+    }
     let narrowest = g.any_depth == 0 && g.narrow_cap == 16;
     let result = match lowered {
         Err(e) => Err(e),
         Ok(Some(regex)) => {
             let mut ignored = g.ignored;
             ignored.dedup();
-            Ok(SchemaRegex { regex, ignored })
+            Ok(SchemaRegex { regex, ignored, recursive: g.called, rules })
         }
         Ok(None) => Err(FormatError::schema("", "the schema admits no value that can be generated (unsatisfiable, or only instances beyond the recursion/number limits)")),
     };
@@ -191,12 +225,12 @@ fn bounded_string_bytes(n: u64) -> u64 {
 /// Lowers and compiles `schema`; returns the automaton and the ignored keywords (lenient mode).
 /// When the DFA is too large and a narrower level exists (see [`schema_to_regex`]), the schema
 /// is lowered and compiled again at that level.
-pub fn compile_schema(schema: &Value, options: &SchemaOptions, limits: &Limits) -> Result<(Automaton, Vec<String>), FormatError> {
+pub fn compile_schema(schema: &Value, options: &SchemaOptions, limits: &Limits) -> Result<(Compiled, Vec<String>), FormatError> {
     let mut level = 0;
     let mut retries = 0;
     loop {
-        let (r, next) = lower_fitting(schema, options, limits, level)?;
-        match (Automaton::from_regex(&r.regex, limits), next) {
+        let (r, next) = lower_fitting(schema, options, limits, level, true)?;
+        match (compile_lowered(&r, limits), next) {
             (Ok(a), _) => return Ok((a, r.ignored)),
             // One retry: a failed determinisation is slow (up to ~2 s).
             (Err(FormatError::TooComplex { .. }), Some(next)) if retries == 0 => {
@@ -206,6 +240,18 @@ pub fn compile_schema(schema: &Value, options: &SchemaOptions, limits: &Limits) 
             (Err(e), _) => return Err(e),
         }
     }
+}
+
+/// A plain DFA, or a recursive network when the schema has recursive references.
+fn compile_lowered(r: &SchemaRegex, limits: &Limits) -> Result<Compiled, FormatError> {
+    if !r.recursive {
+        return Ok(Compiled::Dfa(Automaton::from_regex(&r.regex, limits)?));
+    }
+    let rules = std::iter::once(&r.regex)
+        .chain(&r.rules)
+        .map(|regex| recursive::rule_automaton(regex, limits))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Compiled::Recursive(Recursive::new(rules, limits.max_nesting)?))
 }
 
 struct Gen<'a> {
@@ -227,6 +273,14 @@ struct Gen<'a> {
     work: usize,
     /// How many copies of the regex being lowered the DFA will hold (for `estimated_bytes`).
     copies: u64,
+    /// Recursive `$ref` targets that are network rules, by index (`[0]` is the root); a
+    /// reference back into one becomes a call. `None`: recursion is unrolled.
+    rules: Option<Vec<(String, &'a Value)>>,
+    /// A recursive target could not become a rule (too many, or it admits no value): the
+    /// schema is lowered again with recursion unrolled.
+    rules_overflow: bool,
+    /// Some reference became a call.
+    called: bool,
 }
 
 fn join_ptr(p: &str, k: &str) -> String {
@@ -324,6 +378,14 @@ impl<'a> Gen<'a> {
         r
     }
 
+    /// Runs `f` with recursion unrolled: for sub-regexes matched directly (no call bytes).
+    fn unrolled<T>(&mut self, f: impl FnOnce(&mut Self) -> T) -> T {
+        let rules = self.rules.take();
+        let out = f(self);
+        self.rules = rules;
+        out
+    }
+
     fn any(&mut self) -> String {
         self.estimated_bytes += any_json_bytes(self.any_depth).saturating_mul(self.copies);
         any_json_regex(self.any_depth, self.opts.whitespace)
@@ -393,6 +455,20 @@ impl<'a> Gen<'a> {
             siblings.remove("$ref");
             let has_assert = siblings.keys().any(|k| !ANNOTATIONS.contains(&k.as_str()) && !k.starts_with("x-"));
             let count = self.ref_counts.get(&tptr).copied().unwrap_or(0);
+            // A reference back into an open target, adding nothing: a call to its rule.
+            if count >= 1 && !has_assert {
+                if let Some(rules) = &mut self.rules {
+                    let i = rules.iter().position(|(p, _)| *p == tptr).unwrap_or_else(|| {
+                        rules.push((tptr.clone(), target));
+                        rules.len() - 1
+                    });
+                    if i < recursive::MAX_RULES {
+                        self.called = true;
+                        return Ok(Some(recursive::call(i)));
+                    }
+                    self.rules_overflow = true;
+                }
+            }
             if count >= self.limits.recursion_depth {
                 return Ok(None);
             }
@@ -1049,7 +1125,7 @@ impl<'a> Gen<'a> {
     /// keywords that cannot be lowered.
     fn enum_values_matching_regex(&mut self, rest: Map<String, Value>, mut vals: Vec<Value>, ptr: &str) -> Result<Vec<Value>, FormatError> {
         {
-            let r = self.lower(&Value::Object(rest), ptr)?;
+            let r = self.unrolled(|g| g.lower(&Value::Object(rest), ptr))?;
             let Some(r) = r else { return Ok(Vec::new()) };
             let re = regex_automata::meta::Regex::new(&format!("^(?:{r})$")).map_err(|e| FormatError::too_complex(format!("checking enum values at {}: {e}", pointer_display(ptr)), "regex build"))?;
             vals.retain(|v| re.is_match(serde_json::to_string(v).unwrap().as_str()));
@@ -1366,7 +1442,7 @@ impl<'a> Gen<'a> {
     fn name_ok(&mut self, schema: &Value, ptr: &str, name: &str) -> Result<bool, FormatError> {
         let key = format!("{ptr}\u{0}{}", serde_json::to_string(schema).unwrap());
         if !self.name_cache.contains_key(&key) {
-            let r = self.lower(schema, ptr)?;
+            let r = self.unrolled(|g| g.lower(schema, ptr))?;
             let re = match r {
                 None => None,
                 Some(r) => Some(regex_automata::meta::Regex::new(&format!("^(?:{r})$")).map_err(|e| FormatError::too_complex(format!("property name check at {}: {e}", pointer_display(ptr)), "regex build"))?),

@@ -27,6 +27,10 @@ pub struct Limits {
     /// depth of "any JSON value" (a regex cannot recurse). Default 3. Deeper levels are simply
     /// not generated (a narrowing, never a widening).
     pub recursion_depth: u32,
+    /// How deep recursive rules (`$ref` cycles, recursive GBNF rules, nested any-JSON values)
+    /// may nest in a [`crate::format::Recursive`] automaton, the outermost level included.
+    /// Default 32. Deeper nesting is not generated (a narrowing, never a widening).
+    pub max_nesting: u32,
     /// Total bytes of regex produced while lowering a schema, over all its nodes (a `$ref` used
     /// in many places is lowered at every use). Default 16 MiB. Protects against fan-out
     /// schemas: a 10 kB schema whose definitions reference each other 200 times per level
@@ -43,6 +47,7 @@ impl Default for Limits {
             max_repetition: 1024,
             max_regex_len: 1 << 20,
             recursion_depth: 3,
+            max_nesting: 32,
             max_lowering_work: 16 << 20,
         }
     }

@@ -12,6 +12,7 @@
 
 pub mod automaton;
 pub mod choice;
+pub mod compiled;
 pub mod error;
 pub mod gbnf;
 pub mod grammar;
@@ -22,14 +23,17 @@ pub mod limits;
 pub mod number;
 pub mod pattern;
 pub mod product;
+pub mod recursive;
 pub mod regex;
 pub mod validate;
 
 pub use automaton::{Automaton, StateId};
 pub use choice::{choice_regex, compile_choice};
+pub use compiled::Compiled;
 pub use error::FormatError;
 pub use gbnf::compile_gbnf;
 pub use json::{any_json_regex, compile_any_json, compile_json_object, json_object_regex};
 pub use json_schema::{canonical_json, canonical_json_ordered, compile_schema, KeyOrder, schema_to_regex, SchemaOptions, SchemaRegex, Whitespace};
 pub use limits::Limits;
+pub use recursive::Recursive;
 pub use regex::compile_regex;

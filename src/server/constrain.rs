@@ -284,7 +284,7 @@ impl Formats {
         match source {
             Source::Regex(pattern) => Ok(plain(format::compile_regex(pattern, &self.limits)?)),
             Source::Choice(choices) => Ok(plain(format::compile_choice(choices, &self.limits)?)),
-            Source::Grammar(text) => Ok(plain(format::compile_gbnf(text, &self.limits)?)),
+            Source::Grammar(text) => Ok((Arc::new(format::compile_gbnf(text, &self.limits)?), Vec::new())),
             Source::JsonObject { whitespace } => Ok(plain(format::compile_json_object(ws(*whitespace), &self.limits)?)),
             Source::Instructions { list, base } => {
                 let list: Value = serde_json::from_str(list).expect("cache key is serialized JSON");
@@ -305,8 +305,8 @@ impl Formats {
                     lenient: *lenient,
                     ignore_unknown_keywords: *ignore_unknown,
                 };
-                let (automaton, ignored) = format::compile_schema(&schema, &options, &self.limits)?;
-                Ok((Arc::new(automaton), ignored))
+                let (compiled, ignored) = format::compile_schema(&schema, &options, &self.limits)?;
+                Ok((Arc::new(compiled), ignored))
             }
         }
     }

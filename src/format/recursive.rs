@@ -1,0 +1,487 @@
+//! Recursive automata: rule DFAs that call each other (a recursive transition network),
+//! determinised lazily into one [`ByteAutomaton`] — the pushdown half of DESIGN §3.
+//!
+//! A regex cannot recurse, so a recursive `$ref` or GBNF rule is compiled once, as its own
+//! rule DFA, and every use of it inside another rule is one *call byte* (a byte that never
+//! occurs in UTF-8, see [`call`]). Running the network keeps a stack of frames: the top one is
+//! the position inside the rule being matched, those below are where each caller resumes.
+//! When a rule's DFA reaches an accepting state the frame may return; when it sits before a
+//! call byte it may enter the callee. Both are choices, so a state of the combined automaton is
+//! the *set* of stacks still possible after the bytes so far (subset construction over
+//! configurations), interned on first visit and given a stable `u32` id. Masks, caches and the
+//! budget logic work on those ids exactly as on a DFA's.
+//!
+//! Bounds: a stack never grows past `max_depth` frames (deeper nesting is not generated: a
+//! narrowing), and `min_bytes_to_accept` is exact under that bound, because the distance of
+//! each rule state is computed for every number of call levels still available. The number
+//! of interned states is capped; past the cap, new states are dead (also a narrowing).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::RwLock;
+
+use super::{Automaton, FormatError, Limits};
+use crate::mask::ByteAutomaton;
+
+/// Bytes that never occur in UTF-8 text, one per callable rule.
+const CALL_BYTES: [u8; 13] = [0xC0, 0xC1, 0xF5, 0xF6, 0xF7, 0xF8, 0xF9, 0xFA, 0xFB, 0xFC, 0xFD, 0xFE, 0xFF];
+
+/// How many rules a network can have (one call byte each).
+pub const MAX_RULES: usize = CALL_BYTES.len();
+
+/// Interned states past this many are dead (each holds a few stacks; ~100 bytes).
+const MAX_STATES: usize = 1 << 20;
+
+/// Stacks kept per state; more (deeply ambiguous grammars) are dropped — a narrowing.
+const MAX_STACKS: usize = 4096;
+
+/// The regex fragment that calls rule `rule` (compile the rule regexes with [`rule_automaton`]).
+pub fn call(rule: usize) -> String {
+    format!(r"(?-u:\x{:02X})", CALL_BYTES[rule])
+}
+
+fn callee_of(byte: u8) -> Option<usize> {
+    CALL_BYTES.iter().position(|&c| c == byte)
+}
+
+/// Compiles one rule's regex, which may contain [`call`] fragments.
+pub fn rule_automaton(pattern: &str, limits: &Limits) -> Result<Automaton, FormatError> {
+    Automaton::from_rule_regex(pattern, limits)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct Frame {
+    rule: u32,
+    state: u32,
+}
+
+type Stack = Vec<Frame>;
+
+/// What a rule DFA state does, precomputed.
+#[derive(Debug, Default, Clone)]
+struct StateInfo {
+    /// Dense index into the distance tables.
+    index: u32,
+    /// `(callee, state after the call)`.
+    calls: Vec<(u32, u32)>,
+    /// Whether some non-call byte leads on.
+    has_bytes: bool,
+    accepting: bool,
+}
+
+struct Node {
+    stacks: Vec<Stack>,
+    accepting: bool,
+    dist: u32,
+    /// Next state per byte class: `UNKNOWN`, `DEAD` or an id.
+    row: Vec<u32>,
+}
+
+const UNKNOWN: u32 = u32::MAX;
+const DEAD: u32 = u32::MAX - 1;
+
+#[derive(Default)]
+struct Interned {
+    nodes: Vec<Node>,
+    ids: HashMap<Vec<Stack>, u32>,
+}
+
+/// A recursive transition network over rule DFAs, as one deterministic [`ByteAutomaton`].
+pub struct Recursive {
+    rules: Vec<Automaton>,
+    info: Vec<HashMap<u32, StateInfo>>,
+    /// `dist[k][rule][index]`: fewest bytes from that rule state to the rule's acceptance when
+    /// at most `k` further call levels may open (`u32::MAX` = impossible).
+    dist: Vec<Vec<Vec<u32>>>,
+    max_depth: usize,
+    classes: [u8; 256],
+    class_rep: Vec<u8>,
+    interned: RwLock<Interned>,
+}
+
+impl std::fmt::Debug for Recursive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recursive")
+            .field("rules", &self.rules.len())
+            .field("rule_states", &self.info.iter().map(HashMap::len).sum::<usize>())
+            .field("max_depth", &self.max_depth)
+            .field("states", &self.interned.read().unwrap().nodes.len())
+            .finish()
+    }
+}
+
+impl Recursive {
+    /// `rules[0]` is the whole output; `max_depth` bounds the stack (the root frame included).
+    pub fn new(rules: Vec<Automaton>, max_depth: u32) -> Result<Recursive, FormatError> {
+        assert!(!rules.is_empty() && rules.len() <= MAX_RULES, "1..={MAX_RULES} rules");
+        let max_depth = max_depth.max(1) as usize;
+        let info: Vec<HashMap<u32, StateInfo>> = rules.iter().map(|r| explore(r, rules.len())).collect();
+        let dist = distances(&rules, &info, max_depth);
+        let (classes, class_rep) = joint_classes(&rules);
+        let net = Recursive { rules, info, dist, max_depth, classes, class_rep, interned: RwLock::new(Interned::default()) };
+        let start = net.close(vec![vec![Frame { rule: 0, state: net.rules[0].start().0 }]]);
+        let start = net.intern(start);
+        if net.min_bytes_to_accept(start) == u32::MAX {
+            return Err(FormatError::EmptyLanguage {
+                message: format!("no output can satisfy the constraint within {max_depth} levels of recursion"),
+            });
+        }
+        Ok(net)
+    }
+
+    /// Interned states so far.
+    pub fn state_count(&self) -> usize {
+        self.interned.read().unwrap().nodes.len()
+    }
+
+    /// Heap memory of the rule DFAs and the states interned so far (stacks counted by frame).
+    pub fn memory_usage(&self) -> usize {
+        let interned = self.interned.read().unwrap();
+        let frames: usize = interned.nodes.iter().map(|n| n.stacks.iter().map(Vec::len).sum::<usize>()).sum();
+        self.rules.iter().map(Automaton::memory_usage).sum::<usize>()
+            + frames * std::mem::size_of::<Frame>() * 2
+            + interned.nodes.len() * (std::mem::size_of::<Node>() + self.class_rep.len() * 4)
+    }
+
+    /// All stacks reachable from `seeds` without consuming a byte (calls and returns), keeping
+    /// those that can consume a byte or accept the whole output.
+    fn close(&self, seeds: Vec<Stack>) -> Vec<Stack> {
+        let mut seen: HashSet<Stack> = HashSet::new();
+        let mut work = seeds;
+        let mut out = Vec::new();
+        while let Some(s) = work.pop() {
+            if seen.contains(&s) {
+                continue;
+            }
+            let top = *s.last().expect("stacks are never empty");
+            let info = &self.info[top.rule as usize][&top.state];
+            if s.len() < self.max_depth {
+                for &(callee, ret) in &info.calls {
+                    let mut t = s.clone();
+                    t.last_mut().unwrap().state = ret;
+                    t.push(Frame { rule: callee, state: self.rules[callee as usize].start().0 });
+                    work.push(t);
+                }
+            }
+            if info.accepting && s.len() > 1 {
+                let mut t = s.clone();
+                t.pop();
+                work.push(t);
+            }
+            if info.has_bytes || (info.accepting && s.len() == 1) {
+                out.push(s.clone());
+                if out.len() >= MAX_STACKS {
+                    break;
+                }
+            }
+            seen.insert(s);
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// Fewest bytes to accept the whole output from `stack`, given the depth bound.
+    fn stack_dist(&self, stack: &Stack) -> u32 {
+        let mut total: u32 = 0;
+        for (i, f) in stack.iter().enumerate() {
+            let levels = self.max_depth - i - 1;
+            let index = self.info[f.rule as usize][&f.state].index as usize;
+            let d = self.dist[levels][f.rule as usize][index];
+            total = total.saturating_add(d);
+        }
+        total
+    }
+
+    fn intern(&self, stacks: Vec<Stack>) -> u32 {
+        if let Some(&id) = self.interned.read().unwrap().ids.get(&stacks) {
+            return id;
+        }
+        let accepting = stacks.iter().any(|s| s.len() == 1 && self.info[s[0].rule as usize][&s[0].state].accepting);
+        let dist = stacks.iter().map(|s| self.stack_dist(s)).min().unwrap_or(u32::MAX);
+        let mut interned = self.interned.write().unwrap();
+        if let Some(&id) = interned.ids.get(&stacks) {
+            return id;
+        }
+        if interned.nodes.len() >= MAX_STATES {
+            return DEAD;
+        }
+        let id = interned.nodes.len() as u32;
+        let row = vec![UNKNOWN; self.class_rep.len()];
+        interned.nodes.push(Node { stacks: stacks.clone(), accepting, dist, row });
+        interned.ids.insert(stacks, id);
+        id
+    }
+
+    fn step(&self, stacks: &[Stack], byte: u8) -> Vec<Stack> {
+        let mut seeds = Vec::new();
+        for s in stacks {
+            let top = *s.last().unwrap();
+            if let Some(t) = self.rules[top.rule as usize].next(super::StateId(top.state), byte) {
+                let mut n = s.clone();
+                n.last_mut().unwrap().state = t.0;
+                seeds.push(n);
+            }
+        }
+        self.close(seeds)
+    }
+}
+
+/// Every state of `rule` reachable from its start, with its calls and flags.
+fn explore(rule: &Automaton, n_rules: usize) -> HashMap<u32, StateInfo> {
+    let classes = ByteAutomaton::byte_classes(rule);
+    let mut reps: Vec<u8> = Vec::new();
+    let mut seen_class = [false; 256];
+    for b in 0..=255u8 {
+        if callee_of(b).is_some() {
+            reps.push(b);
+        } else if !seen_class[classes[b as usize] as usize] {
+            seen_class[classes[b as usize] as usize] = true;
+            reps.push(b);
+        }
+    }
+    let mut info: HashMap<u32, StateInfo> = HashMap::new();
+    let start = rule.start().0;
+    let mut order = vec![start];
+    info.insert(start, StateInfo { index: 0, ..Default::default() });
+    let mut i = 0;
+    while i < order.len() {
+        let s = order[i];
+        i += 1;
+        let mut entry = StateInfo { index: info[&s].index, accepting: rule.is_accepting(super::StateId(s)), ..Default::default() };
+        for &b in &reps {
+            let Some(t) = rule.next(super::StateId(s), b) else { continue };
+            match callee_of(b) {
+                Some(c) if c < n_rules => entry.calls.push((c as u32, t.0)),
+                Some(_) => continue,
+                None => entry.has_bytes = true,
+            }
+            if !info.contains_key(&t.0) {
+                info.insert(t.0, StateInfo { index: order.len() as u32, ..Default::default() });
+                order.push(t.0);
+            }
+        }
+        info.insert(s, entry);
+    }
+    info
+}
+
+/// `dist[k][rule][index]` for `k` in `0..max_depth`, by Dijkstra backwards from accepting
+/// states; a call edge costs the callee's distance with one level fewer.
+fn distances(rules: &[Automaton], info: &[HashMap<u32, StateInfo>], max_depth: usize) -> Vec<Vec<Vec<u32>>> {
+    // Reverse edges per rule: (to, from, callee or None for a byte).
+    let mut rev: Vec<Vec<Vec<(u32, Option<u32>)>>> = Vec::new();
+    for (r, rule) in rules.iter().enumerate() {
+        let n = info[r].len();
+        let mut edges = vec![Vec::new(); n];
+        let classes = ByteAutomaton::byte_classes(rule);
+        for (&s, si) in &info[r] {
+            let mut seen = [false; 256];
+            for b in 0..=255u8 {
+                if callee_of(b).is_some() || seen[classes[b as usize] as usize] {
+                    continue;
+                }
+                seen[classes[b as usize] as usize] = true;
+                if let Some(t) = rule.next(super::StateId(s), b) {
+                    edges[info[r][&t.0].index as usize].push((si.index, None));
+                }
+            }
+            for &(callee, t) in &si.calls {
+                edges[info[r][&t].index as usize].push((si.index, Some(callee)));
+            }
+        }
+        rev.push(edges);
+    }
+    let mut all: Vec<Vec<Vec<u32>>> = Vec::with_capacity(max_depth);
+    for k in 0..max_depth {
+        if k >= 2 && all[k - 1] == all[k - 2] {
+            all.push(all[k - 1].clone()); // converged
+            continue;
+        }
+        let call_cost = |callee: u32| -> u32 {
+            if k == 0 {
+                return u32::MAX;
+            }
+            let c = callee as usize;
+            all[k - 1][c][info[c][&rules[c].start().0].index as usize]
+        };
+        let mut level = Vec::with_capacity(rules.len());
+        for r in 0..rules.len() {
+            let mut d = vec![u32::MAX; info[r].len()];
+            let mut heap = std::collections::BinaryHeap::new();
+            for si in info[r].values() {
+                if si.accepting {
+                    d[si.index as usize] = 0;
+                    heap.push(std::cmp::Reverse((0u32, si.index)));
+                }
+            }
+            while let Some(std::cmp::Reverse((du, u))) = heap.pop() {
+                if du > d[u as usize] {
+                    continue;
+                }
+                for &(from, callee) in &rev[r][u as usize] {
+                    let cost = match callee {
+                        None => 1,
+                        Some(c) => call_cost(c),
+                    };
+                    let nd = du.saturating_add(cost);
+                    if nd < d[from as usize] {
+                        d[from as usize] = nd;
+                        heap.push(std::cmp::Reverse((nd, from)));
+                    }
+                }
+            }
+            level.push(d);
+        }
+        all.push(level);
+    }
+    all
+}
+
+/// The coarsest byte classes that refine every rule's classes, with each call byte alone.
+fn joint_classes(rules: &[Automaton]) -> ([u8; 256], Vec<u8>) {
+    let per_rule: Vec<[u8; 256]> = rules.iter().map(ByteAutomaton::byte_classes).collect();
+    let mut ids: HashMap<Vec<u16>, u8> = HashMap::new();
+    let mut classes = [0u8; 256];
+    let mut reps = Vec::new();
+    for b in 0..=255u8 {
+        let mut key: Vec<u16> = per_rule.iter().map(|c| c[b as usize] as u16).collect();
+        key.push(if callee_of(b).is_some() { 256 + b as u16 } else { 0 });
+        let next = ids.len() as u8;
+        let id = *ids.entry(key).or_insert_with(|| {
+            reps.push(b);
+            next
+        });
+        classes[b as usize] = id;
+    }
+    (classes, reps)
+}
+
+impl ByteAutomaton for Recursive {
+    fn start(&self) -> u32 {
+        0
+    }
+
+    fn next(&self, state: u32, byte: u8) -> Option<u32> {
+        if callee_of(byte).is_some() {
+            return None;
+        }
+        let class = self.classes[byte as usize] as usize;
+        let stacks = {
+            let interned = self.interned.read().unwrap();
+            let node = interned.nodes.get(state as usize)?;
+            match node.row[class] {
+                DEAD => return None,
+                UNKNOWN => node.stacks.clone(),
+                id => return Some(id),
+            }
+        };
+        let next = self.step(&stacks, self.class_rep[class]);
+        let id = if next.is_empty() { DEAD } else { self.intern(next) };
+        let id = if id != DEAD && self.min_bytes_to_accept(id) == u32::MAX { DEAD } else { id };
+        self.interned.write().unwrap().nodes[state as usize].row[class] = id;
+        (id != DEAD).then_some(id)
+    }
+
+    fn is_accepting(&self, state: u32) -> bool {
+        self.interned.read().unwrap().nodes.get(state as usize).is_some_and(|n| n.accepting)
+    }
+
+    fn min_bytes_to_accept(&self, state: u32) -> u32 {
+        self.interned.read().unwrap().nodes.get(state as usize).map_or(u32::MAX, |n| n.dist)
+    }
+
+    fn byte_classes(&self) -> [u8; 256] {
+        self.classes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net(rules: &[&str], depth: u32) -> Recursive {
+        let limits = Limits::default();
+        let rules = rules.iter().map(|r| rule_automaton(r, &limits).unwrap()).collect();
+        Recursive::new(rules, depth).unwrap()
+    }
+
+    fn walk(n: &Recursive, text: &str) -> Option<u32> {
+        let mut s = n.start();
+        for &b in text.as_bytes() {
+            s = n.next(s, b)?;
+        }
+        Some(s)
+    }
+
+    /// Balanced brackets: `S = ( "[" S* "]" )`, root `S+`.
+    #[test]
+    fn balanced_brackets_any_depth_up_to_the_bound() {
+        let s = format!(r"\[(?:{})*\]", call(1));
+        let n = net(&[&format!("(?:{})+", call(1)), &s], 10);
+        assert!(n.accepts(b"[]"));
+        assert!(n.accepts(b"[[][[]]][]"));
+        assert!(n.accepts(b"[[[[[[[[[]]]]]]]]]")); // 9 levels + root frame = 10
+        assert!(!n.accepts(b"[[[[[[[[[[]]]]]]]]]]")); // 10 levels: past the bound
+        assert!(!n.accepts(b"[[]"));
+        assert!(!n.accepts(b"[]]"));
+        assert!(!n.accepts(b""));
+        // Exact distances: "[[[" needs "]]]".
+        let st = walk(&n, "[[[").unwrap();
+        assert_eq!(n.min_bytes_to_accept(st), 3);
+        assert!(!n.is_accepting(st));
+        let st = walk(&n, "[[]]").unwrap();
+        assert!(n.is_accepting(st));
+        assert_eq!(n.min_bytes_to_accept(st), 0);
+        // Call bytes are never steppable from outside.
+        assert!(n.next(n.start(), 0xC1).is_none());
+        // The same prefix gives the same state id.
+        assert_eq!(walk(&n, "[[]["), walk(&n, "[[]["));
+    }
+
+    /// The distance honours the depth bound: at the bound, the short way through a call is
+    /// closed and the long literal is the only way out.
+    #[test]
+    fn distance_is_exact_at_the_depth_bound() {
+        // A = "(" (A | "xxxxxxxx") ")" | "z"
+        let a = format!(r"\((?:{}|x{{8}})\)|z", call(1));
+        let n = net(&[&call(1), &a], 3);
+        // One level open: the short way is a nested "z".
+        let st = walk(&n, "(").unwrap();
+        assert_eq!(n.min_bytes_to_accept(st), 2);
+        // Root frame + 2 levels of A: no call can open, only the literal is left.
+        let st = walk(&n, "((").unwrap();
+        assert_eq!(n.min_bytes_to_accept(st), 8 + 2);
+        assert!(walk(&n, "(((").is_none());
+        assert!(!n.accepts(b"((z))"));
+        assert!(n.accepts(b"(z)"));
+        assert!(n.accepts(b"((xxxxxxxx))"));
+    }
+
+    /// Nullable calls and returns through several frames in one closure.
+    #[test]
+    fn nullable_rules_and_chained_returns() {
+        // root = A "!" ; A = B? ; B = "b" A
+        let n = net(&[&format!("{}!", call(1)), &format!("(?:{})?", call(2)), &format!("b{}", call(1))], 16);
+        assert!(n.accepts(b"!"));
+        assert!(n.accepts(b"bbb!"));
+        assert!(!n.accepts(b"bb"));
+        let st = walk(&n, "bb").unwrap();
+        assert_eq!(n.min_bytes_to_accept(st), 1);
+    }
+
+    #[test]
+    fn left_recursion_terminates() {
+        // A = A "a" | "a": every closure opens calls until the depth bound.
+        let n = net(&[&call(1), &format!("(?:{}a|a)", call(1))], 8);
+        assert!(n.accepts(b"a"));
+        assert!(n.accepts(b"aaaa"));
+        assert!(!n.accepts(b"aaaaaaaaaaaa"));
+    }
+
+    #[test]
+    fn unsatisfiable_is_an_error() {
+        let limits = Limits::default();
+        let rules = vec![rule_automaton(&call(1), &limits).unwrap(), rule_automaton(&format!(r"\[{}\]", call(1)), &limits).unwrap()];
+        assert!(matches!(Recursive::new(rules, 8), Err(FormatError::EmptyLanguage { .. })));
+    }
+}
