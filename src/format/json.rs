@@ -1,13 +1,15 @@
 //! "Any JSON value" and "any JSON object" as regexes.
 //!
-//! A regex cannot recurse, so container nesting is bounded by `limits.recursion_depth`:
-//! deeper values are not generated. This is a narrowing (every output is valid JSON), never a
-//! widening.
+//! Compiled, they are recursive networks nesting up to `limits.max_nesting` levels. As plain
+//! regexes (inside formats that cannot call, e.g. tool-call arguments), container nesting is
+//! unrolled `limits.recursion_depth` levels. Deeper values are not generated: a narrowing
+//! (every output is valid JSON), never a widening.
 
 use super::json_schema::Whitespace;
 use super::number::NUMBER;
 use super::pattern::JSON_CHAR;
-use super::{Automaton, FormatError, Limits};
+use super::recursive::{self, Recursive};
+use super::{Compiled, FormatError, Limits};
 
 pub(crate) fn string_regex() -> String {
     format!("\"{JSON_CHAR}*\"")
@@ -24,33 +26,52 @@ pub(crate) fn ws_regex(ws: Whitespace) -> String {
 /// Any JSON value with at most `depth` levels of nested containers below the top one.
 pub fn any_json_regex(depth: u32, ws: Whitespace) -> String {
     let w = ws_regex(ws);
-    let s = string_regex();
-    let scalar = format!("null|true|false|{NUMBER}|{s}");
-    let mut v = format!("(?:{scalar}|\\[{w}\\]|\\{{{w}\\}})");
+    let mut v = format!("(?:{}|\\[{w}\\]|\\{{{w}\\}})", scalar_regex());
     for _ in 0..depth {
-        v = format!(
-            "(?:{scalar}|\\[{w}(?:{v}(?:{w},{w}{v})*)?{w}\\]|\\{{{w}(?:{s}{w}:{w}{v}(?:{w},{w}{s}{w}:{w}{v})*)?{w}\\}})"
-        );
+        v = any_json_level(&v, ws);
     }
     v
 }
 
-/// Any JSON object whose values nest at most `depth` levels.
-pub fn json_object_regex(depth: u32, ws: Whitespace) -> String {
+fn scalar_regex() -> String {
+    format!("null|true|false|{NUMBER}|{}", string_regex())
+}
+
+/// One JSON value whose array items and member values match `v`.
+pub(crate) fn any_json_level(v: &str, ws: Whitespace) -> String {
+    let w = ws_regex(ws);
+    format!(
+        "(?:{}|\\[{w}(?:{v}(?:{w},{w}{v})*)?{w}\\]|{})",
+        scalar_regex(),
+        object_regex(v, ws)
+    )
+}
+
+/// A JSON object whose member values match `v`.
+fn object_regex(v: &str, ws: Whitespace) -> String {
     let w = ws_regex(ws);
     let s = string_regex();
-    let v = any_json_regex(depth.saturating_sub(1), ws);
     format!("\\{{{w}(?:{s}{w}:{w}{v}(?:{w},{w}{s}{w}:{w}{v})*)?{w}\\}}")
 }
 
-/// Compiles "any JSON value" (`recursion_depth` levels of nesting).
-pub fn compile_any_json(ws: Whitespace, limits: &Limits) -> Result<Automaton, FormatError> {
-    Automaton::from_regex(&any_json_regex(limits.recursion_depth, ws), limits)
+/// Any JSON object whose values nest at most `depth` levels.
+pub fn json_object_regex(depth: u32, ws: Whitespace) -> String {
+    object_regex(&any_json_regex(depth.saturating_sub(1), ws), ws)
 }
 
-/// Compiles "any JSON object" (OpenAI `response_format: json_object`).
-pub fn compile_json_object(ws: Whitespace, limits: &Limits) -> Result<Automaton, FormatError> {
-    Automaton::from_regex(&json_object_regex(limits.recursion_depth, ws), limits)
+/// Compiles "any JSON value", nesting up to `limits.max_nesting` levels (a recursive network:
+/// one rule, a value whose items and members call it again).
+pub fn compile_any_json(ws: Whitespace, limits: &Limits) -> Result<Compiled, FormatError> {
+    let value = recursive::rule_automaton(&any_json_level(&recursive::call(0), ws), limits)?;
+    Ok(Compiled::Recursive(Recursive::new(vec![value], limits.max_nesting)?))
+}
+
+/// Compiles "any JSON object" (OpenAI `response_format: json_object`), nesting up to
+/// `limits.max_nesting` levels, the object included.
+pub fn compile_json_object(ws: Whitespace, limits: &Limits) -> Result<Compiled, FormatError> {
+    let object = recursive::rule_automaton(&object_regex(&recursive::call(1), ws), limits)?;
+    let value = recursive::rule_automaton(&any_json_level(&recursive::call(1), ws), limits)?;
+    Ok(Compiled::Recursive(Recursive::new(vec![object, value], limits.max_nesting)?))
 }
 
 #[cfg(test)]
@@ -63,12 +84,19 @@ mod tests {
         for ok in ["1", "-0.5e3", "\"a\\\"b\"", "[1,[2,{\"x\":null}]]", "{}", "[]", "true"] {
             assert!(a.accepts(ok.as_bytes()), "{ok}");
         }
-        for bad in ["01", "[1,]", "{\"a\"}", "\"\n\"", "[[[[[1]]]]]", "nul", "{'a':1}"] {
+        for bad in ["01", "[1,]", "{\"a\"}", "\"\n\"", "nul", "{'a':1}"] {
             assert!(!a.accepts(bad.as_bytes()), "{bad}");
         }
+        // Values nest up to `max_nesting` levels, the top one and the innermost scalar included.
+        let n = Limits::default().max_nesting as usize - 1;
+        assert!(a.accepts(format!("{}1{}", "[".repeat(n), "]".repeat(n)).as_bytes()));
+        assert!(!a.accepts(format!("{}1{}", "[".repeat(n + 1), "]".repeat(n + 1)).as_bytes()));
+        let unrolled = crate::format::Automaton::from_regex(&any_json_regex(3, Whitespace::Compact), &Limits::default()).unwrap();
+        assert!(unrolled.accepts(b"[[[[1]]]]"));
+        assert!(!unrolled.accepts(b"[[[[[1]]]]]"));
         let o = compile_json_object(Whitespace::Flexible { max: 2 }, &Limits::default()).unwrap();
         assert!(o.accepts(b"{ \"a\" : [1, 2] }"));
         assert!(!o.accepts(b"[1]"));
-        assert_eq!(o.forced_bytes(o.start()), b"{".to_vec());
+        assert!(o.accepts(b"{\"a\":{\"b\":{\"c\":{\"d\":{\"e\":[]}}}}}"));
     }
 }

@@ -52,7 +52,7 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 
-use super::json::{any_json_regex, string_regex, ws_regex};
+use super::json::{any_json_level, any_json_regex, string_regex, ws_regex};
 use super::number::{integer_regex, number_regex, Bounds};
 use super::pattern::{self, JSON_CHAR};
 use super::validate::validate;
@@ -124,6 +124,10 @@ const CHECKED_ON_VALUES: &[&str] = &["not", "if", "then", "else", "dependentRequ
 
 type R = Result<Option<String>, FormatError>;
 
+/// The network rule of unconstrained ("any JSON") values: not a JSON pointer.
+const ANY_RULE: &str = "any";
+static TRUE: Value = Value::Bool(true);
+
 /// Lowers `schema` to a regex over the whole output.
 ///
 /// Unconstrained values ("any JSON") and strings whose `maxLength`/`maxItems` had to be
@@ -187,7 +191,8 @@ fn lower_at_level(schema: &Value, options: &SchemaOptions, limits: &Limits, leve
             break;
         }
         g.ref_counts = HashMap::from([(ptr.clone(), 1), (String::new(), 1)]);
-        match g.lower(target, &ptr) {
+        let body = if ptr == ANY_RULE { Ok(Some(any_json_level(&recursive::call(i), options.whitespace))) } else { g.lower(target, &ptr) };
+        match body {
             Ok(Some(r)) => rules.push(r),
             Ok(None) => g.rules_overflow = true,
             Err(e) => lowered = Err(e),
@@ -378,6 +383,22 @@ impl<'a> Gen<'a> {
         r
     }
 
+    /// The call of the network rule for `ptr` (registered on first use), or `None` when
+    /// recursion is unrolled.
+    fn call_rule(&mut self, ptr: &str, target: &'a Value) -> Option<String> {
+        let rules = self.rules.as_mut()?;
+        let i = rules.iter().position(|(p, _)| p == ptr).unwrap_or_else(|| {
+            rules.push((ptr.to_string(), target));
+            rules.len() - 1
+        });
+        if i >= recursive::MAX_RULES {
+            self.rules_overflow = true;
+            return None;
+        }
+        self.called = true;
+        Some(recursive::call(i))
+    }
+
     /// Runs `f` with recursion unrolled: for sub-regexes matched directly (no call bytes).
     fn unrolled<T>(&mut self, f: impl FnOnce(&mut Self) -> T) -> T {
         let rules = self.rules.take();
@@ -387,6 +408,9 @@ impl<'a> Gen<'a> {
     }
 
     fn any(&mut self) -> String {
+        if let Some(call) = self.call_rule(ANY_RULE, &TRUE) {
+            return call;
+        }
         self.estimated_bytes += any_json_bytes(self.any_depth).saturating_mul(self.copies);
         any_json_regex(self.any_depth, self.opts.whitespace)
     }
@@ -457,16 +481,8 @@ impl<'a> Gen<'a> {
             let count = self.ref_counts.get(&tptr).copied().unwrap_or(0);
             // A reference back into an open target, adding nothing: a call to its rule.
             if count >= 1 && !has_assert {
-                if let Some(rules) = &mut self.rules {
-                    let i = rules.iter().position(|(p, _)| *p == tptr).unwrap_or_else(|| {
-                        rules.push((tptr.clone(), target));
-                        rules.len() - 1
-                    });
-                    if i < recursive::MAX_RULES {
-                        self.called = true;
-                        return Ok(Some(recursive::call(i)));
-                    }
-                    self.rules_overflow = true;
+                if let Some(call) = self.call_rule(&tptr, target) {
+                    return Ok(Some(call));
                 }
             }
             if count >= self.limits.recursion_depth {

@@ -285,7 +285,7 @@ impl Formats {
             Source::Regex(pattern) => Ok(plain(format::compile_regex(pattern, &self.limits)?)),
             Source::Choice(choices) => Ok(plain(format::compile_choice(choices, &self.limits)?)),
             Source::Grammar(text) => Ok((Arc::new(format::compile_gbnf(text, &self.limits)?), Vec::new())),
-            Source::JsonObject { whitespace } => Ok(plain(format::compile_json_object(ws(*whitespace), &self.limits)?)),
+            Source::JsonObject { whitespace } => Ok((Arc::new(format::compile_json_object(ws(*whitespace), &self.limits)?), Vec::new())),
             Source::Instructions { list, base } => {
                 let list: Value = serde_json::from_str(list).expect("cache key is serialized JSON");
                 let list = instructions::parse_list(&list)?;
