@@ -92,8 +92,8 @@ mod tests {
         assert!(a.accepts(format!("{}1{}", "[".repeat(n), "]".repeat(n)).as_bytes()));
         assert!(!a.accepts(format!("{}1{}", "[".repeat(n + 1), "]".repeat(n + 1)).as_bytes()));
         let unrolled = crate::format::Automaton::from_regex(&any_json_regex(3, Whitespace::Compact), &Limits::default()).unwrap();
-        assert!(unrolled.accepts(b"[[[[1]]]]"));
-        assert!(!unrolled.accepts(b"[[[[[1]]]]]"));
+        assert!(unrolled.accepts(b"[[[1]]]"));
+        assert!(!unrolled.accepts(b"[[[[1]]]]"));
         let o = compile_json_object(Whitespace::Flexible { max: 2 }, &Limits::default()).unwrap();
         assert!(o.accepts(b"{ \"a\" : [1, 2] }"));
         assert!(!o.accepts(b"[1]"));
