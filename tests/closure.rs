@@ -50,6 +50,11 @@ fn walks(formats: Formats, mode: Option<serde_json::Value>) {
         json!({"guided_json": {"type": "array", "items": {"enum": ["alpha", "beta gamma"]}, "minItems": 2}}),
         json!({"guided_regex": "<tool_call>\n\\{\"name\": \"(get|set)_value\", \"arguments\": \\{\"k\": [0-9]{1,3}\\}\\}\n</tool_call>"}),
         json!({"response_format": {"type": "json_object"}}),
+        // Recursive formats: the distances of the stack automaton decide the budget.
+        json!({"guided_json": {"$defs": {"node": {"type": "object", "properties": {
+            "v": {"type": "integer"}, "kids": {"type": "array", "items": {"$ref": "#/$defs/node"}}}, "required": ["v", "kids"]}},
+            "$ref": "#/$defs/node"}}),
+        json!({"guided_grammar": "root ::= \"(\" root \")\" | \"[\" root \"]\" | \"x\""}),
     ];
     let mut rng = StdRng::seed_from_u64(11);
     for mut case in cases {
