@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 
 use super::grammar::{Expr, Grammar, Rule, RuleId};
-use super::recursive::{self, Recursive};
+use super::recursive;
 use super::{Automaton, Compiled, FormatError, Limits};
 
 /// Parses `text` and compiles it into an automaton: a DFA when no rule is recursive, else a
@@ -50,8 +50,8 @@ pub fn compile_gbnf(text: &str, limits: &Limits) -> Result<Compiled, FormatError
         lower.expr(&grammar.rules[r].body, &mut out)?;
         regexes.push(out);
     }
-    let rules = regexes.iter().map(|r| recursive::rule_automaton(r, limits)).collect::<Result<Vec<_>, _>>()?;
-    Ok(Compiled::Recursive(Recursive::new(rules, limits.max_nesting)?))
+    let regexes: Vec<&str> = regexes.iter().map(String::as_str).collect();
+    Ok(Compiled::Recursive(recursive::compile_network(&regexes, limits)?))
 }
 
 /// Rules that can reach themselves through references, in rule order.

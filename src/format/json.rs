@@ -8,7 +8,7 @@
 use super::json_schema::Whitespace;
 use super::number::NUMBER;
 use super::pattern::JSON_CHAR;
-use super::recursive::{self, Recursive};
+use super::recursive;
 use super::{Compiled, FormatError, Limits};
 
 pub(crate) fn string_regex() -> String {
@@ -62,16 +62,16 @@ pub fn json_object_regex(depth: u32, ws: Whitespace) -> String {
 /// Compiles "any JSON value", nesting up to `limits.max_nesting` levels (a recursive network:
 /// one rule, a value whose items and members call it again).
 pub fn compile_any_json(ws: Whitespace, limits: &Limits) -> Result<Compiled, FormatError> {
-    let value = recursive::rule_automaton(&any_json_level(&recursive::call(0), ws), limits)?;
-    Ok(Compiled::Recursive(Recursive::new(vec![value], limits.max_nesting)?))
+    let value = any_json_level(&recursive::call(0), ws);
+    Ok(Compiled::Recursive(recursive::compile_network(&[&value], limits)?))
 }
 
 /// Compiles "any JSON object" (OpenAI `response_format: json_object`), nesting up to
 /// `limits.max_nesting` levels, the object included.
 pub fn compile_json_object(ws: Whitespace, limits: &Limits) -> Result<Compiled, FormatError> {
-    let object = recursive::rule_automaton(&object_regex(&recursive::call(1), ws), limits)?;
-    let value = recursive::rule_automaton(&any_json_level(&recursive::call(1), ws), limits)?;
-    Ok(Compiled::Recursive(Recursive::new(vec![object, value], limits.max_nesting)?))
+    let object = object_regex(&recursive::call(1), ws);
+    let value = any_json_level(&recursive::call(1), ws);
+    Ok(Compiled::Recursive(recursive::compile_network(&[&object, &value], limits)?))
 }
 
 #[cfg(test)]

@@ -56,7 +56,7 @@ use super::json::{any_json_level, any_json_regex, string_regex, ws_regex};
 use super::number::{integer_regex, number_regex, Bounds};
 use super::pattern::{self, JSON_CHAR};
 use super::validate::validate;
-use super::recursive::{self, Recursive};
+use super::recursive;
 use super::{error::pointer_display, Automaton, Compiled, FormatError, Limits};
 
 /// Whitespace the generated JSON may contain between tokens.
@@ -124,9 +124,27 @@ const CHECKED_ON_VALUES: &[&str] = &["not", "if", "then", "else", "dependentRequ
 
 type R = Result<Option<String>, FormatError>;
 
-/// The network rule of unconstrained ("any JSON") values: not a JSON pointer.
-const ANY_RULE: &str = "any";
-static TRUE: Value = Value::Bool(true);
+/// In split mode, a property value or array item whose regex is longer than this becomes a
+/// rule of its own (a call is about 20 bytes of regex).
+const SPLIT_MIN_LEN: usize = 64;
+
+/// How a network rule's regex is made.
+#[derive(Clone)]
+enum RuleBody<'a> {
+    /// The target of a recursive `$ref` (lowered after the root).
+    Ref(String, &'a Value),
+    /// An unconstrained ("any JSON") value, calling itself for nested values.
+    AnyJson,
+    /// A part lowered already (split mode).
+    Lowered(String),
+}
+
+/// Network rules registered while lowering; rule 0 is the whole output.
+struct Rules<'a> {
+    /// `$ref` pointer, `"any"`, or `"="` + regex → rule index.
+    index: HashMap<String, usize>,
+    bodies: Vec<RuleBody<'a>>,
+}
 
 /// Lowers `schema` to a regex over the whole output.
 ///
@@ -136,12 +154,12 @@ static TRUE: Value = Value::Bool(true);
 ///
 /// Recursion is unrolled `limits.recursion_depth` times: the result is one plain regex.
 pub fn schema_to_regex(schema: &Value, options: &SchemaOptions, limits: &Limits) -> Result<SchemaRegex, FormatError> {
-    lower_fitting(schema, options, limits, 0, false).map(|(r, _)| r)
+    lower_fitting(schema, options, limits, 0, Calls::Unrolled).map(|(r, _)| r)
 }
 
 /// Lowers at the first level from `level` on whose estimated DFA size fits; returns the regex
 /// and its level, or `None` as level when no narrower level exists.
-fn lower_fitting(schema: &Value, options: &SchemaOptions, limits: &Limits, mut level: u32, calls: bool) -> Result<(SchemaRegex, Option<u32>), FormatError> {
+fn lower_fitting(schema: &Value, options: &SchemaOptions, limits: &Limits, mut level: u32, calls: Calls) -> Result<(SchemaRegex, Option<u32>), FormatError> {
     let budget = (limits.dfa_size_bytes / 2) as u64;
     loop {
         let (lowered, estimated, narrowest) = lower_at_level(schema, options, limits, level, calls);
@@ -156,10 +174,10 @@ fn lower_fitting(schema: &Value, options: &SchemaOptions, limits: &Limits, mut l
 
 /// Lowers with any-JSON values nesting `recursion_depth - level` levels and bounds narrowed to
 /// `max_repetition / 4^level` (at least 16). Returns the result, the estimated DFA bytes of
-/// those parts, and whether this is the narrowest level. With `calls`, recursive `$ref`
-/// targets become network rules (see [`SchemaRegex::rules`]) when they fit, else recursion is
+/// those parts, and whether this is the narrowest level. Rules of a recursive network (see
+/// [`SchemaRegex::rules`]) are made as `calls` says, while they fit; else recursion is
 /// unrolled.
-fn lower_at_level(schema: &Value, options: &SchemaOptions, limits: &Limits, level: u32, calls: bool) -> (Result<SchemaRegex, FormatError>, u64, bool) {
+fn lower_at_level(schema: &Value, options: &SchemaOptions, limits: &Limits, level: u32, calls: Calls) -> (Result<SchemaRegex, FormatError>, u64, bool) {
     let mut g = Gen {
         root: schema,
         opts: options,
@@ -174,11 +192,15 @@ fn lower_at_level(schema: &Value, options: &SchemaOptions, limits: &Limits, leve
         estimated_bytes: 0,
         work: 0,
         copies: 1,
-        rules: calls.then(|| vec![(String::new(), schema)]),
+        rules: (calls != Calls::Unrolled).then(|| Rules {
+            index: HashMap::from([(String::new(), 0)]),
+            bodies: vec![RuleBody::Ref(String::new(), schema)],
+        }),
+        split: calls == Calls::Split,
         rules_overflow: false,
         called: false,
     };
-    if calls {
+    if calls != Calls::Unrolled {
         g.ref_counts.insert(String::new(), 1);
     }
     let mut lowered = g.lower(schema, "");
@@ -186,13 +208,16 @@ fn lower_at_level(schema: &Value, options: &SchemaOptions, limits: &Limits, leve
     // may add more rules.
     let mut rules = Vec::new();
     let mut i = 1;
-    while let (Ok(Some(_)), Some((ptr, target))) = (&lowered, g.rules.as_ref().and_then(|r| r.get(i)).cloned()) {
-        if i >= recursive::MAX_RULES {
-            break;
-        }
-        g.ref_counts = HashMap::from([(ptr.clone(), 1), (String::new(), 1)]);
-        let body = if ptr == ANY_RULE { Ok(Some(any_json_level(&recursive::call(i), options.whitespace))) } else { g.lower(target, &ptr) };
-        match body {
+    while let (Ok(Some(_)), Some(body)) = (&lowered, g.rules.as_ref().and_then(|r| r.bodies.get(i)).cloned()) {
+        let regex = match body {
+            RuleBody::Ref(ptr, target) => {
+                g.ref_counts = HashMap::from([(ptr.clone(), 1), (String::new(), 1)]);
+                g.lower(target, &ptr)
+            }
+            RuleBody::AnyJson => Ok(Some(any_json_level(&recursive::call(i), options.whitespace))),
+            RuleBody::Lowered(r) => Ok(Some(r)),
+        };
+        match regex {
             Ok(Some(r)) => rules.push(r),
             Ok(None) => g.rules_overflow = true,
             Err(e) => lowered = Err(e),
@@ -200,7 +225,7 @@ fn lower_at_level(schema: &Value, options: &SchemaOptions, limits: &Limits, leve
         i += 1;
     }
     if g.rules_overflow {
-        return lower_at_level(schema, options, limits, level, false);
+        return lower_at_level(schema, options, limits, level, Calls::Unrolled);
     }
     let narrowest = g.any_depth == 0 && g.narrow_cap == 16;
     let result = match lowered {
@@ -230,21 +255,40 @@ fn bounded_string_bytes(n: u64) -> u64 {
 /// Lowers and compiles `schema`; returns the automaton and the ignored keywords (lenient mode).
 /// When the DFA is too large and a narrower level exists (see [`schema_to_regex`]), the schema
 /// is lowered and compiled again at that level.
+///
+/// When it is too large as one DFA, large parts become rules of their own (see
+/// [`Calls::Split`]) before anything is narrowed.
 pub fn compile_schema(schema: &Value, options: &SchemaOptions, limits: &Limits) -> Result<(Compiled, Vec<String>), FormatError> {
     let mut level = 0;
-    let mut retries = 0;
+    let mut calls = Calls::Recursive;
     loop {
-        let (r, next) = lower_fitting(schema, options, limits, level, true)?;
-        match (compile_lowered(&r, limits), next) {
-            (Ok(a), _) => return Ok((a, r.ignored)),
-            // One retry: a failed determinisation is slow (up to ~2 s).
-            (Err(FormatError::TooComplex { .. }), Some(next)) if retries == 0 => {
-                retries += 1;
-                level = next;
+        let (r, next) = match lower_fitting(schema, options, limits, level, calls) {
+            Err(FormatError::TooComplex { .. }) if calls == Calls::Recursive => {
+                calls = Calls::Split;
+                continue;
             }
-            (Err(e), _) => return Err(e),
+            other => other?,
+        };
+        match compile_lowered(&r, limits) {
+            Ok(a) => return Ok((a, r.ignored)),
+            Err(FormatError::TooComplex { .. }) if calls == Calls::Recursive => calls = Calls::Split,
+            // One narrower level: a failed determinisation is slow (up to ~2 s).
+            Err(FormatError::TooComplex { .. }) if level == 0 && next.is_some() => level = next.unwrap_or(level),
+            Err(e) => return Err(e),
         }
     }
+}
+
+/// Which parts of a schema become rules of a recursive network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Calls {
+    /// None: one plain regex, recursion unrolled `recursion_depth` times.
+    Unrolled,
+    /// Recursive `$ref` targets and any-JSON values.
+    Recursive,
+    /// Those, and every property value or array item with a long regex: many small DFAs
+    /// instead of one too large.
+    Split,
 }
 
 /// A plain DFA, or a recursive network when the schema has recursive references.
@@ -252,11 +296,8 @@ fn compile_lowered(r: &SchemaRegex, limits: &Limits) -> Result<Compiled, FormatE
     if !r.recursive {
         return Ok(Compiled::Dfa(Automaton::from_regex(&r.regex, limits)?));
     }
-    let rules = std::iter::once(&r.regex)
-        .chain(&r.rules)
-        .map(|regex| recursive::rule_automaton(regex, limits))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Compiled::Recursive(Recursive::new(rules, limits.max_nesting)?))
+    let regexes: Vec<&str> = std::iter::once(r.regex.as_str()).chain(r.rules.iter().map(String::as_str)).collect();
+    Ok(Compiled::Recursive(recursive::compile_network(&regexes, limits)?))
 }
 
 struct Gen<'a> {
@@ -278,9 +319,11 @@ struct Gen<'a> {
     work: usize,
     /// How many copies of the regex being lowered the DFA will hold (for `estimated_bytes`).
     copies: u64,
-    /// Recursive `$ref` targets that are network rules, by index (`[0]` is the root); a
-    /// reference back into one becomes a call. `None`: recursion is unrolled.
-    rules: Option<Vec<(String, &'a Value)>>,
+    /// Rules of the recursive network; a reference back into a `$ref` target that is open
+    /// becomes a call of its rule. `None`: recursion is unrolled.
+    rules: Option<Rules<'a>>,
+    /// Long property values and array items become rules too ([`Calls::Split`]).
+    split: bool,
     /// A recursive target could not become a rule (too many, or it admits no value): the
     /// schema is lowered again with recursion unrolled.
     rules_overflow: bool,
@@ -383,13 +426,13 @@ impl<'a> Gen<'a> {
         r
     }
 
-    /// The call of the network rule for `ptr` (registered on first use), or `None` when
-    /// recursion is unrolled.
-    fn call_rule(&mut self, ptr: &str, target: &'a Value) -> Option<String> {
+    /// The call of the network rule for `key` (registered with `body` on first use), or
+    /// `None` when recursion is unrolled.
+    fn call_rule(&mut self, key: String, body: impl FnOnce() -> RuleBody<'a>) -> Option<String> {
         let rules = self.rules.as_mut()?;
-        let i = rules.iter().position(|(p, _)| p == ptr).unwrap_or_else(|| {
-            rules.push((ptr.to_string(), target));
-            rules.len() - 1
+        let i = *rules.index.entry(key).or_insert_with(|| {
+            rules.bodies.push(body());
+            rules.bodies.len() - 1
         });
         if i >= recursive::MAX_RULES {
             self.rules_overflow = true;
@@ -397,6 +440,16 @@ impl<'a> Gen<'a> {
         }
         self.called = true;
         Some(recursive::call(i))
+    }
+
+    /// Lowers a property value or array item; in split mode a long one becomes a rule.
+    fn lower_part(&mut self, s: &Value, ptr: &str) -> R {
+        match self.lower(s, ptr)? {
+            Some(r) if self.split && r.len() > SPLIT_MIN_LEN => {
+                Ok(Some(self.call_rule(format!("={r}"), || RuleBody::Lowered(r.clone())).unwrap_or(r)))
+            }
+            other => Ok(other),
+        }
     }
 
     /// Runs `f` with recursion unrolled: for sub-regexes matched directly (no call bytes).
@@ -408,7 +461,7 @@ impl<'a> Gen<'a> {
     }
 
     fn any(&mut self) -> String {
-        if let Some(call) = self.call_rule(ANY_RULE, &TRUE) {
+        if let Some(call) = self.call_rule("any".into(), || RuleBody::AnyJson) {
             return call;
         }
         self.estimated_bytes += any_json_bytes(self.any_depth).saturating_mul(self.copies);
@@ -481,7 +534,7 @@ impl<'a> Gen<'a> {
             let count = self.ref_counts.get(&tptr).copied().unwrap_or(0);
             // A reference back into an open target, adding nothing: a call to its rule.
             if count >= 1 && !has_assert {
-                if let Some(call) = self.call_rule(&tptr, target) {
+                if let Some(call) = self.call_rule(tptr.clone(), || RuleBody::Ref(tptr.clone(), target)) {
                     return Ok(Some(call));
                 }
             }
@@ -1393,7 +1446,7 @@ impl<'a> Gen<'a> {
         };
         let mut pre = Vec::new();
         for (i, p) in prefix.iter().enumerate() {
-            match self.lower(p, &join_ptr(&prefix_ptr, &i.to_string()))? {
+            match self.lower_part(p, &join_ptr(&prefix_ptr, &i.to_string()))? {
                 Some(r) => pre.push(r),
                 None => {
                     max = Some(max.map_or(i as u64, |x| x.min(i as u64)));
@@ -1405,7 +1458,7 @@ impl<'a> Gen<'a> {
         let need_rest = max.is_none_or(|x| x > k);
         // The repeated item appears twice in the regex (first item, then `,item`), and the DFA
         // keeps both copies.
-        let r = if need_rest { self.with_copies(2, |g| g.lower(&rest, &rest_ptr))? } else { None };
+        let r = if need_rest { self.with_copies(2, |g| g.lower_part(&rest, &rest_ptr))? } else { None };
         if r.is_none() {
             max = Some(max.map_or(k, |x| x.min(k)));
         }
@@ -1518,7 +1571,7 @@ impl<'a> Gen<'a> {
                     schema = Value::Bool(false);
                 }
             }
-            match self.lower(&schema, &sptr)? {
+            match self.lower_part(&schema, &sptr)? {
                 Some(v) => {
                     let key = regex_syntax::escape(&serde_json::to_string(&name).unwrap());
                     out.push((format!("{key}{w}:{w}{v}"), is_req));

@@ -2,8 +2,8 @@
 //! determinised lazily into one [`ByteAutomaton`] — the pushdown half of DESIGN §3.
 //!
 //! A regex cannot recurse, so a recursive `$ref` or GBNF rule is compiled once, as its own
-//! rule DFA, and every use of it inside another rule is one *call byte* (a byte that never
-//! occurs in UTF-8, see [`call`]). Running the network keeps a stack of frames: the top one is
+//! rule DFA, and every use of it inside another rule is a *call*: a byte that never occurs in
+//! UTF-8 followed by the rule's index byte (see [`call`]). Running the network keeps a stack of frames: the top one is
 //! the position inside the rule being matched, those below are where each caller resumes.
 //! When a rule's DFA reaches an accepting state the frame may return; when it sits before a
 //! call byte it may enter the callee. Both are choices, so a state of the combined automaton is
@@ -22,11 +22,11 @@ use std::sync::RwLock;
 use super::{Automaton, FormatError, Limits};
 use crate::mask::ByteAutomaton;
 
-/// Bytes that never occur in UTF-8 text, one per callable rule.
+/// Bytes that never occur in UTF-8 text: each starts the calls of 256 rules.
 const CALL_BYTES: [u8; 13] = [0xC0, 0xC1, 0xF5, 0xF6, 0xF7, 0xF8, 0xF9, 0xFA, 0xFB, 0xFC, 0xFD, 0xFE, 0xFF];
 
-/// How many rules a network can have (one call byte each).
-pub const MAX_RULES: usize = CALL_BYTES.len();
+/// How many rules a network can have.
+pub const MAX_RULES: usize = CALL_BYTES.len() * 256;
 
 /// Interned states past this many are dead (each holds a few stacks; ~100 bytes).
 const MAX_STATES: usize = 1 << 20;
@@ -36,16 +36,36 @@ const MAX_STACKS: usize = 4096;
 
 /// The regex fragment that calls rule `rule` (compile the rule regexes with [`rule_automaton`]).
 pub fn call(rule: usize) -> String {
-    format!(r"(?-u:\x{:02X})", CALL_BYTES[rule])
+    format!(r"(?-u:\x{:02X}\x{:02X})", CALL_BYTES[rule / 256], rule % 256)
 }
 
-fn callee_of(byte: u8) -> Option<usize> {
-    CALL_BYTES.iter().position(|&c| c == byte)
+/// The first 256 rules' index for a call's first byte.
+fn call_base(byte: u8) -> Option<usize> {
+    CALL_BYTES.iter().position(|&c| c == byte).map(|i| i * 256)
 }
 
 /// Compiles one rule's regex, which may contain [`call`] fragments.
 pub fn rule_automaton(pattern: &str, limits: &Limits) -> Result<Automaton, FormatError> {
     Automaton::from_rule_regex(pattern, limits)
+}
+
+/// Compiles rule regexes (`[0]` is the whole output) into a network; the rule DFAs together
+/// stay within `limits.dfa_size_bytes`.
+pub fn compile_network(regexes: &[&str], limits: &Limits) -> Result<Recursive, FormatError> {
+    let mut rules = Vec::with_capacity(regexes.len());
+    let mut bytes = 0;
+    for regex in regexes {
+        let rule = rule_automaton(regex, limits)?;
+        bytes += rule.memory_usage();
+        if bytes > limits.dfa_size_bytes {
+            return Err(FormatError::too_complex(
+                format!("the {} rule automata are too large together", regexes.len()),
+                format!("dfa_size_bytes = {}", limits.dfa_size_bytes),
+            ));
+        }
+        rules.push(rule);
+    }
+    Recursive::new(rules, limits.max_nesting)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -90,7 +110,8 @@ pub struct Recursive {
     rules: Vec<Automaton>,
     info: Vec<HashMap<u32, StateInfo>>,
     /// `dist[k][rule][index]`: fewest bytes from that rule state to the rule's acceptance when
-    /// at most `k` further call levels may open (`u32::MAX` = impossible).
+    /// at most `k` further call levels may open (`u32::MAX` = impossible); levels past the last
+    /// equal the last.
     dist: Vec<Vec<Vec<u32>>>,
     max_depth: usize,
     classes: [u8; 256],
@@ -184,7 +205,7 @@ impl Recursive {
     fn stack_dist(&self, stack: &Stack) -> u32 {
         let mut total: u32 = 0;
         for (i, f) in stack.iter().enumerate() {
-            let levels = self.max_depth - i - 1;
+            let levels = (self.max_depth - i - 1).min(self.dist.len() - 1);
             let index = self.info[f.rule as usize][&f.state].index as usize;
             let d = self.dist[levels][f.rule as usize][index];
             total = total.saturating_add(d);
@@ -232,7 +253,7 @@ fn explore(rule: &Automaton, n_rules: usize) -> HashMap<u32, StateInfo> {
     let mut reps: Vec<u8> = Vec::new();
     let mut seen_class = [false; 256];
     for b in 0..=255u8 {
-        if callee_of(b).is_some() {
+        if call_base(b).is_some() {
             reps.push(b);
         } else if !seen_class[classes[b as usize] as usize] {
             seen_class[classes[b as usize] as usize] = true;
@@ -248,16 +269,30 @@ fn explore(rule: &Automaton, n_rules: usize) -> HashMap<u32, StateInfo> {
         let s = order[i];
         i += 1;
         let mut entry = StateInfo { index: info[&s].index, accepting: rule.is_accepting(super::StateId(s)), ..Default::default() };
+        let mut targets = Vec::new();
         for &b in &reps {
             let Some(t) = rule.next(super::StateId(s), b) else { continue };
-            match callee_of(b) {
-                Some(c) if c < n_rules => entry.calls.push((c as u32, t.0)),
-                Some(_) => continue,
-                None => entry.has_bytes = true,
+            match call_base(b) {
+                // `t` is between the two bytes of a call: the index byte names the callee.
+                Some(base) => {
+                    for i in 0..=255u8 {
+                        let callee = base + i as usize;
+                        if let (Some(ret), true) = (rule.next(t, i), callee < n_rules) {
+                            entry.calls.push((callee as u32, ret.0));
+                            targets.push(ret.0);
+                        }
+                    }
+                }
+                None => {
+                    entry.has_bytes = true;
+                    targets.push(t.0);
+                }
             }
-            if !info.contains_key(&t.0) {
-                info.insert(t.0, StateInfo { index: order.len() as u32, ..Default::default() });
-                order.push(t.0);
+        }
+        for t in targets {
+            if !info.contains_key(&t) {
+                info.insert(t, StateInfo { index: order.len() as u32, ..Default::default() });
+                order.push(t);
             }
         }
         info.insert(s, entry);
@@ -266,7 +301,8 @@ fn explore(rule: &Automaton, n_rules: usize) -> HashMap<u32, StateInfo> {
 }
 
 /// `dist[k][rule][index]` for `k` in `0..max_depth`, by Dijkstra backwards from accepting
-/// states; a call edge costs the callee's distance with one level fewer.
+/// states; a call edge costs the callee's distance with one level fewer. Stops where a level
+/// equals the one before: all further levels are equal too.
 fn distances(rules: &[Automaton], info: &[HashMap<u32, StateInfo>], max_depth: usize) -> Vec<Vec<Vec<u32>>> {
     // Reverse edges per rule: (to, from, callee or None for a byte).
     let mut rev: Vec<Vec<Vec<(u32, Option<u32>)>>> = Vec::new();
@@ -277,7 +313,7 @@ fn distances(rules: &[Automaton], info: &[HashMap<u32, StateInfo>], max_depth: u
         for (&s, si) in &info[r] {
             let mut seen = [false; 256];
             for b in 0..=255u8 {
-                if callee_of(b).is_some() || seen[classes[b as usize] as usize] {
+                if call_base(b).is_some() || seen[classes[b as usize] as usize] {
                     continue;
                 }
                 seen[classes[b as usize] as usize] = true;
@@ -291,11 +327,11 @@ fn distances(rules: &[Automaton], info: &[HashMap<u32, StateInfo>], max_depth: u
         }
         rev.push(edges);
     }
-    let mut all: Vec<Vec<Vec<u32>>> = Vec::with_capacity(max_depth);
+    let mut all: Vec<Vec<Vec<u32>>> = Vec::new();
     for k in 0..max_depth {
         if k >= 2 && all[k - 1] == all[k - 2] {
-            all.push(all[k - 1].clone()); // converged
-            continue;
+            all.pop(); // converged: more levels change nothing (see `level`)
+            break;
         }
         let call_cost = |callee: u32| -> u32 {
             if k == 0 {
@@ -345,7 +381,7 @@ fn joint_classes(rules: &[Automaton]) -> ([u8; 256], Vec<u8>) {
     let mut reps = Vec::new();
     for b in 0..=255u8 {
         let mut key: Vec<u16> = per_rule.iter().map(|c| c[b as usize] as u16).collect();
-        key.push(if callee_of(b).is_some() { 256 + b as u16 } else { 0 });
+        key.push(if call_base(b).is_some() { 256 + b as u16 } else { 0 });
         let next = ids.len() as u8;
         let id = *ids.entry(key).or_insert_with(|| {
             reps.push(b);
@@ -362,7 +398,7 @@ impl ByteAutomaton for Recursive {
     }
 
     fn next(&self, state: u32, byte: u8) -> Option<u32> {
-        if callee_of(byte).is_some() {
+        if call_base(byte).is_some() {
             return None;
         }
         let class = self.classes[byte as usize] as usize;
@@ -433,7 +469,7 @@ mod tests {
         assert!(n.is_accepting(st));
         assert_eq!(n.min_bytes_to_accept(st), 0);
         // Call bytes are never steppable from outside.
-        assert!(n.next(n.start(), 0xC1).is_none());
+        assert!(n.next(n.start(), 0xC0).is_none());
         // The same prefix gives the same state id.
         assert_eq!(walk(&n, "[[]["), walk(&n, "[[]["));
     }
@@ -466,6 +502,22 @@ mod tests {
         assert!(n.accepts(b"bbb!"));
         assert!(!n.accepts(b"bb"));
         let st = walk(&n, "bb").unwrap();
+        assert_eq!(n.min_bytes_to_accept(st), 1);
+    }
+
+    /// Calls past the first 256 rules use the next call byte.
+    #[test]
+    fn many_rules() {
+        let n_rules = 300;
+        let mut rules: Vec<String> = (0..n_rules - 1).map(|i| format!("(?:a{}|b)", call(i + 1))).collect();
+        rules.push("c".into());
+        let refs: Vec<&str> = rules.iter().map(String::as_str).collect();
+        let n = net(&refs, 400);
+        assert!(n.accepts(b"b"));
+        assert!(n.accepts(format!("{}c", "a".repeat(n_rules - 1)).as_bytes()));
+        assert!(n.accepts(format!("{}b", "a".repeat(270)).as_bytes()));
+        assert!(!n.accepts(format!("{}c", "a".repeat(270)).as_bytes()));
+        let st = walk(&n, &"a".repeat(280)).unwrap();
         assert_eq!(n.min_bytes_to_accept(st), 1);
     }
 
