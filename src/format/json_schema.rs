@@ -263,7 +263,7 @@ pub fn compile_schema(schema: &Value, options: &SchemaOptions, limits: &Limits) 
     let mut calls = Calls::Recursive;
     loop {
         let (r, next) = match lower_fitting(schema, options, limits, level, calls) {
-            Err(FormatError::TooComplex { .. }) if calls == Calls::Recursive => {
+            Err(e) if calls == Calls::Recursive && splitting_may_help(&e) => {
                 calls = Calls::Split;
                 continue;
             }
@@ -277,6 +277,12 @@ pub fn compile_schema(schema: &Value, options: &SchemaOptions, limits: &Limits) 
             Err(e) => return Err(e),
         }
     }
+}
+
+/// Whether a lowering error may go away with [`Calls::Split`]: a size limit may (parts become
+/// short calls), the lowering-work limit does not (parts are still lowered at every use).
+fn splitting_may_help(e: &FormatError) -> bool {
+    matches!(e, FormatError::TooComplex { limit, .. } if !limit.starts_with("max_lowering_work"))
 }
 
 /// Which parts of a schema become rules of a recursive network.
