@@ -6,9 +6,11 @@
 //! repetition, `#` comments; rules may continue over several lines. Errors carry the line and
 //! column.
 //!
-//! Recursion: the engine's automata are regular, so a recursive rule is unrolled
-//! `limits.recursion_depth` levels deep and deeper nesting is simply not generated (a
-//! narrowing, never a widening). Left recursion cannot be unrolled usefully and is an error.
+//! Recursion: each recursive rule becomes a rule of a [`Recursive`](super::Recursive) automaton
+//! (non-recursive rules are inlined), so nesting goes `limits.max_nesting` levels deep; past
+//! that, and for grammars with more recursive rules than call codes (where recursion is
+//! unrolled `limits.recursion_depth` levels), deeper nesting is simply not generated (a
+//! narrowing, never a widening). Left recursion is an error.
 
 use std::collections::HashMap;
 
@@ -17,7 +19,7 @@ use super::recursive;
 use super::{Automaton, Compiled, FormatError, Limits};
 
 /// Parses `text` and compiles it into an automaton: a DFA when no rule is recursive, else a
-/// [`Recursive`] network with one rule DFA per recursive rule (nesting up to
+/// [`Recursive`](super::Recursive) network with one rule DFA per recursive rule (nesting up to
 /// `limits.max_nesting`). Past [`recursive::MAX_RULES`] recursive rules, recursion is unrolled
 /// `limits.recursion_depth` levels instead.
 pub fn compile_gbnf(text: &str, limits: &Limits) -> Result<Compiled, FormatError> {

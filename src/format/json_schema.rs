@@ -12,9 +12,15 @@
 //! * numbers: no exponent in bounded numbers, integers up to 15 digits (exactly representable
 //!   in f64); integer bounds are exact digit automata, fractional values are only generated when
 //!   their whole unit interval lies within the bounds;
-//! * `$ref` recursion is unrolled `limits.recursion_depth` times: at the limit a recursive
-//!   reference matches nothing, so only non-recursive alternatives remain (if none exist the
-//!   schema is rejected); `true` / unconstrained values nest at most that deep too;
+//! * recursion: [`compile_schema`] makes a `$ref` back into a definition being lowered a call
+//!   of that definition's rule in a [`Recursive`](super::Recursive) automaton, and `true` /
+//!   unconstrained values one rule calling itself; both nest up to `limits.max_nesting` levels.
+//!   Where one regex is needed ([`schema_to_regex`]: tool-call arguments), recursion is unrolled
+//!   `limits.recursion_depth` times: at the limit a recursive reference matches nothing, so only
+//!   non-recursive alternatives remain (if none exist the schema is rejected), and unconstrained
+//!   values nest at most that deep;
+//! * a schema whose DFA would be too large is lowered again with each long property value and
+//!   array item as a rule of its own (see `Calls::Split`) before anything is narrowed;
 //! * size levels: a `maxLength`/`maxItems` above `limits.max_repetition` is narrowed to it; when
 //!   the unconstrained ("any JSON") values and such narrowed strings would make the DFA too
 //!   large, the schema is lowered again with one nesting level less for any-JSON values and a
@@ -257,7 +263,7 @@ fn bounded_string_bytes(n: u64) -> u64 {
 /// is lowered and compiled again at that level.
 ///
 /// When it is too large as one DFA, large parts become rules of their own (see
-/// [`Calls::Split`]) before anything is narrowed.
+/// `Calls::Split`) before anything is narrowed.
 pub fn compile_schema(schema: &Value, options: &SchemaOptions, limits: &Limits) -> Result<(Compiled, Vec<String>), FormatError> {
     let mut level = 0;
     let mut calls = Calls::Recursive;

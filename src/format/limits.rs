@@ -23,9 +23,10 @@ pub struct Limits {
     /// lowered to. Default 1 MiB. Protects against exponential schema expansion
     /// (e.g. `$ref` fan-out, nested optional members).
     pub max_regex_len: usize,
-    /// How many times one `$ref` target may be entered recursively, and the container nesting
-    /// depth of "any JSON value" (a regex cannot recurse). Default 3. Deeper levels are simply
-    /// not generated (a narrowing, never a widening).
+    /// Where recursion must be unrolled into one regex (tool-call arguments, instructions'
+    /// JSON, grammars with more recursive rules than call codes): how many times one `$ref`
+    /// target or grammar rule may be entered, and the container nesting of "any JSON value".
+    /// Default 3. Deeper levels are simply not generated (a narrowing, never a widening).
     pub recursion_depth: u32,
     /// How deep recursive rules (`$ref` cycles, recursive GBNF rules, nested any-JSON values)
     /// may nest in a [`crate::format::Recursive`] automaton, the outermost level included.

@@ -1,14 +1,16 @@
-//! The format compiler: turns output constraints — a regex, a choice list, "any JSON", or a
-//! JSON Schema — into one byte-level [`Automaton`] (an anchored, eagerly built dense DFA with
-//! stable state ids), so the mask module can step token bytes through it and the closure logic
+//! The format compiler: turns output constraints — a regex, a choice list, "any JSON", a JSON
+//! Schema or a grammar — into a byte-level automaton with stable state ids (an eagerly built
+//! dense [`Automaton`], or a lazily determinised [`Recursive`] network of them), so the mask module can step token bytes through it and the closure logic
 //! can read, for every state, the fewest bytes still needed to finish.
 //!
 //! Everything is lowered to a regex first (JSON Schema included: see [`json_schema`]), then
 //! determinised by `regex-automata` under explicit [`Limits`]: a constraint too big to compile
-//! fails with [`FormatError::TooComplex`] instead of exhausting memory. The lowering is allowed
-//! to *narrow* the language (e.g. only canonical compact JSON, bounded nesting, long strings
-//! capped) but never to widen it: an unsupported keyword is an error naming the keyword and its
-//! JSON pointer.
+//! fails with [`FormatError::TooComplex`] instead of exhausting memory. Recursive formats
+//! (`$ref` cycles, recursive grammar rules, any-JSON values) lower to several regexes that call
+//! each other and compile to a [`Recursive`] automaton instead ([`Compiled`] is either). The
+//! lowering is allowed to *narrow* the language (e.g. only canonical compact JSON, bounded
+//! nesting, long strings capped) but never to widen it: an unsupported keyword is an error
+//! naming the keyword and its JSON pointer.
 
 pub mod automaton;
 pub mod choice;
