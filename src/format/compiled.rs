@@ -65,4 +65,7 @@ impl ByteAutomaton for Compiled {
             Compiled::Recursive(r) => r.byte_classes(),
         }
     }
+    fn saturated(&self) -> bool {
+        matches!(self, Compiled::Recursive(r) if r.saturated())
+    }
 }

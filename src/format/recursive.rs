@@ -14,7 +14,11 @@
 //! Bounds: a stack never grows past `max_depth` frames (deeper nesting is not generated: a
 //! narrowing), and `min_bytes_to_accept` is exact under that bound, because the distance of
 //! each rule state is computed for every number of call levels still available. The number
-//! of interned states is capped; past the cap, new states are dead (also a narrowing).
+//! of interned states is capped; past the cap, new states are dead (also a narrowing). Long
+//! before that the automaton reports itself [`ByteAutomaton::saturated`], and the server
+//! builds a fresh one for new requests: states are interned per nesting path, so a server that
+//! generates deeply nested output for days would otherwise grow this table (and the mask cache
+//! keyed by it) without end.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::RwLock;
@@ -28,8 +32,11 @@ const CALL_BYTES: [u8; 13] = [0xC0, 0xC1, 0xF5, 0xF6, 0xF7, 0xF8, 0xF9, 0xFA, 0x
 /// How many rules a network can have.
 pub const MAX_RULES: usize = CALL_BYTES.len() * 256;
 
-/// Interned states past this many are dead (each holds a few stacks; ~100 bytes).
+/// Interned states past this many are dead (each takes ~450 bytes with its transition row).
 const MAX_STATES: usize = 1 << 20;
+
+/// Interned states past which the automaton asks to be replaced for new work.
+const SATURATED_STATES: usize = 20_000;
 
 /// Stacks kept per state; more (deeply ambiguous grammars) are dropped — a narrowing.
 const MAX_STACKS: usize = 4096;
@@ -429,6 +436,10 @@ impl ByteAutomaton for Recursive {
     fn byte_classes(&self) -> [u8; 256] {
         self.classes
     }
+
+    fn saturated(&self) -> bool {
+        self.state_count() > SATURATED_STATES
+    }
 }
 
 #[cfg(test)]
@@ -519,6 +530,20 @@ mod tests {
         assert!(!n.accepts(format!("{}c", "a".repeat(270)).as_bytes()));
         let st = walk(&n, &"a".repeat(280)).unwrap();
         assert_eq!(n.min_bytes_to_accept(st), 1);
+    }
+
+    /// Every nesting path is a state of its own: after many, the automaton asks for a fresh one.
+    #[test]
+    fn many_nesting_paths_saturate() {
+        let s = format!(r"\((?:{c})*\)|\[(?:{c})*\]", c = call(0));
+        let n = net(&[&s], 32);
+        assert!(!n.saturated());
+        for path in 0..1u32 << 15 {
+            let text: String = (0..15).map(|i| if path >> i & 1 == 1 { '(' } else { '[' }).collect();
+            assert!(walk(&n, &text).is_some());
+        }
+        assert!(n.state_count() > SATURATED_STATES);
+        assert!(n.saturated());
     }
 
     #[test]

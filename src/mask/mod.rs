@@ -32,6 +32,11 @@ pub trait ByteAutomaton: Send + Sync {
     fn byte_classes(&self) -> [u8; 256] {
         std::array::from_fn(|b| b as u8)
     }
+    /// Whether the automaton has built so many states lazily that its owner should start a
+    /// fresh one for new work (ids stay valid for those holding this one). Default: never.
+    fn saturated(&self) -> bool {
+        false
+    }
     /// Whether the whole byte string is a complete, valid output.
     fn accepts(&self, bytes: &[u8]) -> bool {
         let mut s = self.start();
@@ -51,6 +56,7 @@ impl<T: ByteAutomaton + ?Sized> ByteAutomaton for std::sync::Arc<T> {
     fn is_accepting(&self, state: u32) -> bool { (**self).is_accepting(state) }
     fn min_bytes_to_accept(&self, state: u32) -> u32 { (**self).min_bytes_to_accept(state) }
     fn byte_classes(&self) -> [u8; 256] { (**self).byte_classes() }
+    fn saturated(&self) -> bool { (**self).saturated() }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

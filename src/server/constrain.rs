@@ -228,7 +228,8 @@ impl Formats {
     /// The lookahead tables of a format (built on first use, then cached).
     fn lookahead(&self, source: Source, tpm: TpmChoice, weight: f32, automaton: &Arc<dyn ByteAutomaton>) -> Lookahead {
         let key = (source, tpm);
-        let cached = self.tables.lock().unwrap().get(&key).cloned();
+        // Tables of an automaton that was since rebuilt (see `saturated`) do not fit this one.
+        let cached = self.tables.lock().unwrap().get(&key).filter(|t| t.as_ref().map_or(true, |t| t.built_for(automaton))).cloned();
         let built = cached.unwrap_or_else(|| {
             let hmm = match tpm {
                 TpmChoice::Distilled => self.tpm.clone().expect("checked when the request was read"),
@@ -252,7 +253,9 @@ impl Formats {
     }
 
     fn compiled(&self, param: &str, source: Source, mode: Mode) -> Result<Format, ApiError> {
-        let cached = self.cache.lock().unwrap().get(&source).cloned();
+        // A recursive automaton that has interned many states is rebuilt for new requests, so
+        // its state and mask caches stop growing (requests holding the old one keep it).
+        let cached = self.cache.lock().unwrap().get(&source).filter(|(_, a, _)| !a.saturated()).cloned();
         let (index, automaton, ignored) = match cached {
             Some(entry) => {
                 metrics().format_cache_hits.fetch_add(1, Relaxed);

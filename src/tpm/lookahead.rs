@@ -69,6 +69,11 @@ pub struct Tables {
 }
 
 impl Tables {
+    /// Whether these tables were built over this very automaton (state ids are per automaton).
+    pub fn built_for(&self, automaton: &Arc<dyn ByteAutomaton>) -> bool {
+        std::ptr::addr_eq(Arc::as_ptr(&self.automaton), Arc::as_ptr(automaton))
+    }
+
     /// Sweeps the dynamic program up to the last horizon (ascending), within `caps`.
     pub fn build(hmm: Arc<Hmm>, automaton: Arc<dyn ByteAutomaton>, horizons: &[u32], caps: Caps) -> Result<Tables, TablesError> {
         let start = Instant::now();
