@@ -68,7 +68,9 @@ fn small_vocab() -> &'static SmallVocab {
 
 fn compile(mode: u8, spec: &str) -> Option<Arc<dyn ByteAutomaton>> {
     let limits = Limits::default();
-    let dyn_ok = |r: Result<format::Automaton, format::FormatError>| r.map(|a| Arc::new(a) as Arc<dyn ByteAutomaton>);
+    fn dyn_ok<A: ByteAutomaton + 'static>(r: Result<A, format::FormatError>) -> Result<Arc<dyn ByteAutomaton>, format::FormatError> {
+        r.map(|a| Arc::new(a) as Arc<dyn ByteAutomaton>)
+    }
     let r = match mode % 5 {
         0 => dyn_ok(format::compile_regex(spec, &limits)),
         1 => {
