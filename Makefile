@@ -6,7 +6,7 @@ PYTHON ?= python3
 MODEL ?=
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup deps model build serve test pydeps browser fuzz-smoke bench bench-serve bench-mask bench-load bench-peers bench-build distill bench-lookahead ab-lookahead
+.PHONY: setup deps model build serve test pydeps browser fuzz-smoke bench bench-serve bench-mask bench-load bench-peers bench-build distill bench-lookahead ab-lookahead ab-bfcl
 
 setup: deps model build
 
@@ -103,6 +103,17 @@ ab-lookahead: setup
 	./target/release/conform ab --suite gsm8k --data $(or $(CONFORM_DATA),../shared/data)/gsm8k/test_dev.jsonl \
 	    --arms free,mask --prompt format --limit $(AB_LIMIT) --max-tokens 256 \
 	    --concurrency 8 --parallel 8 --ctx-size 1024 --out bench/results/ab-gsm8k-format
+
+# BFCL through OpenAI's tools API (issue 8), free vs mask, one report per category in
+# bench/results/ab-bfcl-tools/<category>/ (BFCL_LIMIT items each; ~15 min on 2 cores at 30).
+BFCL_LIMIT ?= 30
+BFCL_CATEGORIES ?= simple_python live_simple multiple parallel parallel_multiple irrelevance
+ab-bfcl: setup
+	@for c in $(BFCL_CATEGORIES); do \
+	    ./target/release/conform ab --suite bfcl-tools --data $(or $(CONFORM_DATA),../shared/data)/bfcl/$$c.jsonl \
+	        --arms free,mask --limit $(BFCL_LIMIT) --max-tokens 256 --concurrency 8 --parallel 8 --ctx-size 2048 \
+	        --out bench/results/ab-bfcl-tools/$$c || exit 1; \
+	done
 
 # Benchmarks are not run in CI, but they must keep compiling (CI runs this).
 bench-build:

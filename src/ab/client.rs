@@ -6,6 +6,8 @@ use std::time::Duration;
 use anyhow::Context;
 use serde_json::Value;
 
+use super::format::{RawCall, ToolTranscript};
+
 /// How many times a request refused for load is sent again.
 const BUSY_RETRIES: usize = 30;
 
@@ -19,9 +21,27 @@ pub struct Endpoint {
 /// unsupported schema on one item must not end the run).
 pub struct Reply {
     pub content: String,
+    /// The message's `tool_calls`, in OpenAI's shape.
+    pub tool_calls: Vec<Value>,
     pub finish_reason: String,
     pub completion_tokens: u64,
     pub error: Option<String>,
+}
+
+impl Reply {
+    /// The answer as a [`ToolTranscript`] (JSON): the text and each call's name and arguments.
+    pub fn tool_transcript(&self) -> String {
+        let tool_calls = self
+            .tool_calls
+            .iter()
+            .map(|c| RawCall {
+                name: c["function"]["name"].as_str().unwrap_or_default().to_string(),
+                arguments: c["function"]["arguments"].as_str().unwrap_or_default().to_string(),
+            })
+            .collect();
+        let content = (!self.content.is_empty()).then(|| self.content.clone());
+        serde_json::to_string(&ToolTranscript { content, tool_calls }).expect("serialisable")
+    }
 }
 
 impl Endpoint {
@@ -64,12 +84,19 @@ impl Endpoint {
         if !status.is_success() {
             let error: Option<Value> = serde_json::from_str(&text).ok();
             let message = error.as_ref().and_then(|e| e["error"]["message"].as_str()).unwrap_or(&text);
-            return Ok(Reply { content: String::new(), finish_reason: "error".into(), completion_tokens: 0, error: Some(format!("{status}: {message}")) });
+            return Ok(Reply {
+                content: String::new(),
+                tool_calls: Vec::new(),
+                finish_reason: "error".into(),
+                completion_tokens: 0,
+                error: Some(format!("{status}: {message}")),
+            });
         }
         let value: Value = serde_json::from_str(&text).with_context(|| format!("{status}: not JSON: {text:.200}"))?;
         let choice = &value["choices"][0];
         Ok(Reply {
             content: choice["message"]["content"].as_str().unwrap_or_default().to_string(),
+            tool_calls: choice["message"]["tool_calls"].as_array().cloned().unwrap_or_default(),
             finish_reason: choice["finish_reason"].as_str().unwrap_or("unknown").to_string(),
             completion_tokens: value["usage"]["completion_tokens"].as_u64().unwrap_or(0),
             error: None,

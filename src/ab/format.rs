@@ -6,9 +6,11 @@
 //! independent `jsonschema` crate; regexes and choices with our compiler's automaton, which is
 //! exactly the language the request names (anchored, whole output).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use anyhow::Context;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::format::instructions::{check, parse_list, Instruction};
@@ -21,6 +23,23 @@ pub enum TaskFormat {
     Choice { choices: Vec<String>, automaton: Arc<Automaton> },
     /// IFEval writing instructions: the API list as sent, and its parsed form.
     Instructions { list: Value, parsed: Arc<Vec<Instruction>> },
+    /// OpenAI tool calls: the tools as sent, whether a call is required, whether several may
+    /// be made, and each function's argument validator. Outputs are [`ToolTranscript`]s.
+    Tools { tools: Vec<Value>, required: bool, parallel: bool, validators: HashMap<String, Arc<jsonschema::Validator>> },
+}
+
+/// A tool-call answer as recorded: the message's text and its calls, arguments as sent (a
+/// JSON string that may not parse).
+#[derive(Serialize, Deserialize, Debug, Default)]
+pub struct ToolTranscript {
+    pub content: Option<String>,
+    pub tool_calls: Vec<RawCall>,
+}
+
+#[derive(Serialize, Deserialize, Debug)]
+pub struct RawCall {
+    pub name: String,
+    pub arguments: String,
 }
 
 impl TaskFormat {
@@ -39,6 +58,19 @@ impl TaskFormat {
         Ok(TaskFormat::Choice { choices, automaton: Arc::new(automaton) })
     }
 
+    /// `tools` in OpenAI's request shape; `required`: an answer must call one; `parallel`: it
+    /// may make several calls.
+    pub fn tools(tools: Vec<Value>, required: bool, parallel: bool) -> anyhow::Result<Self> {
+        let mut validators = HashMap::new();
+        for tool in &tools {
+            let name = tool["function"]["name"].as_str().context("a tool without a function name")?;
+            let validator = jsonschema::validator_for(&tool["function"]["parameters"])
+                .map_err(|e| anyhow::anyhow!("the jsonschema crate rejects the parameters of {name}: {e}"))?;
+            validators.insert(name.to_string(), Arc::new(validator));
+        }
+        Ok(TaskFormat::Tools { tools, required, parallel, validators })
+    }
+
     pub fn writing_instructions(list: Value) -> anyhow::Result<Self> {
         let parsed = parse_list(&list).map_err(|e| anyhow::anyhow!("{e}"))?;
         Ok(TaskFormat::Instructions { list, parsed: Arc::new(parsed) })
@@ -54,6 +86,21 @@ impl TaskFormat {
             TaskFormat::Regex { pattern, .. } => json!({"guided_regex": pattern}),
             TaskFormat::Choice { choices, .. } => json!({"guided_choice": choices}),
             TaskFormat::Instructions { list, .. } => json!({"response_format": {"type": "instructions", "instructions": list}}),
+            TaskFormat::Tools { tools, required, parallel, .. } => json!({
+                "tools": tools, "tool_choice": if *required { "required" } else { "auto" }, "parallel_tool_calls": parallel,
+            }),
+        }
+    }
+
+    /// The request fields of the unconstrained arm: none, except that tools must still be shown
+    /// to the model (`format_mode: "free"` asks our server not to constrain the calls; other
+    /// servers leave `"auto"` calls unconstrained anyway).
+    pub fn free_fields(&self) -> Value {
+        match self {
+            TaskFormat::Tools { tools, parallel, .. } => json!({
+                "tools": tools, "tool_choice": "auto", "parallel_tool_calls": parallel, "format_mode": "free",
+            }),
+            _ => json!({}),
         }
     }
 
@@ -69,8 +116,8 @@ impl TaskFormat {
             TaskFormat::Choice { choices, .. } => {
                 format!("Answer with exactly one of these, and nothing else: {}", choices.join(" | "))
             }
-            // IFEval prompts state their instructions themselves.
-            TaskFormat::Instructions { .. } => String::new(),
+            // IFEval prompts state their instructions themselves; tools are in the chat template.
+            TaskFormat::Instructions { .. } | TaskFormat::Tools { .. } => String::new(),
         }
     }
 
@@ -82,7 +129,27 @@ impl TaskFormat {
             }
             TaskFormat::Regex { automaton, .. } | TaskFormat::Choice { automaton, .. } => automaton.accepts(output.as_bytes()),
             TaskFormat::Instructions { parsed, .. } => check::follows_all(parsed, output),
+            TaskFormat::Tools { required, .. } => match self.call_counts(output) {
+                Some([made, _, valid]) => valid == made && (made > 0 || !required),
+                None => false,
+            },
         }
+    }
+
+    /// For tool formats: `[calls made, calls whose arguments parse as a JSON object, calls of
+    /// an offered function whose arguments validate]`.
+    pub fn call_counts(&self, output: &str) -> Option<[usize; 3]> {
+        let TaskFormat::Tools { validators, .. } = self else { return None };
+        let transcript: ToolTranscript = serde_json::from_str(output).unwrap_or_default();
+        let mut counts = [transcript.tool_calls.len(), 0, 0];
+        for call in &transcript.tool_calls {
+            let Ok(arguments @ Value::Object(_)) = serde_json::from_str::<Value>(&call.arguments) else { continue };
+            counts[1] += 1;
+            if validators.get(&call.name).is_some_and(|v| v.is_valid(&arguments)) {
+                counts[2] += 1;
+            }
+        }
+        Some(counts)
     }
 
     /// For instruction formats, each instruction's id and whether the output follows it.

@@ -22,6 +22,7 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 
 use client::Endpoint;
+use format::TaskFormat;
 use report::{InstructionResult, ItemResult, Report};
 use suite::{Prompt, Suite, Task};
 
@@ -111,7 +112,11 @@ async fn attempt(config: &Config, endpoint: &Endpoint, model: &str, task: &Task,
         "temperature": config.temperature,
         "seed": config.seed,
     });
-    if arm != Arm::Free {
+    if arm == Arm::Free {
+        if let (Value::Object(body), Value::Object(fields)) = (&mut body, task.format.free_fields()) {
+            body.extend(fields);
+        }
+    } else {
         if let (Value::Object(body), Value::Object(fields)) = (&mut body, task.format.request_fields()) {
             body.extend(fields);
         }
@@ -131,17 +136,19 @@ async fn attempt(config: &Config, endpoint: &Endpoint, model: &str, task: &Task,
     let start = Instant::now();
     let reply = endpoint.chat(&body).await?;
     let latency_s = start.elapsed().as_secs_f64();
-    let compliant = reply.error.is_none() && task.format.complies(&reply.content);
+    let output = if matches!(task.format, TaskFormat::Tools { .. }) { reply.tool_transcript() } else { reply.content.clone() };
+    let compliant = reply.error.is_none() && task.format.complies(&output);
     Ok(ItemResult {
         id: task.id.clone(),
         arm,
-        correct: task.gold.correct(&reply.content, compliant),
+        correct: task.gold.correct(&output, compliant),
+        tool_calls: task.format.call_counts(&output),
         // A refused item follows none of its instructions.
         instructions: task.format.followed(&reply.content).map(|followed| {
             followed.into_iter().map(|(id, followed)| InstructionResult { id, followed: followed && reply.error.is_none() }).collect()
         }),
         compliant,
-        output: reply.content,
+        output,
         tokens: reply.completion_tokens,
         finish_reason: reply.finish_reason,
         latency_s,

@@ -29,6 +29,20 @@ pub struct ItemResult {
     /// IFEval: each instruction of the prompt and whether the output follows it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub instructions: Option<Vec<InstructionResult>>,
+    /// Tool calls: `[made, arguments parse, arguments validate]` (see
+    /// [`super::format::TaskFormat::call_counts`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<[usize; 3]>,
+}
+
+/// The tool calls of one arm, over all its items.
+#[derive(Serialize, Clone, Debug, Default)]
+pub struct CallStats {
+    pub made: usize,
+    /// Share of the calls whose arguments parse as a JSON object.
+    pub parse: f64,
+    /// Share of the calls of an offered function whose arguments validate against its schema.
+    pub valid: f64,
 }
 
 #[derive(Serialize, Clone, Debug)]
@@ -66,6 +80,8 @@ pub struct ArmStats {
     pub errors: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub instruction_level: Option<InstructionStats>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<CallStats>,
 }
 
 #[derive(Serialize, Clone, Debug)]
@@ -119,6 +135,17 @@ impl Report {
                 a.errors
             );
         }
+        for a in &self.arms {
+            if let Some(calls) = &a.tool_calls {
+                out += &format!(
+                    "{:<10} tool calls: {} made, {:.1}% parse, {:.1}% validate\n",
+                    a.arm.name(),
+                    calls.made,
+                    calls.parse * 100.0,
+                    calls.valid * 100.0
+                );
+            }
+        }
         out
     }
 }
@@ -149,6 +176,10 @@ impl ArmStats {
             stats.accuracy = share(followed, total);
             stats
         });
+        let tool_calls = items.iter().any(|i| i.tool_calls.is_some()).then(|| {
+            let [made, parse, valid] = items.iter().filter_map(|i| i.tool_calls).fold([0; 3], |a, c| [a[0] + c[0], a[1] + c[1], a[2] + c[2]]);
+            CallStats { made, parse: share(parse, made), valid: share(valid, made) }
+        });
         ArmStats {
             arm,
             n,
@@ -162,6 +193,7 @@ impl ArmStats {
             finish_reasons,
             errors: n - answered.len(),
             instruction_level,
+            tool_calls,
         }
     }
 }
@@ -188,7 +220,19 @@ pub(crate) mod tests {
     use super::*;
 
     pub fn item(arm: Arm, compliant: bool, correct: Option<bool>, tokens: u64, finish_reason: &str) -> ItemResult {
-        ItemResult { id: "i".into(), arm, output: "o".into(), compliant, correct, tokens, finish_reason: finish_reason.into(), latency_s: 0.5, error: None, instructions: None }
+        ItemResult {
+            id: "i".into(),
+            arm,
+            output: "o".into(),
+            compliant,
+            correct,
+            tokens,
+            finish_reason: finish_reason.into(),
+            latency_s: 0.5,
+            error: None,
+            instructions: None,
+            tool_calls: None,
+        }
     }
 
     pub fn report() -> Report {

@@ -10,7 +10,7 @@ use axum::Json;
 use futures::stream::{self, StreamExt};
 use serde_json::{json, Value};
 
-use super::constrain::Format;
+use super::constrain::{Format, FormatFields};
 use super::error::ApiError;
 use super::generate::{collect_all, compile_format, merged, submit, token_text, Collected};
 use super::request::{parse_json, typed, ChatRequest, SamplingFields};
@@ -23,8 +23,21 @@ pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Resu
     let request: ChatRequest = typed(&body)?;
     check_model(&state, &request.model)?;
     let mut validated = request.validate(&typed::<SamplingFields>(&body)?, state.engine.info.n_vocab, &state.request_limits)?;
-    let format = compile_format(&state, &body).await?;
     let tools = tools::read(&body, state.formats.limits())?;
+    let fields: FormatFields = typed(&body)?;
+    // With tools (and no other format), `format_mode` says how calls are decoded: "mask" (the
+    // default) or "free" (unconstrained, only parsed: the baseline of an A/B).
+    let tool_calls_only = tools.is_some() && !fields.names_a_format();
+    let free_calls = match fields.format_mode.as_deref() {
+        _ if !tool_calls_only => false,
+        None | Some("mask") => false,
+        Some("free") => true,
+        Some(_) => return Err(ApiError::invalid("format_mode", "with `tools`, `format_mode` must be \"mask\" or \"free\"")),
+    };
+    if tool_calls_only && fields.format_options.is_some() {
+        return Err(ApiError::invalid("format_options", "`format_options` apply to response formats, not to tool calls"));
+    }
+    let format = if tool_calls_only { None } else { compile_format(&state, &body).await? };
     // The tool-call opener, when this vocabulary spells it as one token.
     let opener = match state.engine.tokenize("<tool_call>", false, true).as_slice() {
         [t] => Some(t.0 as u32),
@@ -46,6 +59,7 @@ pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Resu
             // single opener token, calls are only parsed, not guaranteed.
             let trigger = if *choice == ToolChoice::Auto { opener } else { None };
             match (choice, trigger) {
+                _ if free_calls => (None, None),
                 (ToolChoice::Auto, None) => (None, None),
                 _ => (Some(compiled), trigger),
             }

@@ -38,6 +38,18 @@ pub struct FormatFields {
     pub format_options: Option<FormatOptions>,
 }
 
+impl FormatFields {
+    /// Whether a field names an output format (`format_mode`/`format_options` only qualify one).
+    pub fn names_a_format(&self) -> bool {
+        let text = self.response_format.as_ref().is_some_and(|rf| rf.get("type").and_then(Value::as_str) == Some("text"));
+        (self.response_format.is_some() && !text)
+            || self.guided_json.is_some()
+            || self.guided_regex.is_some()
+            || self.guided_choice.is_some()
+            || self.guided_grammar.is_some()
+    }
+}
+
 #[derive(Deserialize, Debug, Default, Clone, Copy)]
 #[serde(deny_unknown_fields)]
 pub struct FormatOptions {

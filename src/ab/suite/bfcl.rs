@@ -7,13 +7,14 @@
 //! ground truth.
 //!
 //! Categories with several calls per question (`parallel`, …) need a format over call lists and
-//! are refused with a clear error.
+//! are refused with a clear error there; [`tools_task`] (suite `bfcl-tools`) takes every
+//! category through OpenAI's `tools` API instead.
 
 use anyhow::{ensure, Context};
 use serde_json::{json, Map, Value};
 
 use super::{output_json, Gold, Task};
-use crate::ab::format::TaskFormat;
+use crate::ab::format::{TaskFormat, ToolTranscript};
 
 /// The call a BFCL question expects.
 pub struct Call {
@@ -69,6 +70,68 @@ To answer the user, choose one and give the call.", Value::Array(specs)),
     let mut messages = vec![json!({"role": "system", "content": intro})];
     messages.extend(item["question"][0].as_array().context("`question` is not a list of turns")?.iter().cloned());
     Ok(Task { id, messages, instructions, format: TaskFormat::json_schema(schema)?, gold: Gold::Call(Call { name, arguments }) })
+}
+
+/// A BFCL question through OpenAI's `tools`: the functions are the request's tools (the chat
+/// template shows them), the question is the conversation, and the answer is the server's
+/// `tool_calls`. A question without ground truth (`irrelevance`) expects no call, so there a
+/// call is optional (`tool_choice: "auto"`); everywhere else one is required. Parallel calls
+/// are allowed where the category expects several (`parallel_tool_calls`, as an agent that
+/// knows it wants one call would set it).
+pub fn tools_task(item: &Value) -> anyhow::Result<Task> {
+    let id = item["id"].as_str().context("no `id`")?.to_string();
+    let functions = item["function"].as_array().filter(|f| !f.is_empty()).context("no `function` list")?;
+    let tools = functions
+        .iter()
+        .map(|f| {
+            let name = f["name"].as_str().context("function without `name`")?;
+            Ok(json!({"type": "function", "function": {
+                "name": name, "description": f["description"], "parameters": json_schema(&f["parameters"]),
+            }}))
+        })
+        .collect::<anyhow::Result<Vec<Value>>>()?;
+    let mut calls = Vec::new();
+    for truth in item["ground_truth"].as_array().into_iter().flatten() {
+        let (name, arguments) = truth.as_object().and_then(|t| t.iter().next()).context("empty ground-truth call")?;
+        let arguments = arguments.as_object().context("ground-truth arguments are not an object")?.clone();
+        calls.push(Call { name: Some(name.clone()), arguments });
+    }
+    let messages = item["question"][0].as_array().context("`question` is not a list of turns")?.clone();
+    let format = TaskFormat::tools(tools, !calls.is_empty(), calls.len() > 1)?;
+    Ok(Task { id, messages, instructions: String::new(), format, gold: Gold::Calls(calls) })
+}
+
+/// BFCL's check of a tool-call answer (a [`ToolTranscript`]): each expected call is made once,
+/// in any order, and no other call is made.
+pub fn calls_match(expected: &[Call], output: &str) -> bool {
+    let Ok(transcript) = serde_json::from_str::<ToolTranscript>(output) else { return false };
+    let made: Vec<Option<(String, Map<String, Value>)>> = transcript
+        .tool_calls
+        .iter()
+        .map(|c| match serde_json::from_str(&c.arguments) {
+            Ok(Value::Object(arguments)) => Some((c.name.clone(), arguments)),
+            _ => None,
+        })
+        .collect();
+    if made.len() != expected.len() {
+        return false;
+    }
+    // Calls are few: try every assignment of made calls to expected ones.
+    fn assign(expected: &[Call], made: &[Option<(String, Map<String, Value>)>], used: &mut Vec<bool>) -> bool {
+        let Some((call, rest)) = expected.split_first() else { return true };
+        for i in 0..made.len() {
+            let Some((name, arguments)) = &made[i] else { continue };
+            if !used[i] && call.name.as_deref() == Some(name.as_str()) && object_matches(&call.arguments, arguments) {
+                used[i] = true;
+                if assign(rest, made, used) {
+                    return true;
+                }
+                used[i] = false;
+            }
+        }
+        false
+    }
+    assign(expected, &made, &mut vec![false; made.len()])
 }
 
 /// BFCL's parameter schema as JSON Schema: `dict` → `object`, `float` → `number`, `tuple` →
@@ -173,6 +236,38 @@ mod tests {
         assert!(!correct("math.hypot(4, 5)"));
         assert!(t.format.complies(r#"{"x":4,"y":5,"z":0.5}"#));
         assert!(!t.format.complies(r#"{"x":4}"#));
+    }
+
+    fn transcript(calls: &[(&str, &str)]) -> String {
+        let calls: Vec<Value> = calls.iter().map(|(n, a)| json!({"name": n, "arguments": a})).collect();
+        json!({"content": null, "tool_calls": calls}).to_string()
+    }
+
+    #[test]
+    fn tool_calls_are_matched_in_any_order() {
+        let mut item = hypot();
+        item["ground_truth"] = json!([{"math.hypot": {"x": [4], "y": [5]}}, {"math.hypot": {"x": [1], "y": [2]}}]);
+        let t = tools_task(&item).unwrap();
+        assert_eq!(t.format.request_fields()["tool_choice"], "required");
+        assert_eq!(t.format.request_fields()["parallel_tool_calls"], true);
+        assert_eq!(t.format.request_fields()["tools"][0]["function"]["parameters"]["properties"]["z"]["type"], "number");
+        let correct = |output: &str| t.gold.correct(output, true).unwrap();
+        assert!(correct(&transcript(&[("math.hypot", r#"{"x":1,"y":2}"#), ("math.hypot", r#"{"x":4,"y":5}"#)])));
+        assert!(!correct(&transcript(&[("math.hypot", r#"{"x":4,"y":5}"#)])), "a call is missing");
+        assert!(!correct(&transcript(&[("math.hypot", r#"{"x":4,"y":5}"#), ("math.hypot", r#"{"x":4,"y":5}"#)])));
+        assert!(!correct(&transcript(&[("math.hypot", r#"{"x":1,"y":2}"#), ("math.hypot", r#"{"x":4,"y":5"#)])), "arguments do not parse");
+        assert!(t.format.complies(&transcript(&[("math.hypot", r#"{"x":1,"y":2}"#)])));
+        assert!(!t.format.complies(&transcript(&[("math.hypot", r#"{"x":"1","y":2}"#)])));
+        assert!(!t.format.complies(&transcript(&[("math.pow", r#"{"x":1,"y":2}"#)])), "not an offered function");
+        assert!(!t.format.complies(&transcript(&[])), "a call is required");
+        assert_eq!(t.format.call_counts(&transcript(&[("math.hypot", r#"{"x":"1","y":2}"#), ("math.hypot", "{")])), Some([2, 1, 0]));
+        // No ground truth (irrelevance): declining is right, and calls are optional.
+        item.as_object_mut().unwrap().remove("ground_truth");
+        let t = tools_task(&item).unwrap();
+        assert_eq!(t.format.request_fields()["tool_choice"], "auto");
+        assert!(t.gold.correct(&transcript(&[]), true).unwrap());
+        assert!(t.format.complies(&transcript(&[])));
+        assert!(!t.gold.correct(&transcript(&[("math.hypot", r#"{"x":1,"y":2}"#)]), true).unwrap());
     }
 
     #[test]

@@ -22,6 +22,9 @@ pub enum Suite {
     Ifeval,
     Jsonschema,
     Bfcl,
+    /// BFCL through OpenAI's `tools` (every category, parallel calls included).
+    #[serde(rename = "bfcl-tools")]
+    BfclTools,
     Custom,
 }
 
@@ -32,6 +35,7 @@ impl Suite {
             Suite::Ifeval => "ifeval",
             Suite::Jsonschema => "jsonschema",
             Suite::Bfcl => "bfcl",
+            Suite::BfclTools => "bfcl-tools",
             Suite::Custom => "custom",
         }
     }
@@ -63,6 +67,8 @@ pub enum Gold {
     Compliance,
     /// BFCL: the expected call.
     Call(bfcl::Call),
+    /// BFCL through `tools`: the expected calls, in any order (none: no call is right).
+    Calls(Vec<bfcl::Call>),
     /// Custom: the expected output, if the file gives one (unscored otherwise).
     Exact(Option<String>),
 }
@@ -74,6 +80,7 @@ impl Gold {
             Gold::Integer(n) => Some(gsm8k::answer(output) == Some(*n)),
             Gold::Compliance => Some(compliant),
             Gold::Call(call) => Some(bfcl::call_matches(call, output)),
+            Gold::Calls(calls) => Some(bfcl::calls_match(calls, output)),
             Gold::Exact(expected) => expected.as_ref().map(|e| output.trim() == e.trim()),
         }
     }
@@ -113,6 +120,7 @@ pub fn load(suite: Suite, path: &Path, limit: usize) -> anyhow::Result<Vec<Task>
                 }
             },
             Suite::Bfcl => bfcl::task(&value),
+            Suite::BfclTools => bfcl::tools_task(&value),
             Suite::Custom => custom::task(i, &value),
             Suite::Ifeval => ifeval::task(i, &value),
         };
