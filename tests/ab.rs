@@ -140,6 +140,38 @@ fn bad_arms_and_data_are_refused_before_loading() {
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
 }
 
+/// BFCL through the tools API: a parallel item (two calls expected) and an irrelevance item (no
+/// call expected). The mask arm's calls all parse and validate, whatever the model does.
+#[test]
+fn bfcl_tools_suite_counts_calls_per_arm() {
+    let dir = out_dir("bfcl-tools");
+    std::fs::create_dir_all(&dir).unwrap();
+    let bfcl = conform::testdata::data_dir().join("bfcl");
+    let first = |category: &str| std::fs::read_to_string(bfcl.join(format!("{category}.jsonl"))).unwrap().lines().next().unwrap().to_string();
+    let data = dir.join("bfcl.jsonl");
+    std::fs::write(&data, [first("parallel"), first("irrelevance")].join("\n")).unwrap();
+    let output = ab(&[
+        "--suite", "bfcl-tools", "--data", data.to_str().unwrap(), "--arms", "free,mask", "--max-tokens", "120",
+        "--ctx-size", "2048", "--threads", "1", "--out", dir.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let (report, html) = read_report(&dir);
+    check_report_shape(&report, &["free", "mask"], 2);
+    let mask = &report["arms"]["mask"];
+    assert_eq!(mask["compliance"], 1.0, "{report}");
+    let calls = &mask["tool_calls"];
+    assert!(calls["made"].as_u64().unwrap() >= 1, "the parallel item requires a call: {calls}");
+    assert_eq!((calls["parse"].as_f64(), calls["valid"].as_f64()), (Some(1.0), Some(1.0)), "{calls}");
+    assert!(report["arms"]["free"]["tool_calls"]["made"].is_u64());
+    for item in report["items"].as_array().unwrap() {
+        let transcript: Value = serde_json::from_str(item["output"].as_str().unwrap()).unwrap();
+        assert!(transcript["tool_calls"].is_array(), "{item}");
+        assert_eq!(item["tool_calls"].as_array().unwrap().len(), 3, "{item}");
+    }
+    check_html(&html, 2);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn ifeval_suite_in_process_scores_each_instruction() {
     let dir = out_dir("ifeval");

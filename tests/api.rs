@@ -273,6 +273,32 @@ async fn the_chat_template_renders_tools_and_tool_results() {
     assert!(resp["usage"]["prompt_tokens"].as_u64().unwrap() > 120, "{resp}");
 }
 
+/// `format_mode` picks how tool calls are decoded: "free" leaves them unconstrained (only
+/// parsed), so this model writes a Markdown fence instead of a call; "mask" (the default)
+/// guarantees the call.
+#[tokio::test]
+async fn format_mode_applies_to_tool_calls() {
+    let tools = json!([{"type": "function", "function": {"name": "get_weather", "description": "Weather for a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]);
+    let body = |extra: Value| {
+        let mut b = json!({"model": MODEL, "messages": [{"role": "user", "content": "Weather in Paris?"}], "tools": tools,
+            "tool_choice": "required", "max_tokens": 40, "temperature": 0});
+        b.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        b
+    };
+    let (status, constrained) = post(server(), "/v1/chat/completions", &body(json!({"format_mode": "mask"}))).await;
+    assert_eq!(status, 200, "{constrained}");
+    let call = &constrained["choices"][0]["message"]["tool_calls"][0]["function"];
+    assert_eq!(call["name"], "get_weather", "{constrained}");
+    let arguments: Value = serde_json::from_str(call["arguments"].as_str().unwrap()).unwrap();
+    assert!(arguments["city"].is_string(), "{arguments}");
+    let (status, free) = post(server(), "/v1/chat/completions", &body(json!({"format_mode": "free"}))).await;
+    assert_eq!(status, 200, "{free}");
+    assert_ne!(free["choices"][0]["message"], constrained["choices"][0]["message"], "free decoding is not the constrained call");
+    expect_error("/v1/chat/completions", &body(json!({"format_mode": "lookahead"})), 400, Some("format_mode")).await;
+    expect_error("/v1/chat/completions", &body(json!({"format_options": {"whitespace": 2}})), 400, Some("format_options")).await;
+}
+
 #[tokio::test]
 async fn api_keys_guard_v1_but_not_health() {
     static KEYED: OnceLock<Server> = OnceLock::new();

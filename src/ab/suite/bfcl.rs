@@ -135,7 +135,8 @@ pub fn calls_match(expected: &[Call], output: &str) -> bool {
 }
 
 /// BFCL's parameter schema as JSON Schema: `dict` → `object`, `float` → `number`, `tuple` →
-/// `array`, `any` → no type.
+/// `array`, `any` → no type; BFCL's `optional` flag is dropped (optional parameters are the
+/// ones not in `required` already).
 pub fn json_schema(parameters: &Value) -> Value {
     let Value::Object(object) = parameters else { return parameters.clone() };
     let mut out = Map::new();
@@ -152,6 +153,7 @@ pub fn json_schema(parameters: &Value) -> Value {
                 Value::Object(properties.iter().map(|(k, v)| (k.clone(), json_schema(v))).collect())
             }
             ("items" | "additionalProperties", _) => json_schema(value),
+            ("optional", _) => continue,
             _ => value.clone(),
         };
         out.insert(key.clone(), value);
@@ -214,7 +216,7 @@ mod tests {
     #[test]
     fn types_map_to_json_schema() {
         let mapped = json_schema(&json!({"type": "dict", "properties": {
-            "a": {"type": "float"}, "b": {"type": "tuple", "items": {"type": "dict", "properties": {"c": {"type": "any"}}}}
+            "a": {"type": "float", "optional": "True"}, "b": {"type": "tuple", "items": {"type": "dict", "properties": {"c": {"type": "any"}}}}
         }}));
         assert_eq!(mapped, json!({"type": "object", "properties": {
             "a": {"type": "number"}, "b": {"type": "array", "items": {"type": "object", "properties": {"c": {}}}}
