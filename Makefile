@@ -43,14 +43,17 @@ test: setup pydeps browser
 	$(CARGO) test --release
 	$(PYTHON) tests/openai_client_test.py
 
-# A short, deterministic pass of the fuzz target over its seeds (every mode: regex, schema,
-# choice, instructions, GBNF). Stable Rust; cargo-fuzz is installed when missing. Long runs:
+# A short, deterministic pass of each fuzz target over its seeds (compile_and_walk: every mode,
+# regex, schema, choice, instructions, GBNF; parse_request: request bodies). Stable Rust; cargo-fuzz is installed when missing. Long runs:
 # fuzz/README.md.
 fuzz-smoke:
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install --quiet cargo-fuzz
 	@rm -rf fuzz/corpus/smoke && mkdir -p fuzz/corpus/smoke
 	cd fuzz && env -u RUSTFLAGS -u CARGO_TARGET_DIR RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run -s none compile_and_walk \
 	    corpus/smoke seeds/compile_and_walk -- -seed=1 -runs=6000 -dict=compile_and_walk.dict -timeout=30 -rss_limit_mb=4096
+	@rm -rf fuzz/corpus/smoke && mkdir -p fuzz/corpus/smoke
+	cd fuzz && env -u RUSTFLAGS -u CARGO_TARGET_DIR RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run -s none parse_request \
+	    corpus/smoke seeds/parse_request -- -seed=1 -runs=100000 -dict=parse_request.dict -timeout=30 -rss_limit_mb=4096
 
 bench: bench-serve bench-mask
 

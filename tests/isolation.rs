@@ -152,12 +152,11 @@ async fn a_request_queued_past_the_timeout_gets_503_and_leaves_the_queue() {
     assert_eq!(status, 200, "{resp}");
 }
 
-// Passes on a quiet machine but cut the stream twice in CI under load (cause not yet found);
-// kept out of `make test` until it is understood. Run with `-- --ignored`.
+// The deadline is generous: under CI load (other tests' servers on the same two cores) a
+// 40-token request has been measured at over 30 s, the default deadline, which cut it.
 #[tokio::test]
-#[ignore]
 async fn sigterm_finishes_streams_in_flight_then_exits_cleanly() {
-    let mut own = Server::start(&["--parallel", "2", "--ctx-size", "512"]);
+    let mut own = Server::start(&["--parallel", "2", "--ctx-size", "512", "--shutdown-timeout", "300"]);
     let body = chat_body("Count from 1 to 20.", json!({"max_tokens": 40, "stream": true}));
     let resp = client().post(own.url("/v1/chat/completions")).json(&body).header("x-request-id", "abc-123").send().await.unwrap();
     assert_eq!(resp.headers()["x-request-id"], "abc-123");
@@ -167,7 +166,13 @@ async fn sigterm_finishes_streams_in_flight_then_exits_cleanly() {
     let reader = tokio::spawn(async move {
         let mut text = first;
         while let Some(chunk) = stream.next().await {
-            text.push_str(&String::from_utf8_lossy(&chunk.expect("the stream in flight was cut")));
+            match chunk {
+                Ok(chunk) => text.push_str(&String::from_utf8_lossy(&chunk)),
+                Err(e) => {
+                    text.push_str(&format!("CUT: {e}"));
+                    break;
+                }
+            }
         }
         text
     });
@@ -177,6 +182,30 @@ async fn sigterm_finishes_streams_in_flight_then_exits_cleanly() {
     assert!(text.trim_end().ends_with("data: [DONE]"), "the stream in flight was cut: {text}");
     assert!(status.success(), "exit status {status}");
     assert!(client().get(url).send().await.is_err(), "still accepting after shutdown");
+}
+
+/// Past `--shutdown-timeout`, work still running is cut and the process exits 0 all the same.
+#[tokio::test]
+async fn sigterm_cuts_work_past_the_deadline_and_exits_cleanly() {
+    let mut own = Server::start(&["--parallel", "1", "--ctx-size", "2048", "--shutdown-timeout", "1"]);
+    // End-of-text banned: 1500 tokens take far longer than the 1 s deadline.
+    let body = chat_body("Write a very long story.", json!({"max_tokens": 1500, "stream": true,
+        "logit_bias": {"151643": -100, "151645": -100}}));
+    let resp = client().post(own.url("/v1/chat/completions")).json(&body).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut stream = resp.bytes_stream();
+    stream.next().await.unwrap().unwrap();
+    let reader = tokio::spawn(async move {
+        let mut text = String::new();
+        while let Some(Ok(chunk)) = stream.next().await {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+        text
+    });
+    let status = tokio::task::spawn_blocking(move || own.terminate()).await.unwrap();
+    assert!(status.success(), "exit status {status}");
+    let text = reader.await.unwrap();
+    assert!(!text.contains("[DONE]"), "a 1500-token stream finished within the 1 s deadline: {text}");
 }
 
 #[tokio::test]
