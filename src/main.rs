@@ -192,8 +192,8 @@ struct FormatLimitArgs {
     /// Largest repetition bound unrolled (maxLength, maxItems, ...).
     #[arg(long, env = "CONFORM_MAX_REPETITION", default_value_t = Limits::default().max_repetition)]
     max_repetition: u32,
-    /// Levels unrolled where a format cannot use a recursive automaton (any-JSON values,
-    /// tool-call arguments, grammars with more recursive rules than call bytes).
+    /// Levels unrolled where a format cannot use a recursive automaton (the JSON of writing
+    /// instructions, grammars with more recursive rules than call codes).
     #[arg(long, env = "CONFORM_RECURSION_DEPTH", default_value_t = Limits::default().recursion_depth)]
     recursion_depth: u32,
     /// Deepest nesting of recursive `$ref`s and grammar rules (recursive automata).

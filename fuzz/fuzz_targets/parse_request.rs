@@ -84,7 +84,7 @@ fuzz_target!(|data: &[u8]| {
     }
     match tools::read(&body, &format::Limits::default()) {
         Err(e) => refused(&e),
-        Ok(Some(t)) => assert!(t.call_regex.is_some() || t.choice == tools::ToolChoice::None),
+        Ok(Some(t)) => assert!(t.call_rules.is_some() || t.choice == tools::ToolChoice::None),
         Ok(None) => {}
     }
 });

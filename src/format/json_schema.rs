@@ -15,7 +15,8 @@
 //! * recursion: [`compile_schema`] makes a `$ref` back into a definition being lowered a call
 //!   of that definition's rule in a [`Recursive`](super::Recursive) automaton, and `true` /
 //!   unconstrained values one rule calling itself; both nest up to `limits.max_nesting` levels.
-//!   Where one regex is needed ([`schema_to_regex`]: tool-call arguments), recursion is unrolled
+//!   Formats that embed a schema number its rules after their own ([`schema_rules`]: tool-call
+//!   arguments). Past the network's rule codes, recursion is unrolled
 //!   `limits.recursion_depth` times: at the limit a recursive reference matches nothing, so only
 //!   non-recursive alternatives remain (if none exist the schema is rejected), and unconstrained
 //!   values nest at most that deep;
@@ -24,7 +25,7 @@
 //! * size levels: a `maxLength`/`maxItems` above `limits.max_repetition` is narrowed to it; when
 //!   the unconstrained ("any JSON") values and such narrowed strings would make the DFA too
 //!   large, the schema is lowered again with one nesting level less for any-JSON values and a
-//!   quarter of the narrowed bounds (see [`schema_to_regex`], [`compile_schema`]);
+//!   quarter of the narrowed bounds (see [`schema_rules`], [`compile_schema`]);
 //! * `uniqueItems: true`: only arrays of at most one item (needs `minItems` <= 1);
 //! * `dependentRequired`/`dependentSchemas`/`dependencies`: a required trigger brings its
 //!   dependency along; an optional trigger is never generated;
@@ -152,23 +153,23 @@ struct Rules<'a> {
     bodies: Vec<RuleBody<'a>>,
 }
 
-/// Lowers `schema` to a regex over the whole output.
+/// Lowers `schema` as rules of a recursive network that starts at rule `first_rule`: for
+/// formats that embed a schema (tool-call arguments). When [`SchemaRegex::recursive`], `regex`
+/// is rule `first_rule` and `rules` are the rules after it, else `regex` is a plain regex.
 ///
-/// Unconstrained values ("any JSON") and strings whose `maxLength`/`maxItems` had to be
-/// narrowed dominate the DFA size. The schema is lowered at the most generous level that is
-/// estimated to fit half of `dfa_size_bytes` (levels: see `lower_at_level`).
-///
-/// Recursion is unrolled `limits.recursion_depth` times: the result is one plain regex.
-pub fn schema_to_regex(schema: &Value, options: &SchemaOptions, limits: &Limits) -> Result<SchemaRegex, FormatError> {
-    lower_fitting(schema, options, limits, 0, Calls::Unrolled).map(|(r, _)| r)
+/// Strings whose `maxLength`/`maxItems` had to be narrowed dominate the DFA size. The schema is
+/// lowered at the most generous level that is estimated to fit half of `dfa_size_bytes`
+/// (levels: see `lower_at_level`).
+pub fn schema_rules(schema: &Value, options: &SchemaOptions, limits: &Limits, first_rule: usize) -> Result<SchemaRegex, FormatError> {
+    lower_fitting(schema, options, limits, 0, Calls::Recursive, first_rule).map(|(r, _)| r)
 }
 
 /// Lowers at the first level from `level` on whose estimated DFA size fits; returns the regex
 /// and its level, or `None` as level when no narrower level exists.
-fn lower_fitting(schema: &Value, options: &SchemaOptions, limits: &Limits, mut level: u32, calls: Calls) -> Result<(SchemaRegex, Option<u32>), FormatError> {
+fn lower_fitting(schema: &Value, options: &SchemaOptions, limits: &Limits, mut level: u32, calls: Calls, first_rule: usize) -> Result<(SchemaRegex, Option<u32>), FormatError> {
     let budget = (limits.dfa_size_bytes / 2) as u64;
     loop {
-        let (lowered, estimated, narrowest) = lower_at_level(schema, options, limits, level, calls);
+        let (lowered, estimated, narrowest) = lower_at_level(schema, options, limits, level, calls, first_rule);
         if estimated > budget && !narrowest {
             level += 1;
             continue;
@@ -182,8 +183,8 @@ fn lower_fitting(schema: &Value, options: &SchemaOptions, limits: &Limits, mut l
 /// `max_repetition / 4^level` (at least 16). Returns the result, the estimated DFA bytes of
 /// those parts, and whether this is the narrowest level. Rules of a recursive network (see
 /// [`SchemaRegex::rules`]) are made as `calls` says, while they fit; else recursion is
-/// unrolled.
-fn lower_at_level(schema: &Value, options: &SchemaOptions, limits: &Limits, level: u32, calls: Calls) -> (Result<SchemaRegex, FormatError>, u64, bool) {
+/// unrolled. The network's rules are numbered from `first_rule`.
+fn lower_at_level(schema: &Value, options: &SchemaOptions, limits: &Limits, level: u32, calls: Calls, first_rule: usize) -> (Result<SchemaRegex, FormatError>, u64, bool) {
     let mut g = Gen {
         root: schema,
         opts: options,
@@ -203,6 +204,7 @@ fn lower_at_level(schema: &Value, options: &SchemaOptions, limits: &Limits, leve
             bodies: vec![RuleBody::Ref(String::new(), schema)],
         }),
         split: calls == Calls::Split,
+        first_rule,
         rules_overflow: false,
         called: false,
     };
@@ -220,7 +222,7 @@ fn lower_at_level(schema: &Value, options: &SchemaOptions, limits: &Limits, leve
                 g.ref_counts = HashMap::from([(ptr.clone(), 1), (String::new(), 1)]);
                 g.lower(target, &ptr)
             }
-            RuleBody::AnyJson => Ok(Some(any_json_level(&recursive::call(i), options.whitespace))),
+            RuleBody::AnyJson => Ok(Some(any_json_level(&recursive::call(first_rule + i), options.whitespace))),
             RuleBody::Lowered(r) => Ok(Some(r)),
         };
         match regex {
@@ -231,7 +233,7 @@ fn lower_at_level(schema: &Value, options: &SchemaOptions, limits: &Limits, leve
         i += 1;
     }
     if g.rules_overflow {
-        return lower_at_level(schema, options, limits, level, Calls::Unrolled);
+        return lower_at_level(schema, options, limits, level, Calls::Unrolled, first_rule);
     }
     let narrowest = g.any_depth == 0 && g.narrow_cap == 16;
     let result = match lowered {
@@ -259,7 +261,7 @@ fn bounded_string_bytes(n: u64) -> u64 {
 }
 
 /// Lowers and compiles `schema`; returns the automaton and the ignored keywords (lenient mode).
-/// When the DFA is too large and a narrower level exists (see [`schema_to_regex`]), the schema
+/// When the DFA is too large and a narrower level exists (see [`schema_rules`]), the schema
 /// is lowered and compiled again at that level.
 ///
 /// When it is too large as one DFA, large parts become rules of their own (see
@@ -268,7 +270,7 @@ pub fn compile_schema(schema: &Value, options: &SchemaOptions, limits: &Limits) 
     let mut level = 0;
     let mut calls = Calls::Recursive;
     loop {
-        let (r, next) = match lower_fitting(schema, options, limits, level, calls) {
+        let (r, next) = match lower_fitting(schema, options, limits, level, calls, 0) {
             Err(e) if calls == Calls::Recursive && splitting_may_help(&e) => {
                 calls = Calls::Split;
                 continue;
@@ -336,6 +338,8 @@ struct Gen<'a> {
     rules: Option<Rules<'a>>,
     /// Long property values and array items become rules too ([`Calls::Split`]).
     split: bool,
+    /// The network index of rule 0 (the schema's root).
+    first_rule: usize,
     /// A recursive target could not become a rule (too many, or it admits no value): the
     /// schema is lowered again with recursion unrolled.
     rules_overflow: bool,
@@ -446,12 +450,12 @@ impl<'a> Gen<'a> {
             rules.bodies.push(body());
             rules.bodies.len() - 1
         });
-        if i >= recursive::MAX_RULES {
+        if self.first_rule + i >= recursive::MAX_RULES {
             self.rules_overflow = true;
             return None;
         }
         self.called = true;
-        Some(recursive::call(i))
+        Some(recursive::call(self.first_rule + i))
     }
 
     /// Lowers a property value or array item; in split mode a long one becomes a rule.

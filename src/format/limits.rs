@@ -23,8 +23,8 @@ pub struct Limits {
     /// lowered to. Default 1 MiB. Protects against exponential schema expansion
     /// (e.g. `$ref` fan-out, nested optional members).
     pub max_regex_len: usize,
-    /// Where recursion must be unrolled into one regex (tool-call arguments, instructions'
-    /// JSON, grammars with more recursive rules than call codes): how many times one `$ref`
+    /// Where recursion must be unrolled into one regex (the JSON of writing instructions,
+    /// grammars with more recursive rules than call codes): how many times one `$ref`
     /// target or grammar rule may be entered, and the container nesting of "any JSON value".
     /// Default 3. Deeper levels are simply not generated (a narrowing, never a widening).
     pub recursion_depth: u32,

@@ -35,7 +35,7 @@ pub use compiled::Compiled;
 pub use error::FormatError;
 pub use gbnf::compile_gbnf;
 pub use json::{any_json_regex, compile_any_json, compile_json_object, json_object_regex};
-pub use json_schema::{canonical_json, canonical_json_ordered, compile_schema, KeyOrder, schema_to_regex, SchemaOptions, SchemaRegex, Whitespace};
+pub use json_schema::{canonical_json, canonical_json_ordered, compile_schema, KeyOrder, schema_rules, SchemaOptions, SchemaRegex, Whitespace};
 pub use limits::Limits;
 pub use recursive::Recursive;
 pub use regex::compile_regex;

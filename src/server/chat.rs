@@ -46,13 +46,13 @@ pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Resu
     if let (Some(t), Some(ToolChoice::None)) = (opener, tools.as_ref().map(|t| &t.choice)) {
         validated.params.logit_bias.push((t, f32::NEG_INFINITY));
     }
-    let (tool_format, trigger) = match tools.as_ref().and_then(|t| t.call_regex.clone().map(|r| (r, &t.choice))) {
+    let (tool_format, trigger) = match tools.as_ref().and_then(|t| t.call_rules.clone().map(|r| (r, &t.choice))) {
         Some(_) if format.is_some() => {
             return Err(ApiError::invalid("tools", "give either tools or a response format, not both"))
         }
-        Some((regex, choice)) => {
+        Some((rules, choice)) => {
             let formats = state.formats.clone();
-            let compiled = tokio::task::spawn_blocking(move || formats.compile_internal_regex("tools", regex))
+            let compiled = tokio::task::spawn_blocking(move || formats.compile_internal("tools", rules))
                 .await
                 .map_err(ApiError::internal)??;
             // Under "auto" the constraint waits for the opener token; if this vocabulary has no

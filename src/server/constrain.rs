@@ -145,6 +145,8 @@ enum Source {
     JsonSchema { schema: String, lenient: bool, whitespace: u8, ignore_unknown: bool },
     /// Writing instructions (the JSON list as sent), intersected with another format if any.
     Instructions { list: String, base: Option<Box<Source>> },
+    /// The rule regexes of a recursive network (server-built: tool calls).
+    Rules(Vec<String>),
 }
 
 /// Compiled formats shared across requests, plus what compiling needs.
@@ -170,8 +172,11 @@ impl Formats {
     }
 
     /// A masked format from a regex the server built itself (tool calls).
-    pub fn compile_internal_regex(&self, param: &str, pattern: String) -> Result<Format, ApiError> {
-        self.compiled(param, Source::Regex(pattern), Mode::Mask)
+    /// A format the server builds itself (tool calls): one regex, or the rules of a recursive
+    /// network (see [`format::recursive`]).
+    pub fn compile_internal(&self, param: &str, mut rules: Vec<String>) -> Result<Format, ApiError> {
+        let source = if rules.len() == 1 { Source::Regex(rules.remove(0)) } else { Source::Rules(rules) };
+        self.compiled(param, source, Mode::Mask)
     }
 
     pub fn new(vocab: Arc<Vocab>, tokenize: Tokenizer) -> Self {
@@ -300,6 +305,10 @@ impl Formats {
             Source::Regex(pattern) => Ok(plain(format::compile_regex(pattern, &self.limits)?)),
             Source::Choice(choices) => Ok(plain(format::compile_choice(choices, &self.limits)?)),
             Source::Grammar(text) => Ok((Arc::new(format::compile_gbnf(text, &self.limits)?), Vec::new())),
+            Source::Rules(rules) => {
+                let rules: Vec<&str> = rules.iter().map(String::as_str).collect();
+                Ok((Arc::new(format::recursive::compile_network(&rules, &self.limits)?), Vec::new()))
+            }
             Source::JsonObject { whitespace } => Ok((Arc::new(format::compile_json_object(ws(*whitespace), &self.limits)?), Vec::new())),
             Source::Instructions { list, base } => {
                 let list: Value = serde_json::from_str(list).expect("cache key is serialized JSON");

@@ -3,7 +3,8 @@
 //! Tools reach the model through its own chat template; the output is constrained to the
 //! template's tool-call syntax (Qwen family: `<tool_call>\n{"name": …, "arguments": …}\n</tool_call>`),
 //! with the name restricted to the request's functions and the arguments to that function's
-//! parameter schema. `tool_choice: "required"` or a named function constrains from the first
+//! parameter schema (a recursive schema makes the call format a recursive network, so its
+//! arguments nest without unrolling). `tool_choice: "required"` or a named function constrains from the first
 //! token; `"auto"` leaves the model free until it emits the tool-call opener, then engages the
 //! same constraint; `"none"` shows the tools (the conversation may refer to earlier calls) but
 //! bans the opener token.
@@ -29,8 +30,10 @@ pub struct Tools {
     /// The tools as the chat template receives them.
     pub rendered: Vec<Value>,
     pub choice: ToolChoice,
-    /// Regex of the whole tool-call output, for `required` / named / `auto` once triggered.
-    pub call_regex: Option<String>,
+    /// The whole tool-call output, for `required` / named / `auto` once triggered: one regex,
+    /// or, when a parameter schema recurses, the rules of a recursive network (`[0]` is the
+    /// call syntax).
+    pub call_rules: Option<Vec<String>>,
 }
 
 /// Validates `tools`, `tool_choice` and `parallel_tool_calls`, and lowers the functions'
@@ -82,31 +85,43 @@ pub fn read(body: &Value, limits: &Limits) -> Result<Option<Tools>, ApiError> {
         Some(_) => return Err(ApiError::invalid("parallel_tool_calls", "`parallel_tool_calls` must be a boolean")),
     };
     if choice == ToolChoice::None {
-        return Ok(Some(Tools { rendered: tools.clone(), choice, call_regex: None }));
+        return Ok(Some(Tools { rendered: tools.clone(), choice, call_rules: None }));
     }
     let callable: Vec<&(String, Value)> = match &choice {
         ToolChoice::Named(name) => functions.iter().filter(|(n, _)| n == name).collect(),
         _ => functions.iter().collect(),
     };
-    let call_regex = call_regex(&callable, parallel && !matches!(choice, ToolChoice::Named(_)), tools, limits)?;
-    Ok(Some(Tools { rendered: tools.clone(), choice, call_regex: Some(call_regex) }))
+    let call_rules = call_rules(&callable, parallel && !matches!(choice, ToolChoice::Named(_)), tools, limits)?;
+    Ok(Some(Tools { rendered: tools.clone(), choice, call_rules: Some(call_rules) }))
 }
 
-/// One call of any callable function, repeated when parallel calls are allowed.
-fn call_regex(functions: &[&(String, Value)], parallel: bool, tools: &[Value], limits: &Limits) -> Result<String, ApiError> {
+/// One call of any callable function, repeated when parallel calls are allowed: one regex, or
+/// the rules of a recursive network when a parameter schema recurses (its arguments are then a
+/// call of the schema's own rules, which follow the call syntax's rule 0).
+fn call_rules(functions: &[&(String, Value)], parallel: bool, tools: &[Value], limits: &Limits) -> Result<Vec<String>, ApiError> {
     // The model writes its calls the way Python's json.dumps does (", " and ": "), so one
     // optional space between JSON tokens keeps it close to its own style.
     let options = SchemaOptions { whitespace: Whitespace::Flexible { max: 1 }, ..SchemaOptions::default() };
     let mut alternatives = Vec::new();
+    let mut rules = vec![String::new()];
     for (name, parameters) in functions {
         let index = tools.iter().position(|t| t.pointer("/function/name").and_then(Value::as_str) == Some(name)).unwrap_or(0);
-        let arguments = format::schema_to_regex(parameters, &options, limits)
+        let arguments = format::schema_rules(parameters, &options, limits, rules.len())
             .map_err(|e| ApiError::invalid(format!("tools[{index}].function.parameters"), e.to_string()).with_code("invalid_format"))?;
+        let arguments = if arguments.recursive {
+            let call = format::recursive::call(rules.len());
+            rules.push(arguments.regex);
+            rules.extend(arguments.rules);
+            call
+        } else {
+            arguments.regex
+        };
         let name_json = regex_syntax::escape(&Value::String(name.clone()).to_string());
-        alternatives.push(format!(r#"\{{"name": {name_json}, "arguments": (?:{})\}}"#, arguments.regex));
+        alternatives.push(format!(r#"\{{"name": {name_json}, "arguments": (?:{arguments})\}}"#));
     }
     let one = format!("{}(?:{}){}", regex_syntax::escape(OPEN), alternatives.join("|"), regex_syntax::escape(CLOSE));
-    Ok(if parallel { format!("{one}(?:\n{one})*") } else { one })
+    rules[0] = if parallel { format!("{one}(?:\n{one})*") } else { one };
+    Ok(rules)
 }
 
 /// A parsed tool call, in OpenAI's response shape.
@@ -145,17 +160,44 @@ mod tests {
             "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}}, "required": ["a", "b"]}}}])
     }
 
+    fn compile(t: &Tools) -> format::Compiled {
+        let rules: Vec<&str> = t.call_rules.as_ref().unwrap().iter().map(String::as_str).collect();
+        match rules[..] {
+            [regex] => format::Compiled::Dfa(format::compile_regex(regex, &Limits::default()).unwrap()),
+            _ => format::Compiled::Recursive(format::recursive::compile_network(&rules, &Limits::default()).unwrap()),
+        }
+    }
+
     #[test]
     fn the_call_regex_takes_the_templates_syntax_and_only_the_given_functions() {
         let t = read(&json!({"tools": tools(), "tool_choice": "required"}), &Limits::default()).unwrap().unwrap();
-        let a = format::compile_regex(t.call_regex.as_ref().unwrap(), &Limits::default()).unwrap();
+        assert_eq!(t.call_rules.as_ref().unwrap().len(), 1, "no recursion: one regex");
+        let a = compile(&t);
         assert!(a.accepts(b"<tool_call>\n{\"name\": \"add\", \"arguments\": {\"a\": 1, \"b\": 2}}\n</tool_call>"));
         assert!(a.accepts(b"<tool_call>\n{\"name\": \"add\", \"arguments\": {\"a\":1,\"b\":2}}\n</tool_call>\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Oslo\"}}\n</tool_call>"));
         assert!(!a.accepts(b"<tool_call>\n{\"name\": \"sub\", \"arguments\": {\"a\": 1, \"b\": 2}}\n</tool_call>"));
         assert!(!a.accepts(b"<tool_call>\n{\"name\": \"add\", \"arguments\": {\"a\": 1}}\n</tool_call>"));
         let named = read(&json!({"tools": tools(), "tool_choice": {"type": "function", "function": {"name": "get_weather"}}}), &Limits::default()).unwrap().unwrap();
-        let a = format::compile_regex(named.call_regex.as_ref().unwrap(), &Limits::default()).unwrap();
+        let a = compile(&named);
         assert!(!a.accepts(b"<tool_call>\n{\"name\": \"add\", \"arguments\": {\"a\": 1, \"b\": 2}}\n</tool_call>"));
+    }
+
+    /// A recursive parameter schema makes the call format a recursive network: arguments nest
+    /// past the 3 levels that unrolling allowed.
+    #[test]
+    fn recursive_parameters_are_not_unrolled() {
+        let tree = json!({"$defs": {"node": {"type": "object", "properties": {"kids": {"type": "array", "items": {"$ref": "#/$defs/node"}}},
+            "required": ["kids"]}}, "$ref": "#/$defs/node"});
+        let mut list = tools();
+        list.as_array_mut().unwrap().push(json!({"type": "function", "function": {"name": "plant", "parameters": tree}}));
+        let t = read(&json!({"tools": list, "tool_choice": "required"}), &Limits::default()).unwrap().unwrap();
+        assert!(t.call_rules.as_ref().unwrap().len() > 1);
+        let a = compile(&t);
+        let deep = format!("{}{}", "{\"kids\": [".repeat(6), "]}".repeat(6));
+        let call = |args: &str| format!("<tool_call>\n{{\"name\": \"plant\", \"arguments\": {args}}}\n</tool_call>");
+        assert!(a.accepts(call(&deep).as_bytes()), "{deep}");
+        assert!(!a.accepts(call("{\"kids\": [{}]}").as_bytes()), "`kids` is required at every level");
+        assert!(a.accepts(b"<tool_call>\n{\"name\": \"add\", \"arguments\": {\"a\": 1, \"b\": 2}}\n</tool_call>"));
     }
 
     #[test]
