@@ -140,7 +140,9 @@ impl std::fmt::Debug for Recursive {
 impl Recursive {
     /// `rules[0]` is the whole output; `max_depth` bounds the stack (the root frame included).
     pub fn new(rules: Vec<Automaton>, max_depth: u32) -> Result<Recursive, FormatError> {
-        assert!(!rules.is_empty() && rules.len() <= MAX_RULES, "1..={MAX_RULES} rules");
+        if rules.is_empty() || rules.len() > MAX_RULES {
+            return Err(FormatError::too_complex(format!("a recursive automaton of {} rules", rules.len()), format!("1 to {MAX_RULES} rules")));
+        }
         let max_depth = max_depth.max(1) as usize;
         let info: Vec<HashMap<u32, StateInfo>> = rules.iter().map(|r| explore(r, rules.len())).collect();
         let dist = distances(&rules, &info, max_depth);
