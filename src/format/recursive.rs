@@ -14,7 +14,8 @@
 //! Bounds: a stack never grows past `max_depth` frames (deeper nesting is not generated: a
 //! narrowing), and `min_bytes_to_accept` is exact under that bound, because the distance of
 //! each rule state is computed for every number of call levels still available. The number
-//! of interned states is capped; past the cap, new states are dead (also a narrowing). Long
+//! of interned states, and of stack frames over all of them, is capped; past a cap, new states
+//! are dead (also a narrowing). Long
 //! before that the automaton reports itself [`ByteAutomaton::saturated`], and the server
 //! builds a fresh one for new requests: states are interned per nesting path, so a server that
 //! generates deeply nested output for days would otherwise grow this table (and the mask cache
@@ -35,11 +36,17 @@ pub const MAX_RULES: usize = CALL_BYTES.len() * 256;
 /// Interned states past this many are dead (each takes ~450 bytes with its transition row).
 const MAX_STATES: usize = 1 << 20;
 
-/// Interned states past which the automaton asks to be replaced for new work.
+/// Stack frames interned over all states past which new states are dead: ambiguous grammars
+/// hold many deep stacks per state, and this bounds their memory (~64 MiB: 8 bytes a frame,
+/// kept twice).
+const MAX_FRAMES: usize = 1 << 22;
+
+/// Interned states (or a quarter of [`MAX_FRAMES`]) past which the automaton asks to be
+/// replaced for new work.
 const SATURATED_STATES: usize = 20_000;
 
 /// Stacks kept per state; more (deeply ambiguous grammars) are dropped — a narrowing.
-const MAX_STACKS: usize = 4096;
+const MAX_STACKS: usize = 64;
 
 /// The regex fragment that calls rule `rule` (compile the rule regexes with [`rule_automaton`]).
 pub fn call(rule: usize) -> String {
@@ -110,6 +117,8 @@ const DEAD: u32 = u32::MAX - 1;
 struct Interned {
     nodes: Vec<Node>,
     ids: HashMap<Vec<Stack>, u32>,
+    /// Frames over all nodes' stacks.
+    frames: usize,
 }
 
 /// A recursive transition network over rule DFAs, as one deterministic [`ByteAutomaton`].
@@ -166,9 +175,8 @@ impl Recursive {
     /// Heap memory of the rule DFAs and the states interned so far (stacks counted by frame).
     pub fn memory_usage(&self) -> usize {
         let interned = self.interned.read().unwrap();
-        let frames: usize = interned.nodes.iter().map(|n| n.stacks.iter().map(Vec::len).sum::<usize>()).sum();
         self.rules.iter().map(Automaton::memory_usage).sum::<usize>()
-            + frames * std::mem::size_of::<Frame>() * 2
+            + interned.frames * std::mem::size_of::<Frame>() * 2
             + interned.nodes.len() * (std::mem::size_of::<Node>() + self.class_rep.len() * 4)
     }
 
@@ -232,9 +240,11 @@ impl Recursive {
         if let Some(&id) = interned.ids.get(&stacks) {
             return id;
         }
-        if interned.nodes.len() >= MAX_STATES {
+        let frames: usize = stacks.iter().map(Vec::len).sum();
+        if interned.nodes.len() >= MAX_STATES || interned.frames + frames > MAX_FRAMES {
             return DEAD;
         }
+        interned.frames += frames;
         let id = interned.nodes.len() as u32;
         let row = vec![UNKNOWN; self.class_rep.len()];
         interned.nodes.push(Node { stacks: stacks.clone(), accepting, dist, row });
@@ -440,7 +450,8 @@ impl ByteAutomaton for Recursive {
     }
 
     fn saturated(&self) -> bool {
-        self.state_count() > SATURATED_STATES
+        let interned = self.interned.read().unwrap();
+        interned.nodes.len() > SATURATED_STATES || interned.frames > MAX_FRAMES / 4
     }
 }
 
