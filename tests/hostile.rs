@@ -12,7 +12,7 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use conform::format::{compile_regex, compile_schema, Compiled, FormatError, Limits, SchemaOptions};
+use conform::format::{compile_gbnf, compile_regex, compile_schema, Compiled, FormatError, Limits, SchemaOptions};
 use conform::mask::{MaskIndex, Matcher};
 use conform::vocab::{TokenTrie, Vocab};
 use serde_json::{json, Map, Value};
@@ -259,6 +259,26 @@ fn recursion_with_base_case_compiles() {
     });
     let a = schema_case("tree <-> forest", s, Expect::Compiles).unwrap();
     assert!(a.accepts(br#"{"kids":[{"kids":[]}]}"#));
+}
+
+/// Found by fuzzing: an ambiguous recursive grammar keeps many call stacks per state (it took
+/// over 10 s per fuzz execution); stacks per state and frames overall are bounded, so compiling
+/// and masking stay fast, and deep prefixes keep a live mask.
+#[test]
+fn ambiguous_recursive_grammar_stays_bounded() {
+    let grammar = "root ::= \"(\" root \"!\" | \"[\" root*";
+    let (r, took) = bounded("ambiguous grammar", move || compile_gbnf(grammar, &Limits::default()));
+    let a = check("ambiguous grammar", r, took, Expect::Compiles).unwrap();
+    let (vocab, trie) = small_vocab();
+    let mut m = Matcher::new(Arc::new(MaskIndex::new(a, vocab.clone(), trie).unwrap()));
+    let t = Instant::now();
+    for &b in b"[[[[[[[[[[[[[[[[[[[[(((" {
+        let token = (0..vocab.len() as u32).find(|&t| vocab.token_bytes(t) == [b]).unwrap();
+        m.accept(token).unwrap();
+    }
+    let mut logits = vec![0f32; vocab.len()];
+    assert!(m.apply(&mut logits, u32::MAX) > 0, "a deep prefix still has a mask");
+    assert!(t.elapsed() < BOUND, "23 steps took {:?}", t.elapsed());
 }
 
 #[test]
