@@ -45,8 +45,13 @@ const MAX_FRAMES: usize = 1 << 22;
 /// replaced for new work.
 const SATURATED_STATES: usize = 20_000;
 
-/// Stacks kept per state; more (deeply ambiguous grammars) are dropped — a narrowing.
+/// Stacks kept per state; more (deeply ambiguous grammars) are dropped, those farthest from
+/// acceptance first — a narrowing that keeps distances consistent.
 const MAX_STACKS: usize = 64;
+
+/// Stacks one closure may visit (calls whose callees start with calls branch at every level);
+/// past it the closure stops early, a narrowing.
+const MAX_CLOSURE: usize = 1 << 14;
 
 /// The regex fragment that calls rule `rule` (compile the rule regexes with [`rule_automaton`]).
 pub fn call(rule: usize) -> String {
@@ -207,11 +212,18 @@ impl Recursive {
             }
             if info.has_bytes || (info.accepting && s.len() == 1) {
                 out.push(s.clone());
-                if out.len() >= MAX_STACKS {
+                if out.len() >= MAX_CLOSURE {
                     break;
                 }
             }
             seen.insert(s);
+        }
+        if out.len() > MAX_STACKS {
+            // Keep the stacks closest to acceptance: the one that realises this state's
+            // distance must survive, or the next byte on its shortest path would lose it and
+            // the budget could no longer be met.
+            out.sort_by_cached_key(|s| self.stack_dist(s));
+            out.truncate(MAX_STACKS);
         }
         out.sort_unstable();
         out.dedup();
