@@ -112,14 +112,11 @@ async fn attempt(config: &Config, endpoint: &Endpoint, model: &str, task: &Task,
         "temperature": config.temperature,
         "seed": config.seed,
     });
-    if arm == Arm::Free {
-        if let (Value::Object(body), Value::Object(fields)) = (&mut body, task.format.free_fields()) {
-            body.extend(fields);
-        }
-    } else {
-        if let (Value::Object(body), Value::Object(fields)) = (&mut body, task.format.request_fields()) {
-            body.extend(fields);
-        }
+    let fields = if arm == Arm::Free { task.format.free_fields() } else { task.format.request_fields() };
+    if let (Value::Object(body), Value::Object(fields)) = (&mut body, fields) {
+        body.extend(fields);
+    }
+    if arm != Arm::Free {
         let mut options = config.format_options.clone().unwrap_or_else(|| json!({}));
         match arm {
             Arm::Lookahead => body["format_mode"] = json!("lookahead"),

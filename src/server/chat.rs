@@ -50,6 +50,8 @@ pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Resu
         Some(_) if format.is_some() => {
             return Err(ApiError::invalid("tools", "give either tools or a response format, not both"))
         }
+        // Free calls are only parsed: nothing to compile.
+        Some(_) if free_calls => (None, None),
         Some((rules, choice)) => {
             let formats = state.formats.clone();
             let compiled = tokio::task::spawn_blocking(move || formats.compile_internal("tools", rules))
@@ -59,7 +61,6 @@ pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Resu
             // single opener token, calls are only parsed, not guaranteed.
             let trigger = if *choice == ToolChoice::Auto { opener } else { None };
             match (choice, trigger) {
-                _ if free_calls => (None, None),
                 (ToolChoice::Auto, None) => (None, None),
                 _ => (Some(compiled), trigger),
             }
