@@ -1713,13 +1713,15 @@ fn enum_values(m: &Map<String, Value>) -> Option<Vec<Value>> {
 }
 
 fn percent_decode(s: &str) -> String {
+    // Bytes, not `str` slices: the two bytes after a `%` may sit inside a multi-byte character.
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() + 0 && i + 2 <= b.len() - 1 {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(v);
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let (Some(hi), Some(lo)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                out.push(hi << 4 | lo);
                 i += 3;
                 continue;
             }
@@ -1917,6 +1919,15 @@ mod narrowing_tests {
         for s in no {
             assert!(!a.accepts(s.as_bytes()), "{schema} should reject {s}");
         }
+    }
+
+    #[test]
+    fn ref_fragments_are_percent_decoded_bytewise() {
+        accepts(json!({"$defs": {"a b": {"const": 1}}, "$ref": "#/$defs/a%20b"}), &["1"], &["2"]);
+        // A `%` before a multi-byte character (the fuzzer's find): an unknown reference, no panic.
+        let schema = json!({"$defs": {"n": {}}, "$ref": "#/$de%\u{df}fs/n"});
+        assert!(compile_schema(&schema, &SchemaOptions::default(), &Limits::default()).is_err());
+        assert_eq!(percent_decode("%é%4"), "%é%4");
     }
 
     #[test]
