@@ -160,7 +160,7 @@ fuzz_target!(|data: &[u8]| {
         if d > 0 {
             let realised = (0..v.len() as u32)
                 .filter_map(|tok| index.step_token(s, tok))
-                .any(|next| index.shortest_tokens(next) + 1 == t);
+                .any(|next| index.shortest_tokens(next).saturating_add(1) == t);
             assert!(realised, "token distance {t} of state {} has no token to a state with {}", s, t - 1);
         }
         if m.is_finished() {

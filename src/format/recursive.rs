@@ -14,14 +14,15 @@
 //! Bounds: a stack never grows past `max_depth` frames (deeper nesting is not generated: a
 //! narrowing), and `min_bytes_to_accept` is exact under that bound, because the distance of
 //! each rule state is computed for every number of call levels still available. The number
-//! of interned states, and of stack frames over all of them, is capped; past a cap, new states
-//! are dead (also a narrowing). Long
-//! before that the automaton reports itself [`ByteAutomaton::saturated`], and the server
+//! of interned states, and of stack frames over all of them, is capped; past half the frame
+//! cap, new states keep only their nearest stack, and past a cap, new states are dead (both
+//! narrowings). Long before that the automaton reports itself [`ByteAutomaton::saturated`], and the server
 //! builds a fresh one for new requests: states are interned per nesting path, so a server that
 //! generates deeply nested output for days would otherwise grow this table (and the mask cache
 //! keyed by it) without end.
 
-use std::collections::{HashMap, HashSet};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::RwLock;
 
 use super::{Automaton, FormatError, Limits};
@@ -38,7 +39,8 @@ const MAX_STATES: usize = 1 << 20;
 
 /// Stack frames interned over all states past which new states are dead: ambiguous grammars
 /// hold many deep stacks per state, and this bounds their memory (~64 MiB: 8 bytes a frame,
-/// kept twice).
+/// kept twice). Past half of it, new states keep one stack each (see `intern`), so a dead end
+/// that would break the budget guarantee takes tens of thousands of further states.
 const MAX_FRAMES: usize = 1 << 22;
 
 /// Interned states (or a quarter of [`MAX_FRAMES`]) past which the automaton asks to be
@@ -49,8 +51,9 @@ const SATURATED_STATES: usize = 20_000;
 /// acceptance first — a narrowing that keeps distances consistent.
 const MAX_STACKS: usize = 64;
 
-/// Stacks one closure may visit (calls whose callees start with calls branch at every level);
-/// past it the closure stops early, a narrowing.
+/// Stacks one closure may keep (calls whose callees start with calls branch at every level);
+/// past it the closure stops early, a narrowing. It visits stacks nearest acceptance first, so
+/// the stack that realises the state's distance is never the one cut off.
 const MAX_CLOSURE: usize = 1 << 14;
 
 /// The regex fragment that calls rule `rule` (compile the rule regexes with [`rule_automaton`]).
@@ -187,11 +190,26 @@ impl Recursive {
 
     /// All stacks reachable from `seeds` without consuming a byte (calls and returns), keeping
     /// those that can consume a byte or accept the whole output.
+    ///
+    /// Best-first by distance to acceptance (a call never lowers it, a return keeps it; ties
+    /// depth-first): when a cap cuts the closure short, the stack that realises the distance
+    /// is already kept, so every byte along a shortest path lowers the distance by one.
     fn close(&self, seeds: Vec<Stack>) -> Vec<Stack> {
         let mut seen: HashSet<Stack> = HashSet::new();
-        let mut work = seeds;
+        let mut work = BinaryHeap::new();
+        let mut pushed: u64 = 0;
+        let mut push = |work: &mut BinaryHeap<_>, s: Stack| {
+            pushed += 1;
+            work.push((Reverse(self.stack_dist(&s)), pushed, s));
+        };
+        for s in seeds {
+            push(&mut work, s);
+        }
         let mut out = Vec::new();
-        while let Some(s) = work.pop() {
+        let mut last = 0;
+        while let Some((Reverse(d), _, s)) = work.pop() {
+            debug_assert!(d >= last, "closure distances must not fall");
+            last = d;
             if seen.contains(&s) {
                 continue;
             }
@@ -202,13 +220,13 @@ impl Recursive {
                     let mut t = s.clone();
                     t.last_mut().unwrap().state = ret;
                     t.push(Frame { rule: callee, state: self.rules[callee as usize].start().0 });
-                    work.push(t);
+                    push(&mut work, t);
                 }
             }
             if info.accepting && s.len() > 1 {
                 let mut t = s.clone();
                 t.pop();
-                work.push(t);
+                push(&mut work, t);
             }
             if info.has_bytes || (info.accepting && s.len() == 1) {
                 out.push(s.clone());
@@ -218,13 +236,8 @@ impl Recursive {
             }
             seen.insert(s);
         }
-        if out.len() > MAX_STACKS {
-            // Keep the stacks closest to acceptance: the one that realises this state's
-            // distance must survive, or the next byte on its shortest path would lose it and
-            // the budget could no longer be met.
-            out.sort_by_cached_key(|s| self.stack_dist(s));
-            out.truncate(MAX_STACKS);
-        }
+        // Visited nearest first, so the first stacks are those to keep.
+        out.truncate(MAX_STACKS);
         out.sort_unstable();
         out.dedup();
         out
@@ -243,16 +256,29 @@ impl Recursive {
     }
 
     fn intern(&self, stacks: Vec<Stack>) -> u32 {
-        if let Some(&id) = self.interned.read().unwrap().ids.get(&stacks) {
-            return id;
-        }
+        let frames_before = {
+            let interned = self.interned.read().unwrap();
+            if let Some(&id) = interned.ids.get(&stacks) {
+                return id;
+            }
+            interned.frames
+        };
+        // Past half the frame budget, a new state keeps only its nearest stack (the shorter on
+        // a tie, so an accepting root frame wins): a narrowing that keeps its distance, so the
+        // budget guarantee holds on while memory grows by one stack a state.
+        let stacks = if stacks.len() > 1 && frames_before + frames_of(&stacks) > MAX_FRAMES / 2 {
+            let nearest = stacks.into_iter().min_by_key(|s| (self.stack_dist(s), s.len()));
+            nearest.into_iter().collect()
+        } else {
+            stacks
+        };
         let accepting = stacks.iter().any(|s| s.len() == 1 && self.info[s[0].rule as usize][&s[0].state].accepting);
         let dist = stacks.iter().map(|s| self.stack_dist(s)).min().unwrap_or(u32::MAX);
         let mut interned = self.interned.write().unwrap();
         if let Some(&id) = interned.ids.get(&stacks) {
             return id;
         }
-        let frames: usize = stacks.iter().map(Vec::len).sum();
+        let frames = frames_of(&stacks);
         if interned.nodes.len() >= MAX_STATES || interned.frames + frames > MAX_FRAMES {
             return DEAD;
         }
@@ -276,6 +302,10 @@ impl Recursive {
         }
         self.close(seeds)
     }
+}
+
+fn frames_of(stacks: &[Stack]) -> usize {
+    stacks.iter().map(Vec::len).sum()
 }
 
 /// Every state of `rule` reachable from its start, with its calls and flags.
@@ -569,6 +599,33 @@ mod tests {
         }
         assert!(n.state_count() > SATURATED_STATES);
         assert!(n.saturated());
+    }
+
+    /// A closure past [`MAX_CLOSURE`] stacks (two ways to open a call at each of 15 levels)
+    /// still keeps the stack nearest acceptance: the byte after the root's "s" lowers the
+    /// distance by exactly one, whichever branch the closure would otherwise visit first.
+    #[test]
+    fn capped_closure_keeps_the_nearest_stack() {
+        const LEVELS: usize = 16;
+        for short_first in [false, true] {
+            // Rule 0 = "s" A1; A_k and B_k = A_{k+1} long | B_{k+1} short (or the other way);
+            // A_16 = B_16 = "x". Rules: A_k = 2k - 1, B_k = 2k.
+            let (first, second) = if short_first { ("b", "aaaa") } else { ("aaaa", "b") };
+            let mut rules = vec![format!("s{}", call(1))];
+            for k in 1..LEVELS {
+                let body = format!("(?:{}{first}|{}{second})", call(2 * k + 1), call(2 * k + 2));
+                rules.push(body.clone());
+                rules.push(body);
+            }
+            rules.push("x".into());
+            rules.push("x".into());
+            let refs: Vec<&str> = rules.iter().map(String::as_str).collect();
+            let n = net(&refs, 32);
+            let start = n.min_bytes_to_accept(n.start());
+            assert_eq!(start, 1 + 1 + (LEVELS as u32 - 1));
+            let after = walk(&n, "s").unwrap();
+            assert_eq!(n.min_bytes_to_accept(after), start - 1, "short_first {short_first}");
+        }
     }
 
     #[test]
