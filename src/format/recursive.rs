@@ -16,10 +16,10 @@
 //! each rule state is computed for every number of call levels still available. The number
 //! of interned states, and of stack frames over all of them, is capped; past half the frame
 //! cap, new states keep only their nearest stack, and past a cap, new states are dead (both
-//! narrowings). Long before that the automaton reports itself [`ByteAutomaton::saturated`], and the server
-//! builds a fresh one for new requests: states are interned per nesting path, so a server that
-//! generates deeply nested output for days would otherwise grow this table (and the mask cache
-//! keyed by it) without end.
+//! narrowings). Long before that the automaton reports itself [`ByteAutomaton::saturated`],
+//! and the server builds a fresh one for new requests: states are interned per nesting path,
+//! so a server that generates deeply nested output for days would otherwise grow this table
+//! (and the mask cache keyed by it) without end.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
