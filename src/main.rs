@@ -128,6 +128,9 @@ struct EngineArgs {
     /// Most tokens per decode call.
     #[arg(long, env = "CONFORM_BATCH_SIZE", default_value_t = 512)]
     batch_size: u32,
+    /// Layers to offload to the GPU (default: all; no effect on a CPU-only build).
+    #[arg(long, env = "CONFORM_N_GPU_LAYERS", default_value_t = -1, allow_negative_numbers = true)]
+    n_gpu_layers: i32,
     /// The model's TPM for `format_mode: "lookahead"` (default: next to the model, `.tpm`
     /// instead of `.gguf`, when that file exists).
     #[arg(long, env = "CONFORM_TPM")]
@@ -228,11 +231,13 @@ impl EngineArgs {
         anyhow::ensure!(self.parallel >= 1 && self.parallel <= 256, "--parallel must be 1..=256");
         anyhow::ensure!(self.ctx_size >= 16, "--ctx-size must be at least 16");
         anyhow::ensure!(self.batch_size >= self.parallel, "--batch-size must be at least --parallel");
+        anyhow::ensure!(self.n_gpu_layers >= -1, "--n-gpu-layers must be -1 (all) or a layer count");
         let config = EngineConfig {
             ctx_size: self.ctx_size,
             parallel: self.parallel,
             threads,
             batch_size: self.batch_size,
+            gpu_layers: self.n_gpu_layers,
         };
         tracing::info!(model = %path.display(), ?config, "loading");
         Engine::start(&path, id, config)

@@ -19,22 +19,20 @@ fn server() -> &'static Server {
 /// Tests here take turns: each needs the server to itself.
 static TURN: Mutex<()> = Mutex::const_new(());
 
-async fn wait_until_idle(server: &Server) -> Duration {
-    let start = Instant::now();
-    loop {
-        let h = health(server).await;
-        if h["active_sequences"] == 0 && h["queued"] == 0 {
-            return start.elapsed();
-        }
-        assert!(start.elapsed() < Duration::from_secs(10), "slot still busy: {h}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+/// Logit biases that ban Qwen's end-of-text tokens: a stream that holds the slot runs its
+/// whole `max_tokens` and cannot end on its own while a test relies on it.
+fn no_eos() -> Value {
+    json!({"151643": -100, "151645": -100})
+}
+
+async fn wait_until_idle(server: &Server) {
+    wait_for_health(server, "the slot was never freed", |h| h["active_sequences"] == 0 && h["queued"] == 0).await;
 }
 
 #[tokio::test]
 async fn a_disconnected_stream_frees_its_slot_and_the_next_request_runs() {
     let _turn = TURN.lock().await;
-    let body = chat_body("Write a very long essay about the sea.", json!({"max_tokens": 800, "stream": true}));
+    let body = chat_body("Write a very long essay about the sea.", json!({"max_tokens": 800, "stream": true, "logit_bias": no_eos()}));
     let resp = client().post(server().url("/v1/chat/completions")).json(&body).send().await.unwrap();
     let mut stream = resp.bytes_stream();
     let mut seen = 0;
@@ -50,13 +48,23 @@ async fn a_disconnected_stream_frees_its_slot_and_the_next_request_runs() {
     assert_eq!(status, 200, "{resp}");
 }
 
+/// The client goes away once the request holds the slot (seen on `/health`, not guessed with a
+/// timer); the engine's counters show that it was cut, not run to its end.
 #[tokio::test]
 async fn an_abandoned_plain_request_is_cancelled_too() {
     let _turn = TURN.lock().await;
-    let body = chat_body("Write a very long essay about mountains.", json!({"max_tokens": 800}));
-    let quick = reqwest::Client::builder().timeout(Duration::from_millis(700)).build().unwrap();
-    assert!(quick.post(server().url("/v1/chat/completions")).json(&body).send().await.is_err());
+    let generated = "conform_completion_tokens_total";
+    let before = metric(server(), generated).await;
+    let body = chat_body("Write a very long essay about mountains.", json!({"max_tokens": 800, "logit_bias": no_eos()}));
+    let request = tokio::spawn(async move { client().post(server().url("/v1/chat/completions")).json(&body).send().await });
+    wait_for_health(server(), "the request never took the slot", |h| h["active_sequences"] == 1).await;
+    request.abort();
+    assert!(request.await.unwrap_err().is_cancelled());
     wait_until_idle(server()).await;
+    // A sequence adds the tokens it generated when it ends: all 800 had it run to its end
+    // (end-of-text banned), fewer when it was cut.
+    let added = metric(server(), generated).await - before;
+    assert!(added < 800.0, "the abandoned request ran to its end: {added} tokens");
     let (status, _) = post(server(), "/v1/chat/completions", &chat_body("Say ok.", json!({"max_tokens": 3}))).await;
     assert_eq!(status, 200);
 }
@@ -86,18 +94,14 @@ async fn same_seed_same_output_and_n_gives_distinct_choices() {
 async fn a_full_queue_answers_429_with_retry_after_and_loses_nothing() {
     let _turn = TURN.lock().await;
     // Occupy the only slot with a long stream.
-    let long = chat_body("Write a very long essay about rivers.", json!({"max_tokens": 800, "stream": true}));
+    let long = chat_body("Write a very long essay about rivers.", json!({"max_tokens": 800, "stream": true, "logit_bias": no_eos()}));
     let resp = client().post(server().url("/v1/chat/completions")).json(&long).send().await.unwrap();
     let mut stream = resp.bytes_stream();
     stream.next().await.unwrap().unwrap();
     // One request may wait...
     let second = chat_body("Say ok.", json!({"max_tokens": 3}));
     let waiting = tokio::spawn(async move { post(server(), "/v1/chat/completions", &second).await });
-    let start = Instant::now();
-    while health(server()).await["queued"] != 1 {
-        assert!(start.elapsed() < Duration::from_secs(10), "the second request never queued");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_health(server(), "the second request never queued", |h| h["queued"] == 1).await;
     // ...the next one is turned away at once.
     let resp = client().post(server().url("/v1/chat/completions")).json(&chat_body("Hi.", json!({"max_tokens": 3}))).send().await.unwrap();
     assert_eq!(resp.status(), 429);
@@ -115,12 +119,13 @@ async fn a_full_queue_answers_429_with_retry_after_and_loses_nothing() {
 async fn a_request_queued_past_the_timeout_gets_503_and_leaves_the_queue() {
     let own = Server::start(&["--parallel", "1", "--ctx-size", "1024", "--queue-timeout", "1"]);
     // Occupy the only slot with a stream held open.
-    let long = chat_body("Write a very long essay about mountains.", json!({"max_tokens": 800, "stream": true}));
+    let long = chat_body("Write a very long essay about mountains.", json!({"max_tokens": 800, "stream": true, "logit_bias": no_eos()}));
     let resp = client().post(own.url("/v1/chat/completions")).json(&long).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     let mut stream = resp.bytes_stream();
     stream.next().await.unwrap().unwrap();
     // A streaming request still gets a real status: nothing was sent before it had a slot.
+    // (A lower bound only: load can make the wait longer, never shorter.)
     let start = Instant::now();
     let body = chat_body("Say ok.", json!({"max_tokens": 3, "stream": true}));
     let resp = client().post(own.url("/v1/chat/completions")).json(&body).send().await.unwrap();
@@ -131,32 +136,37 @@ async fn a_request_queued_past_the_timeout_gets_503_and_leaves_the_queue() {
     assert_eq!(body["error"]["code"], "queue_timeout", "{body}");
     assert!(body["error"]["message"].as_str().unwrap().contains("--queue-timeout"), "{body}");
     // The timed-out request leaves the queue (at the engine's next step); the held stream
-    // keeps generating.
-    let start = Instant::now();
-    loop {
-        let h = health(&own).await;
-        if h["queued"] == 0 {
-            assert_eq!(h["active_sequences"], 1, "{h}");
-            break;
-        }
-        assert!(start.elapsed() < Duration::from_secs(5), "the timed-out request stayed queued: {h}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    // (end-of-text banned, so it cannot have finished) keeps generating.
+    let h = wait_for_health(&own, "the timed-out request stayed queued", |h| h["queued"] == 0).await;
+    assert_eq!(h["active_sequences"], 1, "{h}");
     assert!(stream.next().await.unwrap().is_ok());
     // Freeing the slot serves the next request normally. Wait for the engine to see the
     // disconnect first: with a 1 s queue timeout, a loaded machine could otherwise time out
-    // the next request while the slot is still being released.
+    // the next request while the slot is still being released. An idle engine admits at once,
+    // but a starved process can still outlast 1 s: a 503 on the free slot is sent again (a
+    // bounded number of times; a slot that never frees fails all of them).
     drop(stream);
     wait_until_idle(&own).await;
-    let (status, resp) = post(&own, "/v1/chat/completions", &chat_body("Say ok.", json!({"max_tokens": 3}))).await;
-    assert_eq!(status, 200, "{resp}");
+    let mut answers = Vec::new();
+    for _ in 0..5 {
+        let (status, resp) = post(&own, "/v1/chat/completions", &chat_body("Say ok.", json!({"max_tokens": 3}))).await;
+        answers.push((status, resp));
+        if status != 503 {
+            break;
+        }
+    }
+    let (status, resp) = answers.last().unwrap();
+    assert_eq!(*status, 200, "{answers:?}");
+    assert!(resp["choices"][0]["message"]["content"].is_string(), "{resp}");
 }
 
 // The deadline is generous: under CI load (other tests' servers on the same two cores) a
-// 40-token request has been measured at over 30 s, the default deadline, which cut it.
+// 40-token request has been measured at over 30 s, the default deadline, which cut it. The
+// server exits as soon as the stream ends, so a long deadline costs nothing.
 #[tokio::test]
 async fn sigterm_finishes_streams_in_flight_then_exits_cleanly() {
-    let mut own = Server::start(&["--parallel", "2", "--ctx-size", "512", "--shutdown-timeout", "300"]);
+    let shutdown_timeout = PATIENCE.as_secs().to_string();
+    let mut own = Server::start(&["--parallel", "2", "--ctx-size", "512", "--shutdown-timeout", &shutdown_timeout]);
     let body = chat_body("Count from 1 to 20.", json!({"max_tokens": 40, "stream": true}));
     let resp = client().post(own.url("/v1/chat/completions")).json(&body).header("x-request-id", "abc-123").send().await.unwrap();
     assert_eq!(resp.headers()["x-request-id"], "abc-123");

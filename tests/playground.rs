@@ -22,24 +22,34 @@ struct Browser {
 impl Browser {
     async fn start() -> Browser {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let driver = Command::new("chromedriver")
+        let mut driver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("chromedriver not found: `make test` installs Debian's chromium and chromium-driver");
         let base = format!("http://127.0.0.1:{port}");
-        let capabilities = json!({"capabilities": {"alwaysMatch": {"goog:chromeOptions": {
-            "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]}}}});
-        for _ in 0..100 {
+        // WebDriver's own timeouts (page load 300 s, scripts 30 s by default) are hang guards
+        // too: as long as the test's.
+        let patience_ms = PATIENCE.as_millis() as u64;
+        let capabilities = json!({"capabilities": {"alwaysMatch": {
+            "timeouts": {"pageLoad": patience_ms, "script": patience_ms},
+            "goog:chromeOptions": {"args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]}}}});
+        // Until the driver listens (a refused connection fails at once); on a loaded machine
+        // that can take far longer than usual, so only a driver that exited or a hang fails.
+        let start = Instant::now();
+        loop {
             if let Ok(resp) = client().post(format!("{base}/session")).json(&capabilities).send().await {
                 let body: Value = resp.json().await.unwrap();
                 let session = body["value"]["sessionId"].as_str().unwrap_or_else(|| panic!("no session: {body}")).to_string();
                 return Browser { driver, base, session };
             }
+            if let Some(status) = driver.try_wait().unwrap() {
+                panic!("chromedriver exited ({status}) before it listened");
+            }
+            assert!(start.elapsed() < PATIENCE, "chromedriver did not start within {PATIENCE:?}");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("chromedriver did not start");
     }
 
     async fn command(&self, path: &str, body: Value) -> Value {
@@ -80,9 +90,10 @@ async fn the_page_runs_both_arms_side_by_side() {
     let url = reqwest::Url::parse_with_params(&server.url("/"), &query).unwrap();
     let browser = Browser::start().await;
     browser.command("url", json!({"url": url.as_str()})).await;
+    // Waits on the page's own "done" mark; the deadline is only a hang guard.
     let start = Instant::now();
     while browser.script("return document.body.dataset.done || null").await != json!("true") {
-        assert!(start.elapsed() < Duration::from_secs(120), "the page did not finish both arms");
+        assert!(start.elapsed() < PATIENCE, "the page did not finish both arms within {PATIENCE:?}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let dom = browser.script("return document.documentElement.outerHTML").await.as_str().unwrap().to_string();

@@ -8,8 +8,11 @@ use serde_json::Value;
 
 use super::format::{RawCall, ToolTranscript};
 
-/// How many times a request refused for load is sent again.
-const BUSY_RETRIES: usize = 30;
+/// How long one request may take, and how long a request refused for load (429, 503) keeps
+/// being sent again: a refusal means other requests hold the server's slots, and on a loaded
+/// machine they may take minutes, so a count of retries would make the outcome depend on the
+/// server's speed. An hour is far above any generation this harness asks for.
+const REQUEST_DEADLINE: Duration = Duration::from_secs(3600);
 
 pub struct Endpoint {
     base: String,
@@ -49,7 +52,7 @@ impl Endpoint {
     pub fn new(base: &str, api_key: Option<String>) -> anyhow::Result<Endpoint> {
         let base = base.trim_end_matches('/').trim_end_matches("/v1").to_string();
         // Requests queue behind each other at the server; a long generation is not a failure.
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(3600)).build()?;
+        let http = reqwest::Client::builder().timeout(REQUEST_DEADLINE).build()?;
         Ok(Endpoint { base, api_key, http })
     }
 
@@ -68,15 +71,13 @@ impl Endpoint {
     }
 
     pub async fn chat(&self, body: &Value) -> anyhow::Result<Reply> {
+        let deadline = tokio::time::Instant::now() + REQUEST_DEADLINE;
         let mut response = self.request(reqwest::Method::POST, "/v1/chat/completions").json(body).send().await?;
         // A busy server says when to come back (429 queue full, 503 queue timeout); a refusal
-        // for load is not the arm's result.
-        for _ in 0..BUSY_RETRIES {
-            if !matches!(response.status().as_u16(), 429 | 503) {
-                break;
-            }
+        // for load is not the arm's result, so it is sent again until the deadline.
+        while matches!(response.status().as_u16(), 429 | 503) && tokio::time::Instant::now() < deadline {
             let wait = response.headers().get("retry-after").and_then(|v| v.to_str().ok()?.parse().ok()).unwrap_or(1);
-            tokio::time::sleep(Duration::from_secs(wait.min(60))).await;
+            tokio::time::sleep(Duration::from_secs(wait.clamp(1, 60))).await;
             response = self.request(reqwest::Method::POST, "/v1/chat/completions").json(body).send().await?;
         }
         let status = response.status();

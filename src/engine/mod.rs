@@ -6,6 +6,7 @@
 //! tokens (one sampled token per generating sequence, plus prefill chunks), so concurrent requests
 //! share the forward pass. A sequence whose client went away is dropped before the next step.
 
+pub mod load;
 pub mod sampling;
 pub mod text;
 mod worker;
@@ -16,7 +17,6 @@ use std::sync::Arc;
 
 use anyhow::{anyhow, Context as _};
 use llama_cpp_2::llama_backend::LlamaBackend;
-use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::token::LlamaToken;
 use tokio::sync::mpsc;
@@ -35,6 +35,8 @@ pub struct EngineConfig {
     pub threads: i32,
     /// Most tokens in one decode call (generation tokens + prefill chunks).
     pub batch_size: u32,
+    /// Layers offloaded to a GPU, -1 for all; no effect on a build without a GPU backend.
+    pub gpu_layers: i32,
 }
 
 /// A format constraint applied while sampling (the format engine implements it).
@@ -94,6 +96,9 @@ pub struct Summary {
     pub completion_tokens: u32,
     /// Tokens appended by fast-forward, without sampling.
     pub forced_tokens: u32,
+    /// `max_tokens` ran out before the model ended: a constrained output that is complete here
+    /// (`finish_reason` "stop") was closed by the budget, not by the model.
+    pub budget_spent: bool,
     /// For constrained sequences: whether the output is complete under the format.
     pub compliant: Option<bool>,
 }
@@ -111,6 +116,8 @@ pub struct ModelInfo {
     pub vocab: Arc<Vocab>,
     /// Identifies the weights' shape and vocabulary: a TPM distilled from another model is refused.
     pub fingerprint: String,
+    /// Where the weights went, as llama.cpp's loader reported it (`CPU_Mapped`, `CUDA0`, …).
+    pub weight_buffers: Vec<load::WeightBuffer>,
 }
 
 /// Live counters, for `/health` and for tests that check a slot was freed.
@@ -125,6 +132,7 @@ pub struct EngineStats {
 /// Handle to the engine thread. Cheap to share; the model is shared read-only for tokenizing.
 pub struct Engine {
     jobs: std::sync::mpsc::Sender<Job>,
+    thread: Option<std::thread::JoinHandle<()>>,
     pub model: Arc<LlamaModel>,
     pub info: ModelInfo,
     pub config: EngineConfig,
@@ -135,10 +143,11 @@ impl Engine {
     /// Loads the model and starts the engine thread.
     pub fn start(model_path: &Path, id: String, config: EngineConfig) -> anyhow::Result<Engine> {
         let backend = Arc::new(backend()?);
-        let model = LlamaModel::load_from_file(&backend, model_path, &LlamaModelParams::default())
+        let loaded = load::load(&backend, model_path, config.gpu_layers)
             .with_context(|| format!("loading model {}", model_path.display()))?;
-        let model = Arc::new(model);
-        let info = model_info(&model, id);
+        tracing::info!(buffers = ?loaded.weight_buffers, extra_buffer_types = loaded.extra_buffer_types, "weights loaded");
+        let model = Arc::new(loaded.model);
+        let info = model_info(&model, id, loaded.weight_buffers);
         let (jobs, queue) = std::sync::mpsc::channel();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let thread_model = model.clone();
@@ -146,11 +155,11 @@ impl Engine {
         let vocab = info.vocab.clone();
         let stats = Arc::new(EngineStats::default());
         let thread_stats = stats.clone();
-        std::thread::Builder::new().name("engine".into()).spawn(move || {
+        let thread = std::thread::Builder::new().name("engine".into()).spawn(move || {
             worker::run(&backend, &thread_model, &thread_config, queue, ready_tx, &vocab, &thread_stats)
         })?;
         ready_rx.recv().map_err(|_| anyhow!("engine thread died while starting"))??;
-        Ok(Engine { jobs, model, info, config, stats })
+        Ok(Engine { jobs, thread: Some(thread), model, info, config, stats })
     }
 
     /// Queues a job; its events arrive on the job's channel.
@@ -165,16 +174,26 @@ impl Engine {
     }
 }
 
+impl Drop for Engine {
+    /// Closes the queue and waits until the engine thread has freed its llama.cpp context. Freed
+    /// while the process exits, a CUDA context aborts ("CUDA error" in its destructor, seen on an
+    /// H200); the thread returns once its sequences' clients are gone.
+    fn drop(&mut self) {
+        drop(std::mem::replace(&mut self.jobs, std::sync::mpsc::channel().0));
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 /// llama.cpp's backend may be initialised once per process; tests start several engines.
 fn backend() -> anyhow::Result<LlamaBackend> {
-    let mut backend = LlamaBackend::init().context("initialising llama.cpp")?;
-    if std::env::var_os("CONFORM_LLAMA_LOG").is_none() {
-        backend.void_logs();
-    }
+    let backend = LlamaBackend::init().context("initialising llama.cpp")?;
+    load::install_log();
     Ok(backend)
 }
 
-fn model_info(model: &LlamaModel, id: String) -> ModelInfo {
+fn model_info(model: &LlamaModel, id: String, weight_buffers: Vec<load::WeightBuffer>) -> ModelInfo {
     let vocab = model.vocab();
     let tokens = Arc::new(Vocab::from_llama(model));
     let piece = |t: LlamaToken| String::from_utf8_lossy(&vocab.token_to_piece(t, true, None)).into_owned();
@@ -188,6 +207,7 @@ fn model_info(model: &LlamaModel, id: String) -> ModelInfo {
         add_bos: vocab.should_add_bos(),
         fingerprint: fingerprint(model, &tokens),
         vocab: tokens,
+        weight_buffers,
     }
 }
 

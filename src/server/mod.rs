@@ -203,6 +203,7 @@ async fn health(State(state): State<AppState>) -> Json<Value> {
         "status": "ok",
         "active_sequences": stats.active.load(Ordering::Relaxed),
         "queued": stats.queued.load(Ordering::Relaxed),
+        "weight_buffers": state.engine.info.weight_buffers,
     }))
 }
 

@@ -9,6 +9,12 @@ use serde_json::{json, Value};
 
 pub const MODEL: &str = "qwen2.5-coder-0.5b-instruct";
 
+/// How long a test waits for something the server is bound to do (start, answer, free a slot).
+/// Only a hang guard, never a speed check: on a loaded CI machine (two cores shared with other
+/// tests' servers) a 40-token request has taken over 30 s, so every wait is minutes long and
+/// a test asserts what happened (counters, statuses), never how long it took.
+pub const PATIENCE: Duration = Duration::from_secs(3600);
+
 pub struct Server {
     pub base: String,
     child: Child,
@@ -17,11 +23,15 @@ pub struct Server {
 impl Server {
     /// Launches `conform serve` with extra flags and waits until it answers `/health`.
     /// The server exits when this process does (it watches its stdin).
+    ///
+    /// A request queued behind others' work waits up to an hour for a slot (the server's
+    /// default, 300 s, is a timer that load can beat); `--queue-timeout` in `extra` overrides it.
     pub fn start(extra: &[&str]) -> Server {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let mut child = Command::new(env!("CARGO_BIN_EXE_conform"))
             .args(["serve", "--port", &port.to_string(), "--exit-with-stdin"])
             .args(extra)
+            .env("CONFORM_QUEUE_TIMEOUT", PATIENCE.as_secs().to_string())
             .stdin(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -38,7 +48,8 @@ impl Server {
                 }
             }
         });
-        rx.recv_timeout(Duration::from_secs(120)).expect("server did not start");
+        // A server that exits early closes stderr, which ends the wait at once.
+        rx.recv_timeout(Duration::from_secs(600)).expect("server did not start");
         Server { base: format!("http://127.0.0.1:{port}"), child }
     }
 
@@ -65,8 +76,10 @@ impl Drop for Server {
     }
 }
 
+/// An HTTP client whose timeout is only a hang guard ([`PATIENCE`]): a request may queue behind
+/// other tests' work on a loaded machine, and its timeout covers the wait and the generation.
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder().timeout(Duration::from_secs(300)).build().unwrap()
+    reqwest::Client::builder().timeout(PATIENCE).build().unwrap()
 }
 
 pub async fn post(server: &Server, path: &str, body: &Value) -> (u16, Value) {
@@ -91,4 +104,28 @@ pub async fn sse_payloads(resp: reqwest::Response) -> Vec<String> {
 
 pub async fn health(server: &Server) -> Value {
     client().get(server.url("/health")).send().await.unwrap().json().await.unwrap()
+}
+
+/// The value of a line of `/metrics` that starts with `prefix` (a counter with its labels,
+/// e.g. `conform_requests_total{route="/v1/chat/completions",status="429"}`); 0 when absent
+/// (a labelled counter appears on its first count).
+pub async fn metric(server: &Server, prefix: &str) -> f64 {
+    let text = client().get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    text.lines()
+        .find(|l| l.starts_with(prefix) && l[prefix.len()..].starts_with(' '))
+        .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap_or_else(|e| panic!("{l}: {e}")))
+        .unwrap_or(0.0)
+}
+
+/// Polls `/health` until `done` holds for it; panics (naming `what`) only past [`PATIENCE`].
+pub async fn wait_for_health(server: &Server, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let start = std::time::Instant::now();
+    loop {
+        let h = health(server).await;
+        if done(&h) {
+            return h;
+        }
+        assert!(start.elapsed() < PATIENCE, "{what}: still {h} after {PATIENCE:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
