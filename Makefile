@@ -4,9 +4,21 @@ export RUSTFLAGS := -C target-cpu=native
 CARGO ?= cargo
 PYTHON ?= python3
 MODEL ?=
+# GPU=cuda: llama.cpp with its CUDA backend (needs the CUDA toolkit's nvcc; README "GPUs"), built
+# in target/cuda so the CPU build stays as it is.
+GPU ?=
+ifeq ($(GPU),cuda)
+BUILD_FLAGS := --features cuda --target-dir target/cuda
+BIN := target/cuda/release/conform
+else ifeq ($(GPU),)
+BUILD_FLAGS :=
+BIN := target/release/conform
+else
+$(error GPU=$(GPU): the GPU backends are GPU=cuda, or none)
+endif
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup deps model build serve test pydeps browser fuzz-smoke bench bench-serve bench-mask bench-load bench-peers bench-build distill bench-lookahead ab-lookahead ab-bfcl
+.PHONY: gpu-pack setup deps model build serve test pydeps browser fuzz-smoke bench bench-serve bench-mask bench-load bench-peers bench-build distill bench-lookahead ab-lookahead ab-bfcl
 
 setup: deps model build
 
@@ -27,10 +39,10 @@ model:
 	@$(PYTHON) models/fetch.py gemma-3-270m
 
 build:
-	@$(CARGO) build --release --quiet
+	@$(CARGO) build --release --quiet $(BUILD_FLAGS)
 
 serve: setup
-	./target/release/conform serve $(if $(MODEL),--model $(MODEL))
+	./$(BIN) serve $(if $(MODEL),--model $(MODEL))
 
 pydeps:
 	@$(PYTHON) -c "import openai" 2>/dev/null || PIP_ROOT_USER_ACTION=ignore $(PYTHON) -m pip install -q openai
@@ -117,6 +129,10 @@ ab-bfcl: setup
 	        --arms free,mask --limit $(BFCL_LIMIT) --max-tokens 256 --concurrency 8 --parallel 8 --ctx-size 2048 \
 	        --out bench/results/ab-bfcl-tools/$$c || exit 1; \
 	done
+
+# What the lent GPU machine needs, in pieces the device tool carries (bench/gpu/README.md).
+gpu-pack: deps model
+	bench/gpu/pack.sh
 
 # Benchmarks are not run in CI, but they must keep compiling (CI runs this).
 bench-build:

@@ -4,6 +4,11 @@ with 1, 4 and 8 concurrent streams against one `conform serve` (continuous batch
 
 Writes bench/results/serve.json and prints a table. Ratios are against the 1-stream run of the
 same invocation, so they compare fairly on any machine.
+
+Environment: BENCH_MAX_TOKENS (128); BENCH_STREAMS ("1,4,8"); BENCH_PARALLEL (server slots, 8);
+CONFORM_BIN (target/release/conform); BENCH_OUT (bench/results/serve.json); BENCH_FORMAT_MODE:
+unset for free decoding, else every stream asks for a JSON Schema (a story object) under that
+format_mode ("mask", "lookahead"), to see what the constraint costs per token.
 """
 import http.client
 import json
@@ -18,6 +23,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = "qwen2.5-coder-0.5b-instruct"
 MAX_TOKENS = int(os.environ.get("BENCH_MAX_TOKENS", "128"))
+STREAMS = [int(n) for n in os.environ.get("BENCH_STREAMS", "1,4,8").split(",")]
+PARALLEL = int(os.environ.get("BENCH_PARALLEL", "8"))
+BIN = os.environ.get("CONFORM_BIN", str(ROOT / "target/release/conform"))
+OUT = Path(os.environ.get("BENCH_OUT", str(ROOT / "bench/results/serve.json")))
+FORMAT_MODE = os.environ.get("BENCH_FORMAT_MODE")
+STORY = {"type": "object", "required": ["title", "story"],
+         "properties": {"title": {"type": "string"}, "story": {"type": "string"}}}
 # End-of-generation tokens of the default model, banned so every stream decodes MAX_TOKENS.
 NO_EOS = {"151643": -100, "151645": -100}
 
@@ -31,7 +43,9 @@ def free_port():
 def stream_once(port, prompt, result):
     body = json.dumps({"model": MODEL, "prompt": prompt, "max_tokens": MAX_TOKENS, "temperature": 0.7,
                        "seed": 1, "stream": True, "stream_options": {"include_usage": True},
-                       "logit_bias": NO_EOS})
+                       "logit_bias": NO_EOS,
+                       **({"response_format": {"type": "json_schema", "json_schema": {"name": "story", "schema": STORY}},
+                           "format_mode": FORMAT_MODE} if FORMAT_MODE else {})})
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
     start = time.perf_counter()
     conn.request("POST", "/v1/completions", body, {"content-type": "application/json"})
@@ -48,6 +62,7 @@ def stream_once(port, prompt, result):
         elif first is None and chunk["choices"] and chunk["choices"][0]["text"]:
             first = time.perf_counter()
     end = time.perf_counter()
+    first = end if first is None else first
     result.update(ttft=first - start, total=end - start, tokens=tokens,
                   decode_tps=(tokens - 1) / (end - first) if tokens > 1 else 0.0)
 
@@ -70,8 +85,8 @@ def run(port, streams):
 
 def main():
     port = free_port()
-    server = subprocess.Popen([str(ROOT / "target/release/conform"), "serve", "--port", str(port),
-                               "--parallel", "8", "--exit-with-stdin"],
+    server = subprocess.Popen([BIN, "serve", "--port", str(port),
+                               "--parallel", str(PARALLEL), "--exit-with-stdin"],
                               stdin=subprocess.PIPE, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 120
@@ -86,21 +101,21 @@ def main():
                     raise
                 time.sleep(0.2)
         run(port, 1)  # warm-up
-        rows = [run(port, n) for n in (1, 4, 8)]
+        rows = [run(port, n) for n in STREAMS]
     finally:
         server.kill()
     base = rows[0]["aggregate_tps"]
     for r in rows:
         r["vs_single_stream"] = r["aggregate_tps"] / base
-    print(f"max_tokens={MAX_TOKENS}, threads=cores ({os.cpu_count()})")
+    print(f"max_tokens={MAX_TOKENS}, threads=cores ({os.cpu_count()}), format_mode={FORMAT_MODE or 'free'}")
     print(f"{'streams':>7} {'agg tok/s':>10} {'x single':>9} {'per-stream tok/s':>17} {'mean TTFT ms':>13}")
     for r in rows:
         print(f"{r['streams']:>7} {r['aggregate_tps']:>10.1f} {r['vs_single_stream']:>9.2f} "
               f"{r['mean_stream_decode_tps']:>17.1f} {r['mean_ttft_s'] * 1000:>13.0f}")
-    out = ROOT / "bench/results/serve.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"max_tokens": MAX_TOKENS, "cpu_count": os.cpu_count(), "runs": rows}, indent=2))
-    print(f"wrote {out.relative_to(ROOT)}")
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps({"max_tokens": MAX_TOKENS, "cpu_count": os.cpu_count(),
+                               "format_mode": FORMAT_MODE or "free", "runs": rows}, indent=2))
+    print(f"wrote {OUT}")
 
 
 if __name__ == "__main__":

@@ -339,3 +339,57 @@ async fn metrics_are_prometheus_text_and_count_what_happened() {
     assert!(value("conform_decode_step_seconds_bucket{le=\"+Inf\"}") >= 1.0);
     assert!(text.contains("# TYPE conform_queue_depth gauge"));
 }
+
+/// llama.cpp's AMX kernels crash on ordinary prompts (README, "Supported CPUs"): no weights sit
+/// in an AMX buffer, as the loader reported it, and prompts long enough to have crashed them
+/// decode, free and under a JSON Schema.
+#[tokio::test]
+async fn weights_avoid_amx_and_long_prompts_decode() {
+    let h = health(server()).await;
+    let buffers = h["weight_buffers"].as_array().expect("weight_buffers on /health");
+    assert!(!buffers.is_empty(), "{h}");
+    assert!(buffers.iter().all(|b| !b["name"].as_str().unwrap().starts_with("AMX")), "{h}");
+
+    let schema = json!({"type": "object", "properties": {"animal": {"type": "string"}}, "required": ["animal"]});
+    let json_schema = json!({"max_tokens": 12, "response_format": {"type": "json_schema", "json_schema": {"name": "a", "schema": schema}}});
+    for sentences in [2, 40] {
+        let prompt = format!("{}Which animal is this about?", "A cat lives in Paris and loves cheese. ".repeat(sentences));
+        for extra in [json!({"max_tokens": 12}), json_schema.clone()] {
+            let (status, resp) = post(server(), "/v1/chat/completions", &chat_body(&prompt, extra)).await;
+            assert_eq!(status, 200, "{resp}");
+            assert!(resp["usage"]["prompt_tokens"].as_u64().unwrap() > 8 * sentences as u64, "{resp}");
+        }
+    }
+}
+
+/// After its last call the model writes the template's newline and stops: the format lets it
+/// (the newline used to be allowed only as the start of another call, and one question got three
+/// to six calls). A budget that cuts the calls is "length", streamed or not.
+#[tokio::test]
+async fn tool_calls_end_where_the_model_ends_them() {
+    let tools = json!([{"type": "function", "function": {"name": "get_weather", "description": "Weather for a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]);
+    let body = |max_tokens: u32, stream: bool| {
+        json!({"model": MODEL, "messages": [{"role": "user", "content": "What is the weather in Paris?"}], "tools": tools,
+            "tool_choice": "required", "max_tokens": max_tokens, "temperature": 0, "stream": stream})
+    };
+    let (status, resp) = post(server(), "/v1/chat/completions", &body(120, false)).await;
+    assert_eq!(status, 200, "{resp}");
+    let choice = &resp["choices"][0];
+    assert_eq!(choice["message"]["tool_calls"].as_array().unwrap().len(), 1, "{resp}");
+    assert_eq!(choice["finish_reason"], "tool_calls", "{resp}");
+    let used = resp["usage"]["completion_tokens"].as_u64().unwrap();
+    assert!(used < 120, "{resp}");
+
+    // The same call with a budget one token short of what it took: cut, so "length" either way.
+    let (_, cut) = post(server(), "/v1/chat/completions", &body(used as u32 - 1, false)).await;
+    assert_eq!(cut["choices"][0]["finish_reason"], "length", "{cut}");
+    let resp = client().post(server().url("/v1/chat/completions")).json(&body(used as u32 - 1, true)).send().await.unwrap();
+    let payloads = sse_payloads(resp).await;
+    let finish: Vec<Value> = payloads
+        .iter()
+        .filter_map(|p| serde_json::from_str::<Value>(p).ok())
+        .filter_map(|c| c["choices"][0].get("finish_reason").filter(|f| !f.is_null()).cloned())
+        .collect();
+    assert_eq!(finish, vec![json!("length")], "{payloads:?}");
+}

@@ -30,6 +30,8 @@ struct Sequence {
     logits_at: Option<i32>,
     generated: u32,
     forced: u32,
+    /// Ended because `max_tokens` ran out, not by the model or the format.
+    budget_spent: bool,
     counts: HashMap<u32, u32>,
     processors: Vec<Box<dyn LogitProcessor>>,
     sampler: Sampler,
@@ -46,6 +48,7 @@ impl Sequence {
             logits_at: None,
             generated: 0,
             forced: 0,
+            budget_spent: false,
             counts: HashMap::new(),
             processors: pipeline(&job.params),
             sampler: Sampler::new(job.params.clone()),
@@ -61,6 +64,7 @@ impl Sequence {
             prompt_tokens: self.job.prompt.len() as u32,
             completion_tokens: self.generated,
             forced_tokens: self.forced,
+            budget_spent: self.budget_spent,
             compliant: self.job.constraint.as_ref().map(|c| c.is_accepting()),
         }
     }
@@ -259,6 +263,7 @@ impl TokenNames<'_> {
 fn step(seq: &mut Sequence, logits: &mut [f32], names: &TokenNames) -> Outcome {
     let vocab = names.vocab;
     if seq.generated >= seq.job.max_tokens {
+        seq.budget_spent = true;
         return Outcome::Finished(FinishReason::Length);
     }
     for stage in &mut seq.processors {
@@ -316,6 +321,7 @@ fn step(seq: &mut Sequence, logits: &mut [f32], names: &TokenNames) -> Outcome {
         return Outcome::Finished(FinishReason::Stop);
     }
     if seq.generated >= seq.job.max_tokens {
+        seq.budget_spent = true;
         let accepting = seq.job.constraint.as_ref().is_some_and(|c| c.is_accepting());
         return Outcome::Finished(if accepting { FinishReason::Stop } else { FinishReason::Length });
     }

@@ -138,7 +138,7 @@ pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Resu
                     if !calls.is_empty() {
                         let indexed: Vec<Value> = calls.into_iter().enumerate().map(|(k, mut c)| { c["index"] = json!(k); c }).collect();
                         out.push(chunk(delta(i, json!({"tool_calls": indexed}), None), None));
-                        finish_reason = json!("tool_calls");
+                        finish_reason = json!(tool_finish_reason(&summary));
                     }
                 }
                 let mut choice = json!({"index": i, "delta": {}, "logprobs": null, "finish_reason": finish_reason});
@@ -165,6 +165,16 @@ pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Resu
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()).into_response())
 }
 
+/// "tool_calls" when the model ended its calls itself; "length" when the budget cut them, even
+/// where the calls so far are complete.
+fn tool_finish_reason(summary: &Summary) -> &'static str {
+    if summary.finish_reason == FinishReason::Stop && !summary.budget_spent {
+        "tool_calls"
+    } else {
+        "length"
+    }
+}
+
 fn choice_json(index: usize, c: &Collected, with_logprobs: bool, format: Option<&Format>, with_tools: bool) -> Value {
     let logprobs = with_logprobs.then(|| json!({"content": c.logprobs.iter().map(logprob_json).collect::<Vec<_>>()}));
     let mut choice = json!({
@@ -177,9 +187,7 @@ fn choice_json(index: usize, c: &Collected, with_logprobs: bool, format: Option<
         let (content, calls) = tools::parse_calls(&c.text);
         if !calls.is_empty() {
             choice["message"] = json!({"role": "assistant", "content": content, "tool_calls": calls});
-            if c.summary.finish_reason == FinishReason::Stop {
-                choice["finish_reason"] = json!("tool_calls");
-            }
+            choice["finish_reason"] = json!(tool_finish_reason(&c.summary));
         }
     }
     if let Some(format) = format {

@@ -120,7 +120,10 @@ fn call_rules(functions: &[&(String, Value)], parallel: bool, tools: &[Value], l
         alternatives.push(format!(r#"\{{"name": {name_json}, "arguments": (?:{arguments})\}}"#));
     }
     let one = format!("{}(?:{}){}", regex_syntax::escape(OPEN), alternatives.join("|"), regex_syntax::escape(CLOSE));
-    rules[0] = if parallel { format!("{one}(?:\n{one})*") } else { one };
+    // Calls are separated and ended by a newline, as the chat template writes them: a model that
+    // is done writes one after its last call and then stops, so the newline may not force
+    // another call.
+    rules[0] = if parallel { format!("{one}(?:\n{one})*\n?") } else { format!("{one}\n?") };
     Ok(rules)
 }
 
@@ -180,6 +183,21 @@ mod tests {
         let named = read(&json!({"tools": tools(), "tool_choice": {"type": "function", "function": {"name": "get_weather"}}}), &Limits::default()).unwrap().unwrap();
         let a = compile(&named);
         assert!(!a.accepts(b"<tool_call>\n{\"name\": \"add\", \"arguments\": {\"a\": 1, \"b\": 2}}\n</tool_call>"));
+    }
+
+    /// The template ends each call with a newline; a model that is done writes it and stops, so
+    /// the newline is allowed after the last call, and with parallel calls off a second call is not.
+    #[test]
+    fn a_newline_after_the_last_call_ends_the_calls() {
+        let call = "<tool_call>\n{\"name\": \"add\", \"arguments\": {\"a\": 1, \"b\": 2}}\n</tool_call>";
+        for parallel in [true, false] {
+            let t = read(&json!({"tools": tools(), "tool_choice": "required", "parallel_tool_calls": parallel}), &Limits::default()).unwrap().unwrap();
+            let a = compile(&t);
+            assert!(a.accepts(call.as_bytes()) && a.accepts(format!("{call}\n").as_bytes()));
+            assert!(!a.accepts(format!("{call}\n\n").as_bytes()));
+            assert_eq!(a.accepts(format!("{call}\n{call}").as_bytes()), parallel);
+            assert_eq!(a.accepts(format!("{call}\n{call}\n").as_bytes()), parallel);
+        }
     }
 
     /// A recursive parameter schema makes the call format a recursive network: arguments nest
