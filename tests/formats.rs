@@ -296,3 +296,31 @@ async fn jsonschemabench_sample_validates_end_to_end() {
     assert!(checked >= 10, "only {checked} tight runs");
     eprintln!("{} schemas end to end, {checked} also under a halved budget", natural.len());
 }
+
+/// `format_options.whitespace: "natural"` lets the model lay JSON out as it does unprompted
+/// (newlines and indentation): the output still validates, and the format's cost to the model,
+/// reported on the choice, falls against compact JSON's.
+#[tokio::test]
+async fn natural_whitespace_costs_the_model_less_than_compact() {
+    let schema = json!({"type": "object", "required": ["name", "age", "hobbies"], "properties": {
+        "name": {"type": "string"}, "age": {"type": "integer"}, "hobbies": {"type": "array", "items": {"type": "string"}}}});
+    let mut costs = Vec::new();
+    for whitespace in ["compact", "natural"] {
+        let body = chat_body("Give me a person named Ann aged 31 with her hobbies as JSON.", json!({"max_tokens": 80,
+            "response_format": {"type": "json_schema", "json_schema": {"name": "p", "schema": schema}},
+            "format_options": {"whitespace": whitespace}}));
+        let (status, resp) = post(server(), "/v1/chat/completions", &body).await;
+        assert_eq!(status, 200, "{resp}");
+        let out = text(&resp);
+        assert_valid(&schema, out, whitespace);
+        assert_eq!(out.contains('\n'), whitespace == "natural", "{out}");
+        let format = &choice(&resp)["format"];
+        let steps = format["sampled_steps"].as_u64().unwrap();
+        assert!(steps > 0 && format["overridden_steps"].as_u64().unwrap() <= steps, "{format}");
+        costs.push(format["cost_nats"].as_f64().unwrap());
+    }
+    assert!(costs[0] >= 0.0 && costs[1] < costs[0], "compact {} nats, natural {} nats", costs[0], costs[1]);
+    let body = chat_body("x", json!({"guided_json": schema, "format_options": {"whitespace": "pretty"}}));
+    let (status, resp) = post(server(), "/v1/chat/completions", &body).await;
+    assert_eq!((status, resp["error"]["param"].as_str()), (400, Some("format_options.whitespace")), "{resp}");
+}

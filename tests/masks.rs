@@ -481,3 +481,32 @@ fn token_distance_is_realised_by_a_token() {
         }
     }
 }
+
+/// JSON laid out as the model writes it (`Whitespace::NATURAL`: a space, or a newline and
+/// indentation, between tokens): masks equal brute force at every step and budget, and the
+/// shortest closure is the compact one's.
+#[test]
+fn reference_natural_whitespace_json() {
+    use conform::format::{schema_rules, Limits, SchemaOptions, Whitespace};
+    let schema = serde_json::json!({"type": "object", "required": ["name", "tags", "ok"], "properties": {
+        "name": {"type": "string", "maxLength": 20},
+        "tags": {"type": "array", "items": {"type": "string", "maxLength": 8}, "maxItems": 3},
+        "ok": {"type": "boolean"}}});
+    let lower = |whitespace| schema_rules(&schema, &SchemaOptions { whitespace, ..SchemaOptions::default() }, &Limits::default(), 0).unwrap();
+    let natural = lower(Whitespace::NATURAL);
+    assert!(!natural.recursive);
+    for (l, seed) in [(qwen3(), 50), (llama3(), 51)] {
+        reference_walks(l, &natural.regex, seed, 4, 60);
+        let natural = index(l, Arc::new(TableDfa::from_regex(&natural.regex)));
+        let compact = index(l, Arc::new(TableDfa::from_regex(&lower(Whitespace::Compact).regex)));
+        let (n, c) = (Matcher::new(natural), Matcher::new(compact));
+        assert_eq!(n.tokens_to_accept(), c.tokens_to_accept(), "whitespace is optional: closure costs no more tokens");
+        assert_eq!(n.min_bytes_to_accept(), c.min_bytes_to_accept());
+        let pretty = "{\n  \"name\": \"Ann\",\n  \"tags\": [\n    \"a\",\n    \"b\"\n  ],\n  \"ok\": true\n}";
+        let mut m = Matcher::new(index(l, Arc::new(TableDfa::from_regex(&lower(Whitespace::NATURAL).regex))));
+        for t in greedy_tokenize(&l.vocab, &l.trie, pretty.as_bytes()) {
+            m.accept(t).unwrap();
+        }
+        assert!(m.is_accepting());
+    }
+}

@@ -75,7 +75,10 @@ fn compile(mode: u8, spec: &str) -> Option<Arc<dyn ByteAutomaton>> {
         0 => dyn_ok(format::compile_regex(spec, &limits)),
         1 => {
             let schema: serde_json::Value = serde_json::from_str(spec).ok()?;
-            dyn_ok(format::compile_schema(&schema, &SchemaOptions::default(), &limits).map(|(a, _)| a))
+            // The mode byte's other values pick the whitespace between JSON tokens.
+            let whitespace = [format::Whitespace::Compact, format::Whitespace::NATURAL, format::Whitespace::Flexible { max: 2 }][(mode / 5 % 3) as usize];
+            let options = SchemaOptions { whitespace, ..SchemaOptions::default() };
+            dyn_ok(format::compile_schema(&schema, &options, &limits).map(|(a, _)| a))
         }
         2 => {
             let choices: Vec<&str> = spec.split('\n').collect();

@@ -29,6 +29,29 @@ pub struct Reply {
     pub finish_reason: String,
     pub completion_tokens: u64,
     pub error: Option<String>,
+    /// What the format cost the model, from the choice's `format` object (conform's extension;
+    /// absent for free decoding and other servers).
+    pub format_cost: Option<FormatCost>,
+}
+
+/// The cost a constrained answer reports (see `engine::cost`).
+#[derive(serde::Serialize, Clone, Copy, Debug, Default, PartialEq)]
+pub struct FormatCost {
+    /// Σ −ln(allowed probability mass) over the sampled steps.
+    pub nats: f64,
+    pub sampled_steps: u64,
+    /// Steps whose most likely token the format did not allow.
+    pub overridden_steps: u64,
+}
+
+impl FormatCost {
+    fn of(format: &Value) -> Option<FormatCost> {
+        Some(FormatCost {
+            nats: format.get("cost_nats")?.as_f64()?,
+            sampled_steps: format.get("sampled_steps")?.as_u64()?,
+            overridden_steps: format.get("overridden_steps")?.as_u64()?,
+        })
+    }
 }
 
 impl Reply {
@@ -91,6 +114,7 @@ impl Endpoint {
                 finish_reason: "error".into(),
                 completion_tokens: 0,
                 error: Some(format!("{status}: {message}")),
+                format_cost: None,
             });
         }
         let value: Value = serde_json::from_str(&text).with_context(|| format!("{status}: not JSON: {text:.200}"))?;
@@ -101,6 +125,7 @@ impl Endpoint {
             finish_reason: choice["finish_reason"].as_str().unwrap_or("unknown").to_string(),
             completion_tokens: value["usage"]["completion_tokens"].as_u64().unwrap_or(0),
             error: None,
+            format_cost: FormatCost::of(&choice["format"]),
         })
     }
 }

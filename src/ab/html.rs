@@ -33,6 +33,10 @@ pub fn render(report: &Report) -> String {
     page += "<div class=\"charts\">\n";
     page += &bar_chart("Accuracy", report.arms.iter().map(|a| (a.arm, a.accuracy, a.accuracy_se.unwrap_or(0.0))));
     page += &bar_chart("Compliance", report.arms.iter().map(|a| (a.arm, Some(a.compliance), a.compliance_se)));
+    if report.arms.iter().any(|a| a.format_cost.is_some()) {
+        let overridden = |a: &ArmStats| a.format_cost.as_ref().map(|c| c.overridden_share);
+        page += &bar_chart("Steps the format overrode", report.arms.iter().map(|a| (a.arm, overridden(a), 0.0)));
+    }
     page += "</div>\n<h2>Completion tokens</h2>\n<div class=\"charts\">\n";
     let max_tokens = report.items.iter().map(|i| i.tokens).max().unwrap_or(0).max(1);
     for arm in &report.arms {
@@ -72,13 +76,17 @@ fn percent(p: Option<f64>, se: Option<f64>) -> String {
 fn table(arms: &[ArmStats]) -> String {
     let mut out = String::from(
         "<table><tr><th>arm</th><th>n</th><th>compliance</th><th>accuracy</th><th>scored</th><th>mean tokens</th>\
-         <th>tokens/s</th><th>finish reasons</th><th>errors</th></tr>\n",
+         <th>tokens/s</th><th>format cost (nats an answer / a step, steps overridden)</th><th>finish reasons</th><th>errors</th></tr>\n",
     );
     for a in arms {
         let reasons: Vec<String> = a.finish_reasons.iter().map(|(r, n)| format!("{r}: {n}")).collect();
+        let cost = match &a.format_cost {
+            Some(c) => format!("{:.2} / {:.3}, {:.1}%", c.mean_nats, c.nats_per_step, c.overridden_share * 100.0),
+            None => "–".into(),
+        };
         let _ = writeln!(
             out,
-            "<tr><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{:.1}</td><td class=\"l\">{}</td><td>{}</td></tr>",
+            "<tr><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{:.1}</td><td>{}</td><td class=\"l\">{}</td><td>{}</td></tr>",
             a.arm.name(),
             a.n,
             percent(Some(a.compliance), Some(a.compliance_se)),
@@ -86,6 +94,7 @@ fn table(arms: &[ArmStats]) -> String {
             a.scored,
             a.mean_tokens,
             a.tokens_per_s,
+            cost,
             escape(&reasons.join(", ")),
             a.errors
         );

@@ -150,5 +150,6 @@ async fn attempt(config: &Config, endpoint: &Endpoint, model: &str, task: &Task,
         finish_reason: reply.finish_reason,
         latency_s,
         error: reply.error,
+        format_cost: reply.format_cost,
     })
 }

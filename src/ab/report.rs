@@ -7,6 +7,7 @@ use std::path::Path;
 use anyhow::Context;
 use serde::{Serialize, Serializer};
 
+use super::client::FormatCost;
 use super::suite::{Prompt, Suite};
 use super::{Arm, Config};
 
@@ -33,6 +34,22 @@ pub struct ItemResult {
     /// [`super::format::TaskFormat::call_counts`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tool_calls: Option<[usize; 3]>,
+    /// What the format cost the model (constrained arms of conform).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub format_cost: Option<FormatCost>,
+}
+
+/// The format's cost over one arm's answered items: the number every change to how formats
+/// constrain is judged by, beside accuracy.
+#[derive(Serialize, Clone, Debug, Default)]
+pub struct CostStats {
+    /// Mean over items of Σ −ln(allowed mass), nats.
+    pub mean_nats: f64,
+    /// Nats per sampled step, over all items' steps.
+    pub nats_per_step: f64,
+    /// Share of sampled steps whose most likely token was not allowed.
+    pub overridden_share: f64,
+    pub sampled_steps: u64,
 }
 
 /// The tool calls of one arm, over all its items.
@@ -82,6 +99,8 @@ pub struct ArmStats {
     pub instruction_level: Option<InstructionStats>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tool_calls: Option<CallStats>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub format_cost: Option<CostStats>,
 }
 
 #[derive(Serialize, Clone, Debug)]
@@ -136,6 +155,15 @@ impl Report {
             );
         }
         for a in &self.arms {
+            if let Some(cost) = &a.format_cost {
+                out += &format!(
+                    "{:<10} format cost: {:.2} nats an answer, {:.3} nats a sampled step, {:.1}% of steps overridden\n",
+                    a.arm.name(),
+                    cost.mean_nats,
+                    cost.nats_per_step,
+                    cost.overridden_share * 100.0
+                );
+            }
             if let Some(calls) = &a.tool_calls {
                 out += &format!(
                     "{:<10} tool calls: {} made, {:.1}% parse, {:.1}% validate\n",
@@ -180,6 +208,14 @@ impl ArmStats {
             let [made, parse, valid] = items.iter().filter_map(|i| i.tool_calls).fold([0; 3], |a, c| [a[0] + c[0], a[1] + c[1], a[2] + c[2]]);
             CallStats { made, parse: share(parse, made), valid: share(valid, made) }
         });
+        let costs: Vec<FormatCost> = items.iter().filter_map(|i| i.format_cost).collect();
+        let format_cost = (!costs.is_empty()).then(|| {
+            let nats: f64 = costs.iter().map(|c| c.nats).sum();
+            let steps: u64 = costs.iter().map(|c| c.sampled_steps).sum();
+            let overridden: u64 = costs.iter().map(|c| c.overridden_steps).sum();
+            let per_step = |x: f64| if steps == 0 { 0.0 } else { x / steps as f64 };
+            CostStats { mean_nats: nats / costs.len() as f64, nats_per_step: per_step(nats), overridden_share: per_step(overridden as f64), sampled_steps: steps }
+        });
         ArmStats {
             arm,
             n,
@@ -194,6 +230,7 @@ impl ArmStats {
             errors: n - answered.len(),
             instruction_level,
             tool_calls,
+            format_cost,
         }
     }
 }
@@ -232,7 +269,22 @@ pub(crate) mod tests {
             error: None,
             instructions: None,
             tool_calls: None,
+            format_cost: None,
         }
+    }
+
+    #[test]
+    fn format_cost_is_averaged_per_answer_and_per_step() {
+        let mut a = item(Arm::Mask, true, None, 10, "stop");
+        a.format_cost = Some(FormatCost { nats: 3.0, sampled_steps: 10, overridden_steps: 1 });
+        let mut b = item(Arm::Mask, true, None, 30, "stop");
+        b.format_cost = Some(FormatCost { nats: 1.0, sampled_steps: 30, overridden_steps: 3 });
+        let stats = ArmStats::of(Arm::Mask, [a, b].iter());
+        let cost = stats.format_cost.unwrap();
+        assert_eq!(cost.mean_nats, 2.0);
+        assert_eq!(cost.nats_per_step, 0.1);
+        assert_eq!(cost.overridden_share, 0.1);
+        assert!(ArmStats::of(Arm::Free, [item(Arm::Free, true, None, 5, "stop")].iter()).format_cost.is_none());
     }
 
     pub fn report() -> Report {

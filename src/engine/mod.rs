@@ -6,6 +6,7 @@
 //! tokens (one sampled token per generating sequence, plus prefill chunks), so concurrent requests
 //! share the forward pass. A sequence whose client went away is dropped before the next step.
 
+pub mod cost;
 pub mod load;
 pub mod sampling;
 pub mod text;
@@ -23,6 +24,7 @@ use tokio::sync::mpsc;
 
 use crate::vocab::Vocab;
 
+pub use cost::FormatCost;
 pub use sampling::SamplingParams;
 
 /// Engine settings, from the command line.
@@ -101,6 +103,8 @@ pub struct Summary {
     pub budget_spent: bool,
     /// For constrained sequences: whether the output is complete under the format.
     pub compliant: Option<bool>,
+    /// For constrained sequences: how much the constraint overrode the model.
+    pub format_cost: Option<FormatCost>,
 }
 
 /// What the server needs to know about the loaded model.

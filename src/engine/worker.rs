@@ -14,7 +14,7 @@ use llama_cpp_2::token::LlamaToken;
 
 use super::sampling::{pipeline, LogitProcessor, Sampler};
 use super::text::TextStream;
-use super::{EngineConfig, EngineStats, Event, FinishReason, Job, Summary, TokenLogprob};
+use super::{EngineConfig, EngineStats, Event, FinishReason, FormatCost, Job, Summary, TokenLogprob};
 use crate::metrics::metrics;
 use crate::vocab::Vocab;
 
@@ -32,6 +32,9 @@ struct Sequence {
     forced: u32,
     /// Ended because `max_tokens` ran out, not by the model or the format.
     budget_spent: bool,
+    cost: FormatCost,
+    /// Scratch: the logits before the constraint masked them, to measure its cost.
+    unmasked: Vec<f32>,
     counts: HashMap<u32, u32>,
     processors: Vec<Box<dyn LogitProcessor>>,
     sampler: Sampler,
@@ -49,6 +52,8 @@ impl Sequence {
             generated: 0,
             forced: 0,
             budget_spent: false,
+            cost: FormatCost::default(),
+            unmasked: Vec::new(),
             counts: HashMap::new(),
             processors: pipeline(&job.params),
             sampler: Sampler::new(job.params.clone()),
@@ -66,6 +71,7 @@ impl Sequence {
             forced_tokens: self.forced,
             budget_spent: self.budget_spent,
             compliant: self.job.constraint.as_ref().map(|c| c.is_accepting()),
+            format_cost: self.job.constraint.is_some().then_some(self.cost),
         }
     }
 }
@@ -271,9 +277,12 @@ fn step(seq: &mut Sequence, logits: &mut [f32], names: &TokenNames) -> Outcome {
     }
     let remaining_after = seq.job.max_tokens - seq.generated - 1;
     if let Some(constraint) = seq.job.constraint.as_mut() {
+        seq.unmasked.clear();
+        seq.unmasked.extend_from_slice(logits);
         let start = std::time::Instant::now();
         constraint.mask(logits, remaining_after);
         metrics().mask.observe(start.elapsed());
+        seq.cost.observe(&seq.unmasked, logits);
     }
     let Some(sampled) = seq.sampler.sample(logits) else {
         return Outcome::Failed("no token is allowed at this point (format dead end)".into());

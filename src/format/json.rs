@@ -20,6 +20,7 @@ pub(crate) fn ws_regex(ws: Whitespace) -> String {
         Whitespace::Compact => String::new(),
         Whitespace::Flexible { max: 0 } => String::new(),
         Whitespace::Flexible { max } => format!("[ \\t\\n]{{0,{max}}}"),
+        Whitespace::Natural { indent } => format!("(?: |\\n[ \\t]{{0,{indent}}})?"),
     }
 }
 

@@ -67,13 +67,22 @@ use super::recursive;
 use super::{error::pointer_display, Automaton, Compiled, FormatError, Limits};
 
 /// Whitespace the generated JSON may contain between tokens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Whitespace {
     /// No whitespace at all (canonical).
     #[default]
     Compact,
     /// Up to `max` of space / tab / newline between any two tokens.
     Flexible { max: u8 },
+    /// JSON laid out as people and models write it: between any two tokens nothing, one space,
+    /// or a newline and up to `indent` spaces or tabs (`{"a": 1, "b": 2}` and pretty-printed
+    /// JSON alike). Bounded, so the shortest path to acceptance is unchanged.
+    Natural { indent: u8 },
+}
+
+impl Whitespace {
+    /// `Natural`'s indentation bound: four levels of four spaces, eight of two.
+    pub const NATURAL: Whitespace = Whitespace::Natural { indent: 16 };
 }
 
 /// How to lower a schema.

@@ -89,7 +89,7 @@ pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Resu
         let choices: Vec<Value> = choices
             .iter()
             .enumerate()
-            .map(|(i, c)| choice_json(i, c, with_logprobs, format.as_ref(), with_tools))
+            .map(|(i, c)| choice_json(i, c, with_logprobs, format.as_ref(), tool_format.as_ref(), with_tools))
             .collect();
         return Ok(Json(json!({
             "id": id, "object": "chat.completion", "created": created, "model": model,
@@ -143,7 +143,9 @@ pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Resu
                 }
                 let mut choice = json!({"index": i, "delta": {}, "logprobs": null, "finish_reason": finish_reason});
                 if let Some(format) = &format {
-                    choice["format"] = format.report(&texts[i], summary.forced_tokens);
+                    choice["format"] = format.report(&texts[i], &summary);
+                } else if let Some(calls) = &tool_format {
+                    choice["format"] = calls.cost_report(&summary);
                 }
                 out.push(chunk(json!([choice]), None));
                 summaries[i] = Some(summary);
@@ -175,7 +177,7 @@ fn tool_finish_reason(summary: &Summary) -> &'static str {
     }
 }
 
-fn choice_json(index: usize, c: &Collected, with_logprobs: bool, format: Option<&Format>, with_tools: bool) -> Value {
+fn choice_json(index: usize, c: &Collected, with_logprobs: bool, format: Option<&Format>, calls: Option<&Format>, with_tools: bool) -> Value {
     let logprobs = with_logprobs.then(|| json!({"content": c.logprobs.iter().map(logprob_json).collect::<Vec<_>>()}));
     let mut choice = json!({
         "index": index,
@@ -191,7 +193,9 @@ fn choice_json(index: usize, c: &Collected, with_logprobs: bool, format: Option<
         }
     }
     if let Some(format) = format {
-        choice["format"] = format.report(&c.text, c.summary.forced_tokens);
+        choice["format"] = format.report(&c.text, &c.summary);
+    } else if let Some(calls) = calls {
+        choice["format"] = calls.cost_report(&c.summary);
     }
     choice
 }

@@ -73,7 +73,7 @@ pub async fn completions(State(state): State<AppState>, body: Body) -> Result<Re
             Event::Done(summary) => {
                 let mut choice = json!({"index": i, "text": "", "logprobs": null, "finish_reason": summary.finish_reason});
                 if let Some(format) = &format {
-                    choice["format"] = format.report(&texts[i], summary.forced_tokens);
+                    choice["format"] = format.report(&texts[i], &summary);
                 }
                 out.push(chunk(choice, None));
                 summaries[i] = Some(summary);
@@ -123,7 +123,7 @@ fn choice_json(index: usize, c: &Collected, with_logprobs: bool, format: Option<
         "finish_reason": c.summary.finish_reason,
     });
     if let Some(format) = format {
-        choice["format"] = format.report(&c.text, c.summary.forced_tokens);
+        choice["format"] = format.report(&c.text, &c.summary);
     }
     choice
 }

@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
-use crate::engine::TokenConstraint;
+use crate::engine::{Summary, TokenConstraint};
 use crate::format::{self, instructions, FormatError, Limits, SchemaOptions, Whitespace};
 use crate::mask::{ByteAutomaton, MaskIndex, Matcher};
 use crate::tpm::{Caps, Filter, Hmm, Tables, TablesError, HORIZONS};
@@ -56,9 +56,11 @@ pub struct FormatOptions {
     /// Skip unsupported JSON Schema keywords (listed in the response) instead of failing.
     #[serde(default)]
     pub lenient: bool,
-    /// Allow up to this many whitespace bytes between JSON tokens (default 0: compact).
-    #[serde(default)]
-    pub whitespace: u8,
+    /// Whitespace between JSON tokens: `"compact"` (default), `"natural"` (one space, or a
+    /// newline and indentation, as the model writes JSON) or a number of bytes (up to n of
+    /// space, tab, newline).
+    #[serde(default, deserialize_with = "whitespace_option")]
+    pub whitespace: Whitespace,
     /// `"error"` (default) or `"ignore"`: what to do with schema keywords of no JSON Schema
     /// draft (vendor annotations); ignored ones are listed in the response.
     #[serde(default)]
@@ -70,6 +72,22 @@ pub struct FormatOptions {
     /// Exponent on the TPM's probability in lookahead (`p_LM · P_TPM^w`, default
     /// [`DEFAULT_LOOKAHEAD_WEIGHT`]): below 1 trusts the model more and the TPM less.
     pub lookahead_weight: Option<f32>,
+}
+
+fn whitespace_option<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Whitespace, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Given {
+        Bytes(u8),
+        Named(String),
+    }
+    match Given::deserialize(deserializer) {
+        Ok(Given::Bytes(0)) => Ok(Whitespace::Compact),
+        Ok(Given::Bytes(max)) => Ok(Whitespace::Flexible { max }),
+        Ok(Given::Named(name)) if name == "compact" => Ok(Whitespace::Compact),
+        Ok(Given::Named(name)) if name == "natural" => Ok(Whitespace::NATURAL),
+        _ => Err(serde::de::Error::custom("`whitespace` must be \"compact\", \"natural\" or a number of bytes (0-255)")),
+    }
 }
 
 #[derive(Deserialize, Debug, Default, Clone, Copy, PartialEq, Eq, Hash)]
@@ -141,8 +159,8 @@ enum Source {
     Regex(String),
     Choice(Vec<String>),
     Grammar(String),
-    JsonObject { whitespace: u8 },
-    JsonSchema { schema: String, lenient: bool, whitespace: u8, ignore_unknown: bool },
+    JsonObject { whitespace: Whitespace },
+    JsonSchema { schema: String, lenient: bool, whitespace: Whitespace, ignore_unknown: bool },
     /// Writing instructions (the JSON list as sent), intersected with another format if any.
     Instructions { list: String, base: Option<Box<Source>> },
     /// The rule regexes of a recursive network (server-built: tool calls).
@@ -299,7 +317,6 @@ impl Formats {
     }
 
     fn build(&self, source: &Source) -> Result<(Arc<dyn ByteAutomaton>, Vec<String>), FormatError> {
-        let ws = |n: u8| if n == 0 { Whitespace::Compact } else { Whitespace::Flexible { max: n } };
         let plain = |a: format::Automaton| (Arc::new(a) as Arc<dyn ByteAutomaton>, Vec::new());
         match source {
             Source::Regex(pattern) => Ok(plain(format::compile_regex(pattern, &self.limits)?)),
@@ -309,7 +326,7 @@ impl Formats {
                 let rules: Vec<&str> = rules.iter().map(String::as_str).collect();
                 Ok((Arc::new(format::recursive::compile_network(&rules, &self.limits)?), Vec::new()))
             }
-            Source::JsonObject { whitespace } => Ok((Arc::new(format::compile_json_object(ws(*whitespace), &self.limits)?), Vec::new())),
+            Source::JsonObject { whitespace } => Ok((Arc::new(format::compile_json_object(*whitespace, &self.limits)?), Vec::new())),
             Source::Instructions { list, base } => {
                 let list: Value = serde_json::from_str(list).expect("cache key is serialized JSON");
                 let list = instructions::parse_list(&list)?;
@@ -325,7 +342,7 @@ impl Formats {
             Source::JsonSchema { schema, lenient, whitespace, ignore_unknown } => {
                 let schema: Value = serde_json::from_str(schema).expect("cache key is serialized JSON");
                 let options = SchemaOptions {
-                    whitespace: ws(*whitespace),
+                    whitespace: *whitespace,
                     lenient: *lenient,
                     ignore_unknown_keywords: *ignore_unknown,
                 };
@@ -466,12 +483,12 @@ impl Format {
     }
 
     /// The `format` object reported with each choice.
-    pub fn report(&self, text: &str, forced_tokens: u32) -> Value {
-        let mut report = json!({
-            "mode": self.mode.name(),
-            "compliant": self.automaton.accepts(text.as_bytes()),
-            "forced_tokens": forced_tokens,
-        });
+    /// The `format` object of a choice: the mode that ran, compliance of the delivered text,
+    /// and what the constraint cost the model (`cost_nats`: Σ −ln(allowed probability mass)
+    /// over the sampled steps; `overridden_steps`: steps whose most likely token was masked).
+    pub fn report(&self, text: &str, summary: &Summary) -> Value {
+        let mut report = self.cost_report(summary);
+        report["compliant"] = json!(self.automaton.accepts(text.as_bytes()));
         match &self.lookahead {
             Some(Lookahead::Ready { tpm, tables, weight }) => {
                 report["lookahead"] = json!({"tpm": tpm.name(), "hidden_states": tables.hmm().hidden(), "weight": weight});
@@ -487,6 +504,19 @@ impl Format {
             report["ignored"] = json!(self.ignored);
         }
         report
+    }
+
+    /// The mode that ran and what it cost the model; for tool calls, whose text also holds prose
+    /// the format did not govern (`tool_choice: "auto"`), this is the whole report.
+    pub fn cost_report(&self, summary: &Summary) -> Value {
+        let cost = summary.format_cost.unwrap_or_default();
+        json!({
+            "mode": self.mode.name(),
+            "forced_tokens": summary.forced_tokens,
+            "sampled_steps": cost.steps,
+            "cost_nats": (cost.nats * 1e4).round() / 1e4,
+            "overridden_steps": cost.overridden,
+        })
     }
 }
 
