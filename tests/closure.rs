@@ -7,6 +7,7 @@ mod mask_support;
 
 use std::sync::Arc;
 
+use conform::engine::{FinishReason, Summary};
 use conform::server::constrain::{FormatFields, Formats};
 use mask_support::{greedy_tokenize, qwen3};
 use rand::rngs::StdRng;
@@ -50,6 +51,9 @@ fn walks(formats: Formats, mode: Option<serde_json::Value>) {
         json!({"guided_json": {"type": "array", "items": {"enum": ["alpha", "beta gamma"]}, "minItems": 2}}),
         json!({"guided_regex": "<tool_call>\n\\{\"name\": \"(get|set)_value\", \"arguments\": \\{\"k\": [0-9]{1,3}\\}\\}\n</tool_call>"}),
         json!({"response_format": {"type": "json_object"}}),
+        // JSON laid out as the model writes it: whitespace never lengthens the shortest closure.
+        json!({"guided_json": {"type": "object", "properties": {"tags": {"type": "array", "items": {"type": "string"}}}, "required": ["tags"]},
+            "format_options": {"whitespace": "natural"}}),
         // Recursive formats: the distances of the stack automaton decide the budget.
         json!({"guided_json": {"$defs": {"node": {"type": "object", "properties": {
             "v": {"type": "integer"}, "kids": {"type": "array", "items": {"$ref": "#/$defs/node"}}}, "required": ["v", "kids"]}},
@@ -91,7 +95,16 @@ fn walks(formats: Formats, mode: Option<serde_json::Value>) {
                 assert!(used <= budget);
             }
             assert!(constraint.is_accepting(), "{case}: incomplete at budget {budget}: {:?}", String::from_utf8_lossy(&text));
-            assert!(format.report(&String::from_utf8_lossy(&text), 0)["compliant"] == true);
+            let summary = Summary {
+                finish_reason: FinishReason::Stop,
+                prompt_tokens: 0,
+                completion_tokens: used,
+                forced_tokens: 0,
+                budget_spent: false,
+                compliant: Some(true),
+                format_cost: None,
+            };
+            assert!(format.report(&String::from_utf8_lossy(&text), &summary)["compliant"] == true);
         }
     }
 }
