@@ -50,7 +50,10 @@ fn check_report_shape(report: &Value, arms: &[&str], n: usize) {
 fn check_html(html: &str, arms: usize) {
     assert!(html.starts_with("<!doctype html>"));
     let charts: Vec<&str> = html.split("<svg").skip(1).collect();
-    assert_eq!(charts.len(), 2 + arms, "two bar charts and one histogram per arm");
+    // Accuracy, compliance, the share of steps the format overrode (the mask arm reports its
+    // cost), and one histogram per arm.
+    assert_eq!(charts.len(), 3 + arms, "three bar charts and one histogram per arm");
+    assert!(html.contains("Steps the format overrode"));
     assert!(charts.iter().all(|svg| svg.contains("<rect")), "every chart draws bars");
 }
 
@@ -91,7 +94,12 @@ async fn gsm8k_against_a_running_server() {
     for item in report["items"].as_array().unwrap().iter().filter(|i| i["arm"] == "mask") {
         let answer: Value = serde_json::from_str(item["output"].as_str().unwrap()).unwrap();
         assert!(answer["answer"].is_i64(), "{item}");
+        let cost = &item["format_cost"];
+        assert!(cost["sampled_steps"].as_u64().unwrap() > 0 && cost["nats"].as_f64().unwrap() >= 0.0, "{item}");
     }
+    // The format's cost per arm: the mask arm's, and none for free decoding.
+    assert!(report["arms"]["mask"]["format_cost"]["nats_per_step"].is_f64(), "{}", report["arms"]);
+    assert!(report["arms"]["free"].get("format_cost").is_none());
     check_html(&html, 2);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("mask") && stdout.contains("100.0%"), "{stdout}");
