@@ -37,6 +37,23 @@ impl ChatTemplate {
     }
 }
 
+/// Stands for the model's free text while a continued conversation is rendered.
+const FREE_TEXT_MARK: &str = "\u{2063}conform-free-text\u{2063}";
+
+impl ChatTemplate {
+    /// For decoupled decoding: the prompt, and the text that follows the model's free answer
+    /// to it (its turn closed, then a user turn saying `follow_up`, then the assistant's turn
+    /// opened again), both in the template's own words. `None` when the template does not
+    /// write an assistant turn's content verbatim.
+    pub fn render_continued(&self, messages: &[Json], follow_up: &str) -> Result<Option<(String, String)>, Error> {
+        let mut continued = messages.to_vec();
+        continued.push(serde_json::json!({"role": "assistant", "content": FREE_TEXT_MARK}));
+        continued.push(serde_json::json!({"role": "user", "content": follow_up}));
+        let text = self.render(&continued, None)?;
+        Ok(text.split_once(FREE_TEXT_MARK).map(|(prompt, bridge)| (prompt.to_string(), bridge.to_string())))
+    }
+}
+
 /// Templates expect `content` as a string and tool-call `arguments` as an object (as HF does),
 /// while OpenAI clients send content parts and arguments as a JSON string.
 fn normalise_message(message: &Json) -> Json {

@@ -284,6 +284,7 @@ fn main() -> anyhow::Result<()> {
                 max_tokens,
                 stop: Vec::new(),
                 constraint: None,
+                free_first: None,
                 events,
                 admitted: None,
             })?;
@@ -293,6 +294,7 @@ fn main() -> anyhow::Result<()> {
                         print!("{text}");
                         std::io::stdout().flush()?;
                     }
+                    Event::FormatStarts => {}
                     Event::Done(summary) => {
                         println!();
                         eprintln!("{summary:?}");

@@ -64,9 +64,23 @@ pub struct Job {
     pub max_tokens: u32,
     pub stop: Vec<String>,
     pub constraint: Option<Box<dyn TokenConstraint>>,
+    /// Decoupled decoding: the model writes freely first, and the constraint starts after.
+    pub free_first: Option<FreeFirst>,
     pub events: mpsc::UnboundedSender<Event>,
     /// Told when the job leaves the queue for a slot (so a waiting handler can give up).
     pub admitted: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+/// The free part of a decoupled job: the model writes unconstrained until it ends its turn (or
+/// `budget` runs out), then `bridge` is fed as prompt and the job's constraint takes over with
+/// what is left of `max_tokens`, so closure within the budget holds for the whole response.
+#[derive(Clone, Debug)]
+pub struct FreeFirst {
+    /// Most completion tokens the free part may use; the rest of `max_tokens` is the format's.
+    pub budget: u32,
+    /// Prompt tokens between the free text and the formatted answer (the chat template closing
+    /// the turn and asking for the format). Counted as prompt, not completion.
+    pub bridge: Vec<LlamaToken>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -87,6 +101,8 @@ pub struct TokenLogprob {
 pub enum Event {
     /// New text (possibly empty while a stop string or a UTF-8 character is pending) for one token.
     Token { text: String, logprob: Option<TokenLogprob> },
+    /// A decoupled job's free text is complete: the tokens after this are the format's.
+    FormatStarts,
     Done(Summary),
     Error(String),
 }
@@ -96,6 +112,8 @@ pub struct Summary {
     pub finish_reason: FinishReason,
     pub prompt_tokens: u32,
     pub completion_tokens: u32,
+    /// Of `completion_tokens`, those a decoupled job wrote freely before its format.
+    pub free_tokens: u32,
     /// Tokens appended by fast-forward, without sampling.
     pub forced_tokens: u32,
     /// `max_tokens` ran out before the model ended: a constrained output that is complete here

@@ -14,7 +14,7 @@ use llama_cpp_2::token::LlamaToken;
 
 use super::sampling::{pipeline, LogitProcessor, Sampler};
 use super::text::TextStream;
-use super::{EngineConfig, EngineStats, Event, FinishReason, FormatCost, Job, Summary, TokenLogprob};
+use super::{EngineConfig, EngineStats, Event, FinishReason, FormatCost, FreeFirst, Job, Summary, TokenLogprob};
 use crate::metrics::metrics;
 use crate::vocab::Vocab;
 
@@ -30,6 +30,11 @@ struct Sequence {
     logits_at: Option<i32>,
     generated: u32,
     forced: u32,
+    /// A decoupled job still in its free part (the constraint waits).
+    free: Option<FreeFirst>,
+    free_tokens: u32,
+    /// Prompt tokens fed, the bridge of a decoupled job included.
+    prompt_tokens: u32,
     /// Ended because `max_tokens` ran out, not by the model or the format.
     budget_spent: bool,
     cost: FormatCost,
@@ -43,7 +48,7 @@ struct Sequence {
 }
 
 impl Sequence {
-    fn new(slot: i32, job: Job) -> Self {
+    fn new(slot: i32, mut job: Job) -> Self {
         Sequence {
             slot,
             pending: job.prompt.clone(),
@@ -51,6 +56,9 @@ impl Sequence {
             logits_at: None,
             generated: 0,
             forced: 0,
+            free: job.free_first.take(),
+            free_tokens: 0,
+            prompt_tokens: job.prompt.len() as u32,
             budget_spent: false,
             cost: FormatCost::default(),
             unmasked: Vec::new(),
@@ -66,13 +74,29 @@ impl Sequence {
     fn summary(&self, finish_reason: FinishReason) -> Summary {
         Summary {
             finish_reason,
-            prompt_tokens: self.job.prompt.len() as u32,
+            prompt_tokens: self.prompt_tokens,
             completion_tokens: self.generated,
+            free_tokens: self.free_tokens,
             forced_tokens: self.forced,
             budget_spent: self.budget_spent,
             compliant: self.job.constraint.as_ref().map(|c| c.is_accepting()),
             format_cost: self.job.constraint.is_some().then_some(self.cost),
         }
+    }
+
+    /// Ends the free part: its last text goes out, the bridge is fed as prompt, and the
+    /// constraint holds from the next token on.
+    fn start_format(&mut self) -> Outcome {
+        let Some(free) = self.free.take() else { return Outcome::Continue };
+        self.free_tokens = self.generated;
+        self.prompt_tokens += free.bridge.len() as u32;
+        let rest = std::mem::replace(&mut self.text, TextStream::new(self.job.stop.clone())).finish();
+        let events = [Event::Token { text: rest, logprob: None }, Event::FormatStarts];
+        if events.into_iter().any(|e| self.job.events.send(e).is_err()) {
+            return Outcome::Finished(FinishReason::Stop);
+        }
+        self.pending.extend(free.bridge);
+        Outcome::Continue
     }
 }
 
@@ -272,11 +296,16 @@ fn step(seq: &mut Sequence, logits: &mut [f32], names: &TokenNames) -> Outcome {
         seq.budget_spent = true;
         return Outcome::Finished(FinishReason::Length);
     }
+    if seq.free.as_ref().is_some_and(|free| seq.generated >= free.budget) {
+        return seq.start_format();
+    }
     for stage in &mut seq.processors {
         stage.process(logits, &seq.counts);
     }
     let remaining_after = seq.job.max_tokens - seq.generated - 1;
-    if let Some(constraint) = seq.job.constraint.as_mut() {
+    // The constraint waits while a decoupled job writes freely.
+    let constrained = seq.free.is_none();
+    if let Some(constraint) = seq.job.constraint.as_mut().filter(|_| constrained) {
         seq.unmasked.clear();
         seq.unmasked.extend_from_slice(logits);
         let start = std::time::Instant::now();
@@ -291,6 +320,10 @@ fn step(seq: &mut Sequence, logits: &mut [f32], names: &TokenNames) -> Outcome {
     if seq.generated == 0 {
         metrics().time_to_first_token.observe(seq.admitted.elapsed());
     }
+    if vocab.is_eog(token) && seq.free.is_some() {
+        // The model ended its free text; the bridge closes its turn in the template's words.
+        return seq.start_format();
+    }
     seq.generated += 1;
     if vocab.is_eog(token) {
         return Outcome::Finished(FinishReason::Stop);
@@ -302,7 +335,7 @@ fn step(seq: &mut Sequence, logits: &mut [f32], names: &TokenNames) -> Outcome {
         top: sampled.top.iter().map(|&(t, lp)| (names.name(t), lp)).collect(),
     });
     let mut new_tokens = vec![token];
-    if let Some(constraint) = seq.job.constraint.as_mut() {
+    if let Some(constraint) = seq.job.constraint.as_mut().filter(|_| constrained) {
         if let Err(e) = constraint.accept(token) {
             return Outcome::Failed(format!("format engine rejected a sampled token: {e}"));
         }
@@ -322,11 +355,15 @@ fn step(seq: &mut Sequence, logits: &mut [f32], names: &TokenNames) -> Outcome {
             return Outcome::Finished(FinishReason::Stop);
         }
         if released.stopped {
+            if seq.free.is_some() {
+                // A stop string ends the free text, not the response.
+                return seq.start_format();
+            }
             return Outcome::Finished(FinishReason::Stop);
         }
     }
     seq.pending.extend(new_tokens.iter().map(|&t| LlamaToken(t as i32)));
-    if seq.job.constraint.as_ref().is_some_and(|c| c.is_finished()) {
+    if seq.free.is_none() && seq.job.constraint.as_ref().is_some_and(|c| c.is_finished()) {
         return Outcome::Finished(FinishReason::Stop);
     }
     if seq.generated >= seq.job.max_tokens {

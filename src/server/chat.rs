@@ -11,8 +11,9 @@ use futures::stream::{self, StreamExt};
 use serde_json::{json, Value};
 
 use super::constrain::{Format, FormatFields};
+use super::decoupled::{self, Plan, Splice};
 use super::error::ApiError;
-use super::generate::{collect_all, compile_format, merged, submit, token_text, Collected};
+use super::generate::{collect_all, compile_fields, merged, submit, token_text, Collected};
 use super::request::{parse_json, typed, ChatRequest, SamplingFields};
 use super::tools::{self, ToolChoice, ToolStream};
 use super::{check_model, new_id, unix_now, AppState, Body};
@@ -25,6 +26,10 @@ pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Resu
     let mut validated = request.validate(&typed::<SamplingFields>(&body)?, state.engine.info.n_vocab, &state.request_limits)?;
     let tools = tools::read(&body, state.formats.limits())?;
     let fields: FormatFields = typed(&body)?;
+    let plan = Plan::read(&fields)?;
+    if plan.is_some() && tools.is_some() {
+        return Err(ApiError::invalid("format_mode", "`format_mode: \"decoupled\"` does not combine with `tools`"));
+    }
     // With tools (and no other format), `format_mode` says how calls are decoded: "mask" (the
     // default) or "free" (unconstrained, only parsed: the baseline of an A/B).
     let tool_calls_only = tools.is_some() && !fields.names_a_format();
@@ -37,7 +42,19 @@ pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Resu
     if tool_calls_only && fields.format_options.is_some() {
         return Err(ApiError::invalid("format_options", "`format_options` apply to response formats, not to tool calls"));
     }
-    let format = if tool_calls_only { None } else { compile_format(&state, &body).await? };
+    let (format, delivered) = match &plan {
+        // Decoupled: the mask holds the answer's format; the delivered text (the free text
+        // spliced in) is checked against the request's own.
+        Some(plan) => {
+            let delivered = match plan.delivered.clone() {
+                Some(fields) => compile_fields(&state, fields).await?,
+                None => None,
+            };
+            (compile_fields(&state, plan.answer.clone()).await?, delivered)
+        }
+        None if tool_calls_only => (None, None),
+        None => (compile_fields(&state, fields).await?, None),
+    };
     // The tool-call opener, when this vocabulary spells it as one token.
     let opener = match state.engine.tokenize("<tool_call>", false, true).as_slice() {
         [t] => Some(t.0 as u32),
@@ -72,12 +89,21 @@ pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Resu
         .chat_template
         .as_ref()
         .ok_or_else(|| ApiError::invalid("messages", "this model has no chat template; use /v1/completions"))?;
-    let prompt_text = template
-        .render(&request.messages, tools.as_ref().map(|t| t.rendered.as_slice()))
-        .map_err(|e| ApiError::invalid("messages", format!("the chat template rejected the messages: {e}")))?;
+    let rejected = |e: minijinja::Error| ApiError::invalid("messages", format!("the chat template rejected the messages: {e}"));
+    let (prompt_text, bridge) = match &plan {
+        Some(plan) => {
+            let (prompt, bridge) = template.render_continued(&request.messages, &plan.follow_up).map_err(rejected)?.ok_or_else(|| {
+                ApiError::invalid("format_mode", "this model's chat template does not write an answer verbatim, so it cannot be decoupled")
+            })?;
+            (prompt, Some(state.engine.tokenize(&bridge, false, true)))
+        }
+        None => (template.render(&request.messages, tools.as_ref().map(|t| t.rendered.as_slice())).map_err(rejected)?, None),
+    };
     let prompt = state.engine.tokenize(&prompt_text, false, true);
     let constraint = format.as_ref().or(tool_format.as_ref());
-    let receivers = submit(&state, prompt, &validated, constraint, trigger).await?;
+    let decoupled = plan.as_ref().zip(bridge.as_deref());
+    let receivers = submit(&state, prompt, &validated, constraint, trigger, decoupled).await?;
+    let shown = Shown { format, calls: tool_format, with_tools, plan, delivered };
     let id = new_id("chatcmpl");
     let created = unix_now();
     let model = state.engine.info.id.clone();
@@ -89,7 +115,7 @@ pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Resu
         let choices: Vec<Value> = choices
             .iter()
             .enumerate()
-            .map(|(i, c)| choice_json(i, c, with_logprobs, format.as_ref(), tool_format.as_ref(), with_tools))
+            .map(|(i, c)| choice_json(i, c, with_logprobs, &shown))
             .collect();
         return Ok(Json(json!({
             "id": id, "object": "chat.completion", "created": created, "model": model,
@@ -115,22 +141,42 @@ pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Resu
     };
     let opening: Vec<SseEvent> = (0..n).map(|i| chunk(delta(i, json!({"role": "assistant", "content": ""}), None), None)).collect();
     let mut summaries: Vec<Option<Summary>> = vec![None; n];
+    // The delivered content of each choice so far (what its format is checked against).
     let mut texts = vec![String::new(); n];
     let mut tool_streams: Vec<ToolStream> = (0..n).map(|_| ToolStream::default()).collect();
+    // Decoupled choices: still writing freely, and their free text's field, if it has one.
+    let mut writing_freely = vec![shown.plan.is_some(); n];
+    let mut splices: Vec<Option<Splice>> = (0..n).map(|_| shown.plan.as_ref().and_then(|p| p.field.clone()).map(Splice::new)).collect();
     let events = merged(receivers).map(move |(i, event)| {
         let mut out = Vec::new();
         match event {
             Event::Token { text, logprob } => {
-                texts[i].push_str(&text);
-                let shown = if with_tools { tool_streams[i].push(&text) } else { text };
-                if !shown.is_empty() || logprob.is_some() {
-                    let logprobs = logprob.map(|lp| json!({"content": [logprob_json(&lp)]}));
-                    out.push(chunk(delta(i, json!({"content": shown}), logprobs), None));
+                let logprobs = logprob.map(|lp| json!({"content": [logprob_json(&lp)]}));
+                let (key, piece) = match &mut splices[i] {
+                    Some(splice) if writing_freely[i] => ("content", splice.free(&text)),
+                    Some(splice) => ("content", splice.answer(&text)),
+                    None if writing_freely[i] => ("reasoning_content", text),
+                    None if with_tools => ("content", tool_streams[i].push(&text)),
+                    None => ("content", text),
+                };
+                if key == "content" {
+                    texts[i].push_str(&piece);
+                }
+                if !piece.is_empty() || logprobs.is_some() {
+                    out.push(chunk(delta(i, json!({key: piece}), logprobs), None));
+                }
+            }
+            Event::FormatStarts => {
+                writing_freely[i] = false;
+                if let Some(splice) = &mut splices[i] {
+                    let piece = splice.free_ends();
+                    texts[i].push_str(&piece);
+                    out.push(chunk(delta(i, json!({"content": piece}), None), None));
                 }
             }
             Event::Done(summary) => {
                 let mut finish_reason = json!(summary.finish_reason);
-                if with_tools {
+                if shown.with_tools {
                     let (rest, calls) = std::mem::take(&mut tool_streams[i]).finish();
                     if !rest.is_empty() {
                         out.push(chunk(delta(i, json!({"content": rest}), None), None));
@@ -142,10 +188,8 @@ pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Resu
                     }
                 }
                 let mut choice = json!({"index": i, "delta": {}, "logprobs": null, "finish_reason": finish_reason});
-                if let Some(format) = &format {
-                    choice["format"] = format.report(&texts[i], &summary);
-                } else if let Some(calls) = &tool_format {
-                    choice["format"] = calls.cost_report(&summary);
+                if let Some(report) = shown.report(&texts[i], &summary) {
+                    choice["format"] = report;
                 }
                 out.push(chunk(json!([choice]), None));
                 summaries[i] = Some(summary);
@@ -177,25 +221,58 @@ fn tool_finish_reason(summary: &Summary) -> &'static str {
     }
 }
 
-fn choice_json(index: usize, c: &Collected, with_logprobs: bool, format: Option<&Format>, calls: Option<&Format>, with_tools: bool) -> Value {
+/// What a response shows besides the text: the formats that ran, for their reports, and how
+/// the text is shaped (tool calls parsed out; a decoupled choice's free text placed).
+struct Shown {
+    format: Option<Format>,
+    calls: Option<Format>,
+    with_tools: bool,
+    plan: Option<Plan>,
+    /// A decoupled request's own format, when its answer's differs (the free text spliced in).
+    delivered: Option<Format>,
+}
+
+impl Shown {
+    /// The `format` object of a choice whose delivered content is `content`.
+    fn report(&self, content: &str, summary: &Summary) -> Option<Value> {
+        if let Some(plan) = &self.plan {
+            let mut report = self.delivered.as_ref().or(self.format.as_ref())?.report(content, summary);
+            decoupled::report(&mut report, summary.free_tokens, plan.field.as_deref());
+            return Some(report);
+        }
+        match (&self.format, &self.calls) {
+            (Some(format), _) => Some(format.report(content, summary)),
+            (None, Some(calls)) => Some(calls.cost_report(summary)),
+            (None, None) => None,
+        }
+    }
+}
+
+fn choice_json(index: usize, c: &Collected, with_logprobs: bool, shown: &Shown) -> Value {
     let logprobs = with_logprobs.then(|| json!({"content": c.logprobs.iter().map(logprob_json).collect::<Vec<_>>()}));
+    let mut message = json!({"role": "assistant", "content": c.text});
+    if let (Some(plan), Some(free_text)) = (&shown.plan, &c.free_text) {
+        match &plan.field {
+            Some(field) => message["content"] = json!(Splice::whole(field, free_text, &c.text)),
+            None => message["reasoning_content"] = json!(free_text),
+        }
+    }
     let mut choice = json!({
         "index": index,
-        "message": {"role": "assistant", "content": c.text},
+        "message": message,
         "logprobs": logprobs,
         "finish_reason": c.summary.finish_reason,
     });
-    if with_tools {
+    if shown.with_tools {
         let (content, calls) = tools::parse_calls(&c.text);
         if !calls.is_empty() {
             choice["message"] = json!({"role": "assistant", "content": content, "tool_calls": calls});
             choice["finish_reason"] = json!(tool_finish_reason(&c.summary));
         }
     }
-    if let Some(format) = format {
-        choice["format"] = format.report(&c.text, &c.summary);
-    } else if let Some(calls) = calls {
-        choice["format"] = calls.cost_report(&c.summary);
+    let content = choice["message"]["content"].as_str().unwrap_or_default().to_string();
+    if let Some(report) = shown.report(&content, &c.summary) {
+        choice["format"] = report;
     }
     choice
 }

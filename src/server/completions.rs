@@ -30,7 +30,7 @@ pub async fn completions(State(state): State<AppState>, body: Body) -> Result<Re
     }
     let mut receivers = Vec::new();
     for prompt in prompts {
-        receivers.extend(submit(&state, prompt, &validated, format.as_ref(), None).await?);
+        receivers.extend(submit(&state, prompt, &validated, format.as_ref(), None, None).await?);
     }
     let id = new_id("cmpl");
     let created = unix_now();
@@ -69,7 +69,8 @@ pub async fn completions(State(state): State<AppState>, body: Body) -> Result<Re
                 let logprobs = logprob.map(|lp| legacy_logprobs(std::slice::from_ref(&lp)));
                 out.push(chunk(json!({"index": i, "text": text, "logprobs": logprobs, "finish_reason": null}), None));
             }
-            Event::Token { .. } => {}
+            // Decoupled jobs are chat-only.
+            Event::Token { .. } | Event::FormatStarts => {}
             Event::Done(summary) => {
                 let mut choice = json!({"index": i, "text": "", "logprobs": null, "finish_reason": summary.finish_reason});
                 if let Some(format) = &format {

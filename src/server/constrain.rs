@@ -27,7 +27,7 @@ use crate::metrics::metrics;
 use crate::vocab::{TokenTrie, Vocab};
 
 /// The format fields of a chat or completion request.
-#[derive(Deserialize, Debug, Default)]
+#[derive(Deserialize, Debug, Default, Clone)]
 pub struct FormatFields {
     pub response_format: Option<Value>,
     pub guided_json: Option<Value>,
@@ -50,7 +50,7 @@ impl FormatFields {
     }
 }
 
-#[derive(Deserialize, Debug, Default, Clone, Copy)]
+#[derive(Deserialize, Debug, Default, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct FormatOptions {
     /// Skip unsupported JSON Schema keywords (listed in the response) instead of failing.
@@ -72,6 +72,14 @@ pub struct FormatOptions {
     /// Exponent on the TPM's probability in lookahead (`p_LM · P_TPM^w`, default
     /// [`DEFAULT_LOOKAHEAD_WEIGHT`]): below 1 trusts the model more and the TPM less.
     pub lookahead_weight: Option<f32>,
+    /// `decoupled`: the schema property the free text is written into (default: the first of
+    /// `reasoning`, `rationale`, … that is an unrestricted string; see `decoupled`).
+    pub free_text_field: Option<String>,
+    /// `decoupled`: most tokens of free text (default: three quarters of `max_tokens`).
+    pub free_tokens: Option<u32>,
+    /// `decoupled`: the user turn that asks for the formatted answer (default: built from the
+    /// format).
+    pub format_prompt: Option<String>,
 }
 
 fn whitespace_option<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Whitespace, D::Error> {
@@ -227,14 +235,17 @@ impl Formats {
             None | Some("mask") => Mode::Mask,
             Some("lookahead") => Mode::Lookahead,
             Some("free") => Mode::Free,
+            Some("decoupled") => {
+                return Err(ApiError::invalid("format_mode", "`format_mode: \"decoupled\"` needs chat messages: use /v1/chat/completions"))
+            }
             Some(other) => {
                 return Err(ApiError::invalid(
                     "format_mode",
-                    format!("`format_mode` must be \"mask\", \"lookahead\" or \"free\", got {other:?}"),
+                    format!("`format_mode` must be \"mask\", \"lookahead\", \"decoupled\" or \"free\", got {other:?}"),
                 ))
             }
         };
-        let options = fields.format_options.unwrap_or_default();
+        let options = fields.format_options.clone().unwrap_or_default();
         let weight = options.lookahead_weight.unwrap_or(DEFAULT_LOOKAHEAD_WEIGHT);
         if !(0.0..=4.0).contains(&weight) {
             return Err(ApiError::invalid("format_options.lookahead_weight", "`lookahead_weight` must be between 0 and 4"));
@@ -247,7 +258,7 @@ impl Formats {
             )
             .with_code("lookahead_unavailable"));
         }
-        let Some((param, source)) = source(fields, options)? else {
+        let Some((param, source)) = source(fields, &options)? else {
             if fields.format_mode.is_some() || fields.format_options.is_some() {
                 return Err(ApiError::invalid("format_mode", "`format_mode` and `format_options` need a format (response_format or guided_*)"));
             }
@@ -354,7 +365,7 @@ impl Formats {
 }
 
 /// Which field holds the format, and what it says.
-fn source(fields: &FormatFields, options: FormatOptions) -> Result<Option<(&'static str, Source)>, ApiError> {
+fn source(fields: &FormatFields, options: &FormatOptions) -> Result<Option<(&'static str, Source)>, ApiError> {
     let mut found: Vec<(&'static str, Source)> = Vec::new();
     let mut instruction_list: Option<String> = None;
     let schema_source = |param: &'static str, schema: &Value| -> Result<Source, ApiError> {

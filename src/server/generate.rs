@@ -9,6 +9,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
 use super::constrain::{Format, FormatFields};
+use super::decoupled::Plan;
 use super::error::ApiError;
 use super::request::{typed, Validated};
 use super::AppState;
@@ -16,7 +17,11 @@ use crate::engine::{Event, Job, Summary, TokenLogprob};
 
 /// Reads and compiles the request's format, off the async threads (big schemas take a while).
 pub async fn compile_format(state: &AppState, body: &serde_json::Value) -> Result<Option<Format>, ApiError> {
-    let fields: FormatFields = typed(body)?;
+    compile_fields(state, typed(body)?).await
+}
+
+/// [`compile_format`] for format fields already read (and possibly rewritten).
+pub async fn compile_fields(state: &AppState, fields: FormatFields) -> Result<Option<Format>, ApiError> {
     let formats = state.formats.clone();
     tokio::task::spawn_blocking(move || formats.compile(&fields)).await.map_err(ApiError::internal)?
 }
@@ -25,16 +30,19 @@ pub async fn compile_format(state: &AppState, body: &serde_json::Value) -> Resul
 /// the whole response stays reproducible. With a `trigger` token, the format engages only once
 /// the model samples it. Returns once every choice has a slot: a request still queued after
 /// `queue_timeout` gets a 503 (its jobs leave the queue, since their receivers are dropped),
-/// and the status is still ours to choose because no response has started.
+/// and the status is still ours to choose because no response has started. A `decoupled`
+/// request writes freely first; its `bridge` (prompt between the free text and the format)
+/// takes room in the context window too.
 pub async fn submit(
     state: &AppState,
     prompt: Vec<LlamaToken>,
     request: &Validated,
     format: Option<&Format>,
     trigger: Option<u32>,
+    decoupled: Option<(&Plan, &[LlamaToken])>,
 ) -> Result<Vec<mpsc::UnboundedReceiver<Event>>, ApiError> {
     let ctx_size = state.engine.config.ctx_size;
-    let prompt_len = prompt.len() as u32;
+    let prompt_len = (prompt.len() + decoupled.map_or(0, |(_, bridge)| bridge.len())) as u32;
     if prompt_len >= ctx_size {
         return Err(ApiError::invalid(
             "messages",
@@ -93,6 +101,9 @@ pub async fn submit(
                     (Some(f), None) => f.constraint(),
                     (None, _) => None,
                 },
+                free_first: decoupled.map(|(plan, bridge)| {
+                    plan.free_first(bridge.to_vec(), max_tokens, format.map_or(0, Format::shortest_tokens))
+                }),
                 events,
                 admitted: Some(admitted),
             })
@@ -110,12 +121,15 @@ pub async fn submit(
 /// A finished choice.
 pub struct Collected {
     pub text: String,
+    /// A decoupled choice's free text (`text` is then its formatted part).
+    pub free_text: Option<String>,
     pub logprobs: Vec<TokenLogprob>,
     pub summary: Summary,
 }
 
 pub async fn collect(mut rx: mpsc::UnboundedReceiver<Event>) -> Result<Collected, ApiError> {
     let mut text = String::new();
+    let mut free_text = None;
     let mut logprobs = Vec::new();
     while let Some(event) = rx.recv().await {
         match event {
@@ -123,7 +137,8 @@ pub async fn collect(mut rx: mpsc::UnboundedReceiver<Event>) -> Result<Collected
                 text.push_str(&piece);
                 logprobs.extend(logprob);
             }
-            Event::Done(summary) => return Ok(Collected { text, logprobs, summary }),
+            Event::FormatStarts => free_text = Some(std::mem::take(&mut text)),
+            Event::Done(summary) => return Ok(Collected { text, free_text, logprobs, summary }),
             Event::Error(message) => return Err(ApiError::internal(message)),
         }
     }

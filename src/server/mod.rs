@@ -5,6 +5,7 @@
 mod chat;
 mod completions;
 pub mod constrain;
+mod decoupled;
 pub mod error;
 mod generate;
 pub mod request;

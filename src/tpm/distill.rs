@@ -115,6 +115,7 @@ pub fn sample(engine: &Engine, config: &Config) -> anyhow::Result<Vec<Vec<u8>>> 
                 max_tokens: config.max_tokens,
                 stop: Vec::new(),
                 constraint: None,
+                free_first: None,
                 events,
                 admitted: None,
             })?;
@@ -126,6 +127,7 @@ pub fn sample(engine: &Engine, config: &Config) -> anyhow::Result<Vec<Vec<u8>>> 
         while let Some(event) = rx.blocking_recv() {
             match event {
                 Event::Token { text: t, .. } => text.push_str(&t),
+                Event::FormatStarts => {}
                 Event::Done(_) => break,
                 Event::Error(e) => anyhow::bail!("sampling failed: {e}"),
             }
