@@ -79,7 +79,9 @@ struct AbArgs {
     /// The suite's JSONL file.
     #[arg(long)]
     data: std::path::PathBuf,
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "free,mask")]
+    /// Decoding arms, each `free`, `mask`, `lookahead`, `lookahead-uniform` or `decoupled`,
+    /// optionally with its own prompt (`free:task,mask:format,decoupled:task`).
+    #[arg(long, value_parser = ab::Arm::parse, value_delimiter = ',', default_value = "free,mask")]
     arms: Vec<ab::Arm>,
     /// `task`: the task alone; `format`: the task plus instructions about the format.
     #[arg(long, value_enum, default_value = "format")]

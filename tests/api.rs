@@ -393,3 +393,70 @@ async fn tool_calls_end_where_the_model_ends_them() {
         .collect();
     assert_eq!(finish, vec![json!("length")], "{payloads:?}");
 }
+
+/// `format_mode: "decoupled"`: the model answers freely, then the format takes over. The free
+/// text lands in the schema's `reasoning` field (escaped by the server), the rest is the
+/// format's; every token is accounted to one part or the other, and the whole stays in budget.
+#[tokio::test]
+async fn decoupled_mode_answers_freely_then_formats() {
+    let schema = json!({"type": "object", "properties": {"reasoning": {"type": "string"}, "answer": {"type": "integer"}},
+        "required": ["reasoning", "answer"], "additionalProperties": false});
+    let question = "Tom has 12 apples and buys 30 more. How many apples does he have now?";
+    let body = |max_tokens: u32, stream: bool| {
+        chat_body(question, json!({"max_tokens": max_tokens, "stream": stream, "format_mode": "decoupled",
+            "response_format": {"type": "json_schema", "json_schema": {"name": "a", "schema": schema}}}))
+    };
+    let (status, resp) = post(server(), "/v1/chat/completions", &body(160, false)).await;
+    assert_eq!(status, 200, "{resp}");
+    let choice = &resp["choices"][0];
+    let value: Value = serde_json::from_str(content(&resp, 0)).unwrap_or_else(|e| panic!("{e}: {resp}"));
+    assert!(value["answer"].is_i64() && value.as_object().unwrap().len() == 2, "{resp}");
+    let reasoning = value["reasoning"].as_str().unwrap();
+    assert!(reasoning.len() > 20 && reasoning == reasoning.trim(), "the free text, trimmed: {resp}");
+    assert!(choice["message"].get("reasoning_content").is_none(), "the free text went into its field: {resp}");
+    let format = &choice["format"];
+    assert_eq!((format["mode"].as_str(), format["compliant"].as_bool(), format["free_text_field"].as_str()), (Some("decoupled"), Some(true), Some("reasoning")), "{resp}");
+    let completion = resp["usage"]["completion_tokens"].as_u64().unwrap();
+    let free = format["free_tokens"].as_u64().unwrap();
+    let formatted = format["sampled_steps"].as_u64().unwrap() + format["forced_tokens"].as_u64().unwrap();
+    assert!(free > 10 && free + formatted == completion && completion <= 160, "free {free} + format {formatted} = {completion}: {resp}");
+
+    // Streamed: the same shape, built piece by piece.
+    let streamed = client().post(server().url("/v1/chat/completions")).json(&body(160, true)).send().await.unwrap();
+    let chunks: Vec<Value> = sse_payloads(streamed).await.iter().filter_map(|p| serde_json::from_str(p).ok()).collect();
+    let text: String = chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
+    let value: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    assert!(value["reasoning"].as_str().is_some_and(|r| r.len() > 20) && value["answer"].is_i64(), "{text}");
+    assert!(chunks.iter().any(|c| c["choices"][0]["format"]["compliant"] == true), "{chunks:?}");
+
+    // A tight budget: the free part is cut so that the format still closes in time.
+    let (_, tight) = post(server(), "/v1/chat/completions", &body(40, false)).await;
+    assert!(serde_json::from_str::<Value>(content(&tight, 0)).is_ok_and(|v| v["answer"].is_i64()), "{tight}");
+    assert_eq!(tight["choices"][0]["format"]["compliant"], true, "{tight}");
+    assert!(tight["usage"]["completion_tokens"].as_u64().unwrap() <= 40 && tight["choices"][0]["format"]["free_tokens"] == 14, "{tight}");
+
+    // Without a free-text field, the free text comes beside the answer, as reasoning models do.
+    let answer_only = json!({"type": "object", "properties": {"answer": {"type": "integer"}}, "required": ["answer"]});
+    let (_, resp) = post(server(), "/v1/chat/completions", &chat_body(question, json!({"max_tokens": 160, "format_mode": "decoupled", "guided_json": answer_only}))).await;
+    let message = &resp["choices"][0]["message"];
+    assert!(serde_json::from_str::<Value>(content(&resp, 0)).is_ok_and(|v| v["answer"].is_i64()), "{resp}");
+    assert!(message["reasoning_content"].as_str().is_some_and(|r| r.len() > 20), "{resp}");
+}
+
+#[tokio::test]
+async fn decoupled_mode_refuses_what_it_cannot_do() {
+    let tools = json!([{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]);
+    let restricted = json!({"type": "object", "properties": {"why": {"type": "string", "maxLength": 5}}});
+    for (path, body, param) in [
+        ("/v1/chat/completions", chat_body("hi", json!({"format_mode": "decoupled", "guided_regex": "a", "tools": tools})), "format_mode"),
+        ("/v1/chat/completions", chat_body("hi", json!({"format_mode": "decoupled"})), "format_mode"),
+        ("/v1/completions", json!({"model": MODEL, "prompt": "hi", "format_mode": "decoupled", "guided_regex": "a"}), "format_mode"),
+        (
+            "/v1/chat/completions",
+            chat_body("hi", json!({"format_mode": "decoupled", "guided_json": restricted, "format_options": {"free_text_field": "why"}})),
+            "format_options.free_text_field",
+        ),
+    ] {
+        expect_error(path, &body, 400, Some(param)).await;
+    }
+}

@@ -5,9 +5,9 @@
 
 use std::fmt::Write;
 
-use super::report::{ArmStats, InstructionStats, Report};
+use super::report::{ArmStats, Comparison, InstructionStats, Report};
 use super::suite::Prompt;
-use super::Arm;
+use super::{Arm, Decoding};
 
 pub fn render(report: &Report) -> String {
     let mut page = String::new();
@@ -30,6 +30,7 @@ pub fn render(report: &Report) -> String {
         c.seed
     );
     page += &table(&report.arms);
+    page += &comparison_table(&report.comparisons);
     page += "<div class=\"charts\">\n";
     page += &bar_chart("Accuracy", report.arms.iter().map(|a| (a.arm, a.accuracy, a.accuracy_se.unwrap_or(0.0))));
     page += &bar_chart("Compliance", report.arms.iter().map(|a| (a.arm, Some(a.compliance), a.compliance_se)));
@@ -57,11 +58,12 @@ pre{white-space:pre-wrap;margin:0;font-size:.85em;max-width:50em}details{margin-
 .ok{color:#1a7f37}.no{color:#c62828}";
 
 fn color(arm: Arm) -> &'static str {
-    match arm {
-        Arm::Free => "#8a8a8a",
-        Arm::Mask => "#2a6fdb",
-        Arm::Lookahead => "#d98c1a",
-        Arm::LookaheadUniform => "#b05fc4",
+    match arm.decoding {
+        Decoding::Free => "#8a8a8a",
+        Decoding::Mask => "#2a6fdb",
+        Decoding::Lookahead => "#d98c1a",
+        Decoding::LookaheadUniform => "#b05fc4",
+        Decoding::Decoupled => "#2e9e5b",
     }
 }
 
@@ -97,6 +99,31 @@ fn table(arms: &[ArmStats]) -> String {
             cost,
             escape(&reasons.join(", ")),
             a.errors
+        );
+    }
+    out + "</table>\n"
+}
+
+/// Paired comparisons of arms on the items both scored (empty without scores).
+fn comparison_table(comparisons: &[Comparison]) -> String {
+    if comparisons.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(
+        "<h2>Paired comparisons</h2>\n<table><tr><th>arm A</th><th>arm B</th><th>right only in A</th><th>right only in B</th>\
+         <th>both right</th><th>both wrong</th><th>sign test p</th></tr>\n",
+    );
+    for c in comparisons {
+        let _ = writeln!(
+            out,
+            "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.3}</td></tr>",
+            escape(&c.a.name()),
+            escape(&c.b.name()),
+            c.a_only,
+            c.b_only,
+            c.both,
+            c.neither,
+            c.p_value
         );
     }
     out + "</table>\n"
@@ -295,7 +322,7 @@ mod tests {
 
     #[test]
     fn histogram_bins_cover_the_range() {
-        let svg = histogram(Arm::Mask, &[0, 5, 99, 100], 100);
+        let svg = histogram(Decoding::Mask.into(), &[0, 5, 99, 100], 100);
         assert!(svg.contains("0–5 tokens: 2"), "{svg}");
         assert!(svg.contains("96–101 tokens: 2"), "{svg}");
     }

@@ -1,5 +1,6 @@
 //! `conform ab`: runs a task suite under several decoding arms (free, mask, lookahead with the
-//! distilled or a uniform TPM) and reports compliance, task accuracy and cost per arm.
+//! distilled or a uniform TPM, decoupled), each with the run's prompt or its own, and reports
+//! compliance, task accuracy and cost per arm, and paired comparisons between arms.
 //!
 //! Everything goes through one OpenAI-compatible HTTP client ([`client`]): without `--server`
 //! the CLI starts our own server in-process on a loopback port, so the in-process run and an A/B
@@ -26,9 +27,9 @@ use format::TaskFormat;
 use report::{InstructionResult, ItemResult, Report};
 use suite::{Prompt, Suite, Task};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Arm {
+/// How an arm decodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decoding {
     /// Unconstrained decoding; the format is only checked.
     Free,
     /// The format's token mask at every step (the server's default mode).
@@ -37,16 +38,71 @@ pub enum Arm {
     Lookahead,
     /// The ablation: lookahead with a uniform TPM (`format_options.tpm: "uniform"`).
     LookaheadUniform,
+    /// The model answers freely, then the mask formats (`format_mode: "decoupled"`).
+    Decoupled,
+}
+
+impl Decoding {
+    const ALL: [Decoding; 5] = [Decoding::Free, Decoding::Mask, Decoding::Lookahead, Decoding::LookaheadUniform, Decoding::Decoupled];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Decoding::Free => "free",
+            Decoding::Mask => "mask",
+            Decoding::Lookahead => "lookahead",
+            Decoding::LookaheadUniform => "lookahead-uniform",
+            Decoding::Decoupled => "decoupled",
+        }
+    }
+}
+
+/// One arm of a run: how it decodes, and its prompt when it is not the run's `--prompt`
+/// (`free:task`, `mask:format`), so arms with different prompts share one report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Arm {
+    pub decoding: Decoding,
+    pub prompt: Option<Prompt>,
+}
+
+impl From<Decoding> for Arm {
+    fn from(decoding: Decoding) -> Arm {
+        Arm { decoding, prompt: None }
+    }
 }
 
 impl Arm {
-    pub fn name(self) -> &'static str {
-        match self {
-            Arm::Free => "free",
-            Arm::Mask => "mask",
-            Arm::Lookahead => "lookahead",
-            Arm::LookaheadUniform => "lookahead-uniform",
+    /// `free`, or `free:task` for an arm with its own prompt.
+    pub fn name(self) -> String {
+        match self.prompt {
+            None => self.decoding.name().to_string(),
+            Some(prompt) => format!("{}:{}", self.decoding.name(), prompt.name()),
         }
+    }
+
+    /// Reads `DECODING[:PROMPT]`.
+    pub fn parse(text: &str) -> Result<Arm, String> {
+        let (decoding, prompt) = match text.split_once(':') {
+            Some((d, p)) => (d, Some(p)),
+            None => (text, None),
+        };
+        let names: Vec<&str> = Decoding::ALL.iter().map(|d| d.name()).collect();
+        let decoding = *Decoding::ALL
+            .iter()
+            .find(|d| d.name() == decoding)
+            .ok_or_else(|| format!("unknown arm `{decoding}`: one of {}, optionally with `:task` or `:format`", names.join(", ")))?;
+        let prompt = match prompt {
+            None => None,
+            Some("task") => Some(Prompt::Task),
+            Some("format") => Some(Prompt::Format),
+            Some(other) => return Err(format!("unknown prompt `{other}` in arm `{text}`: `task` or `format`")),
+        };
+        Ok(Arm { decoding, prompt })
+    }
+}
+
+impl serde::Serialize for Arm {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.name())
     }
 }
 
@@ -107,24 +163,26 @@ pub async fn run(config: &Config, tasks: &[Task], endpoint: &Endpoint, model: &s
 async fn attempt(config: &Config, endpoint: &Endpoint, model: &str, task: &Task, arm: Arm) -> anyhow::Result<ItemResult> {
     let mut body = json!({
         "model": model,
-        "messages": task.prompt(config.prompt),
+        "messages": task.prompt(arm.prompt.unwrap_or(config.prompt)),
         "max_tokens": config.max_tokens,
         "temperature": config.temperature,
         "seed": config.seed,
     });
-    let fields = if arm == Arm::Free { task.format.free_fields() } else { task.format.request_fields() };
+    let free = arm.decoding == Decoding::Free;
+    let fields = if free { task.format.free_fields() } else { task.format.request_fields() };
     if let (Value::Object(body), Value::Object(fields)) = (&mut body, fields) {
         body.extend(fields);
     }
-    if arm != Arm::Free {
+    if !free {
         let mut options = config.format_options.clone().unwrap_or_else(|| json!({}));
-        match arm {
-            Arm::Lookahead => body["format_mode"] = json!("lookahead"),
-            Arm::LookaheadUniform => {
+        match arm.decoding {
+            Decoding::Lookahead => body["format_mode"] = json!("lookahead"),
+            Decoding::LookaheadUniform => {
                 body["format_mode"] = json!("lookahead");
                 options["tpm"] = json!("uniform");
             }
-            _ => {}
+            Decoding::Decoupled => body["format_mode"] = json!("decoupled"),
+            Decoding::Free | Decoding::Mask => {}
         }
         if options.as_object().is_some_and(|o| !o.is_empty()) {
             body["format_options"] = options;

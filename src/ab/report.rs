@@ -103,6 +103,53 @@ pub struct ArmStats {
     pub format_cost: Option<CostStats>,
 }
 
+/// Two arms on the same scored items: where each was right and the other wrong (the
+/// discordant pairs), and the exact two-sided sign test on them. This answers "does this arm
+/// cost accuracy?" without the noise the items share.
+#[derive(Serialize, Clone, Debug)]
+pub struct Comparison {
+    pub a: Arm,
+    pub b: Arm,
+    pub both: usize,
+    pub a_only: usize,
+    pub b_only: usize,
+    pub neither: usize,
+    /// Probability of discordant pairs at least this lopsided if both arms were as accurate.
+    pub p_value: f64,
+}
+
+impl Comparison {
+    fn of(a: Arm, b: Arm, items: &[ItemResult]) -> Option<Comparison> {
+        let scored = |arm: Arm| -> BTreeMap<&str, bool> {
+            items.iter().filter(|i| i.arm == arm).filter_map(|i| Some((i.id.as_str(), i.correct?))).collect()
+        };
+        let (left, right) = (scored(a), scored(b));
+        let mut counts = [0usize; 4];
+        for (id, &x) in &left {
+            if let Some(&y) = right.get(id) {
+                counts[(x as usize) << 1 | y as usize] += 1;
+            }
+        }
+        let [neither, b_only, a_only, both] = counts;
+        (counts.iter().sum::<usize>() > 0).then(|| Comparison { a, b, both, a_only, b_only, neither, p_value: sign_test(a_only, b_only) })
+    }
+}
+
+/// The exact two-sided sign test: 2·P(X ≤ min(x, y)) for X ~ Binomial(x + y, 1/2), capped at 1.
+fn sign_test(x: usize, y: usize) -> f64 {
+    let n = x + y;
+    let ln_half_n = n as f64 * 0.5f64.ln();
+    let mut ln_choose = 0.0; // ln C(n, 0)
+    let mut tail = 0.0;
+    for k in 0..=x.min(y) {
+        if k > 0 {
+            ln_choose += ((n - k + 1) as f64 / k as f64).ln();
+        }
+        tail += (ln_choose + ln_half_n).exp();
+    }
+    (2.0 * tail).min(1.0)
+}
+
 #[derive(Serialize, Clone, Debug)]
 pub struct Report {
     pub suite: Suite,
@@ -113,6 +160,8 @@ pub struct Report {
     pub config: Config,
     #[serde(serialize_with = "arms_by_name")]
     pub arms: Vec<ArmStats>,
+    /// Every pair of arms, in the order given, on the items both scored.
+    pub comparisons: Vec<Comparison>,
     pub items: Vec<ItemResult>,
 }
 
@@ -123,7 +172,11 @@ fn arms_by_name<S: Serializer>(arms: &[ArmStats], serializer: S) -> Result<S::Ok
 impl Report {
     pub fn new(config: &Config, model: &str, n: usize, items: Vec<ItemResult>) -> Report {
         let arms = config.arms.iter().map(|&arm| ArmStats::of(arm, items.iter().filter(|i| i.arm == arm))).collect();
-        Report { suite: config.suite, model: model.to_string(), n, prompt: config.prompt, config: config.clone(), arms, items }
+        let comparisons = (0..config.arms.len())
+            .flat_map(|i| (i + 1..config.arms.len()).map(move |j| (i, j)))
+            .filter_map(|(i, j)| Comparison::of(config.arms[i], config.arms[j], &items))
+            .collect();
+        Report { suite: config.suite, model: model.to_string(), n, prompt: config.prompt, config: config.clone(), arms, comparisons, items }
     }
 
     /// Writes `report.json` and `report.html` into `dir` (created if missing).
@@ -138,14 +191,15 @@ impl Report {
     pub fn summary(&self) -> String {
         let prompt = if self.prompt == Prompt::Task { "task-only" } else { "task + format" };
         let mut out = format!("{} on {} ({} tasks, {prompt} prompt)\n", self.model, self.config.data.display(), self.n);
-        out += &format!("{:<10} {:>12} {:>18} {:>11} {:>8} {:>7}\n", "arm", "compliance", "accuracy ± se", "mean tok", "tok/s", "errors");
+        let width = self.arms.iter().map(|a| a.arm.name().len()).max().unwrap_or(0).max(10);
+        out += &format!("{:<width$} {:>12} {:>18} {:>11} {:>8} {:>7}\n", "arm", "compliance", "accuracy ± se", "mean tok", "tok/s", "errors");
         for a in &self.arms {
             let accuracy = match (a.accuracy, a.accuracy_se) {
                 (Some(acc), Some(se)) => format!("{:.1}% ± {:.1}", acc * 100.0, se * 100.0),
                 _ => "-".into(),
             };
             out += &format!(
-                "{:<10} {:>11.1}% {:>18} {:>11.1} {:>8.1} {:>7}\n",
+                "{:<width$} {:>11.1}% {:>18} {:>11.1} {:>8.1} {:>7}\n",
                 a.arm.name(),
                 a.compliance * 100.0,
                 accuracy,
@@ -157,7 +211,7 @@ impl Report {
         for a in &self.arms {
             if let Some(cost) = &a.format_cost {
                 out += &format!(
-                    "{:<10} format cost: {:.2} nats an answer, {:.3} nats a sampled step, {:.1}% of steps overridden\n",
+                    "{:<width$} format cost: {:.2} nats an answer, {:.3} nats a sampled step, {:.1}% of steps overridden\n",
                     a.arm.name(),
                     cost.mean_nats,
                     cost.nats_per_step,
@@ -166,13 +220,19 @@ impl Report {
             }
             if let Some(calls) = &a.tool_calls {
                 out += &format!(
-                    "{:<10} tool calls: {} made, {:.1}% parse, {:.1}% validate\n",
+                    "{:<width$} tool calls: {} made, {:.1}% parse, {:.1}% validate\n",
                     a.arm.name(),
                     calls.made,
                     calls.parse * 100.0,
                     calls.valid * 100.0
                 );
             }
+        }
+        for c in &self.comparisons {
+            out += &format!(
+                "{} vs {}: right only in {}: {}, only in {}: {}, both {}, neither {}; sign test p = {:.3}\n",
+                c.a.name(), c.b.name(), c.a.name(), c.a_only, c.b.name(), c.b_only, c.both, c.neither, c.p_value
+            );
         }
         out
     }
@@ -255,6 +315,7 @@ fn standard_error(p: f64, n: usize) -> f64 {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::ab::Decoding;
 
     pub fn item(arm: Arm, compliant: bool, correct: Option<bool>, tokens: u64, finish_reason: &str) -> ItemResult {
         ItemResult {
@@ -275,23 +336,23 @@ pub(crate) mod tests {
 
     #[test]
     fn format_cost_is_averaged_per_answer_and_per_step() {
-        let mut a = item(Arm::Mask, true, None, 10, "stop");
+        let mut a = item(Arm::from(Decoding::Mask), true, None, 10, "stop");
         a.format_cost = Some(FormatCost { nats: 3.0, sampled_steps: 10, overridden_steps: 1 });
-        let mut b = item(Arm::Mask, true, None, 30, "stop");
+        let mut b = item(Arm::from(Decoding::Mask), true, None, 30, "stop");
         b.format_cost = Some(FormatCost { nats: 1.0, sampled_steps: 30, overridden_steps: 3 });
-        let stats = ArmStats::of(Arm::Mask, [a, b].iter());
+        let stats = ArmStats::of(Arm::from(Decoding::Mask), [a, b].iter());
         let cost = stats.format_cost.unwrap();
         assert_eq!(cost.mean_nats, 2.0);
         assert_eq!(cost.nats_per_step, 0.1);
         assert_eq!(cost.overridden_share, 0.1);
-        assert!(ArmStats::of(Arm::Free, [item(Arm::Free, true, None, 5, "stop")].iter()).format_cost.is_none());
+        assert!(ArmStats::of(Arm::from(Decoding::Free), [item(Arm::from(Decoding::Free), true, None, 5, "stop")].iter()).format_cost.is_none());
     }
 
     pub fn report() -> Report {
         let config = Config {
             suite: Suite::Gsm8k,
             data: "x.jsonl".into(),
-            arms: vec![Arm::Free, Arm::Mask],
+            arms: vec![Arm::from(Decoding::Free), Arm::from(Decoding::Mask)],
             prompt: Prompt::Format,
             limit: None,
             concurrency: 1,
@@ -300,14 +361,14 @@ pub(crate) mod tests {
             temperature: 0.0,
             format_options: None,
         };
-        let mut refused = item(Arm::Mask, false, Some(false), 0, "error");
+        let mut refused = item(Arm::from(Decoding::Mask), false, Some(false), 0, "error");
         refused.error = Some("400: unsupported".into());
         let items = vec![
-            item(Arm::Free, false, Some(true), 10, "stop"),
-            item(Arm::Mask, true, Some(true), 20, "stop"),
-            item(Arm::Free, true, Some(false), 30, "length"),
-            item(Arm::Mask, true, Some(true), 40, "stop"),
-            item(Arm::Free, false, Some(false), 50, "length"),
+            item(Arm::from(Decoding::Free), false, Some(true), 10, "stop"),
+            item(Arm::from(Decoding::Mask), true, Some(true), 20, "stop"),
+            item(Arm::from(Decoding::Free), true, Some(false), 30, "length"),
+            item(Arm::from(Decoding::Mask), true, Some(true), 40, "stop"),
+            item(Arm::from(Decoding::Free), false, Some(false), 50, "length"),
             refused,
         ];
         Report::new(&config, "m", 3, items)
@@ -317,7 +378,7 @@ pub(crate) mod tests {
     fn arm_statistics() {
         let report = report();
         let free = &report.arms[0];
-        assert_eq!((free.arm, free.n, free.errors), (Arm::Free, 3, 0));
+        assert_eq!((free.arm, free.n, free.errors), (Arm::from(Decoding::Free), 3, 0));
         assert!((free.compliance - 1.0 / 3.0).abs() < 1e-12);
         assert!((free.accuracy.unwrap() - 1.0 / 3.0).abs() < 1e-12);
         assert!((free.accuracy_se.unwrap() - (2.0f64 / 27.0).sqrt()).abs() < 1e-12);
@@ -331,9 +392,33 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn paired_comparisons_count_discordant_items() {
+        let report = report();
+        let [c] = report.comparisons.as_slice() else { panic!("two arms, one pair: {:?}", report.comparisons) };
+        assert_eq!((c.a.name().as_str(), c.b.name().as_str()), ("free", "mask"));
+        let free = Arm::from(Decoding::Free);
+        let mask = Arm::from(Decoding::Mask);
+        let mut items = Vec::new();
+        for (k, (x, y)) in [(true, false), (false, true), (false, true), (false, true), (true, true), (false, false)].into_iter().enumerate() {
+            for (arm, correct) in [(free, x), (mask, y)] {
+                let mut i = item(arm, true, Some(correct), 1, "stop");
+                i.id = format!("t{k}");
+                items.push(i);
+            }
+        }
+        let c = Comparison::of(free, mask, &items).unwrap();
+        assert_eq!((c.both, c.a_only, c.b_only, c.neither), (1, 1, 3, 1));
+        // P(X <= 1) for Binomial(4, 1/2) = 5/16, two-sided 10/16.
+        assert!((c.p_value - 0.625).abs() < 1e-12, "{}", c.p_value);
+        assert_eq!(sign_test(0, 0), 1.0);
+        assert!((sign_test(0, 10) - 2.0 / 1024.0).abs() < 1e-12);
+        assert!(sign_test(0, 2000) < 1e-300 && sign_test(1000, 1000) == 1.0);
+    }
+
+    #[test]
     fn the_json_has_the_documented_fields() {
         let value = serde_json::to_value(report()).unwrap();
-        for key in ["suite", "model", "n", "arms", "items"] {
+        for key in ["suite", "model", "n", "arms", "comparisons", "items"] {
             assert!(value.get(key).is_some(), "{key}");
         }
         assert_eq!(value["suite"], "gsm8k");

@@ -75,7 +75,8 @@ pub struct FormatOptions {
     /// `decoupled`: the schema property the free text is written into (default: the first of
     /// `reasoning`, `rationale`, … that is an unrestricted string; see `decoupled`).
     pub free_text_field: Option<String>,
-    /// `decoupled`: most tokens of free text (default: three quarters of `max_tokens`).
+    /// `decoupled`: most tokens of free text (default: seven eighths of `max_tokens`, leaving the
+    /// format at least twice its shortest output and 16).
     pub free_tokens: Option<u32>,
     /// `decoupled`: the user turn that asks for the formatted answer (default: built from the
     /// format).

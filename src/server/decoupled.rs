@@ -67,11 +67,12 @@ impl Plan {
         Ok(Some(Plan { answer, delivered, field, follow_up, max_free_tokens: options.free_tokens }))
     }
 
-    /// The engine's part of the plan, once the request's budget is known: the free part gets
-    /// at most three quarters of it, and always leaves the format twice its shortest output
-    /// and 16 tokens (or all that is left, when less).
+    /// The engine's part of the plan, once the request's budget is known. The free part may
+    /// use all but the format's reserve: an eighth of the budget, and at least twice the
+    /// format's shortest output and 16 tokens (or all there is). Most free answers end well
+    /// before that; the reserve matters only for one that runs on, which is then cut.
     pub fn free_first(&self, bridge: Vec<LlamaToken>, max_tokens: u32, shortest: u32) -> FreeFirst {
-        let reserve = (shortest.saturating_mul(2) + 16).max(max_tokens / 4).min(max_tokens);
+        let reserve = (shortest.saturating_mul(2) + 16).max(max_tokens / 8).min(max_tokens);
         let mut budget = max_tokens - reserve;
         if let Some(cap) = self.max_free_tokens {
             budget = cap.min(max_tokens.saturating_sub(shortest));
@@ -387,7 +388,7 @@ mod tests {
     #[test]
     fn the_free_part_leaves_the_format_room() {
         let plan = Plan::read(&fields(json!({"guided_regex": "[0-9]+", "format_mode": "decoupled"}))).unwrap().unwrap();
-        assert_eq!(plan.free_first(Vec::new(), 400, 2).budget, 300);
+        assert_eq!(plan.free_first(Vec::new(), 400, 2).budget, 350);
         assert_eq!(plan.free_first(Vec::new(), 30, 5).budget, 4);
         assert_eq!(plan.free_first(Vec::new(), 10, 5).budget, 0);
         let capped = Plan { max_free_tokens: Some(1000), ..plan };

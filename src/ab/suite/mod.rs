@@ -49,6 +49,15 @@ pub enum Prompt {
     Format,
 }
 
+impl Prompt {
+    pub fn name(self) -> &'static str {
+        match self {
+            Prompt::Task => "task",
+            Prompt::Format => "format",
+        }
+    }
+}
+
 pub struct Task {
     pub id: String,
     /// The chat messages of the task-only prompt.
