@@ -103,6 +103,7 @@ fn walks(formats: Formats, mode: Option<serde_json::Value>) {
                 budget_spent: false,
                 compliant: Some(true),
                 format_cost: None,
+                free_tokens: 0,
             };
             assert!(format.report(&String::from_utf8_lossy(&text), &summary)["compliant"] == true);
         }

@@ -7,7 +7,8 @@
 //! `guided_*` format (the output must satisfy both). `format_mode`
 //! picks `mask` (default: the output is guaranteed), `lookahead` (the mask, with each surviving
 //! token reweighted by the TPM's probability that the format can still be completed; see
-//! `tpm`) or `free` (decode unconstrained, then only report whether the output complied).
+//! `tpm`), `decoupled` (free text first, then the mask; planned in `decoupled`) or `free`
+//! (decode unconstrained, then only report whether the output complied).
 //! Compiled formats are cached by their source, so a schema used again costs nothing; masks per
 //! automaton state are cached inside the index.
 
