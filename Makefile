@@ -18,7 +18,7 @@ $(error GPU=$(GPU): the GPU backends are GPU=cuda, or none)
 endif
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: gpu-pack setup deps model build serve test pydeps browser fuzz-smoke bench bench-serve bench-mask bench-load bench-peers bench-build distill bench-lookahead ab-lookahead ab-bfcl
+.PHONY: gpu-pack setup deps model build serve test pydeps browser fuzz-smoke bench bench-serve bench-mask bench-load bench-peers bench-build distill bench-lookahead ab-lookahead ab-bfcl ab-decoupled bench-decoupled
 
 setup: deps model build
 
@@ -118,6 +118,27 @@ ab-lookahead: setup
 	./target/release/conform ab --suite gsm8k --data $(or $(CONFORM_DATA),../shared/data)/gsm8k/test_dev.jsonl \
 	    --arms free,mask --prompt format --limit $(AB_LIMIT) --max-tokens 256 \
 	    --concurrency 8 --parallel 8 --ctx-size 1024 --out bench/results/ab-gsm8k-format
+
+# The decoupled evidence (issue 19): each suite in one run whose arms carry their own prompt,
+# so free (task-only prompt), decoupled (task-only prompt) and the mask (format prompt) meet in
+# one report with paired sign tests. Reports in bench/results/ab-decoupled/<suite>/ (~2 h on
+# 2 cores); the per-token cost of each arm, one request at a time: bench-decoupled.
+ab-decoupled: setup
+	./target/release/conform ab --suite gsm8k --data $(or $(CONFORM_DATA),../shared/data)/gsm8k/test_dev.jsonl \
+	    --arms free:task,decoupled:task,mask:format --limit $(AB_LIMIT) --max-tokens 512 \
+	    --concurrency 8 --parallel 8 --ctx-size 1024 --out bench/results/ab-decoupled/gsm8k
+	./target/release/conform ab --suite bfcl --data $(or $(CONFORM_DATA),../shared/data)/bfcl/simple_python.jsonl \
+	    --arms free:task,decoupled:task,mask:format --limit $(BFCL_LIMIT) --max-tokens 512 \
+	    --concurrency 8 --parallel 8 --ctx-size 2048 --out bench/results/ab-decoupled/bfcl-simple_python
+	./target/release/conform ab --suite ifeval --data $(or $(CONFORM_DATA),../shared/data)/ifeval/input_data_dev.jsonl \
+	    --arms free,decoupled,mask --limit 80 --max-tokens 768 \
+	    --concurrency 4 --parallel 4 --ctx-size 1536 --out bench/results/ab-decoupled/ifeval
+
+bench-decoupled: setup
+	./target/release/conform ab --suite gsm8k --data $(or $(CONFORM_DATA),../shared/data)/gsm8k/test_dev.jsonl \
+	    --arms free:task,decoupled:task,mask:format --limit 20 --max-tokens 200 --parallel 1 --ctx-size 1024 \
+	    --out bench/results/decoupled-speed
+	$(PYTHON) bench/lookahead_speed.py bench/results/decoupled-speed/report.json
 
 # BFCL through OpenAI's tools API (issue 8), free vs mask, one report per category in
 # bench/results/ab-bfcl-tools/<category>/ (BFCL_LIMIT items each; ~15 min on 2 cores at 30).
