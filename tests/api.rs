@@ -460,3 +460,31 @@ async fn decoupled_mode_refuses_what_it_cannot_do() {
         expect_error(path, &body, 400, Some(param)).await;
     }
 }
+
+#[tokio::test]
+async fn responses_refuse_what_they_cannot_serve_naming_the_field() {
+    let path = "/v1/responses";
+    expect_error(path, &json!({"model": MODEL, "input": "hi", "tools": [{"type": "web_search"}]}), 400, Some("tools[0].type")).await;
+    expect_error(path, &json!({"model": MODEL, "input": "hi", "previous_response_id": "resp_x"}), 400, Some("previous_response_id")).await;
+    expect_error(path, &json!({"model": MODEL}), 400, Some("input")).await;
+    expect_error(path, &json!({"model": MODEL, "input": [{"type": "image_generation_call"}]}), 400, Some("input[0].type")).await;
+    expect_error(path, &json!({"model": MODEL, "input": "hi", "text": {"format": {"type": "xml"}}}), 400, Some("text.format.type")).await;
+}
+
+#[tokio::test]
+async fn responses_answer_with_the_response_shape() {
+    let (status, resp) = post(server(), "/v1/responses", &json!({
+        "model": MODEL, "input": "What is 2+2?", "instructions": "Answer with the number.",
+        "max_output_tokens": 3, "temperature": 0, "store": true, "include": ["unknown.value"],
+    })).await;
+    assert_eq!(status, 200, "{resp}");
+    assert_eq!(resp["object"], "response");
+    assert_eq!(resp["output"][0]["type"], "message");
+    assert_eq!(resp["output"][0]["content"][0]["type"], "output_text");
+    assert_eq!(resp["instructions"], "Answer with the number.");
+    let usage = &resp["usage"];
+    assert_eq!(usage["total_tokens"].as_u64(), Some(usage["input_tokens"].as_u64().unwrap() + usage["output_tokens"].as_u64().unwrap()));
+    if resp["status"] == "incomplete" {
+        assert_eq!(resp["incomplete_details"]["reason"], "max_output_tokens");
+    }
+}

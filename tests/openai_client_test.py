@@ -155,6 +155,76 @@ class OpenAIClientTest(unittest.TestCase):
         self.assertIsInstance(book, Book)
         self.assertTrue(book.title)
 
+    # Responses API.
+
+    def test_responses_create(self):
+        r = self.client.responses.create(model=MODEL, input="What is 2+2? Answer with the number.",
+                                         max_output_tokens=5, temperature=0)
+        self.assertEqual(r.object, "response")
+        self.assertTrue(r.id.startswith("resp_"))
+        self.assertIn(r.status, ("completed", "incomplete"))
+        self.assertIn("4", r.output_text)
+        self.assertEqual(r.output[0].type, "message")
+        self.assertEqual(r.usage.total_tokens, r.usage.input_tokens + r.usage.output_tokens)
+
+    def test_responses_instructions_and_cut(self):
+        r = self.client.responses.create(model=MODEL, instructions="Answer in French.",
+                                         input=[{"role": "user", "content": [{"type": "input_text", "text": "Say a long story."}]}],
+                                         max_output_tokens=4, temperature=0)
+        self.assertEqual(r.instructions, "Answer in French.")
+        self.assertEqual(r.status, "incomplete")
+        self.assertEqual(r.incomplete_details.reason, "max_output_tokens")
+
+    def test_responses_streaming(self):
+        events = list(self.client.responses.create(model=MODEL, input="Count: 1, 2, 3", max_output_tokens=8,
+                                                   temperature=0, stream=True))
+        types = [e.type for e in events]
+        self.assertEqual(types[:4], ["response.created", "response.in_progress",
+                                     "response.output_item.added", "response.content_part.added"])
+        self.assertEqual(types[-4:], ["response.output_text.done", "response.content_part.done",
+                                      "response.output_item.done", types[-1]])
+        self.assertIn(types[-1], ("response.completed", "response.incomplete"))
+        self.assertEqual([e.sequence_number for e in events], list(range(len(events))))
+        deltas = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+        self.assertEqual(deltas, events[-1].response.output_text)
+        self.assertTrue(deltas)
+
+    def test_responses_parse(self):
+        class City(pydantic.BaseModel):
+            name: str
+            population: int
+
+        r = self.client.responses.parse(model=MODEL, input="Describe Paris as a city record.",
+                                        text_format=City, max_output_tokens=48, temperature=0)
+        self.assertIsInstance(r.output_parsed, City)
+
+    def test_responses_tool_call(self):
+        tools = [{"type": "function", "name": "get_weather", "description": "Weather in a city",
+                  "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                                 "required": ["city"], "additionalProperties": False}, "strict": True}]
+        r = self.client.responses.create(model=MODEL, input="What is the weather in Oslo?", tools=tools,
+                                         tool_choice="required", max_output_tokens=48, temperature=0)
+        calls = [o for o in r.output if o.type == "function_call"]
+        self.assertTrue(calls)
+        self.assertEqual(calls[0].name, "get_weather")
+        self.assertIn("city", json.loads(calls[0].arguments))
+        # The round trip: the call and its output go back in as items.
+        r2 = self.client.responses.create(
+            model=MODEL, tools=tools, max_output_tokens=16, temperature=0,
+            input=[{"role": "user", "content": "What is the weather in Oslo?"},
+                   {"type": "function_call", "call_id": calls[0].call_id, "name": calls[0].name,
+                    "arguments": calls[0].arguments},
+                   {"type": "function_call_output", "call_id": calls[0].call_id, "output": "Sunny, 20 C"}])
+        self.assertEqual(r2.output[0].type, "message")
+
+    def test_responses_bad_input(self):
+        with self.assertRaises(openai.BadRequestError) as e:
+            self.client.responses.create(model=MODEL, input="hi", tools=[{"type": "web_search"}])
+        self.assertIn("tools[0].type", str(e.exception))
+        with self.assertRaises(openai.BadRequestError) as e:
+            self.client.responses.create(model=MODEL, input="hi", previous_response_id="resp_x")
+        self.assertIn("previous_response_id", str(e.exception))
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -8,6 +8,7 @@ pub mod constrain;
 mod decoupled;
 pub mod error;
 mod generate;
+mod responses;
 pub mod request;
 mod tools;
 
@@ -88,6 +89,7 @@ pub fn app(state: AppState) -> Router {
     let v1 = Router::new()
         .route("/v1/chat/completions", post(chat::chat_completions))
         .route("/v1/completions", post(completions::completions))
+        .route("/v1/responses", post(responses::responses))
         .route("/v1/models", get(models))
         .route("/v1/models/{model}", get(model))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), require_api_key));
@@ -137,6 +139,7 @@ fn route_label(path: &str) -> &'static str {
     match path {
         "/v1/chat/completions" => "/v1/chat/completions",
         "/v1/completions" => "/v1/completions",
+        "/v1/responses" => "/v1/responses",
         "/v1/models" => "/v1/models",
         "/health" => "/health",
         "/metrics" => "/metrics",
