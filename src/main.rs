@@ -344,6 +344,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             std::process::exit(0);
         });
     }
+    if args.api_keys.iter().any(|k| k.trim().is_empty()) {
+        anyhow::bail!("--api-key is empty (an unset variable?): refusing to start, since an empty key would turn authentication off");
+    }
     let mut api_keys = args.api_keys.clone();
     if let Ok(keys) = std::env::var("CONFORM_API_KEY") {
         api_keys.extend(keys.split(',').map(str::trim).filter(|k| !k.is_empty()).map(String::from));

@@ -157,14 +157,19 @@ async fn require_api_key(
     if state.api_keys.is_empty() {
         return Ok(next.run(request).await);
     }
+    // The scheme is case-insensitive (RFC 9110 §11.1); a missing or empty credential never matches.
     let given = request
         .headers()
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default();
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, key)| key.trim())
+        .filter(|key| !key.is_empty());
     // Compare against every key in full, so timing says nothing about which bytes matched.
-    let matched = state.api_keys.iter().fold(false, |any, key| any | constant_time_eq(given.as_bytes(), key.as_bytes()));
+    let matched = given.is_some_and(|given| {
+        state.api_keys.iter().filter(|key| !key.is_empty()).fold(false, |any, key| any | constant_time_eq(given.as_bytes(), key.as_bytes()))
+    });
     if matched {
         Ok(next.run(request).await)
     } else {
