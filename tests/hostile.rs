@@ -473,3 +473,52 @@ fn many_optional_properties_error_is_too_complex() {
         assert!(matches!(e, FormatError::TooComplex { .. }), "{e}");
     }
 }
+
+// ------------------------------------------------------------------ grammars
+
+fn grammar_case(name: &str, grammar: String, expect: Expect) -> Option<Arc<Compiled>> {
+    let (r, took) = bounded(name, move || compile_gbnf(&grammar, &Limits::default()));
+    check(name, r, took, expect)
+}
+
+/// `root ::= r0`, `r{i} ::= "x" r{i+1}`: each reference was one native frame of the lowering,
+/// and 4,046 rules overflowed the compile thread's stack (the process aborted).
+#[test]
+fn long_rule_chains_do_not_overflow_the_stack() {
+    for n in [100, 5_000, 20_000] {
+        let mut g = String::from("root ::= r0\n");
+        for i in 0..n {
+            g.push_str(&format!("r{i} ::= \"x\" r{}\n", i + 1));
+        }
+        g.push_str(&format!("r{n} ::= \"y\"\n"));
+        let expect = if n <= 100 { Expect::Compiles } else { Expect::TooComplex };
+        grammar_case(&format!("rule chain of {n}"), g, expect);
+    }
+    // A chain of plain aliases adds no regex groups, only references.
+    let mut g = String::from("root ::= a0\n");
+    for i in 0..20_000 {
+        g.push_str(&format!("a{i} ::= a{}\n", i + 1));
+    }
+    g.push_str("a20000 ::= \"z\"\n");
+    grammar_case("alias chain of 20000", g, Expect::TooComplex);
+}
+
+/// Thousands of mutually recursive rules: recursion is unrolled (more recursive rules than call
+/// codes), and the left-recursion check walks them all; neither may recurse natively per rule.
+#[test]
+fn thousands_of_mutually_recursive_rules_stay_bounded() {
+    let n = 5_000;
+    let mut g = String::from("root ::= m0\n");
+    for i in 0..n {
+        g.push_str(&format!("m{i} ::= \"(\" m{} \")\" | \"x\"\n", (i + 1) % n));
+    }
+    grammar_case("mutual recursion of 5000", g, Expect::Either);
+    // Left recursion through a long chain is found without deep native recursion.
+    let mut g = String::from("root ::= l0\n");
+    for i in 0..n {
+        g.push_str(&format!("l{i} ::= l{} \"x\" | \"y\"\n", (i + 1) % n));
+    }
+    let (r, _) = bounded("left recursion through 5000 rules", move || compile_gbnf(&g, &Limits::default()));
+    let msg = err_of(r).to_string();
+    assert!(msg.contains("left recursion"), "{msg}");
+}

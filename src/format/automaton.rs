@@ -12,6 +12,10 @@ use regex_automata::{
 
 use super::{FormatError, Limits};
 
+/// How deep groups may nest in a regex we compile (ours or lowered from a format): the NFA
+/// compiler recurses once per level, so this bounds its native stack.
+pub const MAX_REGEX_NESTING: u32 = 1000;
+
 /// A DFA state id. Stable for the lifetime of the [`Automaton`] (the DFA is built eagerly),
 /// so it can key mask caches.
 #[repr(transparent)]
@@ -67,7 +71,7 @@ impl Automaton {
             ));
         }
         // Parsed once, here, for precise error positions; the NFA is built from the result.
-        let hir = regex_syntax::ParserBuilder::new().nest_limit(1000).utf8(!call_bytes).build().parse(pattern).map_err(|e| syntax_error(&e))?;
+        let hir = regex_syntax::ParserBuilder::new().nest_limit(MAX_REGEX_NESTING).utf8(!call_bytes).build().parse(pattern).map_err(|e| syntax_error(&e))?;
         let cfg = dense::Config::new()
             .start_kind(StartKind::Anchored)
             .match_kind(MatchKind::All)

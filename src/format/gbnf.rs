@@ -16,6 +16,7 @@ use std::collections::HashMap;
 
 use super::grammar::{Expr, Grammar, Rule, RuleId};
 use super::recursive;
+use super::automaton::MAX_REGEX_NESTING;
 use super::{Automaton, Compiled, FormatError, Limits};
 
 /// Parses `text` and compiles it into an automaton: a DFA when no rule is recursive, else a
@@ -45,7 +46,7 @@ pub fn compile_gbnf(text: &str, limits: &Limits) -> Result<Compiled, FormatError
             calls[r] = Some(i);
         }
     }
-    let mut lower = Lower { g: &grammar, limits, active: vec![0; grammar.rules.len()], calls };
+    let mut lower = Lower { g: &grammar, limits, active: vec![0; grammar.rules.len()], calls, depth: 0 };
     let mut regexes = Vec::new();
     for &r in &order {
         let mut out = String::new();
@@ -56,28 +57,58 @@ pub fn compile_gbnf(text: &str, limits: &Limits) -> Result<Compiled, FormatError
     Ok(Compiled::Recursive(recursive::compile_network(&regexes, limits)?))
 }
 
-/// Rules that can reach themselves through references, in rule order.
+/// Rules that can reach themselves through references, in rule order: the rules of strongly
+/// connected components with a cycle (Tarjan's algorithm with an explicit stack, so the work is
+/// linear in the grammar and a chain of thousands of rules uses no native recursion).
 fn recursive_rules(g: &Grammar) -> Vec<RuleId> {
+    let n = g.rules.len();
     let edges: Vec<Vec<RuleId>> = g.rules.iter().map(|r| {
         let mut out = Vec::new();
         refs(&r.body, &mut out);
         out
     }).collect();
-    (0..g.rules.len())
-        .filter(|&r| {
-            let mut seen = vec![false; g.rules.len()];
-            let mut stack = edges[r].clone();
-            while let Some(x) = stack.pop() {
-                if x == r {
-                    return true;
+    const UNSEEN: usize = usize::MAX;
+    let (mut index, mut low, mut on_stack) = (vec![UNSEEN; n], vec![0; n], vec![false; n]);
+    let mut recursive = vec![false; n];
+    let (mut next_index, mut stack) = (0, Vec::new());
+    for start in 0..n {
+        if index[start] != UNSEEN {
+            continue;
+        }
+        // Each open rule with the index of its next edge to follow.
+        let mut path: Vec<(RuleId, usize)> = vec![(start, 0)];
+        (index[start], low[start], on_stack[start]) = (next_index, next_index, true);
+        next_index += 1;
+        stack.push(start);
+        while let Some(&mut (r, ref mut next)) = path.last_mut() {
+            if let Some(&s) = edges[r].get(*next) {
+                *next += 1;
+                if index[s] == UNSEEN {
+                    (index[s], low[s], on_stack[s]) = (next_index, next_index, true);
+                    next_index += 1;
+                    stack.push(s);
+                    path.push((s, 0));
+                } else if on_stack[s] {
+                    low[r] = low[r].min(index[s]);
                 }
-                if !std::mem::replace(&mut seen[x], true) {
-                    stack.extend(&edges[x]);
+                continue;
+            }
+            path.pop();
+            if let Some(&(parent, _)) = path.last() {
+                low[parent] = low[parent].min(low[r]);
+            }
+            if low[r] == index[r] {
+                let from = stack.iter().rposition(|&x| x == r).unwrap();
+                let component = stack.split_off(from);
+                let cyclic = component.len() > 1 || edges[r].contains(&r);
+                for x in component {
+                    on_stack[x] = false;
+                    recursive[x] = cyclic;
                 }
             }
-            false
-        })
-        .collect()
+        }
+    }
+    (0..n).filter(|&r| recursive[r]).collect()
 }
 
 fn refs(e: &Expr, out: &mut Vec<RuleId>) {
@@ -433,37 +464,36 @@ fn check_left_recursion(g: &Grammar) -> Result<(), FormatError> {
             out
         })
         .collect();
-    // Depth-first search for a cycle (0 = unseen, 1 = on the path, 2 = done).
+    // Depth-first search for a cycle (0 = unseen, 1 = on the path, 2 = done), with an explicit
+    // stack: a chain of thousands of rules must not become thousands of native frames.
     let mut mark = vec![0u8; g.rules.len()];
-    fn visit(r: RuleId, edges: &[Vec<RuleId>], mark: &mut [u8], path: &mut Vec<RuleId>) -> Option<Vec<RuleId>> {
-        mark[r] = 1;
-        path.push(r);
-        for &s in &edges[r] {
-            if mark[s] == 1 {
-                let from = path.iter().position(|&p| p == s).unwrap();
-                let mut cycle = path[from..].to_vec();
-                cycle.push(s);
-                return Some(cycle);
-            }
-            if mark[s] == 0 {
-                if let Some(c) = visit(s, edges, mark, path) {
-                    return Some(c);
-                }
-            }
+    for start in 0..g.rules.len() {
+        if mark[start] != 0 {
+            continue;
         }
-        path.pop();
-        mark[r] = 2;
-        None
-    }
-    for r in 0..g.rules.len() {
-        if mark[r] == 0 {
-            if let Some(cycle) = visit(r, &edges, &mut mark, &mut Vec::new()) {
-                let names: Vec<&str> = cycle.iter().map(|&i| g.rules[i].name.as_str()).collect();
+        // The path from `start`, each rule with the index of its next edge to follow.
+        let mut path: Vec<(RuleId, usize)> = vec![(start, 0)];
+        mark[start] = 1;
+        while let Some(&mut (r, ref mut next)) = path.last_mut() {
+            let Some(&s) = edges[r].get(*next) else {
+                mark[r] = 2;
+                path.pop();
+                continue;
+            };
+            *next += 1;
+            if mark[s] == 1 {
+                let from = path.iter().position(|&(p, _)| p == s).unwrap();
+                let names: Vec<&str> =
+                    path[from..].iter().map(|&(i, _)| i).chain([s]).map(|i| g.rules[i].name.as_str()).collect();
                 return Err(FormatError::InvalidGrammar {
                     message: format!("left recursion is not supported: {}", names.join(" -> ")),
                     line: 0,
                     column: 0,
                 });
+            }
+            if mark[s] == 0 {
+                mark[s] = 1;
+                path.push((s, 0));
             }
         }
     }
@@ -472,7 +502,7 @@ fn check_left_recursion(g: &Grammar) -> Result<(), FormatError> {
 
 /// A regex for the grammar's language, recursive rules unrolled `limits.recursion_depth` deep.
 pub fn grammar_regex(g: &Grammar, limits: &Limits) -> Result<String, FormatError> {
-    let mut lower = Lower { g, limits, active: vec![0; g.rules.len()], calls: vec![None; g.rules.len()] };
+    let mut lower = Lower { g, limits, active: vec![0; g.rules.len()], calls: vec![None; g.rules.len()], depth: 0 };
     let mut out = String::new();
     lower.expr(&Expr::Ref(g.root), &mut out)?;
     Ok(out)
@@ -485,6 +515,9 @@ struct Lower<'a> {
     active: Vec<u32>,
     /// The network rule that a reference to each grammar rule calls (`None`: inlined).
     calls: Vec<Option<usize>>,
+    /// How many `expr` calls are open: inlining a chain of rules nests one call per reference,
+    /// so this bounds the native stack (a 5,000-rule chain overflowed it).
+    depth: u32,
 }
 
 /// Matches nothing: the branch past the recursion bound.
@@ -492,6 +525,19 @@ const NOTHING: &str = r"[^\x00-\x{10FFFF}]";
 
 impl Lower<'_> {
     fn expr(&mut self, e: &Expr, out: &mut String) -> Result<(), FormatError> {
+        if self.depth >= MAX_REGEX_NESTING {
+            return Err(FormatError::too_complex(
+                format!("rule references and groups nest more than {MAX_REGEX_NESTING} deep"),
+                format!("max regex nesting = {MAX_REGEX_NESTING}"),
+            ));
+        }
+        self.depth += 1;
+        let result = self.lower(e, out);
+        self.depth -= 1;
+        result
+    }
+
+    fn lower(&mut self, e: &Expr, out: &mut String) -> Result<(), FormatError> {
         match e {
             Expr::Literal(s) => out.push_str(&format!("(?:{})", regex_syntax::escape(s))),
             Expr::Class { ranges, negated } => {
