@@ -207,6 +207,12 @@ struct FormatLimitArgs {
     /// Total regex bytes produced while lowering one schema or grammar.
     #[arg(long, env = "CONFORM_MAX_LOWERING_BYTES", default_value_t = Limits::default().max_lowering_work)]
     max_lowering_bytes: usize,
+    /// Automata one product of writing instructions (and the format they constrain) may intersect.
+    #[arg(long, env = "CONFORM_MAX_PRODUCT_COMPONENTS", default_value_t = Limits::default().max_product_components)]
+    max_product_components: usize,
+    /// Words one writing instruction may list (forbidden words, keywords).
+    #[arg(long, env = "CONFORM_MAX_LISTED_WORDS", default_value_t = Limits::default().max_listed_words)]
+    max_listed_words: usize,
 }
 
 impl FormatLimitArgs {
@@ -220,6 +226,8 @@ impl FormatLimitArgs {
             recursion_depth: self.recursion_depth,
             max_nesting: self.max_nesting,
             max_lowering_work: self.max_lowering_bytes,
+            max_product_components: self.max_product_components,
+            max_listed_words: self.max_listed_words,
         }
     }
 }

@@ -15,6 +15,7 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use conform::format::instructions;
 use conform::format::{compile_gbnf, compile_regex, compile_schema, Compiled, FormatError, Limits, SchemaOptions};
 use conform::mask::{MaskIndex, Matcher};
 use conform::vocab::{TokenTrie, Vocab};
@@ -521,4 +522,80 @@ fn thousands_of_mutually_recursive_rules_stay_bounded() {
     let (r, _) = bounded("left recursion through 5000 rules", move || compile_gbnf(&g, &Limits::default()));
     let msg = err_of(r).to_string();
     assert!(msg.contains("left recursion"), "{msg}");
+}
+
+// ------------------------------------------------------------------ writing instructions
+
+/// Compiles an instruction list on a compile-sized stack; returns the product's state count.
+fn instructions_case(name: &str, list: Value) -> Result<usize, FormatError> {
+    let name = name.to_string();
+    let (tx, rx) = mpsc::channel();
+    let thread_name = name.clone();
+    std::thread::Builder::new()
+        .stack_size(STACK)
+        .spawn(move || {
+            let started = Instant::now();
+            let r = instructions::parse_list(&list).and_then(|l| instructions::compile(&l, None, &Limits::default()));
+            let _ = tx.send((r.map(|p| p.state_count()), started.elapsed()));
+        })
+        .unwrap();
+    let (r, took) = rx.recv_timeout(HANG_GUARD).unwrap_or_else(|_| panic!("{thread_name}: no result (hang or panic)"));
+    let rss = peak_rss_mib().map(|m| format!(", peak RSS {m} MiB")).unwrap_or_default();
+    eprintln!("{name}: {:?} in {took:.2?}{rss}", r.as_ref().map_err(ToString::to_string));
+    r
+}
+
+/// `n` distinct pseudo-random lowercase words of 4 to 9 letters (little shared structure).
+fn words(n: usize) -> Vec<String> {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut out = std::collections::BTreeSet::new();
+    while out.len() < n {
+        let len = 4 + next() % 6;
+        out.insert((0..len).map(|_| (b'a' + (next() % 26) as u8) as char).collect::<String>());
+    }
+    out.into_iter().collect()
+}
+
+/// A forbidden-word list is one automaton (a component per word made the product's tuples as
+/// long as the list: 5,000 words took minutes and gigabytes), and its length is capped.
+#[test]
+fn long_forbidden_word_lists_are_one_automaton_and_capped() {
+    let cap = Limits::default().max_listed_words;
+    let states = instructions_case(&format!("{cap} forbidden words"), json!([{"id": "keywords:forbidden_words", "forbidden_words": words(cap)}]));
+    assert!(states.is_ok_and(|s| s > 1));
+    let e = instructions_case("5000 forbidden words", json!([{"id": "keywords:forbidden_words", "forbidden_words": words(5_000)}])).unwrap_err();
+    assert!(matches!(&e, FormatError::TooComplex { limit, .. } if limit.starts_with("max_listed_words")), "{e}");
+}
+
+/// Words that must all appear are one automaton each, and their product can have 2^n states:
+/// their number is capped before any is compiled, and the cap is the limit the error names.
+#[test]
+fn long_keyword_lists_hit_the_component_limit() {
+    let e = instructions_case("200 keywords", json!([{"id": "keywords:existence", "keywords": words(200)}])).unwrap_err();
+    assert!(matches!(&e, FormatError::TooComplex { limit, .. } if limit.starts_with("max_product_components")), "{e}");
+    // Under the cap, the state bound (with the tuples' memory counted) decides.
+    let r = instructions_case("40 keywords", json!([{"id": "keywords:existence", "keywords": words(40)}]));
+    assert!(matches!(&r, Err(FormatError::TooComplex { .. })), "{r:?}");
+}
+
+/// A long list with one contradictory pair: the list is capped, and naming the culprits builds
+/// a bounded number of products (their pairs were searched exhaustively: 29 s of CPU).
+#[test]
+fn contradiction_search_is_bounded() {
+    let mut list: Vec<Value> = (0..1_000).map(|_| json!({"id": "punctuation:no_comma"})).collect();
+    list.push(json!({"id": "change_case:english_lowercase"}));
+    list.push(json!({"id": "change_case:english_capital"}));
+    let e = instructions_case("1000 instructions and a contradiction", Value::Array(list)).unwrap_err();
+    assert!(matches!(&e, FormatError::TooComplex { limit, .. } if limit.starts_with("max_product_components")), "{e}");
+    let mut list: Vec<Value> = (0..60).map(|i| json!({"id": "keywords:letter_frequency", "letter": "e", "let_frequency": i % 3 + 1, "let_relation": "at least"})).collect();
+    list.push(json!({"id": "change_case:english_lowercase"}));
+    list.push(json!({"id": "change_case:english_capital"}));
+    let e = instructions_case("62 instructions and a contradiction", Value::Array(list)).unwrap_err();
+    assert!(matches!(e, FormatError::Contradictory { .. } | FormatError::TooComplex { .. }), "{e}");
 }

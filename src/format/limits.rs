@@ -37,6 +37,15 @@ pub struct Limits {
     /// schemas: a 10 kB schema whose definitions reference each other 200 times per level
     /// would otherwise build tens of megabytes and take seconds before any size check fires.
     pub max_lowering_work: usize,
+    /// How many automata one product may intersect: writing instructions (a keyword list is
+    /// one automaton per word that must appear) plus the format they constrain. Default 64.
+    /// The product's states are tuples of component states, so its memory and work grow with
+    /// this count as well as with the state count.
+    pub max_product_components: usize,
+    /// How many words one writing instruction may list (`forbidden_words`, `keywords`).
+    /// Default 256. A forbidden-word list is one automaton, but building it costs time that
+    /// grows faster than the list (2,000 words: seconds).
+    pub max_listed_words: usize,
 }
 
 impl Default for Limits {
@@ -50,6 +59,8 @@ impl Default for Limits {
             recursion_depth: 3,
             max_nesting: 32,
             max_lowering_work: 16 << 20,
+            max_product_components: 64,
+            max_listed_words: 256,
         }
     }
 }

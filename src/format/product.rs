@@ -39,12 +39,22 @@ const DEAD: u32 = u32::MAX;
 type Sub = Option<u32>;
 
 impl Product {
-    /// Builds the product. Fails with [`FormatError::TooComplex`] past `limits.dfa_size_bytes`
-    /// of table, and with [`FormatError::EmptyLanguage`] when no output satisfies everything.
+    /// Builds the product. Fails with [`FormatError::TooComplex`] past
+    /// `limits.max_product_components` components, past `limits.dfa_size_bytes` of table or
+    /// `limits.determinize_size_bytes` of state tuples while building, and with
+    /// [`FormatError::EmptyLanguage`] when no output satisfies everything.
     pub fn new(components: &[Component], limits: &Limits) -> Result<Product, FormatError> {
+        if components.len() > limits.max_product_components {
+            return Err(FormatError::too_complex(
+                format!("{} automata to intersect", components.len()),
+                format!("max_product_components = {}", limits.max_product_components),
+            ));
+        }
         let (class_of, reps) = joint_classes(components);
         let classes = reps.len();
-        let max_states = (limits.dfa_size_bytes / (4 * classes + 8)).max(1);
+        // Each state costs a table row, and while building, its tuple twice (list and index).
+        let tuple_bytes = 2 * (std::mem::size_of::<Vec<Sub>>() + components.len() * std::mem::size_of::<Sub>()) + 16;
+        let max_states = (limits.dfa_size_bytes / (4 * classes + 8)).min(limits.determinize_size_bytes / tuple_bytes).max(1);
         let start: Vec<Sub> = components.iter().map(|c| Some(c.automaton.start())).collect();
         if start.iter().zip(components).any(|(s, c)| !alive(c, *s)) {
             return Err(empty());
@@ -70,7 +80,7 @@ impl Product {
                         if tuples.len() >= max_states {
                             return Err(FormatError::too_complex(
                                 format!("the combined automaton exceeds {max_states} states"),
-                                format!("dfa_size_bytes = {}", limits.dfa_size_bytes),
+                                format!("dfa_size_bytes = {} (determinize_size_bytes = {} while building)", limits.dfa_size_bytes, limits.determinize_size_bytes),
                             ));
                         }
                         let id = tuples.len() as u32;

@@ -316,10 +316,12 @@ impl Instruction {
                 let at_least = |n| separated(n, &format!("(?i:{ANY}{})", lit(keyword)), &format!("(?i:{ANY}{})", lit(keyword)), ANY);
                 relate(*relation, *n, at_least, at_least)
             }
-            ForbiddenWords(words) => words
-                .iter()
-                .map(|w| Part::Regex(format!("(?i:(?:{ANY}[^A-Za-z0-9_])?{}(?:[^A-Za-z0-9_]{ANY})?)", lit(w.trim())), true))
-                .collect(),
+            // One automaton for the whole list (containing any word is a union): a component
+            // per word would make the product's tuples as long as the list.
+            ForbiddenWords(words) => {
+                let any_word: Vec<String> = words.iter().map(|w| lit(w.trim())).collect();
+                vec![Part::Regex(format!("(?i:(?:{ANY}[^A-Za-z0-9_])?(?:{})(?:[^A-Za-z0-9_]{ANY})?)", any_word.join("|")), true)]
+            }
             LetterFrequency { letter, relation, n } => {
                 let l = lit(&letter.to_string());
                 let at_least = |n| separated(n, &format!("(?i:[^{l}]*{l})"), &format!("(?i:[^{l}]*{l})"), ANY);
@@ -490,7 +492,26 @@ pub fn compile(
         parts.push((None, Component { automaton: letter, negated: false }));
     }
     for (i, instruction) in instructions.iter().enumerate() {
-        for part in instruction.parts(limits) {
+        if let Instruction::KeywordsExist(words) | Instruction::ForbiddenWords(words) = instruction {
+            if words.len() > limits.max_listed_words {
+                return Err(FormatError::too_complex(
+                    format!("instructions[{i}] lists {} words", words.len()),
+                    format!("max_listed_words = {}", limits.max_listed_words),
+                ));
+            }
+        }
+    }
+    let planned: Vec<Vec<Part>> = instructions.iter().map(|i| i.parts(limits)).collect();
+    let count = parts.len() + planned.iter().map(Vec::len).sum::<usize>();
+    if count > limits.max_product_components {
+        // Checked before compiling any of them: thousands of keywords are thousands of DFAs.
+        return Err(FormatError::too_complex(
+            format!("the instructions need {count} automata (one per keyword that must appear)"),
+            format!("max_product_components = {}", limits.max_product_components),
+        ));
+    }
+    for (i, (instruction, planned)) in instructions.iter().zip(planned).enumerate() {
+        for part in planned {
             let (automaton, negated): (Arc<dyn ByteAutomaton>, bool) = match part {
                 Part::Count(unit, n, negated) => (Arc::new(count::at_least(unit, n)), negated),
                 Part::Regex(regex, negated) => match Automaton::from_regex_minimal(&regex, limits) {
@@ -516,8 +537,19 @@ fn describe(instruction: &Instruction) -> String {
     format!("{instruction:?}")
 }
 
-/// Names the first pair (or single instruction, with the base format) whose product is empty.
+/// How many products the search for a contradiction's culprits may build, each within 1/16 of
+/// the size limits: the pairs of a long list are quadratic in number (1,000 instructions took
+/// 29 s), so the search costs at most twice the failed compile before it.
+const MAX_CULPRIT_PRODUCTS: usize = 32;
+
+/// Names the first pair (or single instruction, with the base format) whose product is empty,
+/// searching within [`MAX_CULPRIT_PRODUCTS`] products.
 fn culprits(parts: &[(Option<usize>, Component)], instructions: &[Instruction], limits: &Limits) -> String {
+    let limits = &Limits {
+        dfa_size_bytes: limits.dfa_size_bytes / 16,
+        determinize_size_bytes: limits.determinize_size_bytes / 16,
+        ..limits.clone()
+    };
     let fixed: Vec<Component> = parts.iter().filter(|(i, _)| i.is_none()).map(|(_, c)| c.clone()).collect();
     let of = |i: usize| parts.iter().filter(move |(j, _)| *j == Some(i)).map(|(_, c)| c.clone());
     let empty = |members: &[usize]| {
@@ -528,14 +560,23 @@ fn culprits(parts: &[(Option<usize>, Component)], instructions: &[Instruction], 
         matches!(Product::new(&components, limits), Err(FormatError::EmptyLanguage { .. }))
     };
     let n = instructions.len();
+    let mut budget = MAX_CULPRIT_PRODUCTS;
+    let mut try_empty = |members: &[usize]| {
+        budget = budget.checked_sub(1)?;
+        Some(empty(members))
+    };
     for i in 0..n {
-        if empty(&[i]) {
-            return format!("instructions[{i}] ({}) cannot be met together with the rest of the format", describe(&instructions[i]));
+        match try_empty(&[i]) {
+            Some(true) => {
+                return format!("instructions[{i}] ({}) cannot be met together with the rest of the format", describe(&instructions[i]))
+            }
+            Some(false) => {}
+            None => break,
         }
     }
     for i in 0..n {
         for j in i + 1..n {
-            if empty(&[i, j]) {
+            if try_empty(&[i, j]) == Some(true) {
                 return format!(
                     "instructions[{i}] ({}) and instructions[{j}] ({}) exclude each other",
                     describe(&instructions[i]),
