@@ -213,6 +213,9 @@ struct FormatLimitArgs {
     /// Words one writing instruction may list (forbidden words, keywords).
     #[arg(long, env = "CONFORM_MAX_LISTED_WORDS", default_value_t = Limits::default().max_listed_words)]
     max_listed_words: usize,
+    /// Bytes of token masks cached over all compiled formats (an eighth at most per format).
+    #[arg(long, env = "CONFORM_MASK_CACHE_BYTES", default_value_t = Limits::default().mask_cache_bytes)]
+    mask_cache_bytes: usize,
 }
 
 impl FormatLimitArgs {
@@ -228,6 +231,7 @@ impl FormatLimitArgs {
             max_lowering_work: self.max_lowering_bytes,
             max_product_components: self.max_product_components,
             max_listed_words: self.max_listed_words,
+            mask_cache_bytes: self.mask_cache_bytes,
         }
     }
 }

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use conform::format::instructions;
 use conform::format::{compile_gbnf, compile_regex, compile_schema, Compiled, FormatError, Limits, SchemaOptions};
-use conform::mask::{MaskIndex, Matcher};
+use conform::mask::{ByteAutomaton, MaskIndex, Matcher};
 use conform::vocab::{TokenTrie, Vocab};
 use serde_json::{json, Map, Value};
 
@@ -598,4 +598,26 @@ fn contradiction_search_is_bounded() {
     list.push(json!({"id": "change_case:english_capital"}));
     let e = instructions_case("62 instructions and a contradiction", Value::Array(list)).unwrap_err();
     assert!(matches!(e, FormatError::Contradictory { .. } | FormatError::TooComplex { .. }), "{e}");
+}
+
+// ------------------------------------------------------------------ mask caches
+
+/// A counting regex visits a new state at every byte, and each state's mask is cached: the
+/// caches stay within their byte budget by starting over (about 100 KB per state was kept
+/// without bound with a 150k-token vocabulary).
+#[test]
+fn mask_caches_stay_within_their_byte_budget() {
+    let a = Arc::new(compile_regex("(?:[^a]*a){300}", &Limits::default()).unwrap());
+    let (vocab, trie) = small_vocab();
+    let budget = 16 << 10;
+    let idx = Arc::new(MaskIndex::new(a.clone(), vocab.clone(), trie).unwrap().with_cache_budget(budget));
+    let mut state = a.start();
+    for _ in 0..300 {
+        idx.state_mask(state);
+        assert!(idx.cached_bytes() <= budget, "{} cached bytes > budget {budget}", idx.cached_bytes());
+        state = a.next(state, b'a').expect("the regex takes 300 `a`s");
+    }
+    let stats = idx.stats();
+    assert!(stats.cache_resets > 0, "300 states never reached the budget: {stats:?}");
+    assert_eq!(stats.walks, 300, "every state is walked once: {stats:?}");
 }

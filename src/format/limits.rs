@@ -46,6 +46,10 @@ pub struct Limits {
     /// Default 256. A forbidden-word list is one automaton, but building it costs time that
     /// grows faster than the list (2,000 words: seconds).
     pub max_listed_words: usize,
+    /// Bytes of token masks the server keeps cached over all compiled formats; one format's
+    /// masks take at most a quarter of it before they start over. Default 512 MiB. A mask
+    /// costs ~20–100 KB with a 150k-token vocabulary, and a format can visit many states.
+    pub mask_cache_bytes: usize,
 }
 
 impl Default for Limits {
@@ -61,6 +65,7 @@ impl Default for Limits {
             max_lowering_work: 16 << 20,
             max_product_components: 64,
             max_listed_words: 256,
+            mask_cache_bytes: 512 << 20,
         }
     }
 }

@@ -4,7 +4,7 @@ use super::{ByteAutomaton, MaskError, TokenSet};
 use crate::vocab::trie::packed;
 use crate::vocab::{TokenTrie, Vocab};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
@@ -51,6 +51,14 @@ pub struct StateMask {
 }
 
 impl StateMask {
+    /// Heap bytes this mask holds once all its budgeted sets are built: an upper bound, so a
+    /// cache's byte budget holds before the lazy sets appear.
+    fn heap_bytes(&self, n_vocab: usize) -> usize {
+        let set = n_vocab.div_ceil(64) * 8 + 64;
+        let levels: usize = self.levels.iter().map(|l| l.toks.len() * 4 + std::mem::size_of::<Level>()).sum();
+        levels + self.sets.len() * set + self.eog_in_top.len() * 4 + std::mem::size_of::<StateMask>()
+    }
+
     pub fn is_accepting(&self) -> bool {
         self.accepting
     }
@@ -138,7 +146,12 @@ pub struct MaskStats {
     pub cache_hits: u64,
     /// Budgeted bitsets built lazily (below the top level).
     pub level_sets_built: u64,
+    /// Times the mask caches were emptied because they reached their byte budget.
+    pub cache_resets: u64,
 }
+
+/// Default byte budget of one index's mask caches (see [`MaskIndex::with_cache_budget`]).
+pub const DEFAULT_CACHE_BUDGET: usize = 64 << 20;
 
 /// Shared mask index for one (automaton, vocabulary) pair.
 pub struct MaskIndex {
@@ -159,6 +172,10 @@ pub struct MaskIndex {
     nodes_visited: AtomicU64,
     cache_hits: AtomicU64,
     level_sets_built: AtomicU64,
+    /// Bytes held by both mask caches (upper bounds, see [`StateMask::heap_bytes`]).
+    cached_bytes: AtomicUsize,
+    cache_budget: usize,
+    cache_resets: AtomicU64,
 }
 
 impl std::fmt::Debug for MaskIndex {
@@ -190,7 +207,23 @@ impl MaskIndex {
             nodes_visited: AtomicU64::new(0),
             cache_hits: AtomicU64::new(0),
             level_sets_built: AtomicU64::new(0),
+            cached_bytes: AtomicUsize::new(0),
+            cache_budget: DEFAULT_CACHE_BUDGET,
+            cache_resets: AtomicU64::new(0),
         })
+    }
+
+    /// Caps the bytes this index's mask caches hold: past it they start over (masks are
+    /// recomputed on demand), so a format that visits many states cannot grow without bound
+    /// (a counting regex took ~100 KB per state, 70 MB in one request).
+    pub fn with_cache_budget(mut self, bytes: usize) -> MaskIndex {
+        self.cache_budget = bytes;
+        self
+    }
+
+    /// Bytes the mask caches hold now (upper bounds per mask).
+    pub fn cached_bytes(&self) -> usize {
+        self.cached_bytes.load(Relaxed)
     }
 
     pub fn automaton(&self) -> &dyn ByteAutomaton {
@@ -223,6 +256,7 @@ impl MaskIndex {
             nodes_visited: self.nodes_visited.load(Relaxed),
             cache_hits: self.cache_hits.load(Relaxed),
             level_sets_built: self.level_sets_built.load(Relaxed),
+            cache_resets: self.cache_resets.load(Relaxed),
         }
     }
 
@@ -237,8 +271,27 @@ impl MaskIndex {
     }
 
     pub fn clear_cache(&self) {
-        self.cache.lock().unwrap().clear();
-        self.exact_cache.lock().unwrap().clear();
+        let mut cache = self.cache.lock().unwrap();
+        let mut exact = self.exact_cache.lock().unwrap();
+        cache.clear();
+        exact.clear();
+        self.cached_bytes.store(0, Relaxed);
+    }
+
+    /// Caches `m` as the mask of `state` in `cache` (keeping an entry a racing walk put there
+    /// first), within the byte budget.
+    fn remember(&self, cache: &Mutex<HashMap<u32, Arc<StateMask>>>, state: u32, m: StateMask) -> Arc<StateMask> {
+        let bytes = m.heap_bytes(self.vocab.len());
+        if self.cached_bytes.load(Relaxed) + bytes > self.cache_budget {
+            self.clear_cache();
+            self.cache_resets.fetch_add(1, Relaxed);
+        }
+        let mut cache = cache.lock().unwrap();
+        let entry = cache.entry(state).or_insert_with(|| {
+            self.cached_bytes.fetch_add(bytes, Relaxed);
+            Arc::new(m)
+        });
+        entry.clone()
     }
 
     /// State reached from `state` by the bytes of text token `token`; `None`
@@ -292,8 +345,8 @@ impl MaskIndex {
             return m.clone();
         }
         // Walk without holding the lock; on a race keep the first result.
-        let m = Arc::new(self.compute(state, !self.bytes_bound_tokens));
-        self.cache.lock().unwrap().entry(state).or_insert(m).clone()
+        let m = self.compute(state, !self.bytes_bound_tokens);
+        self.remember(&self.cache, state, m)
     }
 
     /// The mask of `state` with levels by exact token distance.
@@ -305,8 +358,8 @@ impl MaskIndex {
         if let Some(m) = self.exact_cache.lock().unwrap().get(&state) {
             return m.clone();
         }
-        let m = Arc::new(self.compute(state, true));
-        self.exact_cache.lock().unwrap().entry(state).or_insert(m).clone()
+        let m = self.compute(state, true);
+        self.remember(&self.exact_cache, state, m)
     }
 
     /// True if the budget removes some live token in `state` (whose mask is `m`).

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use super::chat::usage;
 use super::error::ApiError;
 use super::constrain::Format;
-use super::generate::{collect_all, compile_format, merged, submit, token_text, Collected};
+use super::generate::{check_admittable, collect_all, compile_format, merged, submit, token_text, Collected};
 use super::request::{parse_json, typed, CompletionRequest, Prompt, SamplingFields};
 use super::{check_model, new_id, unix_now, AppState, Body};
 use crate::engine::{Event, Summary, TokenLogprob};
@@ -28,6 +28,8 @@ pub async fn completions(State(state): State<AppState>, body: Body) -> Result<Re
     if validated.stream && prompts.len() > 1 {
         return Err(ApiError::invalid("prompt", "streaming takes a single prompt"));
     }
+    // Each prompt of a list runs `n` times: all of them count against --max-n.
+    check_admittable(&state, prompts.len() * validated.n as usize, "prompt")?;
     let mut receivers = Vec::new();
     for prompt in prompts {
         receivers.extend(submit(&state, prompt, &validated, format.as_ref(), None, None).await?);

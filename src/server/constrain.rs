@@ -303,7 +303,16 @@ impl Formats {
     fn compiled(&self, param: &str, source: Source, mode: Mode) -> Result<Format, ApiError> {
         // A recursive automaton that has interned many states is rebuilt for new requests, so
         // its state and mask caches stop growing (requests holding the old one keep it).
-        let cached = self.cache.lock().unwrap().get(&source).filter(|(_, a, _)| !a.saturated()).cloned();
+        let cached = {
+            let mut cache = self.cache.lock().unwrap();
+            // Masks grow while formats are in use: past the byte budget over all of them, the
+            // cache starts over (requests holding a format keep it until they finish).
+            let mask_bytes: usize = cache.values().map(|(index, _, _)| index.cached_bytes()).sum();
+            if mask_bytes > self.limits.mask_cache_bytes {
+                cache.clear();
+            }
+            cache.get(&source).filter(|(_, a, _)| !a.saturated()).cloned()
+        };
         let (index, automaton, ignored) = match cached {
             Some(entry) => {
                 metrics().format_cache_hits.fetch_add(1, Relaxed);
@@ -316,7 +325,8 @@ impl Formats {
                 metrics().format_compile.observe(start.elapsed());
                 let (automaton, ignored) = built.map_err(|e| format_error(param, e))?;
                 let index = MaskIndex::new(automaton.clone(), self.vocab.clone(), self.trie.clone())
-                    .map_err(ApiError::internal)?;
+                    .map_err(ApiError::internal)?
+                    .with_cache_budget(self.limits.mask_cache_bytes / 8);
                 let entry = (Arc::new(index), automaton, ignored);
                 let mut cache = self.cache.lock().unwrap();
                 if cache.len() >= CACHE_ENTRIES {

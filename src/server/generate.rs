@@ -33,6 +33,20 @@ pub async fn compile_fields(state: &AppState, fields: FormatFields) -> Result<Op
 /// and the status is still ours to choose because no response has started. A `decoupled`
 /// request writes freely first; its `bridge` (prompt between the free text and the format)
 /// takes room in the context window too.
+/// Refuses with a 400 (naming `field`) a request of `generations` sequences that could never
+/// be admitted: more than `--max-n`, or more than the slots and the queue hold together (a
+/// 429 would tell its client to retry forever).
+pub fn check_admittable(state: &AppState, generations: usize, field: &'static str) -> Result<(), ApiError> {
+    let max_n = state.request_limits.max_n as usize;
+    let capacity = state.engine.config.parallel as usize + state.max_queue;
+    let bound = max_n.min(capacity);
+    if generations > bound {
+        let why = if generations > max_n { format!("--max-n is {max_n}") } else { format!("{capacity} fit in the slots and the queue") };
+        return Err(ApiError::invalid(field, format!("this request asks for {generations} generations, but at most {bound} can run ({why})")));
+    }
+    Ok(())
+}
+
 pub async fn submit(
     state: &AppState,
     prompt: Vec<LlamaToken>,
@@ -74,6 +88,7 @@ pub async fn submit(
         )
         .with_code("format_exceeds_max_tokens"));
     }
+    check_admittable(state, request.n as usize, "n")?;
     // Sequences beyond the free slots wait in the engine's queue; bound it.
     let stats = &state.engine.stats;
     let waiting = stats.queued.load(Ordering::Relaxed);
