@@ -100,12 +100,24 @@ impl ApiError {
 
     pub fn body(&self) -> serde_json::Value {
         json!({"error": {
-            "message": self.message,
+            "message": shortened(&self.message),
             "type": self.kind,
-            "param": self.param,
+            "param": self.param.as_deref().map(shortened),
             "code": self.code,
         }})
     }
+}
+
+/// Longest message or param sent back: messages quote the client's input (a regex, a name),
+/// and a 400 KB input must not come back whole.
+const MAX_ECHO_BYTES: usize = 2048;
+
+fn shortened(text: &str) -> String {
+    if text.len() <= MAX_ECHO_BYTES {
+        return text.to_string();
+    }
+    let cut = (0..=MAX_ECHO_BYTES).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+    format!("{}… ({} more bytes)", &text[..cut], text.len() - cut)
 }
 
 impl IntoResponse for ApiError {
@@ -115,5 +127,20 @@ impl IntoResponse for ApiError {
             response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_inputs_are_not_echoed_whole() {
+        let e = ApiError::invalid("x".repeat(5000), format!("bad regex: {}é", "a".repeat(400_000)));
+        let body = e.body();
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.len() < 3000 && message.ends_with("more bytes)"), "{}", message.len());
+        assert!(body["error"]["param"].as_str().unwrap().len() < 3000);
+        assert_eq!(ApiError::invalid("n", "short").body()["error"]["message"], "short");
     }
 }

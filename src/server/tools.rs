@@ -60,7 +60,24 @@ pub fn read(body: &Value, limits: &Limits) -> Result<Option<Tools>, ApiError> {
         if functions.iter().any(|(n, _)| n == name) {
             return Err(ApiError::invalid(format!("{param}.function.name"), format!("the function name `{name}` is used twice")));
         }
-        let parameters = function.get("parameters").cloned().unwrap_or_else(|| json!({"type": "object", "properties": {}}));
+        let mut parameters = function.get("parameters").cloned().unwrap_or_else(|| json!({"type": "object", "properties": {}}));
+        // Arguments are an object (clients parse them as keyword arguments): a schema without
+        // a type means an object, any other type is refused.
+        let Some(schema) = parameters.as_object_mut() else {
+            return Err(ApiError::invalid(format!("{param}.function.parameters"), "`parameters` must be a JSON Schema object"));
+        };
+        match schema.get("type") {
+            None => {
+                schema.insert("type".into(), json!("object"));
+            }
+            Some(t) if t == "object" => {}
+            Some(t) => {
+                return Err(ApiError::invalid(
+                    format!("{param}.function.parameters.type"),
+                    format!("the arguments of a function are an object, so `parameters` must have \"type\": \"object\", not {t}"),
+                ));
+            }
+        }
         functions.push((name.to_string(), parameters));
     }
     let choice = match body.get("tool_choice") {
@@ -237,6 +254,20 @@ mod tests {
         assert_eq!(e.param.as_deref(), Some("tool_choice.function.name"));
         let e = read(&json!({"tool_choice": "required"}), &limits).err().unwrap();
         assert_eq!(e.param.as_deref(), Some("tool_choice"));
+        let string_args = json!([{"type": "function", "function": {"name": "f", "parameters": {"type": "string"}}}]);
+        let e = read(&json!({"tools": string_args}), &limits).err().unwrap();
+        assert_eq!(e.param.as_deref(), Some("tools[0].function.parameters.type"));
+        let e = read(&json!({"tools": [{"type": "function", "function": {"name": "f", "parameters": 3}}]}), &limits).err().unwrap();
+        assert_eq!(e.param.as_deref(), Some("tools[0].function.parameters"));
+    }
+
+    #[test]
+    fn untyped_parameters_take_objects_only() {
+        let list = json!([{"type": "function", "function": {"name": "f", "parameters": {"properties": {"a": {"type": "integer"}}}}}]);
+        let a = compile(&read(&json!({"tools": list, "tool_choice": "required"}), &Limits::default()).unwrap().unwrap());
+        let call = |args: &str| format!("<tool_call>\n{{\"name\": \"f\", \"arguments\": {args}}}\n</tool_call>");
+        assert!(a.accepts(call("{\"a\": 1}").as_bytes()));
+        assert!(!a.accepts(call("\"x\"").as_bytes()), "arguments must be an object");
     }
 }
 
