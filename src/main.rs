@@ -361,7 +361,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let mut api_keys = args.api_keys.clone();
     if let Ok(keys) = std::env::var("CONFORM_API_KEY") {
+        let before = api_keys.len();
         api_keys.extend(keys.split(',').map(str::trim).filter(|k| !k.is_empty()).map(String::from));
+        if api_keys.len() == before {
+            anyhow::bail!("CONFORM_API_KEY is set but holds no key: refusing to start, since that would turn authentication off");
+        }
     }
     let loopback = args.host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback()) || args.host == "localhost";
     if api_keys.is_empty() && !loopback {
@@ -378,7 +382,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tpm: args.engine.tpm(&engine)?,
     };
     let state = server::AppState::new(engine, config)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    // Formats compile on the blocking pool; their depth is bounded, and this margin keeps a
+    // bound we missed an error rather than a stack overflow, which aborts the process.
+    let runtime = tokio::runtime::Builder::new_multi_thread().thread_stack_size(8 << 20).enable_all().build()?;
     runtime.block_on(async move {
         let stop_signal = shutdown_signal()?;
         let addr = format!("{}:{}", args.host, args.port);
