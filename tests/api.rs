@@ -299,6 +299,53 @@ async fn format_mode_applies_to_tool_calls() {
     expect_error("/v1/chat/completions", &body(json!({"format_options": {"whitespace": 2}})), 400, Some("format_options")).await;
 }
 
+/// Tools with a response format: the agent's loop. Under "auto" the output is a call or the
+/// final answer in the schema, whichever the model starts; with the tool's result in the
+/// conversation the answer comes in the schema; under "required" it is a call.
+#[tokio::test]
+async fn tools_together_with_a_response_format() {
+    let tools = json!([{"type": "function", "function": {"name": "get_weather", "description": "Weather for a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]);
+    let schema = json!({"type": "object", "properties": {"city": {"type": "string"}, "celsius": {"type": "integer"}},
+        "required": ["city", "celsius"], "additionalProperties": false});
+    let rf = json!({"type": "json_schema", "json_schema": {"name": "report", "strict": true, "schema": schema}});
+    let body = |messages: Value, choice: &str| json!({"model": MODEL, "messages": messages, "tools": tools, "tool_choice": choice,
+        "response_format": rf, "max_tokens": 60, "temperature": 0});
+    let ask = json!([{"role": "user", "content": "What is the weather in Paris?"}]);
+    // Either shape is valid; whichever it is must be complete and well-formed.
+    let check = |resp: &Value| -> bool {
+        let message = &resp["choices"][0]["message"];
+        if let Some(calls) = message["tool_calls"].as_array() {
+            let arguments: Value = serde_json::from_str(calls[0]["function"]["arguments"].as_str().unwrap()).unwrap();
+            assert!(arguments["city"].is_string(), "{resp}");
+            assert_eq!(resp["choices"][0]["finish_reason"], "tool_calls", "{resp}");
+            true
+        } else {
+            let answer: Value = serde_json::from_str(message["content"].as_str().unwrap()).unwrap_or_else(|e| panic!("{e}: {resp}"));
+            assert!(answer["city"].is_string() && answer["celsius"].is_i64(), "{resp}");
+            false
+        }
+    };
+    let (status, first) = post(server(), "/v1/chat/completions", &body(ask.clone(), "auto")).await;
+    assert_eq!(status, 200, "{first}");
+    check(&first);
+    let (status, required) = post(server(), "/v1/chat/completions", &body(ask.clone(), "required")).await;
+    assert_eq!(status, 200, "{required}");
+    assert!(check(&required), "tool_choice \"required\" calls: {required}");
+    let call = &required["choices"][0]["message"]["tool_calls"][0];
+    let mut turns = ask.as_array().unwrap().clone();
+    turns.push(json!({"role": "assistant", "content": null, "tool_calls": [call]}));
+    turns.push(json!({"role": "tool", "tool_call_id": call["id"], "content": "{\"city\": \"Paris\", \"celsius\": 18}"}));
+    let (status, answered) = post(server(), "/v1/chat/completions", &body(Value::Array(turns), "auto")).await;
+    assert_eq!(status, 200, "{answered}");
+    check(&answered);
+    // Only JSON formats stand beside calls.
+    let mut regex = body(ask, "auto");
+    regex.as_object_mut().unwrap().remove("response_format");
+    regex["guided_regex"] = json!("[a-z]+");
+    expect_error("/v1/chat/completions", &regex, 400, Some("guided_regex")).await;
+}
+
 #[tokio::test]
 async fn api_keys_guard_v1_but_not_health() {
     static KEYED: OnceLock<Server> = OnceLock::new();

@@ -2,8 +2,10 @@
 //! `Matcher` over a small synthetic vocabulary, checking every mask against a brute-force
 //! oracle computed from the automaton.
 //!
-//! Input layout: `[mode] spec \0 script`
-//! * `mode % 5`: 0 = regex, 1 = JSON Schema (text), 2 = choice list (one alternative per line),
+//! Input layout: `[mode] spec \0 script`, or `[mode | 0x80] [factor] spec \0 script` to grow
+//! the spec into a large input (see [`grow`]: rule chains, long word and choice lists, many
+//! alternatives), so that small seeds reach the sizes where work and stack limits matter;
+//! * `mode & 0x7f % 5`: 0 = regex, 1 = JSON Schema (text), 2 = choice list (one alternative per line),
 //!   3 = writing instructions (the JSON list of `response_format: {"type": "instructions"}`),
 //!   4 = GBNF grammar;
 //! * `spec`: bytes up to the first NUL (lossily decoded as UTF-8);
@@ -64,6 +66,39 @@ fn small_vocab() -> &'static SmallVocab {
         let trie = Arc::new(TokenTrie::new(&vocab));
         SmallVocab { vocab, trie, eog }
     })
+}
+
+/// Grows `spec` by `factor`: a regex into `factor * 16` alternatives of it; a schema into an
+/// object of `factor * 16` properties with it as their schema; a choice list repeated
+/// `factor * 16` times (lines numbered apart); an instruction into `factor` copies of it with
+/// its first word list extended by `factor * 32` words; a GBNF rule body into a chain of
+/// `factor * 40` rules that each use it once and call the next.
+fn grow(mode: u8, spec: &str, factor: usize) -> String {
+    match mode % 5 {
+        0 => vec![format!("(?:{spec})"); factor * 16].join("|"),
+        1 => {
+            let Ok(schema) = serde_json::from_str::<serde_json::Value>(spec) else { return spec.to_string() };
+            let properties: serde_json::Map<String, serde_json::Value> = (0..factor * 16).map(|i| (format!("p{i}"), schema.clone())).collect();
+            serde_json::json!({"type": "object", "properties": properties}).to_string()
+        }
+        2 => (0..factor * 16).flat_map(|i| spec.split('\n').map(move |line| format!("{line}{i}"))).collect::<Vec<_>>().join("\n"),
+        3 => {
+            let Ok(mut instruction) = serde_json::from_str::<serde_json::Value>(spec) else { return spec.to_string() };
+            if let Some(list) = instruction.as_object_mut().and_then(|o| o.values_mut().find_map(|v| v.as_array_mut())) {
+                list.extend((0..factor * 32).map(|i| serde_json::Value::String(format!("w{i}x"))));
+            }
+            serde_json::Value::Array(vec![instruction; factor.max(1)]).to_string()
+        }
+        _ => {
+            let n = factor * 40;
+            let mut g = String::from("root ::= r0\n");
+            for i in 0..n {
+                g.push_str(&format!("r{i} ::= {spec} r{}\n", i + 1));
+            }
+            g.push_str(&format!("r{n} ::= {spec}\n"));
+            g
+        }
+    }
 }
 
 fn compile(mode: u8, spec: &str) -> Option<Arc<dyn ByteAutomaton>> {
@@ -137,12 +172,25 @@ fn check_mask(m: &mut Matcher, a: &dyn ByteAutomaton, index: &MaskIndex, v: &Voc
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&mode, rest)) = data.split_first() else { return };
+    let Some((&mode, mut rest)) = data.split_first() else { return };
+    let factor = match (mode & 0x80 != 0, rest.split_first()) {
+        (true, Some((&f, tail))) => {
+            rest = tail;
+            Some(f as usize)
+        }
+        (true, None) => return,
+        (false, _) => None,
+    };
+    let mode = mode & 0x7f;
     let (spec, script) = match rest.iter().position(|&b| b == 0) {
         Some(i) => (&rest[..i], &rest[i + 1..]),
         None => (rest, &[][..]),
     };
     let spec = String::from_utf8_lossy(spec);
+    let spec = match factor {
+        Some(f) => std::borrow::Cow::Owned(grow(mode, &spec, f)),
+        None => spec,
+    };
     let Some(a) = compile(mode, &spec) else { return };
     let sv = small_vocab();
     let v = &sv.vocab;

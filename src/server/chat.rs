@@ -30,11 +30,16 @@ pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Resu
     if plan.is_some() && tools.is_some() {
         return Err(ApiError::invalid("format_mode", "`format_mode: \"decoupled\"` does not combine with `tools`"));
     }
-    // With tools (and no other format), `format_mode` says how calls are decoded: "mask" (the
-    // default) or "free" (unconstrained, only parsed: the baseline of an A/B).
+    // With tools, `format_mode` says how calls are decoded: "mask" (the default) or "free"
+    // (unconstrained, only parsed: the baseline of an A/B). A response format beside tools is
+    // the final answer: under "auto" the output is either calls or that answer, under
+    // "required" or a named function it waits for a later turn, under "none" it holds alone.
     let tool_calls_only = tools.is_some() && !fields.names_a_format();
+    let choice = tools.as_ref().map(|t| t.choice.clone());
+    let calls_or_answer = tools.is_some() && fields.names_a_format() && choice == Some(ToolChoice::Auto);
+    let answer_later = tools.is_some() && fields.names_a_format() && matches!(choice, Some(ToolChoice::Required | ToolChoice::Named(_)));
     let free_calls = match fields.format_mode.as_deref() {
-        _ if !tool_calls_only => false,
+        _ if !(tool_calls_only || calls_or_answer || answer_later) => false,
         None | Some("mask") => false,
         Some("free") => true,
         Some(_) => return Err(ApiError::invalid("format_mode", "with `tools`, `format_mode` must be \"mask\" or \"free\"")),
@@ -52,8 +57,10 @@ pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Resu
             };
             (compile_fields(&state, plan.answer.clone()).await?, delivered)
         }
-        None if tool_calls_only => (None, None),
-        None => (compile_fields(&state, fields).await?, None),
+        None if tool_calls_only || answer_later => (None, None),
+        // Compiled with the calls below, or not at all when decoding is free.
+        None if calls_or_answer => (None, None),
+        None => (compile_fields(&state, fields.clone()).await?, None),
     };
     // The tool-call opener, when this vocabulary spells it as one token.
     let opener = match state.engine.tokenize("<tool_call>", false, true).as_slice() {
@@ -64,11 +71,19 @@ pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Resu
         validated.params.logit_bias.push((t, f32::NEG_INFINITY));
     }
     let (tool_format, trigger) = match tools.as_ref().and_then(|t| t.call_rules.clone().map(|r| (r, &t.choice))) {
-        Some(_) if format.is_some() => {
-            return Err(ApiError::invalid("tools", "give either tools or a response format, not both"))
-        }
         // Free calls are only parsed: nothing to compile.
         Some(_) if free_calls => (None, None),
+        Some((rules, _)) if calls_or_answer => {
+            let formats = state.formats.clone();
+            let compiled = tokio::task::spawn_blocking(move || {
+                let rules = tools::calls_or_answer(rules, |first| formats.answer_rules(&fields, first))?;
+                formats.compile_internal("response_format", rules)
+            })
+            .await
+            .map_err(ApiError::internal)??;
+            // Constrained from the first token: whatever the model writes is a call or the answer.
+            (Some(compiled), None)
+        }
         Some((rules, choice)) => {
             let formats = state.formats.clone();
             let compiled = tokio::task::spawn_blocking(move || formats.compile_internal("tools", rules))

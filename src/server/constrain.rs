@@ -199,6 +199,26 @@ impl Formats {
         &self.limits
     }
 
+    /// The request's response format as the rules of a recursive network starting at rule
+    /// `first_rule`, to stand beside tool calls as the final answer (so only JSON formats).
+    pub fn answer_rules(&self, fields: &FormatFields, first_rule: usize) -> Result<format::SchemaRegex, ApiError> {
+        let options = fields.format_options.clone().unwrap_or_default();
+        let plain = |regex| format::SchemaRegex { regex, ignored: Vec::new(), recursive: false, rules: Vec::new() };
+        match source(fields, &options)? {
+            Some((param, Source::JsonSchema { schema, lenient, whitespace, ignore_unknown })) => {
+                let schema: Value = serde_json::from_str(&schema).expect("serialized by `source`");
+                let options = SchemaOptions { whitespace, lenient, ignore_unknown_keywords: ignore_unknown };
+                format::schema_rules(&schema, &options, &self.limits, first_rule).map_err(|e| format_error(param, e))
+            }
+            Some((_, Source::JsonObject { whitespace })) => Ok(plain(format::json_object_regex(self.limits.recursion_depth, whitespace))),
+            Some((param, _)) => Err(ApiError::invalid(
+                param,
+                "with `tools`, the response format (the final answer beside the calls) must be a JSON Schema or `json_object`",
+            )),
+            None => Err(ApiError::invalid("response_format", "no response format to combine with `tools`")),
+        }
+    }
+
     /// A masked format from a regex the server built itself (tool calls).
     /// A format the server builds itself (tool calls): one regex, or the rules of a recursive
     /// network (see [`format::recursive`]).

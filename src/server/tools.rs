@@ -145,6 +145,26 @@ fn call_rules(functions: &[&(String, Value)], parallel: bool, tools: &[Value], l
     Ok(rules)
 }
 
+/// Tool calls or a final answer: `answer` gives the answer's rules (a JSON format) numbered
+/// from the rule it is passed; rule 0 becomes either of the two, as OpenAI serves `tools` with a
+/// `response_format` (the agent's loop: call tools, then answer in the schema).
+pub fn calls_or_answer(
+    mut rules: Vec<String>,
+    answer: impl FnOnce(usize) -> Result<format::SchemaRegex, ApiError>,
+) -> Result<Vec<String>, ApiError> {
+    let next = rules.len();
+    let answer = answer(next)?;
+    let answer = if answer.recursive {
+        rules.push(answer.regex);
+        rules.extend(answer.rules);
+        format::recursive::call(next)
+    } else {
+        answer.regex
+    };
+    rules[0] = format!("(?:{})|(?:{answer})", rules[0]);
+    Ok(rules)
+}
+
 /// A parsed tool call, in OpenAI's response shape.
 pub fn parse_calls(text: &str) -> (Option<String>, Vec<Value>) {
     let Some(first) = text.find(OPEN.trim_end()) else {
