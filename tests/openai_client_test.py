@@ -217,6 +217,26 @@ class OpenAIClientTest(unittest.TestCase):
                    {"type": "function_call_output", "call_id": calls[0].call_id, "output": "Sunny, 20 C"}])
         self.assertEqual(r2.output[0].type, "message")
 
+    def test_responses_tools_with_output_type(self):
+        """The Agents SDK's shape: a function tool and a structured final output together."""
+        class Weather(pydantic.BaseModel):
+            city: str
+            celsius: int
+
+        tools = [{"type": "function", "name": "get_weather", "description": "Weather in a city",
+                  "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                                 "required": ["city"], "additionalProperties": False}, "strict": True}]
+        turns = [{"role": "user", "content": "What is the weather in Oslo?"},
+                 {"type": "function_call", "call_id": "call_1", "name": "get_weather", "arguments": '{"city": "Oslo"}'},
+                 {"type": "function_call_output", "call_id": "call_1", "output": '{"city": "Oslo", "celsius": 20}'}]
+        r = self.client.responses.parse(model=MODEL, input=turns, tools=tools, text_format=Weather,
+                                        max_output_tokens=48, temperature=0)
+        calls = [o for o in r.output if o.type == "function_call"]
+        if calls:
+            self.assertIn("city", json.loads(calls[0].arguments))
+        else:
+            self.assertIsInstance(r.output_parsed, Weather)
+
     def test_responses_bad_input(self):
         with self.assertRaises(openai.BadRequestError) as e:
             self.client.responses.create(model=MODEL, input="hi", tools=[{"type": "web_search"}])
