@@ -55,8 +55,9 @@ impl ChatTemplate {
 }
 
 /// Templates expect `content` as a string and tool-call `arguments` as an object (as HF does),
-/// while OpenAI clients send content parts and arguments as a JSON string.
-fn normalise_message(message: &Json) -> Json {
+/// while OpenAI clients send content parts and arguments as a JSON string. Arguments that are
+/// not an object's JSON stay a string, so normalising twice changes nothing.
+pub fn normalise_message(message: &Json) -> Json {
     let mut message = message.clone();
     if let Some(Json::Array(parts)) = message.get("content") {
         let text: String = parts
@@ -70,7 +71,7 @@ fn normalise_message(message: &Json) -> Json {
         for call in calls {
             if let Some(function) = call.get_mut("function") {
                 if let Some(Json::String(args)) = function.get("arguments") {
-                    if let Ok(parsed) = serde_json::from_str::<Json>(args) {
+                    if let Ok(parsed @ Json::Object(_)) = serde_json::from_str::<Json>(args) {
                         function["arguments"] = parsed;
                     }
                 }

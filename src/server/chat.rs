@@ -17,7 +17,9 @@ use super::generate::{collect_all, compile_fields, merged, submit, token_text, C
 use super::request::{parse_json, typed, ChatRequest, SamplingFields};
 use super::tools::{self, ToolChoice, ToolStream};
 use super::{check_model, new_id, unix_now, AppState, Body};
+use crate::chat_template::ChatTemplate;
 use crate::engine::{Event, FinishReason, Summary, TokenLogprob};
+use llama_cpp_2::token::LlamaToken;
 
 pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Result<Response, ApiError> {
     let body = parse_json(&body.0)?;
@@ -102,19 +104,16 @@ pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Resu
     let with_tools = tools.as_ref().is_some_and(|t| t.choice != ToolChoice::None);
     let template = state
         .chat_template
-        .as_ref()
+        .clone()
         .ok_or_else(|| ApiError::invalid("messages", "this model has no chat template; use /v1/completions"))?;
-    let rejected = |e: minijinja::Error| ApiError::invalid("messages", format!("the chat template rejected the messages: {e}"));
-    let (prompt_text, bridge) = match &plan {
-        Some(plan) => {
-            let (prompt, bridge) = template.render_continued(&request.messages, &plan.follow_up).map_err(rejected)?.ok_or_else(|| {
-                ApiError::invalid("format_mode", "this model's chat template does not write an answer verbatim, so it cannot be decoupled")
-            })?;
-            (prompt, Some(state.engine.tokenize(&bridge, false, true)))
-        }
-        None => (template.render(&request.messages, tools.as_ref().map(|t| t.rendered.as_slice())).map_err(rejected)?, None),
-    };
-    let prompt = state.engine.tokenize(&prompt_text, false, true);
+    let shown_tools = tools.map(|t| t.rendered);
+    let follow_up = plan.as_ref().map(|p| p.follow_up.clone());
+    let prompt_state = state.clone();
+    let (prompt, bridge) = tokio::task::spawn_blocking(move || {
+        chat_prompt(&prompt_state, &template, &request.messages, shown_tools, follow_up.as_deref())
+    })
+    .await
+    .map_err(ApiError::internal)??;
     let constraint = format.as_ref().or(tool_format.as_ref());
     let decoupled = plan.as_ref().zip(bridge.as_deref());
     let receivers = submit(&state, prompt, &validated, constraint, trigger, decoupled).await?;
@@ -224,6 +223,32 @@ pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Resu
         .chain(stream::once(async { SseEvent::default().data("[DONE]") }))
         .map(Ok::<_, Infallible>);
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()).into_response())
+}
+
+/// The prompt's tokens, and for a decoupled request (`follow_up`) the bridge's. Client strings
+/// are marked before rendering, so only the template's own text makes control tokens
+/// ([`prompt`]). Blocking work (a multi-megabyte message takes seconds): run it off the async
+/// workers.
+fn chat_prompt(
+    state: &AppState,
+    template: &ChatTemplate,
+    messages: &[Value],
+    mut tools: Option<Vec<Value>>,
+    follow_up: Option<&str>,
+) -> Result<(Vec<LlamaToken>, Option<Vec<LlamaToken>>), ApiError> {
+    let control = &state.control_tokens;
+    let messages: Vec<Value> = messages.iter().map(|m| control.mark_message(m)).collect();
+    let rejected = |e: minijinja::Error| ApiError::invalid("messages", format!("the chat template rejected the messages: {e}"));
+    let tokens = |text: &str| control.tokenize(text, |plain| state.engine.tokenize(plain, false, false));
+    let Some(follow_up) = follow_up else {
+        tools.iter_mut().flatten().for_each(|t| control.mark(t));
+        let prompt = template.render(&messages, tools.as_deref()).map_err(rejected)?;
+        return Ok((tokens(&prompt), None));
+    };
+    let (prompt, bridge) = template.render_continued(&messages, &control.mark_str(follow_up)).map_err(rejected)?.ok_or_else(|| {
+        ApiError::invalid("format_mode", "this model's chat template does not write an answer verbatim, so it cannot be decoupled")
+    })?;
+    Ok((tokens(&prompt), Some(tokens(&bridge))))
 }
 
 /// "tool_calls" when the model ended its calls itself; "length" when the budget cut them, even

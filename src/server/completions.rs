@@ -24,7 +24,11 @@ pub async fn completions(State(state): State<AppState>, body: Body) -> Result<Re
     check_model(&state, &request.model)?;
     let validated = request.validate(&typed::<SamplingFields>(&body)?, state.engine.info.n_vocab, &state.request_limits)?;
     let format = compile_format(&state, &body).await?;
-    let prompts = prompt_tokens(&state, &request.prompt)?;
+    // Tokenising a long prompt takes seconds: off the async workers.
+    let prompt_state = state.clone();
+    let prompts = tokio::task::spawn_blocking(move || prompt_tokens(&prompt_state, &request.prompt))
+        .await
+        .map_err(ApiError::internal)??;
     if validated.stream && prompts.len() > 1 {
         return Err(ApiError::invalid("prompt", "streaming takes a single prompt"));
     }
@@ -97,6 +101,9 @@ pub async fn completions(State(state): State<AppState>, body: Body) -> Result<Re
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()).into_response())
 }
 
+/// The client's raw prompt, special tokens parsed: unlike chat, where client text stays text
+/// (see `prompt.rs`), a completion prompt is the model's input verbatim, fill-in-the-middle
+/// tokens such as `<|fim_prefix|>` included.
 fn prompt_tokens(state: &AppState, prompt: &Prompt) -> Result<Vec<Vec<LlamaToken>>, ApiError> {
     let add_bos = state.engine.info.add_bos;
     let from_ids = |ids: &[u32]| -> Result<Vec<LlamaToken>, ApiError> {

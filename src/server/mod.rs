@@ -8,6 +8,7 @@ pub mod constrain;
 mod decoupled;
 pub mod error;
 mod generate;
+pub mod prompt;
 mod responses;
 pub mod request;
 mod tools;
@@ -25,12 +26,15 @@ use serde_json::{json, Value};
 use crate::chat_template::ChatTemplate;
 use crate::engine::Engine;
 use constrain::Formats;
+use prompt::ControlTokens;
 pub use error::ApiError;
 
 #[derive(Clone)]
 pub struct AppState {
     pub engine: Arc<Engine>,
     pub chat_template: Option<Arc<ChatTemplate>>,
+    /// The vocabulary's control tokens, which only the chat template's own text may produce.
+    pub control_tokens: Arc<ControlTokens>,
     pub formats: Arc<Formats>,
     pub body_limit: usize,
     /// Bearer keys accepted on `/v1/*`; empty = no authentication.
@@ -67,6 +71,7 @@ impl AppState {
             Some(source) => Some(Arc::new(ChatTemplate::new(source, &info.bos_token, &info.eos_token)?)),
             None => None,
         };
+        let control_tokens = Arc::new(ControlTokens::from_model(&engine.model)?);
         let model = engine.model.clone();
         let tokenize = Arc::new(move |bytes: &[u8]| {
             model.vocab().tokenize(bytes, false, false).into_iter().map(|t| t.0 as u32).collect()
@@ -75,6 +80,7 @@ impl AppState {
         Ok(AppState {
             engine: Arc::new(engine),
             chat_template,
+            control_tokens,
             formats,
             body_limit,
             api_keys: Arc::new(api_keys),
