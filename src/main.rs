@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use conform::ab::{self, client::Endpoint};
 use conform::engine::{Engine, EngineConfig, Event, Job, SamplingParams};
 use conform::format::Limits;
+use conform::server::connections::{self, ConnectionLimits};
 use conform::server::request::RequestLimits;
 use conform::{manifest, server};
 
@@ -163,6 +164,21 @@ struct ServeArgs {
     /// On SIGTERM/SIGINT, stop accepting and give in-flight requests this many seconds.
     #[arg(long, env = "CONFORM_SHUTDOWN_TIMEOUT", default_value_t = 30)]
     shutdown_timeout: u64,
+    /// Seconds a connection may take to send a complete request head, counted from when the
+    /// server starts waiting for one: on a new connection, and between keep-alive requests (so
+    /// also how long an idle connection is kept). Never counts while a request is answered.
+    #[arg(long, env = "CONFORM_HEADER_TIMEOUT", default_value_t = 10)]
+    header_timeout: u64,
+    /// Most connections open at once; past it new ones wait, unaccepted, until one closes.
+    /// The default stays well under the common limit of 1024 open files, and far above the
+    /// requests the engine takes at once (--parallel running, --max-queue waiting).
+    #[arg(long, env = "CONFORM_MAX_CONNECTIONS", default_value_t = 512)]
+    max_connections: u32,
+    /// A Host name to answer besides loopback ones (any port; repeatable, or comma-separated in
+    /// CONFORM_ALLOWED_HOSTS). A server bound to loopback, or given any, answers other Hosts
+    /// with 403, against DNS rebinding.
+    #[arg(long = "allowed-host", env = "CONFORM_ALLOWED_HOSTS", value_delimiter = ',')]
+    allowed_hosts: Vec<String>,
     /// Exit when stdin closes (lets a test harness's server die with the harness).
     #[arg(long, hide = true)]
     exit_with_stdin: bool,
@@ -371,6 +387,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if api_keys.is_empty() && !loopback {
         tracing::warn!("serving on {} without an API key: anyone who can reach it can use it (--api-key)", args.host);
     }
+    anyhow::ensure!(args.header_timeout >= 1, "--header-timeout must be at least 1 second");
+    anyhow::ensure!(args.max_connections >= 1, "--max-connections must be at least 1");
+    let check_hosts = loopback || !args.allowed_hosts.is_empty();
     let engine = args.engine.start()?;
     let config = server::ServerConfig {
         body_limit: args.max_body_bytes,
@@ -380,8 +399,13 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         limits: args.limits.limits(),
         request_limits: RequestLimits { max_n: args.max_n, max_messages: args.max_messages, max_completion_tokens: args.max_completion_tokens },
         tpm: args.engine.tpm(&engine)?,
+        allowed_hosts: check_hosts.then(|| args.allowed_hosts.clone()),
     };
     let state = server::AppState::new(engine, config)?;
+    let limits = ConnectionLimits {
+        max_connections: args.max_connections,
+        header_timeout: std::time::Duration::from_secs(args.header_timeout),
+    };
     // Formats compile on the blocking pool; their depth is bounded, and this margin keeps a
     // bound we missed an error rather than a stack overflow, which aborts the process.
     let runtime = tokio::runtime::Builder::new_multi_thread().thread_stack_size(8 << 20).enable_all().build()?;
@@ -391,16 +415,21 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("binding {addr}"))?;
         tracing::info!("serving {} on http://{}", state.engine.info.id, listener.local_addr()?);
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = axum::serve(listener, server::app(state)).with_graceful_shutdown(async {
+        let deadline = state.deadline.clone();
+        let mut server = tokio::spawn(connections::serve(listener, server::app(state), limits, async {
             let _ = stop_rx.await;
-        });
-        let server = tokio::spawn(async move { server.await });
+        }));
         stop_signal.await;
         tracing::info!("shutting down: no new connections; {} s for requests in flight", args.shutdown_timeout);
         let _ = stop_tx.send(());
-        match tokio::time::timeout(std::time::Duration::from_secs(args.shutdown_timeout), server).await {
-            Ok(result) => result??,
-            Err(_) => tracing::warn!("requests still running after {} s; exiting", args.shutdown_timeout),
+        match tokio::time::timeout(std::time::Duration::from_secs(args.shutdown_timeout), &mut server).await {
+            Ok(joined) => joined?,
+            Err(_) => {
+                tracing::warn!("requests still running after {} s; cutting them and exiting", args.shutdown_timeout);
+                deadline.pass();
+                // A moment for cut streams to send their error event and close.
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(1), server).await;
+            }
         }
         anyhow::Ok(())
     })
@@ -443,6 +472,7 @@ fn ab(args: AbArgs) -> anyhow::Result<()> {
                     limits: Limits::default(),
                     request_limits: RequestLimits::default(),
                     tpm: args.engine.tpm(&engine)?,
+                    allowed_hosts: Some(Vec::new()),
                 };
                 let state = server::AppState::new(engine, config)?;
                 let model = state.engine.info.id.clone();

@@ -194,7 +194,8 @@ async fn sigterm_finishes_streams_in_flight_then_exits_cleanly() {
     assert!(client().get(url).send().await.is_err(), "still accepting after shutdown");
 }
 
-/// Past `--shutdown-timeout`, work still running is cut and the process exits 0 all the same.
+/// Past `--shutdown-timeout`, work still running is cut (a stream ends with an error event) and
+/// the process exits 0 all the same.
 #[tokio::test]
 async fn sigterm_cuts_work_past_the_deadline_and_exits_cleanly() {
     let mut own = Server::start(&["--parallel", "1", "--ctx-size", "2048", "--shutdown-timeout", "1"]);
@@ -216,6 +217,10 @@ async fn sigterm_cuts_work_past_the_deadline_and_exits_cleanly() {
     assert!(status.success(), "exit status {status}");
     let text = reader.await.unwrap();
     assert!(!text.contains("[DONE]"), "a 1500-token stream finished within the 1 s deadline: {text}");
+    // The cut is told, not just a closed connection.
+    let last = text.lines().filter_map(|l| l.strip_prefix("data: ")).last().unwrap();
+    let error: Value = serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {last}"));
+    assert_eq!(error["error"]["code"], "server_shutdown", "{error}");
 }
 
 #[tokio::test]

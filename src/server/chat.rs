@@ -218,10 +218,8 @@ pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Resu
         }
         stream::iter(out)
     });
-    let stream = stream::iter(opening)
-        .chain(events.flatten())
-        .chain(stream::once(async { SseEvent::default().data("[DONE]") }))
-        .map(Ok::<_, Infallible>);
+    let stream = stream::iter(opening).chain(events.flatten()).chain(stream::once(async { SseEvent::default().data("[DONE]") }));
+    let stream = state.deadline.cut(stream).map(Ok::<_, Infallible>);
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()).into_response())
 }
 

@@ -94,10 +94,8 @@ pub async fn completions(State(state): State<AppState>, body: Body) -> Result<Re
         }
         stream::iter(out)
     });
-    let stream = events
-        .flatten()
-        .chain(stream::once(async { SseEvent::default().data("[DONE]") }))
-        .map(Ok::<_, Infallible>);
+    let stream = events.flatten().chain(stream::once(async { SseEvent::default().data("[DONE]") }));
+    let stream = state.deadline.cut(stream).map(Ok::<_, Infallible>);
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()).into_response())
 }
 

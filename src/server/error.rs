@@ -63,6 +63,41 @@ impl ApiError {
         }
     }
 
+    /// A POST body that is not declared JSON. Requiring `application/json` also keeps web pages
+    /// from driving the API with "simple" cross-origin requests (`text/plain` needs no preflight).
+    pub fn unsupported_media_type(given: Option<&str>) -> Self {
+        ApiError {
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            message: format!("the body must be JSON, sent with `Content-Type: application/json` (got {})", given.map_or("none".into(), |t| format!("`{t}`"))),
+            kind: "invalid_request_error",
+            param: None,
+            code: Some("unsupported_media_type"),
+        }
+    }
+
+    pub fn host_not_allowed(host: &str) -> Self {
+        ApiError {
+            status: StatusCode::FORBIDDEN,
+            message: format!(
+                "the Host `{host}` is not allowed: this server answers only loopback names (localhost, 127.0.0.1, [::1]) and those given with --allowed-host"
+            ),
+            kind: "invalid_request_error",
+            param: None,
+            code: Some("host_not_allowed"),
+        }
+    }
+
+    /// What a stream still open at the shutdown deadline ends with.
+    pub fn shut_down() -> Self {
+        ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: "the server shut down before this answer was finished (--shutdown-timeout)".into(),
+            kind: "server_error",
+            param: None,
+            code: Some("server_shutdown"),
+        }
+    }
+
     /// The queue is full: a 429 the client should retry (`Retry-After` is added on the way out).
     pub fn busy(queued: usize, limit: usize) -> Self {
         ApiError {

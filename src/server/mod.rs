@@ -4,10 +4,12 @@
 
 mod chat;
 mod completions;
+pub mod connections;
 pub mod constrain;
 mod decoupled;
 pub mod error;
 mod generate;
+mod host;
 pub mod prompt;
 mod responses;
 pub mod request;
@@ -44,6 +46,10 @@ pub struct AppState {
     /// Longest wait in the queue; past it the request gets a 503.
     pub queue_timeout: std::time::Duration,
     pub request_limits: Arc<request::RequestLimits>,
+    /// Host names answered besides loopback ones; `None`: any Host.
+    pub allowed_hosts: Option<host::AllowedHosts>,
+    /// Streams still open at the shutdown deadline end with an error event.
+    pub deadline: connections::Deadline,
 }
 
 /// The server's own settings (the engine has its own).
@@ -61,11 +67,14 @@ pub struct ServerConfig {
     pub request_limits: request::RequestLimits,
     /// The model's TPM, for `format_mode: "lookahead"`.
     pub tpm: Option<Arc<crate::tpm::Hmm>>,
+    /// Host names answered besides loopback ones (the DNS-rebinding guard, [`host`]); `None`
+    /// answers any Host, for a server meant to be reached by other names.
+    pub allowed_hosts: Option<Vec<String>>,
 }
 
 impl AppState {
     pub fn new(engine: Engine, config: ServerConfig) -> anyhow::Result<Self> {
-        let ServerConfig { body_limit, api_keys, max_queue, queue_timeout, limits, request_limits, tpm } = config;
+        let ServerConfig { body_limit, api_keys, max_queue, queue_timeout, limits, request_limits, tpm, allowed_hosts } = config;
         let info = &engine.info;
         let chat_template = match &info.chat_template {
             Some(source) => Some(Arc::new(ChatTemplate::new(source, &info.bos_token, &info.eos_token)?)),
@@ -87,6 +96,8 @@ impl AppState {
             max_queue,
             queue_timeout,
             request_limits: Arc::new(request_limits),
+            allowed_hosts: allowed_hosts.as_deref().map(host::AllowedHosts::new),
+            deadline: connections::Deadline::default(),
         })
     }
 }
@@ -99,12 +110,16 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/models", get(models))
         .route("/v1/models/{model}", get(model))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), require_api_key));
-    Router::new()
+    let mut router = Router::new()
         .merge(v1)
         .route("/", get(playground))
         .route("/health", get(health))
         .route("/metrics", get(prometheus))
-        .fallback(|| async { ApiError::not_found("no such route", None, "not_found") })
+        .fallback(|| async { ApiError::not_found("no such route", None, "not_found") });
+    if let Some(allowed) = state.allowed_hosts.clone() {
+        router = router.layer(axum::middleware::from_fn_with_state(allowed, host::check_host));
+    }
+    router
         .layer(axum::middleware::from_fn(request_id))
         .layer(DefaultBodyLimit::max(state.body_limit))
         .with_state(state)
@@ -197,13 +212,20 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     diff == 0
 }
 
-/// The raw request body, with an over-limit body answered as a 413 in OpenAI's shape.
+/// The raw body of a POST to the API: declared `application/json` (else 415), within the body
+/// limit (else 413), both answered in OpenAI's shape.
 pub struct Body(pub Bytes);
 
 impl<S: Send + Sync> FromRequest<S> for Body {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let content_type = req.headers().get(axum::http::header::CONTENT_TYPE).map(|v| String::from_utf8_lossy(v.as_bytes()));
+        // Parameters such as `charset=utf-8` may follow the media type.
+        let media_type = content_type.as_deref().and_then(|t| t.split(';').next()).map(str::trim);
+        if !media_type.is_some_and(|t| t.eq_ignore_ascii_case("application/json")) {
+            return Err(ApiError::unsupported_media_type(content_type.as_deref()));
+        }
         match Bytes::from_request(req, state).await {
             Ok(bytes) => Ok(Body(bytes)),
             Err(e) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::too_large()),
