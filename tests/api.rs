@@ -661,3 +661,40 @@ async fn completions_still_read_special_tokens_in_the_raw_prompt() {
     let body = json!({"model": MODEL, "prompt": prompt, "max_tokens": 1});
     assert_eq!(prompt_tokens("/v1/completions", body).await, special);
 }
+
+/// `format_options.strings: "raw"`: the model may write raw newlines inside a free string (it
+/// does on this question), and the server escapes them: the delivered text is JSON valid against
+/// the schema, streamed or not, and the report says it complies.
+#[tokio::test]
+async fn raw_strings_are_delivered_as_json() {
+    let schema = json!({"type": "object", "properties": {"reasoning": {"type": "string"}, "answer": {"type": "integer"}},
+        "required": ["reasoning", "answer"], "additionalProperties": false});
+    let question = "A robe takes 2 bolts of blue fiber and half that much white fiber. How many bolts in total does it take?\n\n\
+        Answer with only a JSON object {\"reasoning\": string, \"answer\": integer}: your step-by-step reasoning in `reasoning`, \
+        then the final number alone in `answer`.";
+    let body = |stream: bool| {
+        chat_body(question, json!({"max_tokens": 120, "stream": stream, "guided_json": schema,
+            "format_options": {"strings": "raw", "whitespace": "natural"}}))
+    };
+    let (status, resp) = post(server(), "/v1/chat/completions", &body(false)).await;
+    assert_eq!(status, 200, "{resp}");
+    let text = content(&resp, 0).to_string();
+    assert_eq!(resp["choices"][0]["format"]["compliant"], true, "{resp}");
+    if resp["choices"][0]["finish_reason"] == "stop" {
+        let value: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+        assert!(value["reasoning"].is_string() && value["answer"].is_i64(), "{text}");
+    }
+    let streamed = client().post(server().url("/v1/chat/completions")).json(&body(true)).send().await.unwrap();
+    let chunks: Vec<Value> = sse_payloads(streamed).await.iter().filter_map(|p| serde_json::from_str(p).ok()).collect();
+    let joined: String = chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
+    assert_eq!(joined, text, "streamed and whole deliveries agree");
+    // Raw strings need a JSON Schema the server can escape, and no tools.
+    let tools = json!([{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]);
+    for body in [
+        chat_body("hi", json!({"guided_regex": "a+", "format_options": {"strings": "raw"}})),
+        chat_body("hi", json!({"response_format": {"type": "json_object"}, "format_options": {"strings": "raw"}})),
+        chat_body("hi", json!({"guided_json": schema, "tools": tools, "format_options": {"strings": "raw"}})),
+    ] {
+        expect_error("/v1/chat/completions", &body, 400, Some("format_options.strings")).await;
+    }
+}

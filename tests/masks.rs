@@ -510,3 +510,38 @@ fn reference_natural_whitespace_json() {
         assert!(m.is_accepting());
     }
 }
+
+/// Strings in the model's own surface (`SchemaOptions::raw_strings`: raw newlines and tabs in
+/// unrestricted strings): masks equal brute force, closure costs no more than with escaped
+/// strings, a pattern-restricted string stays strict, and a raw text the mask accepts becomes
+/// JSON valid against its schema once escaped.
+#[test]
+fn reference_raw_strings_json() {
+    use conform::format::{schema_rules, validate::validate, Limits, RawStringEscaper, SchemaOptions, Whitespace};
+    let schema = serde_json::json!({"type": "object", "required": ["why", "code", "n"], "properties": {
+        "why": {"type": "string", "maxLength": 30},
+        "code": {"type": "string", "pattern": "^[a-z]{1,4}$"},
+        "n": {"type": "integer"}}});
+    let lower = |raw_strings| {
+        let options = SchemaOptions { whitespace: Whitespace::NATURAL, raw_strings, ..SchemaOptions::default() };
+        schema_rules(&schema, &options, &Limits::default(), 0).unwrap()
+    };
+    let raw = lower(true);
+    assert!(!raw.recursive);
+    for (l, seed) in [(qwen3(), 60), (llama3(), 61)] {
+        reference_walks(l, &raw.regex, seed, 4, 60);
+        let accepts = |regex: &str, text: &str| {
+            let mut m = Matcher::new(index(l, Arc::new(TableDfa::from_regex(regex))));
+            greedy_tokenize(&l.vocab, &l.trie, text.as_bytes()).into_iter().all(|t| m.accept(t).is_ok()) && m.is_accepting()
+        };
+        let written = "{\"why\": \"two lines:\n\tthen \\\"this\\\"\", \"code\": \"ab\", \"n\": 3}";
+        assert!(accepts(&raw.regex, written));
+        assert!(!accepts(&lower(false).regex, written), "escaped strings take no raw newline");
+        assert!(!accepts(&raw.regex, "{\"why\": \"x\", \"code\": \"a\nb\", \"n\": 3}"), "a pattern string stays strict");
+        let delivered: serde_json::Value = serde_json::from_str(&RawStringEscaper::escape(written)).unwrap();
+        assert_eq!(validate(&delivered, &schema, &schema), Some(true), "{delivered}");
+        assert_eq!(delivered["why"], "two lines:\n\tthen \"this\"");
+        let (r, e) = (index(l, Arc::new(TableDfa::from_regex(&raw.regex))), index(l, Arc::new(TableDfa::from_regex(&lower(false).regex))));
+        assert_eq!(Matcher::new(r).tokens_to_accept(), Matcher::new(e).tokens_to_accept());
+    }
+}

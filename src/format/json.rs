@@ -24,6 +24,51 @@ pub(crate) fn ws_regex(ws: Whitespace) -> String {
     }
 }
 
+/// Escapes the raw control characters that [`SchemaOptions::raw_strings`] lets a string hold,
+/// turning the model's text into JSON piece by piece (a stream may split anywhere). Text that
+/// is already JSON passes through unchanged.
+///
+/// [`SchemaOptions::raw_strings`]: super::SchemaOptions::raw_strings
+#[derive(Debug, Default, Clone)]
+pub struct RawStringEscaper {
+    in_string: bool,
+    /// The previous character was the backslash of an escape inside a string.
+    escaping: bool,
+}
+
+impl RawStringEscaper {
+    pub fn push(&mut self, text: &str) -> String {
+        let mut out = String::with_capacity(text.len());
+        for c in text.chars() {
+            match c {
+                _ if self.escaping => {
+                    self.escaping = false;
+                    out.push(c);
+                }
+                '\\' if self.in_string => {
+                    self.escaping = true;
+                    out.push(c);
+                }
+                '"' => {
+                    self.in_string = !self.in_string;
+                    out.push(c);
+                }
+                '\n' if self.in_string => out.push_str("\\n"),
+                '\t' if self.in_string => out.push_str("\\t"),
+                '\r' if self.in_string => out.push_str("\\r"),
+                c if self.in_string && (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+                c => out.push(c),
+            }
+        }
+        out
+    }
+
+    /// A whole text at once.
+    pub fn escape(text: &str) -> String {
+        RawStringEscaper::default().push(text)
+    }
+}
+
 /// Any JSON value with at most `depth` levels of nested containers below the top one.
 pub fn any_json_regex(depth: u32, ws: Whitespace) -> String {
     let w = ws_regex(ws);
@@ -99,5 +144,25 @@ mod tests {
         assert!(o.accepts(b"{ \"a\" : [1, 2] }"));
         assert!(!o.accepts(b"[1]"));
         assert!(o.accepts(b"{\"a\":{\"b\":{\"c\":{\"d\":{\"e\":[]}}}}}"));
+    }
+
+    #[test]
+    fn raw_strings_are_escaped_into_json_piece_by_piece() {
+        let raw = "{\"why\": \"a\n\tb \\\"q\\\" \\n\",\n  \"n\": [\"x\\\\\", 1]}";
+        let json = RawStringEscaper::escape(raw);
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(value["why"], "a\n\tb \"q\" \n");
+        assert_eq!(value["n"][0], "x\\");
+        // Newlines between tokens stay as they are; JSON passes through unchanged.
+        assert!(json.contains(",\n  \"n\""), "{json}");
+        assert_eq!(RawStringEscaper::escape(&json), json);
+        // Split anywhere, even between a backslash and what it escapes.
+        for cut in 0..raw.len() {
+            if raw.is_char_boundary(cut) {
+                let mut escaper = RawStringEscaper::default();
+                let (a, b) = raw.split_at(cut);
+                assert_eq!(escaper.push(a) + &escaper.push(b), json, "cut at {cut}");
+            }
+        }
     }
 }

@@ -9,6 +9,8 @@
 //!   `patternProperties` and `unevaluatedProperties` only constrain declared members;
 //! * strings use only the canonical JSON escape of characters that need one (plus any escape in
 //!   unconstrained strings); `minLength`/`maxLength` count characters (an escape is one char);
+//!   with [`SchemaOptions::raw_strings`], strings without `pattern`/`format` may also hold raw
+//!   tabs and newlines, escaped on the way out;
 //! * numbers: no exponent in bounded numbers, integers up to 15 digits (exactly representable
 //!   in f64); integer bounds are exact digit automata, fractional values are only generated when
 //!   their whole unit interval lies within the bounds;
@@ -59,9 +61,9 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 
-use super::json::{any_json_level, any_json_regex, string_regex, ws_regex};
+use super::json::{any_json_level, any_json_regex, ws_regex};
 use super::number::{integer_regex, number_regex, Bounds};
-use super::pattern::{self, JSON_CHAR};
+use super::pattern::{self, JSON_CHAR, RAW_JSON_CHAR};
 use super::validate::validate;
 use super::recursive;
 use super::{error::pointer_display, Automaton, Compiled, FormatError, Limits};
@@ -97,6 +99,11 @@ pub struct SchemaOptions {
     /// them as annotations, so this does not widen; it does hide typos ("maxLenght"), which is
     /// why it is not the default.
     pub ignore_unknown_keywords: bool,
+    /// Strings with no `pattern` or `format` may hold raw tabs and newlines, as models write
+    /// long text: the automaton then accepts text that is JSON only once
+    /// [`RawStringEscaper`](super::json::RawStringEscaper) has escaped them, and every output
+    /// must pass through it.
+    pub raw_strings: bool,
 }
 
 /// The regex a schema lowers to.
@@ -1425,12 +1432,12 @@ impl<'a> Gen<'a> {
 
     fn plain_string(&mut self, lo: u64, hi: Option<u64>, ptr: &str) -> R {
         let l = self.rep(lo, "minLength", ptr)?;
+        let char = if self.opts.raw_strings { RAW_JSON_CHAR } else { JSON_CHAR };
         Ok(Some(match hi {
-            None if l == 0 => string_regex(),
-            None => format!("\"{JSON_CHAR}{{{l},}}\""),
+            None => format!("\"{char}{{{l},}}\""),
             Some(h) => {
                 self.estimated_bytes += bounded_string_bytes(h).saturating_mul(self.copies);
-                format!("\"{JSON_CHAR}{{{l},{}}}\"", self.rep(h, "maxLength", ptr)?)
+                format!("\"{char}{{{l},{}}}\"", self.rep(h, "maxLength", ptr)?)
             }
         }))
     }

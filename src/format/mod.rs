@@ -34,7 +34,7 @@ pub use choice::{choice_regex, compile_choice};
 pub use compiled::Compiled;
 pub use error::FormatError;
 pub use gbnf::compile_gbnf;
-pub use json::{any_json_regex, compile_any_json, compile_json_object, json_object_regex};
+pub use json::{any_json_regex, compile_any_json, compile_json_object, json_object_regex, RawStringEscaper};
 pub use json_schema::{canonical_json, canonical_json_ordered, compile_schema, KeyOrder, schema_rules, SchemaOptions, SchemaRegex, Whitespace};
 pub use limits::Limits;
 pub use recursive::Recursive;

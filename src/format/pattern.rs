@@ -16,6 +16,10 @@ use regex_syntax::hir::{Class, Hir, HirKind, Look};
 /// Surrogate `\u` escapes are excluded so that each match counts exactly one character.
 pub const JSON_CHAR: &str = r#"(?:[^"\\\x00-\x1F]|\\["\\/bfnrt]|\\u(?:[0-9A-Ca-c][0-9A-Fa-f]{3}|[Dd][0-7][0-9A-Fa-f]{2}|[EFef][0-9A-Fa-f]{3}))"#;
 
+/// [`JSON_CHAR`], or a raw tab or newline: a string in the model's own surface, which
+/// [`super::json::RawStringEscaper`] turns into JSON on the way out (one character either way).
+pub const RAW_JSON_CHAR: &str = r#"(?:[^"\\\x00-\x08\x0B-\x1F]|\\["\\/bfnrt]|\\u(?:[0-9A-Ca-c][0-9A-Fa-f]{3}|[Dd][0-7][0-9A-Fa-f]{2}|[EFef][0-9A-Fa-f]{3}))"#;
+
 const ECMA_SPACE: &str = r"\t\n\x0B\x0C\r \xA0\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}\x{202F}\x{205F}\x{3000}\x{FEFF}";
 
 /// Rewrites an ECMA regex into equivalent Rust regex syntax. Err = human message.

@@ -161,11 +161,17 @@ pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Resu
     // Decoupled choices: still writing freely, and their free text's field, if it has one.
     let mut writing_freely = vec![shown.plan.is_some(); n];
     let mut splices: Vec<Option<Splice>> = (0..n).map(|_| shown.plan.as_ref().and_then(|p| p.field.clone()).map(Splice::new)).collect();
+    // Raw strings (`format_options.strings`) are escaped as they stream.
+    let mut escapers: Vec<_> = (0..n).map(|_| shown.format.as_ref().and_then(Format::escaper)).collect();
     let events = merged(receivers).map(move |(i, event)| {
         let mut out = Vec::new();
         match event {
             Event::Token { text, logprob } => {
                 let logprobs = logprob.map(|lp| json!({"content": [logprob_json(&lp)]}));
+                let text = match &mut escapers[i] {
+                    Some(escaper) if !writing_freely[i] => escaper.push(&text),
+                    _ => text,
+                };
                 let (key, piece) = match &mut splices[i] {
                     Some(splice) if writing_freely[i] => ("content", splice.free(&text)),
                     Some(splice) => ("content", splice.answer(&text)),
@@ -288,10 +294,11 @@ impl Shown {
 
 fn choice_json(index: usize, c: &Collected, with_logprobs: bool, shown: &Shown) -> Value {
     let logprobs = with_logprobs.then(|| json!({"content": c.logprobs.iter().map(logprob_json).collect::<Vec<_>>()}));
-    let mut message = json!({"role": "assistant", "content": c.text});
+    let text = shown.format.as_ref().map_or_else(|| c.text.clone(), |f| f.delivered(&c.text));
+    let mut message = json!({"role": "assistant", "content": text});
     if let (Some(plan), Some(free_text)) = (&shown.plan, &c.free_text) {
         match &plan.field {
-            Some(field) => message["content"] = json!(Splice::whole(field, free_text, &c.text)),
+            Some(field) => message["content"] = json!(Splice::whole(field, free_text, &text)),
             None => message["reasoning_content"] = json!(free_text),
         }
     }

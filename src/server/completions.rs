@@ -67,10 +67,15 @@ pub async fn completions(State(state): State<AppState>, body: Body) -> Result<Re
     };
     let mut summaries: Vec<Option<Summary>> = vec![None; n];
     let mut texts = vec![String::new(); n];
+    let mut escapers: Vec<_> = (0..n).map(|_| format.as_ref().and_then(Format::escaper)).collect();
     let events = merged(receivers).map(move |(i, event)| {
         let mut out = Vec::new();
         match event {
             Event::Token { text, logprob } if !text.is_empty() || logprob.is_some() => {
+                let text = match &mut escapers[i] {
+                    Some(escaper) => escaper.push(&text),
+                    None => text,
+                };
                 texts[i].push_str(&text);
                 let logprobs = logprob.map(|lp| legacy_logprobs(std::slice::from_ref(&lp)));
                 out.push(chunk(json!({"index": i, "text": text, "logprobs": logprobs, "finish_reason": null}), None));
@@ -124,14 +129,15 @@ fn prompt_tokens(state: &AppState, prompt: &Prompt) -> Result<Vec<Vec<LlamaToken
 }
 
 fn choice_json(index: usize, c: &Collected, with_logprobs: bool, format: Option<&Format>) -> Value {
+    let text = format.map_or_else(|| c.text.clone(), |f| f.delivered(&c.text));
     let mut choice = json!({
         "index": index,
-        "text": c.text,
+        "text": text,
         "logprobs": with_logprobs.then(|| legacy_logprobs(&c.logprobs)),
         "finish_reason": c.summary.finish_reason,
     });
     if let Some(format) = format {
-        choice["format"] = format.report(&c.text, &c.summary);
+        choice["format"] = format.report(&text, &c.summary);
     }
     choice
 }

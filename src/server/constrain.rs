@@ -66,6 +66,11 @@ pub struct FormatOptions {
     /// draft (vendor annotations); ignored ones are listed in the response.
     #[serde(default)]
     pub unknown_keywords: UnknownKeywords,
+    /// `"escaped"` (default) or `"raw"`: whether a JSON Schema's strings without `pattern` or
+    /// `format` may hold raw newlines and tabs as the model writes them; the server escapes
+    /// them, so the delivered text is JSON either way.
+    #[serde(default)]
+    pub strings: Strings,
     /// Which TPM `lookahead` uses: the model's distilled one (default) or a uniform one (the
     /// ablation: a length prior and nothing else).
     #[serde(default)]
@@ -119,6 +124,14 @@ impl TpmChoice {
 
 #[derive(Deserialize, Debug, Default, Clone, Copy, PartialEq, Eq, Hash)]
 #[serde(rename_all = "lowercase")]
+pub enum Strings {
+    #[default]
+    Escaped,
+    Raw,
+}
+
+#[derive(Deserialize, Debug, Default, Clone, Copy, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
 pub enum UnknownKeywords {
     #[default]
     Error,
@@ -159,6 +172,9 @@ pub struct Format {
     pub ignored: Vec<String>,
     tokenize: Tokenizer,
     lookahead: Option<Lookahead>,
+    /// The model writes strings raw (`format_options.strings`): its text is JSON only once
+    /// escaped ([`Format::escaper`]).
+    raw_strings: bool,
 }
 
 pub type Tokenizer = Arc<dyn Fn(&[u8]) -> Vec<u32> + Send + Sync>;
@@ -170,7 +186,7 @@ enum Source {
     Choice(Vec<String>),
     Grammar(String),
     JsonObject { whitespace: Whitespace },
-    JsonSchema { schema: String, lenient: bool, whitespace: Whitespace, ignore_unknown: bool },
+    JsonSchema { schema: String, lenient: bool, whitespace: Whitespace, ignore_unknown: bool, raw_strings: bool },
     /// Writing instructions (the JSON list as sent), intersected with another format if any.
     Instructions { list: String, base: Option<Box<Source>> },
     /// The rule regexes of a recursive network (server-built: tool calls).
@@ -205,9 +221,12 @@ impl Formats {
         let options = fields.format_options.clone().unwrap_or_default();
         let plain = |regex| format::SchemaRegex { regex, ignored: Vec::new(), recursive: false, rules: Vec::new() };
         match source(fields, &options)? {
-            Some((param, Source::JsonSchema { schema, lenient, whitespace, ignore_unknown })) => {
+            Some((_, Source::JsonSchema { raw_strings: true, .. })) => {
+                Err(ApiError::invalid("format_options.strings", "raw strings do not combine with `tools`"))
+            }
+            Some((param, Source::JsonSchema { schema, lenient, whitespace, ignore_unknown, raw_strings: false })) => {
                 let schema: Value = serde_json::from_str(&schema).expect("serialized by `source`");
-                let options = SchemaOptions { whitespace, lenient, ignore_unknown_keywords: ignore_unknown };
+                let options = SchemaOptions { whitespace, lenient, ignore_unknown_keywords: ignore_unknown, raw_strings: false };
                 format::schema_rules(&schema, &options, &self.limits, first_rule).map_err(|e| format_error(param, e))
             }
             Some((_, Source::JsonObject { whitespace })) => Ok(plain(format::json_object_regex(self.limits.recursion_depth, whitespace))),
@@ -321,6 +340,7 @@ impl Formats {
     }
 
     fn compiled(&self, param: &str, source: Source, mode: Mode) -> Result<Format, ApiError> {
+        let raw_strings = matches!(source, Source::JsonSchema { raw_strings: true, .. });
         // A recursive automaton that has interned many states is rebuilt for new requests, so
         // its state and mask caches stop growing (requests holding the old one keep it).
         let cached = {
@@ -356,7 +376,7 @@ impl Formats {
                 entry
             }
         };
-        Ok(Format { mode, index, automaton, ignored, tokenize: self.tokenize.clone(), lookahead: None })
+        Ok(Format { mode, index, automaton, ignored, tokenize: self.tokenize.clone(), lookahead: None, raw_strings })
     }
 
     fn build(&self, source: &Source) -> Result<(Arc<dyn ByteAutomaton>, Vec<String>), FormatError> {
@@ -382,12 +402,13 @@ impl Formats {
                 };
                 Ok((Arc::new(instructions::compile(&list, base, &self.limits)?), ignored))
             }
-            Source::JsonSchema { schema, lenient, whitespace, ignore_unknown } => {
+            Source::JsonSchema { schema, lenient, whitespace, ignore_unknown, raw_strings } => {
                 let schema: Value = serde_json::from_str(schema).expect("cache key is serialized JSON");
                 let options = SchemaOptions {
                     whitespace: *whitespace,
                     lenient: *lenient,
                     ignore_unknown_keywords: *ignore_unknown,
+                    raw_strings: *raw_strings,
                 };
                 let (compiled, ignored) = format::compile_schema(&schema, &options, &self.limits)?;
                 Ok((Arc::new(compiled), ignored))
@@ -415,6 +436,7 @@ fn source(fields: &FormatFields, options: &FormatOptions) -> Result<Option<(&'st
             lenient: options.lenient,
             whitespace: options.whitespace,
             ignore_unknown: options.unknown_keywords == UnknownKeywords::Ignore,
+            raw_strings: options.strings == Strings::Raw,
         })
     };
     if let Some(rf) = &fields.response_format {
@@ -465,10 +487,16 @@ fn source(fields: &FormatFields, options: &FormatOptions) -> Result<Option<(&'st
         let names: Vec<&str> = found.iter().map(|f| f.0).collect();
         return Err(ApiError::invalid(found[1].0, format!("give one format, not several: {}", names.join(", "))));
     }
-    Ok(match instruction_list {
+    let found = match instruction_list {
         Some(list) => Some(("response_format", Source::Instructions { list, base: found.pop().map(|(_, s)| Box::new(s)) })),
         None => found.pop(),
-    })
+    };
+    // Instructions count the characters of the text as written, and other formats have no
+    // strings the server knows how to escape.
+    if options.strings == Strings::Raw && !matches!(found, Some((_, Source::JsonSchema { .. }))) {
+        return Err(ApiError::invalid("format_options.strings", "`strings: \"raw\"` needs a JSON Schema format, without instructions"));
+    }
+    Ok(found)
 }
 
 fn format_error(param: &str, error: FormatError) -> ApiError {
@@ -487,6 +515,20 @@ fn format_error(param: &str, error: FormatError) -> ApiError {
 }
 
 impl Format {
+    /// What turns this format's output into the delivered text: `Some` when strings are
+    /// written raw and must be escaped on the way out.
+    pub fn escaper(&self) -> Option<format::RawStringEscaper> {
+        self.raw_strings.then(format::RawStringEscaper::default)
+    }
+
+    /// A whole output as delivered (see [`Format::escaper`]).
+    pub fn delivered(&self, text: &str) -> String {
+        match self.escaper() {
+            Some(mut escaper) => escaper.push(text),
+            None => text.to_string(),
+        }
+    }
+
     /// The fewest tokens any complete output needs (an upper bound: bytes count as tokens).
     pub fn shortest_tokens(&self) -> u32 {
         self.index.shortest_tokens(self.automaton.start())
