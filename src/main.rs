@@ -103,6 +103,10 @@ struct AbArgs {
     /// '{"unknown_keywords":"ignore"}'.
     #[arg(long, value_parser = parse_json)]
     format_options: Option<serde_json::Value>,
+    /// `tool_choice` for the constrained arms of a tools suite (default: "required" where the
+    /// gold has calls, else "auto").
+    #[arg(long, value_parser = ["auto", "required"])]
+    tool_choice: Option<String>,
     /// An OpenAI-compatible server to A/B instead of our own (e.g. http://127.0.0.1:8080).
     #[arg(long)]
     server: Option<String>,
@@ -447,6 +451,7 @@ fn ab(args: AbArgs) -> anyhow::Result<()> {
         max_tokens: args.max_tokens,
         temperature: args.temperature,
         format_options: args.format_options,
+        tool_choice: args.tool_choice,
     };
     let tasks = ab::load_tasks(&config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

@@ -441,6 +441,46 @@ async fn tool_calls_end_where_the_model_ends_them() {
     assert_eq!(finish, vec![json!("length")], "{payloads:?}");
 }
 
+/// `tool_choice: "auto"`: this model writes a call as a fenced JSON block, not in the template's
+/// syntax; the constraint engages as it starts one and the call comes back as `tool_calls`,
+/// streamed or whole, with its arguments held to the schema. A question the tool cannot answer
+/// stays prose, streamed as it comes.
+#[tokio::test]
+async fn auto_calls_in_the_models_own_surface_come_back_as_tool_calls() {
+    let tools = json!([{"type": "function", "function": {"name": "math.factorial", "description": "Calculate the factorial of a given number.",
+        "parameters": {"type": "object", "properties": {"number": {"type": "integer"}}, "required": ["number"]}}}]);
+    let body = |question: &str, extra: Value| {
+        let mut b = json!({"model": MODEL, "messages": [{"role": "user", "content": question}], "tools": tools,
+            "max_tokens": 80, "temperature": 0});
+        b.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        b
+    };
+    let question = "Calculate the factorial of 5 using math functions.";
+    // Free decoding shows what the model writes: the call as text.
+    let (_, free) = post(server(), "/v1/chat/completions", &body(question, json!({"format_mode": "free"}))).await;
+    let (status, resp) = post(server(), "/v1/chat/completions", &body(question, json!({}))).await;
+    assert_eq!(status, 200, "{resp}");
+    let choice = &resp["choices"][0];
+    assert_eq!(choice["finish_reason"], "tool_calls", "{resp} (free: {free})");
+    assert!(choice["message"]["content"].is_null(), "{resp}");
+    let call = &choice["message"]["tool_calls"][0]["function"];
+    assert_eq!(call["name"], "math.factorial", "{resp}");
+    let arguments: Value = serde_json::from_str(call["arguments"].as_str().unwrap()).unwrap();
+    assert!(arguments["number"].is_i64(), "{arguments}");
+
+    let streamed = client().post(server().url("/v1/chat/completions")).json(&body(question, json!({"stream": true}))).send().await.unwrap();
+    let chunks: Vec<Value> = sse_payloads(streamed).await.iter().filter_map(|p| serde_json::from_str(p).ok()).collect();
+    let text: String = chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
+    assert_eq!(text, "", "no call text leaks into the content: {chunks:?}");
+    let calls: Vec<&Value> = chunks.iter().filter_map(|c| c["choices"][0]["delta"].get("tool_calls")).collect();
+    assert_eq!(calls.len(), 1, "{chunks:?}");
+    assert_eq!(calls[0][0]["function"]["arguments"], call["arguments"], "streamed = whole");
+
+    let (_, prose) = post(server(), "/v1/chat/completions", &body("Who wrote Hamlet? One sentence.", json!({}))).await;
+    assert_eq!(prose["choices"][0]["finish_reason"], "stop", "{prose}");
+    assert!(content(&prose, 0).contains("Shakespeare"), "{prose}");
+}
+
 /// `format_mode: "decoupled"`: the model answers freely, then the format takes over. The free
 /// text lands in the schema's `reasoning` field (escaped by the server), the rest is the
 /// format's; every token is accounted to one part or the other, and the whole stays in budget.

@@ -161,7 +161,7 @@ async fn bad_formats_are_400s_with_reasons() {
     let cases = [
         (json!({"guided_regex": "(ab"}), "guided_regex", "invalid_format"),
         (json!({"guided_choice": []}), "guided_choice", "invalid_format"),
-        (json!({"guided_json": {"type": "object", "properties": {"a": {"type": "string", "maxLenght": 3}}}}), "guided_json", "unsupported_schema_keyword"),
+        (json!({"guided_json": {"type": "object", "properties": {"a": {"type": "string", "maxLenght": 3}}}, "format_options": {"unknown_keywords": "error"}}), "guided_json", "unsupported_schema_keyword"),
         (json!({"guided_json": {"type": "object", "properties": {"a": {"$dynamicRef": "#node"}}}}), "guided_json", "unsupported_schema_keyword"),
         (json!({"guided_regex": "(a|b)*a(a|b){40}"}), "guided_regex", "format_too_complex"),
         (json!({"guided_grammar": "root ::= \"a\" item"}), "guided_grammar", "invalid_format"),
@@ -176,7 +176,7 @@ async fn bad_formats_are_400s_with_reasons() {
     }
     let (_, resp) = post(server(), chat, &chat_body("x", json!({"guided_regex": "(ab"}))).await;
     assert!(resp["error"]["message"].as_str().unwrap().contains("at byte 0"), "{resp}");
-    let (_, resp) = post(server(), chat, &chat_body("x", json!({"guided_json": {"properties": {"a": {"maxLenght": 3}}}}))).await;
+    let (_, resp) = post(server(), chat, &chat_body("x", json!({"guided_json": {"properties": {"a": {"maxLenght": 3}}}, "format_options": {"unknown_keywords": "error"}}))).await;
     let message = resp["error"]["message"].as_str().unwrap();
     assert!(message.contains("maxLenght") && message.contains("#/properties/a/maxLenght"), "{message}");
 
@@ -214,14 +214,22 @@ async fn lenient_mode_lists_what_it_ignored() {
     assert!(ignored.iter().any(|i| i.as_str().unwrap().contains("javaType")), "{ignored:?}");
     assert_valid(&schema, text(&resp), "lenient");
 
-    // Ignoring only keywords of no JSON Schema draft keeps every real constraint.
-    let body = chat_body("Give a number.", json!({"guided_json": schema, "format_options": {"unknown_keywords": "ignore"}, "max_tokens": 12}));
+    // By default keywords of no JSON Schema draft are skipped as annotations and listed; every
+    // real constraint is kept. `unknown_keywords: "error"` refuses them.
+    for options in [json!({}), json!({"format_options": {"unknown_keywords": "ignore"}})] {
+        let mut body = chat_body("Give a number.", json!({"guided_json": schema, "max_tokens": 12}));
+        body.as_object_mut().unwrap().extend(options.as_object().unwrap().clone());
+        let (status, resp) = post(server(), "/v1/chat/completions", &body).await;
+        assert_eq!(status, 200, "{resp}");
+        let ignored = choice(&resp)["format"]["ignored"].as_array().unwrap();
+        assert!(ignored.iter().any(|i| i.as_str().unwrap().contains("javaType")), "{ignored:?}");
+        assert_valid(&schema, text(&resp), "unknown keywords ignored");
+    }
+    let body = chat_body("x", json!({"guided_json": schema, "format_options": {"unknown_keywords": "error"}}));
     let (status, resp) = post(server(), "/v1/chat/completions", &body).await;
-    assert_eq!(status, 200, "{resp}");
-    let ignored = choice(&resp)["format"]["ignored"].as_array().unwrap();
-    assert!(ignored.iter().any(|i| i.as_str().unwrap().contains("javaType")), "{ignored:?}");
+    assert_eq!((status, resp["error"]["code"].as_str()), (400, Some("unsupported_schema_keyword")), "{resp}");
     let draft_keyword = json!({"type": "object", "not": {"type": "object", "required": ["a"]}, "properties": {"a": {"type": "integer", "javaType": "Long"}}, "dependentSchemas": {"a": {"$dynamicRef": "#x"}}});
-    let body = chat_body("x", json!({"guided_json": draft_keyword, "format_options": {"unknown_keywords": "ignore"}}));
+    let body = chat_body("x", json!({"guided_json": draft_keyword}));
     let (status, resp) = post(server(), "/v1/chat/completions", &body).await;
     assert_eq!(status, 400, "an unsupported draft keyword still fails: {resp}");
     let body = chat_body("x", json!({"guided_json": schema, "format_options": {"unknown_keywords": "maybe"}}));

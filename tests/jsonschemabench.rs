@@ -29,9 +29,10 @@ fn jsonschemabench() {
     let mut files: Vec<_> = rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "jsonl")).collect();
     files.sort();
     let lenient = std::env::var("CONFORM_LENIENT").is_ok();
-    // CONFORM_IGNORE_UNKNOWN=1: skip keywords of no JSON Schema draft (format_options.unknown_keywords).
-    let ignore_unknown_keywords = std::env::var("CONFORM_IGNORE_UNKNOWN").is_ok();
-    let opts = SchemaOptions { lenient, ignore_unknown_keywords, ..Default::default() };
+    // CONFORM_REFUSE_UNKNOWN=1: refuse keywords of no JSON Schema draft
+    // (format_options.unknown_keywords: "error"); by default they are skipped as annotations.
+    let refuse_unknown_keywords = std::env::var("CONFORM_REFUSE_UNKNOWN").is_ok();
+    let opts = SchemaOptions { lenient, refuse_unknown_keywords, ..Default::default() };
     let limits = Limits::default();
     let sample: usize = std::env::var("CONFORM_BENCH_EVERY").ok().and_then(|s| s.parse().ok()).unwrap_or(1); // every schema by default; CONFORM_BENCH_EVERY=k samples every k-th for quick runs
     let mut v_pol = 0u32;

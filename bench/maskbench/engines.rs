@@ -89,8 +89,8 @@ impl Vocabulary {
 
     pub fn engine(&self, name: &str) -> Result<Box<dyn Engine>, String> {
         Ok(match name {
-            "conform" => Box::new(Conform::new(self, true)),
-            "conform-strict" => Box::new(Conform::new(self, false)),
+            "conform" => Box::new(Conform::new(self, false)),
+            "conform-strict" => Box::new(Conform::new(self, true)),
             "llguidance" => Box::new(Llguidance::new(self)?),
             "outlines" => Box::new(Outlines::new(self)),
             "llamacpp" => match &self.tokenizer {
@@ -105,9 +105,9 @@ impl Vocabulary {
 /// Large enough that the closure-within-budget rule never shapes a mask here.
 const BUDGET: u32 = 1 << 16;
 
-/// This engine, as the server runs it. `ignore_unknown_keywords` treats keywords of no JSON
-/// Schema draft as the annotations the specification says they are (peers do the same);
-/// `conform-strict` is the server's default, which refuses them.
+/// This engine, as the server runs it: keywords of no JSON Schema draft are the annotations the
+/// specification says they are (peers do the same); `conform-strict` refuses them
+/// (`format_options.unknown_keywords: "error"`).
 struct Conform {
     vocab: Arc<Vocab>,
     trie: Arc<TokenTrie>,
@@ -115,8 +115,8 @@ struct Conform {
 }
 
 impl Conform {
-    fn new(v: &Vocabulary, ignore_unknown_keywords: bool) -> Conform {
-        let options = SchemaOptions { ignore_unknown_keywords, ..SchemaOptions::default() };
+    fn new(v: &Vocabulary, refuse_unknown_keywords: bool) -> Conform {
+        let options = SchemaOptions { refuse_unknown_keywords, ..SchemaOptions::default() };
         Conform { vocab: v.vocab.clone(), trie: Arc::new(TokenTrie::new(&v.vocab)), options }
     }
 }

@@ -120,6 +120,9 @@ pub struct Config {
     /// Sent as `format_options` with the mask arm's format (our server's extension, e.g.
     /// `{"unknown_keywords": "ignore"}` for JSONSchemaBench's vendor keywords).
     pub format_options: Option<Value>,
+    /// Sent as `tool_choice` with the constrained arms of a tools suite, instead of the suite's
+    /// own ("required" where the gold has calls): `auto` measures calls the model starts itself.
+    pub tool_choice: Option<String>,
 }
 
 impl Config {
@@ -186,6 +189,9 @@ async fn attempt(config: &Config, endpoint: &Endpoint, model: &str, task: &Task,
         }
         if options.as_object().is_some_and(|o| !o.is_empty()) {
             body["format_options"] = options;
+        }
+        if let (Some(choice), TaskFormat::Tools { .. }) = (&config.tool_choice, &task.format) {
+            body["tool_choice"] = json!(choice);
         }
     }
     let start = Instant::now();

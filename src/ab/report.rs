@@ -360,6 +360,7 @@ pub(crate) mod tests {
             max_tokens: 64,
             temperature: 0.0,
             format_options: None,
+            tool_choice: None,
         };
         let mut refused = item(Arm::from(Decoding::Mask), false, Some(false), 0, "error");
         refused.error = Some("400: unsupported".into());

@@ -52,8 +52,9 @@
 //! email, uuid, uri, uri-reference, ipv4, ipv6, hostname, OpenAPI byte),
 //! `minimum`/`maximum`/`exclusiveMinimum`/`exclusiveMaximum` (also draft-04 booleans),
 //! `multipleOf: 1` (and small integer ones), dependencies, `if`/`then`/`else`, simple `not`,
-//! boolean schemas. Annotations are ignored. Any other keyword (including vendor keywords of no
-//! draft, such as `javaType` or `readonly`) is an [`FormatError::UnsupportedKeyword`] naming it
+//! boolean schemas. Annotations are ignored, and so are keywords of no draft (vendor keywords
+//! such as `javaType` or `readonly`, reported in `ignored`; [`SchemaOptions::refuse_unknown_keywords`]
+//! refuses them). Any other draft keyword is an [`FormatError::UnsupportedKeyword`] naming it
 //! and its pointer, unless [`SchemaOptions::lenient`] is set, in which case it is skipped and
 //! reported in `ignored`.
 
@@ -94,11 +95,11 @@ pub struct SchemaOptions {
     /// Skip unsupported keywords (reported in [`SchemaRegex::ignored`]) instead of failing.
     /// This WIDENS the language; only for callers that accept that explicitly.
     pub lenient: bool,
-    /// Skip keywords that belong to no JSON Schema draft (vendor annotations such as
-    /// `javaType`, `_format`), reported in [`SchemaRegex::ignored`]. The specification treats
-    /// them as annotations, so this does not widen; it does hide typos ("maxLenght"), which is
-    /// why it is not the default.
-    pub ignore_unknown_keywords: bool,
+    /// Refuse keywords that belong to no JSON Schema draft (vendor annotations such as
+    /// `javaType`, `_format`) instead of skipping them. By default they are skipped and reported
+    /// in [`SchemaRegex::ignored`], as the specification treats them as annotations (this never
+    /// widens); refusing catches typos of constraints ("maxLenght") for callers who want that.
+    pub refuse_unknown_keywords: bool,
     /// Strings with no `pattern` or `format` may hold raw tabs and newlines, as models write
     /// long text: the automaton then accepts text that is JSON only once
     /// [`RawStringEscaper`](super::json::RawStringEscaper) has escaped them, and every output
@@ -543,11 +544,11 @@ impl<'a> Gen<'a> {
             if !SUPPORTED.contains(&k.as_str()) {
                 if KNOWN_UNSUPPORTED.contains(&k.as_str()) {
                     self.unsupported(&k, &join_ptr(ptr, &k), "")?;
-                } else if self.opts.ignore_unknown_keywords {
+                } else if !self.opts.refuse_unknown_keywords {
                     self.ignored.push(format!("{k} at {} (not a JSON Schema keyword)", pointer_display(&join_ptr(ptr, &k))));
                 } else {
-                    // Validators would treat it as an annotation, but it may be a typo of a
-                    // constraint ("maxLenght") or a vendor rule the user relies on: never guess.
+                    // The caller asked: it may be a typo of a constraint ("maxLenght") or a
+                    // vendor rule they rely on.
                     self.unsupported(&k, &join_ptr(ptr, &k), "not a keyword this engine knows")?;
                 }
                 m.remove(&k);

@@ -10,7 +10,7 @@ use axum::Json;
 use futures::stream::{self, StreamExt};
 use serde_json::{json, Value};
 
-use super::constrain::{Format, FormatFields};
+use super::constrain::{Format, FormatFields, Onset};
 use super::decoupled::{self, Plan, Splice};
 use super::error::ApiError;
 use super::generate::{collect_all, compile_fields, merged, submit, token_text, Collected};
@@ -26,8 +26,8 @@ pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Resu
     let request: ChatRequest = typed(&body)?;
     check_model(&state, &request.model)?;
     let mut validated = request.validate(&typed::<SamplingFields>(&body)?, state.engine.info.n_vocab, &state.request_limits)?;
-    let tools = tools::read(&body, state.formats.limits())?;
     let fields: FormatFields = typed(&body)?;
+    let tools = tools::read(&body, state.formats.limits(), fields.names_a_format())?;
     let plan = Plan::read(&fields)?;
     if plan.is_some() && tools.is_some() {
         return Err(ApiError::invalid("format_mode", "`format_mode: \"decoupled\"` does not combine with `tools`"));
@@ -38,7 +38,8 @@ pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Resu
     // "required" or a named function it waits for a later turn, under "none" it holds alone.
     let tool_calls_only = tools.is_some() && !fields.names_a_format();
     let choice = tools.as_ref().map(|t| t.choice.clone());
-    let calls_or_answer = tools.is_some() && fields.names_a_format() && choice == Some(ToolChoice::Auto);
+    let fields_name_a_format = fields.names_a_format();
+    let calls_or_answer = tools.is_some() && fields_name_a_format && choice == Some(ToolChoice::Auto);
     let answer_later = tools.is_some() && fields.names_a_format() && matches!(choice, Some(ToolChoice::Required | ToolChoice::Named(_)));
     let free_calls = match fields.format_mode.as_deref() {
         _ if !(tool_calls_only || calls_or_answer || answer_later) => false,
@@ -72,9 +73,9 @@ pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Resu
     if let (Some(t), Some(ToolChoice::None)) = (opener, tools.as_ref().map(|t| &t.choice)) {
         validated.params.logit_bias.push((t, f32::NEG_INFINITY));
     }
-    let (tool_format, trigger) = match tools.as_ref().and_then(|t| t.call_rules.clone().map(|r| (r, &t.choice))) {
+    let (tool_format, onset) = match tools.as_ref().and_then(|t| t.call_rules.clone().map(|r| (r, &t.choice))) {
         // Free calls are only parsed: nothing to compile.
-        Some(_) if free_calls => (None, None),
+        Some(_) if free_calls => (None, Onset::Start),
         Some((rules, _)) if calls_or_answer => {
             let formats = state.formats.clone();
             let compiled = tokio::task::spawn_blocking(move || {
@@ -84,24 +85,22 @@ pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Resu
             .await
             .map_err(ApiError::internal)??;
             // Constrained from the first token: whatever the model writes is a call or the answer.
-            (Some(compiled), None)
+            (Some(compiled), Onset::Start)
         }
         Some((rules, choice)) => {
             let formats = state.formats.clone();
             let compiled = tokio::task::spawn_blocking(move || formats.compile_internal("tools", rules))
                 .await
                 .map_err(ApiError::internal)??;
-            // Under "auto" the constraint waits for the opener token; if this vocabulary has no
-            // single opener token, calls are only parsed, not guaranteed.
-            let trigger = if *choice == ToolChoice::Auto { opener } else { None };
-            match (choice, trigger) {
-                (ToolChoice::Auto, None) => (None, None),
-                _ => (Some(compiled), trigger),
-            }
+            // Under "auto" the constraint waits for the model to start a call.
+            let onset = if *choice == ToolChoice::Auto { Onset::WhenCalled(opener) } else { Onset::Start };
+            (Some(compiled), onset)
         }
-        None => (None, None),
+        None => (None, Onset::Start),
     };
     let with_tools = tools.as_ref().is_some_and(|t| t.choice != ToolChoice::None);
+    // A whole output that is a JSON call is a call, except where a JSON answer may stand instead.
+    let json_calls = !calls_or_answer;
     let template = state
         .chat_template
         .clone()
@@ -116,8 +115,8 @@ pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Resu
     .map_err(ApiError::internal)??;
     let constraint = format.as_ref().or(tool_format.as_ref());
     let decoupled = plan.as_ref().zip(bridge.as_deref());
-    let receivers = submit(&state, prompt, &validated, constraint, trigger, decoupled).await?;
-    let shown = Shown { format, calls: tool_format, with_tools, plan, delivered };
+    let receivers = submit(&state, prompt, &validated, constraint, onset, decoupled).await?;
+    let shown = Shown { format, calls: tool_format, with_tools, json_calls, plan, delivered };
     let id = new_id("chatcmpl");
     let created = unix_now();
     let model = state.engine.info.id.clone();
@@ -157,7 +156,7 @@ pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Resu
     let mut summaries: Vec<Option<Summary>> = vec![None; n];
     // The delivered content of each choice so far (what its format is checked against).
     let mut texts = vec![String::new(); n];
-    let mut tool_streams: Vec<ToolStream> = (0..n).map(|_| ToolStream::default()).collect();
+    let mut tool_streams: Vec<ToolStream> = (0..n).map(|_| ToolStream::new(shown.json_calls)).collect();
     // Decoupled choices: still writing freely, and their free text's field, if it has one.
     let mut writing_freely = vec![shown.plan.is_some(); n];
     let mut splices: Vec<Option<Splice>> = (0..n).map(|_| shown.plan.as_ref().and_then(|p| p.field.clone()).map(Splice::new)).collect();
@@ -271,6 +270,8 @@ struct Shown {
     format: Option<Format>,
     calls: Option<Format>,
     with_tools: bool,
+    /// Whole outputs that are JSON calls are calls ([`tools::parse_calls`]).
+    json_calls: bool,
     plan: Option<Plan>,
     /// A decoupled request's own format, when its answer's differs (the free text spliced in).
     delivered: Option<Format>,
@@ -309,7 +310,7 @@ fn choice_json(index: usize, c: &Collected, with_logprobs: bool, shown: &Shown) 
         "finish_reason": c.summary.finish_reason,
     });
     if shown.with_tools {
-        let (content, calls) = tools::parse_calls(&c.text);
+        let (content, calls) = tools::parse_calls(&c.text, shown.json_calls);
         if !calls.is_empty() {
             choice["message"] = json!({"role": "assistant", "content": content, "tool_calls": calls});
             choice["finish_reason"] = json!(tool_finish_reason(&c.summary));

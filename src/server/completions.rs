@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use super::chat::usage;
 use super::error::ApiError;
-use super::constrain::Format;
+use super::constrain::{Format, Onset};
 use super::generate::{check_admittable, collect_all, compile_format, merged, submit, token_text, Collected};
 use super::request::{parse_json, typed, CompletionRequest, Prompt, SamplingFields};
 use super::{check_model, new_id, unix_now, AppState, Body};
@@ -36,7 +36,7 @@ pub async fn completions(State(state): State<AppState>, body: Body) -> Result<Re
     check_admittable(&state, prompts.len() * validated.n as usize, "prompt")?;
     let mut receivers = Vec::new();
     for prompt in prompts {
-        receivers.extend(submit(&state, prompt, &validated, format.as_ref(), None, None).await?);
+        receivers.extend(submit(&state, prompt, &validated, format.as_ref(), Onset::Start, None).await?);
     }
     let id = new_id("cmpl");
     let created = unix_now();

@@ -62,8 +62,9 @@ pub struct FormatOptions {
     /// space, tab, newline).
     #[serde(default, deserialize_with = "whitespace_option")]
     pub whitespace: Whitespace,
-    /// `"error"` (default) or `"ignore"`: what to do with schema keywords of no JSON Schema
-    /// draft (vendor annotations); ignored ones are listed in the response.
+    /// `"ignore"` (default) or `"error"`: what to do with schema keywords of no JSON Schema
+    /// draft (vendor annotations, which the specification treats as annotations); ignored ones
+    /// are listed in the response.
     #[serde(default)]
     pub unknown_keywords: UnknownKeywords,
     /// `"escaped"` (default) or `"raw"`: whether a JSON Schema's strings without `pattern` or
@@ -133,8 +134,8 @@ pub enum Strings {
 #[derive(Deserialize, Debug, Default, Clone, Copy, PartialEq, Eq, Hash)]
 #[serde(rename_all = "lowercase")]
 pub enum UnknownKeywords {
-    #[default]
     Error,
+    #[default]
     Ignore,
 }
 
@@ -186,7 +187,7 @@ enum Source {
     Choice(Vec<String>),
     Grammar(String),
     JsonObject { whitespace: Whitespace },
-    JsonSchema { schema: String, lenient: bool, whitespace: Whitespace, ignore_unknown: bool, raw_strings: bool },
+    JsonSchema { schema: String, lenient: bool, whitespace: Whitespace, refuse_unknown: bool, raw_strings: bool },
     /// Writing instructions (the JSON list as sent), intersected with another format if any.
     Instructions { list: String, base: Option<Box<Source>> },
     /// The rule regexes of a recursive network (server-built: tool calls).
@@ -224,9 +225,9 @@ impl Formats {
             Some((_, Source::JsonSchema { raw_strings: true, .. })) => {
                 Err(ApiError::invalid("format_options.strings", "raw strings do not combine with `tools`"))
             }
-            Some((param, Source::JsonSchema { schema, lenient, whitespace, ignore_unknown, raw_strings: false })) => {
+            Some((param, Source::JsonSchema { schema, lenient, whitespace, refuse_unknown, raw_strings: false })) => {
                 let schema: Value = serde_json::from_str(&schema).expect("serialized by `source`");
-                let options = SchemaOptions { whitespace, lenient, ignore_unknown_keywords: ignore_unknown, raw_strings: false };
+                let options = SchemaOptions { whitespace, lenient, refuse_unknown_keywords: refuse_unknown, raw_strings: false };
                 format::schema_rules(&schema, &options, &self.limits, first_rule).map_err(|e| format_error(param, e))
             }
             Some((_, Source::JsonObject { whitespace })) => Ok(plain(format::json_object_regex(self.limits.recursion_depth, whitespace))),
@@ -402,12 +403,12 @@ impl Formats {
                 };
                 Ok((Arc::new(instructions::compile(&list, base, &self.limits)?), ignored))
             }
-            Source::JsonSchema { schema, lenient, whitespace, ignore_unknown, raw_strings } => {
+            Source::JsonSchema { schema, lenient, whitespace, refuse_unknown, raw_strings } => {
                 let schema: Value = serde_json::from_str(schema).expect("cache key is serialized JSON");
                 let options = SchemaOptions {
                     whitespace: *whitespace,
                     lenient: *lenient,
-                    ignore_unknown_keywords: *ignore_unknown,
+                    refuse_unknown_keywords: *refuse_unknown,
                     raw_strings: *raw_strings,
                 };
                 let (compiled, ignored) = format::compile_schema(&schema, &options, &self.limits)?;
@@ -435,7 +436,7 @@ fn source(fields: &FormatFields, options: &FormatOptions) -> Result<Option<(&'st
             schema: schema.to_string(),
             lenient: options.lenient,
             whitespace: options.whitespace,
-            ignore_unknown: options.unknown_keywords == UnknownKeywords::Ignore,
+            refuse_unknown: options.unknown_keywords == UnknownKeywords::Error,
             raw_strings: options.strings == Strings::Raw,
         })
     };
@@ -551,16 +552,28 @@ impl Format {
         }
     }
 
-    /// A constraint that leaves the model free until it samples `trigger` (the first token of
-    /// every output of this format), then holds it to the format. Until then the trigger is
-    /// banned whenever the rest of the format could no longer fit the budget.
-    pub fn triggered_constraint(&self, trigger: u32) -> Box<dyn TokenConstraint> {
-        let mut after = Matcher::new(self.index.clone());
-        let needed_after_trigger = match after.accept(trigger) {
-            Ok(()) => after.tokens_to_accept(),
-            Err(_) => u32::MAX,
-        };
-        Box::new(TriggeredConstraint { trigger, needed_after_trigger, format: self.constraint_always(), active: false })
+    /// The constraint of tool calls under `tool_choice: "auto"`: the model is free unless it
+    /// calls. While the output so far is a live prefix of a call (a JSON call or fence opening,
+    /// see [`tools`](super::tools)) it is watched; once it holds a `{`, `[` or the opener it is
+    /// held to the format, and once it leaves the format it is prose, free until the model
+    /// samples `opener` (the template's one-token call opener), which engages the format anew.
+    /// The opener is banned whenever the rest of a call could no longer fit the budget, and a
+    /// watched call that could not close in the budget left is let go as prose.
+    pub fn auto_calls_constraint(&self, opener: Option<u32>) -> Box<dyn TokenConstraint> {
+        let needed_after_opener = opener.map_or(u32::MAX, |t| {
+            let mut after = Matcher::new(self.index.clone());
+            match after.accept(t) {
+                Ok(()) => after.tokens_to_accept(),
+                Err(_) => u32::MAX,
+            }
+        });
+        Box::new(AutoCallsConstraint {
+            opener,
+            needed_after_opener,
+            format: self.constraint_always(),
+            phase: CallPhase::Watching,
+            remaining: u32::MAX,
+        })
     }
 
     fn constraint_always(&self) -> FormatConstraint {
@@ -737,43 +750,84 @@ impl TokenConstraint for LookaheadConstraint {
     }
 }
 
-struct TriggeredConstraint {
-    trigger: u32,
-    needed_after_trigger: u32,
-    format: FormatConstraint,
-    active: bool,
+/// When a format starts to hold the output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Onset {
+    /// From the first token.
+    Start,
+    /// Tool calls under `"auto"`: when the model starts a call; the value is the template's
+    /// one-token call opener, where the vocabulary has one.
+    WhenCalled(Option<u32>),
 }
 
-impl TokenConstraint for TriggeredConstraint {
+/// Where an `"auto"` output stands (see [`Format::auto_calls_constraint`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum CallPhase {
+    /// So far a live prefix of a call without its first `{` / `[`: may still be either.
+    Watching,
+    /// Prose: free, until the opener token.
+    Prose,
+    /// A call: held to the format.
+    Calling,
+}
+
+struct AutoCallsConstraint {
+    opener: Option<u32>,
+    needed_after_opener: u32,
+    format: FormatConstraint,
+    phase: CallPhase,
+    /// The budget after the token being sampled, as the last mask saw it.
+    remaining: u32,
+}
+
+impl TokenConstraint for AutoCallsConstraint {
     fn mask(&mut self, logits: &mut [f32], remaining_after: u32) {
-        if self.active {
-            self.format.mask(logits, remaining_after);
-        } else if self.needed_after_trigger > remaining_after {
-            if let Some(l) = logits.get_mut(self.trigger as usize) {
-                *l = f32::NEG_INFINITY;
+        self.remaining = remaining_after;
+        match self.phase {
+            CallPhase::Calling => self.format.mask(logits, remaining_after),
+            _ if self.needed_after_opener > remaining_after => {
+                if let Some(l) = self.opener.and_then(|t| logits.get_mut(t as usize)) {
+                    *l = f32::NEG_INFINITY;
+                }
             }
+            _ => {}
         }
     }
     fn accept(&mut self, token: u32) -> anyhow::Result<()> {
-        if !self.active && token == self.trigger {
-            self.active = true;
+        match self.phase {
+            CallPhase::Calling => return self.format.accept(token),
+            CallPhase::Watching => {
+                let bytes = self.format.matcher.index().vocab().token_bytes(token).to_vec();
+                let opens = Some(token) == self.opener || bytes.iter().any(|&b| b == b'{' || b == b'[');
+                self.phase = match self.format.accept(token) {
+                    // A call must still be able to close within what is left.
+                    Ok(()) if opens && self.format.matcher.tokens_to_accept() <= self.remaining => CallPhase::Calling,
+                    Ok(()) if !opens => CallPhase::Watching,
+                    _ => CallPhase::Prose,
+                };
+                if self.phase == CallPhase::Prose {
+                    self.format.matcher.reset();
+                }
+            }
+            CallPhase::Prose => {}
         }
-        if self.active {
+        if self.phase == CallPhase::Prose && Some(token) == self.opener {
+            self.phase = CallPhase::Calling;
             self.format.accept(token)?;
         }
         Ok(())
     }
     fn is_finished(&self) -> bool {
-        self.active && self.format.is_finished()
+        self.phase == CallPhase::Calling && self.format.is_finished()
     }
     fn forced_tokens(&mut self, room: u32) -> Vec<u32> {
-        if self.active {
+        if self.phase == CallPhase::Calling {
             self.format.forced_tokens(room)
         } else {
             Vec::new()
         }
     }
     fn is_accepting(&self) -> bool {
-        !self.active || self.format.is_accepting()
+        self.phase != CallPhase::Calling || self.format.is_accepting()
     }
 }

@@ -8,7 +8,7 @@ use llama_cpp_2::token::LlamaToken;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
-use super::constrain::{Format, FormatFields};
+use super::constrain::{Format, FormatFields, Onset};
 use super::decoupled::Plan;
 use super::error::ApiError;
 use super::request::{typed, Validated};
@@ -27,8 +27,8 @@ pub async fn compile_fields(state: &AppState, fields: FormatFields) -> Result<Op
 }
 
 /// Starts `n` generations of one prompt; choice `i` uses seed `seed + i` so choices differ but
-/// the whole response stays reproducible. With a `trigger` token, the format engages only once
-/// the model samples it. Returns once every choice has a slot: a request still queued after
+/// the whole response stays reproducible. `onset` says when the format starts to hold the
+/// output (tool calls under "auto" only once the model calls). Returns once every choice has a slot: a request still queued after
 /// `queue_timeout` gets a 503 (its jobs leave the queue, since their receivers are dropped),
 /// and the status is still ours to choose because no response has started. A `decoupled`
 /// request writes freely first; its `bridge` (prompt between the free text and the format)
@@ -52,7 +52,7 @@ pub async fn submit(
     prompt: Vec<LlamaToken>,
     request: &Validated,
     format: Option<&Format>,
-    trigger: Option<u32>,
+    onset: Onset,
     decoupled: Option<(&Plan, &[LlamaToken])>,
 ) -> Result<Vec<mpsc::UnboundedReceiver<Event>>, ApiError> {
     let ctx_size = state.engine.config.ctx_size;
@@ -79,8 +79,8 @@ pub async fn submit(
         Some(m) => m,
         None => room,
     };
-    // A triggered format (tool calls under "auto") only engages if it still fits.
-    let upfront = if trigger.is_none() { format } else { None };
+    // A format that waits for a call (tool calls under "auto") only engages if it still fits.
+    let upfront = if onset == Onset::Start { format } else { None };
     if let Some(needed) = upfront.map(Format::shortest_tokens).filter(|&n| n > max_tokens) {
         return Err(ApiError::invalid(
             "max_tokens",
@@ -111,9 +111,9 @@ pub async fn submit(
                 params,
                 max_tokens,
                 stop: request.stop.clone(),
-                constraint: match (format, trigger) {
-                    (Some(f), Some(t)) => Some(f.triggered_constraint(t)),
-                    (Some(f), None) => f.constraint(),
+                constraint: match (format, onset) {
+                    (Some(f), Onset::WhenCalled(opener)) => Some(f.auto_calls_constraint(opener)),
+                    (Some(f), Onset::Start) => f.constraint(),
                     (None, _) => None,
                 },
                 free_first: decoupled.map(|(plan, bridge)| {

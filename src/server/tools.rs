@@ -5,9 +5,16 @@
 //! with the name restricted to the request's functions and the arguments to that function's
 //! parameter schema (a recursive schema makes the call format a recursive network, so its
 //! arguments nest without unrolling). `tool_choice: "required"` or a named function constrains from the first
-//! token; `"auto"` leaves the model free until it emits the tool-call opener, then engages the
-//! same constraint; `"none"` shows the tools (the conversation may refer to earlier calls) but
-//! bans the opener token.
+//! token; `"auto"` leaves the model free until it starts a call, then engages the same
+//! constraint; `"none"` shows the tools (the conversation may refer to earlier calls) but bans
+//! the opener token.
+//!
+//! Small models do not always call in the template's syntax: asked freely, Qwen2.5-Coder-0.5B
+//! writes its call as a fenced JSON block (```` ```json\n{"name": …, "arguments": …}\n``` ````).
+//! That surface is a call too (except beside a response format under `"auto"`, where a JSON
+//! object is the final answer): an output that opens with a JSON object, a list of them
+//! (parallel calls) or a fenced one is held to the call format and comes back as `tool_calls`,
+//! so clients never dig calls out of prose, and the model calls the way it writes.
 
 use serde_json::{json, Value};
 
@@ -32,13 +39,14 @@ pub struct Tools {
     pub choice: ToolChoice,
     /// The whole tool-call output, for `required` / named / `auto` once triggered: one regex,
     /// or, when a parameter schema recurses, the rules of a recursive network (`[0]` is the
-    /// call syntax).
+    /// call syntax). It also takes the JSON surface, except beside a response format under `auto`.
     pub call_rules: Option<Vec<String>>,
 }
 
 /// Validates `tools`, `tool_choice` and `parallel_tool_calls`, and lowers the functions'
-/// parameter schemas into one regex for the tool-call output.
-pub fn read(body: &Value, limits: &Limits) -> Result<Option<Tools>, ApiError> {
+/// parameter schemas into one regex for the tool-call output. `with_answer_format`: the request
+/// also names a response format (a JSON answer), so a bare JSON object is that answer, not a call.
+pub fn read(body: &Value, limits: &Limits, with_answer_format: bool) -> Result<Option<Tools>, ApiError> {
     let Some(tools) = body.get("tools").filter(|t| !t.is_null()) else {
         if body.get("tool_choice").is_some_and(|c| !c.is_null() && c != "none" && c != "auto") {
             return Err(ApiError::invalid("tool_choice", "`tool_choice` needs `tools`"));
@@ -108,20 +116,62 @@ pub fn read(body: &Value, limits: &Limits) -> Result<Option<Tools>, ApiError> {
         ToolChoice::Named(name) => functions.iter().filter(|(n, _)| n == name).collect(),
         _ => functions.iter().collect(),
     };
-    let call_rules = call_rules(&callable, parallel && !matches!(choice, ToolChoice::Named(_)), tools, limits)?;
+    // Beside a response format under "auto", a JSON object is the final answer, not a call.
+    let surfaces = Surfaces { tagged: true, json: !(choice == ToolChoice::Auto && with_answer_format) };
+    let call_rules = call_rules(&callable, parallel && !matches!(choice, ToolChoice::Named(_)), surfaces, tools, limits)?;
     Ok(Some(Tools { rendered: tools.clone(), choice, call_rules: Some(call_rules) }))
+}
+
+/// The ways a call may be written.
+#[derive(Clone, Copy)]
+struct Surfaces {
+    /// The template's own syntax, `<tool_call>\n{…}\n</tool_call>`.
+    tagged: bool,
+    /// A JSON call object (or, with parallel calls, a list of them), bare or in a ```json fence.
+    json: bool,
 }
 
 /// One call of any callable function, repeated when parallel calls are allowed: one regex, or
 /// the rules of a recursive network when a parameter schema recurses (its arguments are then a
 /// call of the schema's own rules, which follow the call syntax's rule 0).
-fn call_rules(functions: &[&(String, Value)], parallel: bool, tools: &[Value], limits: &Limits) -> Result<Vec<String>, ApiError> {
-    // The model writes its calls the way Python's json.dumps does (", " and ": "), so one
-    // optional space between JSON tokens keeps it close to its own style. (`Whitespace::NATURAL`
-    // measured no lower a cost on BFCL: bench/results/format-cost/.)
-    let options = SchemaOptions { whitespace: Whitespace::Flexible { max: 1 }, ..SchemaOptions::default() };
-    let mut alternatives = Vec::new();
+fn call_rules(functions: &[&(String, Value)], parallel: bool, surfaces: Surfaces, tools: &[Value], limits: &Limits) -> Result<Vec<String>, ApiError> {
     let mut rules = vec![String::new()];
+    let mut outputs = Vec::new();
+    if surfaces.tagged {
+        // The model writes its calls the way Python's json.dumps does (", " and ": "), so one
+        // optional space between JSON tokens keeps it close to its own style. (`Whitespace::NATURAL`
+        // measured no lower a cost on BFCL: bench/results/format-cost/.)
+        let call = call_objects(functions, Whitespace::Flexible { max: 1 }, tools, limits, &mut rules)?
+            .iter()
+            .map(|(name, arguments)| format!(r#"\{{"name": {name}, "arguments": (?:{arguments})\}}"#))
+            .collect::<Vec<_>>()
+            .join("|");
+        let one = format!("{}(?:{call}){}", regex_syntax::escape(OPEN), regex_syntax::escape(CLOSE));
+        // Calls are separated and ended by a newline, as the chat template writes them: a model
+        // that is done writes one after its last call and then stops, so the newline may not
+        // force another call.
+        outputs.push(if parallel { format!("{one}(?:\n{one})*\n?") } else { format!("{one}\n?") });
+    }
+    if surfaces.json {
+        // Written freely, the calls are pretty-printed JSON: natural whitespace throughout.
+        let ws = format::json::ws_regex(Whitespace::NATURAL);
+        let call = call_objects(functions, Whitespace::NATURAL, tools, limits, &mut rules)?
+            .iter()
+            .map(|(name, arguments)| format!(r#"\{{{ws}"name":{ws}{name},{ws}"arguments":{ws}(?:{arguments}){ws}\}}"#))
+            .collect::<Vec<_>>()
+            .join("|");
+        let calls = if parallel { format!(r"(?:{call})|\[{ws}(?:{call})(?:{ws},{ws}(?:{call}))*{ws}\]") } else { call };
+        outputs.push(format!("(?:```(?:json)?\n(?:{calls})\n```|(?:{calls}))\n?"));
+    }
+    rules[0] = outputs.iter().map(|o| format!("(?:{o})")).collect::<Vec<_>>().join("|");
+    Ok(rules)
+}
+
+/// Each function's name (as a JSON string, escaped for a regex) and its arguments' regex with
+/// whitespace `ws`; recursive argument schemas append their rules to `rules`.
+fn call_objects(functions: &[&(String, Value)], ws: Whitespace, tools: &[Value], limits: &Limits, rules: &mut Vec<String>) -> Result<Vec<(String, String)>, ApiError> {
+    let options = SchemaOptions { whitespace: ws, ..SchemaOptions::default() };
+    let mut calls = Vec::new();
     for (name, parameters) in functions {
         let index = tools.iter().position(|t| t.pointer("/function/name").and_then(Value::as_str) == Some(name)).unwrap_or(0);
         let arguments = format::schema_rules(parameters, &options, limits, rules.len())
@@ -135,14 +185,9 @@ fn call_rules(functions: &[&(String, Value)], parallel: bool, tools: &[Value], l
             arguments.regex
         };
         let name_json = regex_syntax::escape(&Value::String(name.clone()).to_string());
-        alternatives.push(format!(r#"\{{"name": {name_json}, "arguments": (?:{arguments})\}}"#));
+        calls.push((name_json, arguments));
     }
-    let one = format!("{}(?:{}){}", regex_syntax::escape(OPEN), alternatives.join("|"), regex_syntax::escape(CLOSE));
-    // Calls are separated and ended by a newline, as the chat template writes them: a model that
-    // is done writes one after its last call and then stops, so the newline may not force
-    // another call.
-    rules[0] = if parallel { format!("{one}(?:\n{one})*\n?") } else { format!("{one}\n?") };
-    Ok(rules)
+    Ok(calls)
 }
 
 /// Tool calls or a final answer: `answer` gives the answer's rules (a JSON format) numbered
@@ -165,10 +210,15 @@ pub fn calls_or_answer(
     Ok(rules)
 }
 
-/// A parsed tool call, in OpenAI's response shape.
-pub fn parse_calls(text: &str) -> (Option<String>, Vec<Value>) {
+/// The calls in a choice's text, in OpenAI's response shape, and the prose beside them: calls
+/// in the template's syntax anywhere, or a whole output that is a JSON call (a list of them,
+/// fenced or not; see the module comment).
+pub fn parse_calls(text: &str, json_surface: bool) -> (Option<String>, Vec<Value>) {
     let Some(first) = text.find(OPEN.trim_end()) else {
-        return (Some(text.to_string()), Vec::new());
+        return match json_surface.then(|| json_surface_calls(text)).flatten() {
+            Some(calls) => (None, calls),
+            None => (Some(text.to_string()), Vec::new()),
+        };
     };
     let content = text[..first].trim_end();
     let mut calls = Vec::new();
@@ -177,17 +227,58 @@ pub fn parse_calls(text: &str) -> (Option<String>, Vec<Value>) {
         let after = &rest[start + OPEN.trim_end().len()..];
         let end = after.find(CLOSE.trim_start()).unwrap_or(after.len());
         if let Ok(call) = serde_json::from_str::<Value>(after[..end].trim()) {
-            let name = call.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
-            let arguments = call.get("arguments").cloned().unwrap_or(json!({}));
-            calls.push(json!({
-                "id": format!("call_{}", super::new_id("").trim_start_matches('-')),
-                "type": "function",
-                "function": {"name": name, "arguments": arguments.to_string()},
-            }));
+            let name = call.get("name").and_then(Value::as_str).unwrap_or_default();
+            calls.push(call_json(name, call.get("arguments").unwrap_or(&json!({}))));
         }
         rest = &after[end..];
     }
     ((!content.is_empty()).then(|| content.to_string()), calls)
+}
+
+fn call_json(name: &str, arguments: &Value) -> Value {
+    json!({
+        "id": format!("call_{}", super::new_id("").trim_start_matches('-')),
+        "type": "function",
+        "function": {"name": name, "arguments": arguments.to_string()},
+    })
+}
+
+/// The calls of an output that is nothing but JSON calls: `{"name": …, "arguments": {…}}` (exactly
+/// those two keys) or a non-empty list of them, optionally in a ``` / ```json fence.
+fn json_surface_calls(text: &str) -> Option<Vec<Value>> {
+    let trimmed = text.trim();
+    let body = trimmed
+        .strip_prefix("```json")
+        .or_else(|| trimmed.strip_prefix("```"))
+        .and_then(|rest| rest.strip_suffix("```"))
+        .unwrap_or(trimmed);
+    let items = match serde_json::from_str::<Value>(body.trim()).ok()? {
+        Value::Array(items) if !items.is_empty() => items,
+        object @ Value::Object(_) => vec![object],
+        _ => return None,
+    };
+    items
+        .iter()
+        .map(|item| {
+            let call = item.as_object().filter(|o| o.len() == 2)?;
+            let name = call.get("name")?.as_str()?;
+            let arguments = call.get("arguments").filter(|a| a.is_object())?;
+            Some(call_json(name, arguments))
+        })
+        .collect()
+}
+
+/// Whether an output beginning with `text` may still turn out to be a JSON-surface call, so a
+/// stream must hold it back: blank so far, (part of) a fence opener, or a JSON object or list
+/// after it.
+fn may_be_json_call(text: &str) -> bool {
+    let text = text.trim_start();
+    let body = match ["```json\n", "```\n"].iter().find_map(|fence| text.strip_prefix(fence)) {
+        Some(body) => body.trim_start(),
+        None if "```json\n".starts_with(text) || "```\n".starts_with(text) => return true,
+        None => text,
+    };
+    body.is_empty() || body.starts_with('{') || body.starts_with('[')
 }
 
 #[cfg(test)]
@@ -211,14 +302,14 @@ mod tests {
 
     #[test]
     fn the_call_regex_takes_the_templates_syntax_and_only_the_given_functions() {
-        let t = read(&json!({"tools": tools(), "tool_choice": "required"}), &Limits::default()).unwrap().unwrap();
+        let t = read(&json!({"tools": tools(), "tool_choice": "required"}), &Limits::default(), false).unwrap().unwrap();
         assert_eq!(t.call_rules.as_ref().unwrap().len(), 1, "no recursion: one regex");
         let a = compile(&t);
         assert!(a.accepts(b"<tool_call>\n{\"name\": \"add\", \"arguments\": {\"a\": 1, \"b\": 2}}\n</tool_call>"));
         assert!(a.accepts(b"<tool_call>\n{\"name\": \"add\", \"arguments\": {\"a\":1,\"b\":2}}\n</tool_call>\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Oslo\"}}\n</tool_call>"));
         assert!(!a.accepts(b"<tool_call>\n{\"name\": \"sub\", \"arguments\": {\"a\": 1, \"b\": 2}}\n</tool_call>"));
         assert!(!a.accepts(b"<tool_call>\n{\"name\": \"add\", \"arguments\": {\"a\": 1}}\n</tool_call>"));
-        let named = read(&json!({"tools": tools(), "tool_choice": {"type": "function", "function": {"name": "get_weather"}}}), &Limits::default()).unwrap().unwrap();
+        let named = read(&json!({"tools": tools(), "tool_choice": {"type": "function", "function": {"name": "get_weather"}}}), &Limits::default(), false).unwrap().unwrap();
         let a = compile(&named);
         assert!(!a.accepts(b"<tool_call>\n{\"name\": \"add\", \"arguments\": {\"a\": 1, \"b\": 2}}\n</tool_call>"));
     }
@@ -229,7 +320,7 @@ mod tests {
     fn a_newline_after_the_last_call_ends_the_calls() {
         let call = "<tool_call>\n{\"name\": \"add\", \"arguments\": {\"a\": 1, \"b\": 2}}\n</tool_call>";
         for parallel in [true, false] {
-            let t = read(&json!({"tools": tools(), "tool_choice": "required", "parallel_tool_calls": parallel}), &Limits::default()).unwrap().unwrap();
+            let t = read(&json!({"tools": tools(), "tool_choice": "required", "parallel_tool_calls": parallel}), &Limits::default(), false).unwrap().unwrap();
             let a = compile(&t);
             assert!(a.accepts(call.as_bytes()) && a.accepts(format!("{call}\n").as_bytes()));
             assert!(!a.accepts(format!("{call}\n\n").as_bytes()));
@@ -246,7 +337,7 @@ mod tests {
             "required": ["kids"]}}, "$ref": "#/$defs/node"});
         let mut list = tools();
         list.as_array_mut().unwrap().push(json!({"type": "function", "function": {"name": "plant", "parameters": tree}}));
-        let t = read(&json!({"tools": list, "tool_choice": "required"}), &Limits::default()).unwrap().unwrap();
+        let t = read(&json!({"tools": list, "tool_choice": "required"}), &Limits::default(), false).unwrap().unwrap();
         assert!(t.call_rules.as_ref().unwrap().len() > 1);
         let a = compile(&t);
         let deep = format!("{}{}", "{\"kids\": [".repeat(6), "]}".repeat(6));
@@ -258,33 +349,97 @@ mod tests {
 
     #[test]
     fn calls_parse_into_openai_shape() {
-        let (content, calls) = parse_calls("Let me check.\n<tool_call>\n{\"name\": \"add\", \"arguments\": {\"a\": 1, \"b\": 2}}\n</tool_call>");
+        let (content, calls) = parse_calls("Let me check.\n<tool_call>\n{\"name\": \"add\", \"arguments\": {\"a\": 1, \"b\": 2}}\n</tool_call>", false);
         assert_eq!(content.as_deref(), Some("Let me check."));
         assert_eq!(calls[0]["function"]["name"], "add");
         assert_eq!(calls[0]["function"]["arguments"], "{\"a\":1,\"b\":2}");
-        assert_eq!(parse_calls("plain").1.len(), 0);
+        assert_eq!(parse_calls("plain", true).1.len(), 0);
+    }
+
+    /// The model's own surface is a call: a JSON call object, fenced or bare,
+    /// pretty-printed as it writes it, or a list of them when parallel calls are allowed.
+    #[test]
+    fn auto_calls_take_the_json_surface_too() {
+        let pretty = "{\n  \"name\": \"add\",\n  \"arguments\": {\n    \"a\": 1,\n    \"b\": 2\n  }\n}";
+        let weather = "{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Oslo\"}}";
+        for parallel in [true, false] {
+            let body = json!({"tools": tools(), "tool_choice": "auto", "parallel_tool_calls": parallel});
+            let a = compile(&read(&body, &Limits::default(), false).unwrap().unwrap());
+            assert!(a.accepts(format!("```json\n{pretty}\n```").as_bytes()));
+            assert!(a.accepts(format!("```json\n{pretty}\n```\n").as_bytes()));
+            assert!(a.accepts(pretty.as_bytes()));
+            assert!(a.accepts(b"<tool_call>\n{\"name\": \"add\", \"arguments\": {\"a\": 1, \"b\": 2}}\n</tool_call>"));
+            assert_eq!(a.accepts(format!("[{pretty}, {weather}]").as_bytes()), parallel);
+            assert!(!a.accepts(b"```json\n{\"name\": \"sub\", \"arguments\": {}}\n```"), "only the given functions");
+            assert!(!a.accepts(b"```python\nadd(1, 2)\n```"));
+            // With a response format, a JSON object is the answer's: calls keep the template's syntax.
+            let a = compile(&read(&body, &Limits::default(), true).unwrap().unwrap());
+            assert!(!a.accepts(pretty.as_bytes()));
+        }
+        // Under `required` calls come in either surface; the answer waits for a later turn.
+        for with_answer_format in [false, true] {
+            let a = compile(&read(&json!({"tools": tools(), "tool_choice": "required"}), &Limits::default(), with_answer_format).unwrap().unwrap());
+            assert!(a.accepts(pretty.as_bytes()));
+        }
+    }
+
+    #[test]
+    fn json_surface_calls_parse_only_when_the_whole_output_is_calls() {
+        let fenced = "```json\n{\n  \"name\": \"add\",\n  \"arguments\": {\"a\": 1, \"b\": 2}\n}\n```";
+        let (content, calls) = parse_calls(fenced, true);
+        assert_eq!(content, None);
+        assert_eq!(calls[0]["function"]["name"], "add");
+        assert_eq!(calls[0]["function"]["arguments"], "{\"a\":1,\"b\":2}");
+        assert_eq!(parse_calls(fenced, false).1.len(), 0, "not where a JSON answer may stand instead");
+        let list = "[{\"name\": \"add\", \"arguments\": {}}, {\"name\": \"get_weather\", \"arguments\": {\"city\": \"Oslo\"}}]";
+        assert_eq!(parse_calls(list, true).1.len(), 2);
+        for prose in ["Use add: {\"name\": \"add\", \"arguments\": {}}", "{\"name\": \"add\"}", "{\"name\": \"add\", \"arguments\": 3}",
+            "{\"name\": \"add\", \"arguments\": {}, \"x\": 1}", "[]", "```json\n{\"name\": \"add\", \"arguments\": {}}"] {
+            let (content, calls) = parse_calls(prose, true);
+            assert!(calls.is_empty(), "{prose}");
+            assert_eq!(content.as_deref(), Some(prose));
+        }
+    }
+
+    /// A stream holds back an output that may still be a JSON call, and shows prose at once.
+    #[test]
+    fn streams_hold_back_what_may_be_a_json_call() {
+        let mut s = ToolStream::new(true);
+        assert_eq!(s.push("``"), "");
+        assert_eq!(s.push("`json\n{\"name\": \"add\", "), "");
+        assert_eq!(s.push("\"arguments\": {}}\n```"), "");
+        let (rest, calls) = s.finish();
+        assert_eq!((rest.as_str(), calls.len()), ("", 1));
+        let mut s = ToolStream::new(true);
+        assert_eq!(s.push("``"), "");
+        assert_eq!(s.push("`python\nprint(1)"), "```python\nprint(1)");
+        let mut s = ToolStream::new(true);
+        assert_eq!(s.push("{\"a\": 1}"), "");
+        assert_eq!(s.finish(), ("{\"a\": 1}".to_string(), Vec::new()), "not a call: shown whole at the end");
+        let mut s = ToolStream::new(false);
+        assert_eq!(s.push("{\"a\": 1}"), "{\"a\": 1}");
     }
 
     #[test]
     fn bad_tools_name_the_field() {
         let limits = Limits::default();
-        let e = read(&json!({"tools": [{"type": "retrieval"}]}), &limits).err().unwrap();
+        let e = read(&json!({"tools": [{"type": "retrieval"}]}), &limits, false).err().unwrap();
         assert_eq!(e.param.as_deref(), Some("tools[0].type"));
-        let e = read(&json!({"tools": tools(), "tool_choice": {"type": "function", "function": {"name": "nope"}}}), &limits).err().unwrap();
+        let e = read(&json!({"tools": tools(), "tool_choice": {"type": "function", "function": {"name": "nope"}}}), &limits, false).err().unwrap();
         assert_eq!(e.param.as_deref(), Some("tool_choice.function.name"));
-        let e = read(&json!({"tool_choice": "required"}), &limits).err().unwrap();
+        let e = read(&json!({"tool_choice": "required"}), &limits, false).err().unwrap();
         assert_eq!(e.param.as_deref(), Some("tool_choice"));
         let string_args = json!([{"type": "function", "function": {"name": "f", "parameters": {"type": "string"}}}]);
-        let e = read(&json!({"tools": string_args}), &limits).err().unwrap();
+        let e = read(&json!({"tools": string_args}), &limits, false).err().unwrap();
         assert_eq!(e.param.as_deref(), Some("tools[0].function.parameters.type"));
-        let e = read(&json!({"tools": [{"type": "function", "function": {"name": "f", "parameters": 3}}]}), &limits).err().unwrap();
+        let e = read(&json!({"tools": [{"type": "function", "function": {"name": "f", "parameters": 3}}]}), &limits, false).err().unwrap();
         assert_eq!(e.param.as_deref(), Some("tools[0].function.parameters"));
     }
 
     #[test]
     fn untyped_parameters_take_objects_only() {
         let list = json!([{"type": "function", "function": {"name": "f", "parameters": {"properties": {"a": {"type": "integer"}}}}}]);
-        let a = compile(&read(&json!({"tools": list, "tool_choice": "required"}), &Limits::default()).unwrap().unwrap());
+        let a = compile(&read(&json!({"tools": list, "tool_choice": "required"}), &Limits::default(), false).unwrap().unwrap());
         let call = |args: &str| format!("<tool_call>\n{{\"name\": \"f\", \"arguments\": {args}}}\n</tool_call>");
         assert!(a.accepts(call("{\"a\": 1}").as_bytes()));
         assert!(!a.accepts(call("\"x\"").as_bytes()), "arguments must be an object");
@@ -293,19 +448,26 @@ mod tests {
 
 /// Streams a choice's text while holding back everything from the tool-call opener on, so a
 /// client sees prose as it comes and tool calls only once they are complete and parsed.
+/// With `json_surface`, an output that may be a JSON call is held back whole until it is known.
 #[derive(Default)]
 pub struct ToolStream {
     text: String,
     emitted: usize,
+    json_surface: bool,
 }
 
 impl ToolStream {
+    pub fn new(json_surface: bool) -> Self {
+        ToolStream { text: String::new(), emitted: 0, json_surface }
+    }
+
     /// Text that can be shown now.
     pub fn push(&mut self, piece: &str) -> String {
         self.text.push_str(piece);
         let opener = OPEN.trim_end();
         let safe = match self.text.find(opener) {
             Some(at) => at,
+            None if self.json_surface && self.emitted == 0 && may_be_json_call(&self.text) => 0,
             None => {
                 let held = (1..opener.len()).rev().find(|&k| self.text.ends_with(&opener[..k])).unwrap_or(0);
                 self.text.len() - held
@@ -318,7 +480,7 @@ impl ToolStream {
 
     /// At the end: the text still to show (when there were no calls) and the calls.
     pub fn finish(self) -> (String, Vec<Value>) {
-        let (_, calls) = parse_calls(&self.text);
+        let (_, calls) = parse_calls(&self.text, self.json_surface);
         if calls.is_empty() {
             (self.text[self.emitted..].to_string(), calls)
         } else {
