@@ -82,9 +82,12 @@ fuzz_target!(|data: &[u8]| {
             Ok(Ok(v)) => accepted(&v, &limits),
         }
     }
-    match tools::read(&body, &format::Limits::default()) {
-        Err(e) => refused(&e),
-        Ok(Some(t)) => assert!(t.call_rules.is_some() || t.choice == tools::ToolChoice::None),
-        Ok(None) => {}
+    // Both with and without an answer format beside the tools (auto calls then take the tagged surface only).
+    for with_answer_format in [false, true] {
+        match tools::read(&body, &format::Limits::default(), with_answer_format) {
+            Err(e) => refused(&e),
+            Ok(Some(t)) => assert!(t.call_rules.is_some() || t.choice == tools::ToolChoice::None),
+            Ok(None) => {}
+        }
     }
 });
