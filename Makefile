@@ -18,7 +18,7 @@ $(error GPU=$(GPU): the GPU backends are GPU=cuda, or none)
 endif
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: gpu-pack setup deps model build serve test pydeps browser fuzz-smoke bench bench-serve bench-mask bench-load bench-peers bench-build distill bench-lookahead ab-lookahead ab-bfcl ab-decoupled bench-decoupled
+.PHONY: gpu-pack setup deps model build serve test pydeps browser fuzz-smoke bench bench-serve bench-mask bench-load bench-peers bench-build distill bench-lookahead ab-lookahead ab-bfcl ab-decoupled bench-decoupled test-clients
 
 setup: deps model build
 
@@ -55,6 +55,16 @@ test: setup pydeps browser
 	$(CARGO) test --release
 	$(PYTHON) tests/openai_client_test.py
 
+# The agent frameworks and client libraries (openai-agents, pydantic-ai, LangChain, instructor,
+# LiteLLM, the openai SDK's helpers) against a live server, pinned in a venv of their own; prints
+# client x path x verdict (tests/clients/run.py says what each verdict means). About 15 minutes.
+CLIENTS_VENV := $(HOME)/.cache/conform/clients-venv
+test-clients: setup
+	@[ -x $(CLIENTS_VENV)/bin/python ] || $(PYTHON) -m venv $(CLIENTS_VENV)
+	@PIP_ROOT_USER_ACTION=ignore $(CLIENTS_VENV)/bin/pip install -q --disable-pip-version-check -r tests/clients/requirements.txt
+	@PIP_ROOT_USER_ACTION=ignore $(CLIENTS_VENV)/bin/pip install -q --disable-pip-version-check --no-deps -r tests/clients/requirements-nodeps.txt
+	$(CLIENTS_VENV)/bin/python tests/clients/run.py --bin $(BIN)
+
 # A short, deterministic pass of each fuzz target over its seeds (compile_and_walk: every mode,
 # regex, schema, choice, instructions, GBNF; parse_request: request bodies). Stable Rust; cargo-fuzz is installed when missing. Long runs:
 # fuzz/README.md.
@@ -82,18 +92,25 @@ bench-load: setup
 bench-mask: deps model
 	$(CARGO) bench --bench mask
 
-# conform side by side with llguidance, outlines-core and llama.cpp's GBNF sampler (bench/maskbench,
-# cargo feature `peers`): PEERS_LIMIT schemas spread evenly over JSONSchemaBench, first on the
-# Llama 3 tokenizer (MaskBench's), then on the default model's GGUF vocabulary with all four
-# engines. Tables on stdout; JSON + SVG chart in bench/results/peers-*.{json,svg}.
+# conform side by side with llguidance, outlines-core, llama.cpp's GBNF sampler and XGrammar
+# (bench/maskbench, cargo feature `peers`): PEERS_LIMIT schemas spread evenly over JSONSchemaBench,
+# first on the Llama 3 tokenizer (MaskBench's), then on the default model's GGUF vocabulary with all
+# five engines. XGrammar is a Python package: its peer process runs in a venv of its own
+# (bench/maskbench/requirements.txt, pinned). Tables on stdout; JSON + SVG chart in
+# bench/results/peers-*.{json,svg}.
 PEERS_LIMIT ?= 200
 PEERS_DATA ?= $(or $(CONFORM_DATA),../shared/data)
+PEERS_VENV := $(HOME)/.cache/conform/peers-venv
 bench-peers: deps model
 	$(CARGO) build --release --quiet --features peers --bin maskbench
-	./target/release/maskbench --data $(PEERS_DATA)/jsonschemabench --vocab $(PEERS_DATA)/tokenizers/llama3-tokenizer.json \
-	    --engines conform,llguidance,outlines --limit $(PEERS_LIMIT) --json bench/results/peers-llama3.json
-	./target/release/maskbench --data $(PEERS_DATA)/jsonschemabench --vocab models/qwen2.5-coder-0.5b-instruct.gguf \
-	    --engines conform,llguidance,outlines,llamacpp --limit $(PEERS_LIMIT) --json bench/results/peers-qwen2.5.json
+	@[ -x $(PEERS_VENV)/bin/python ] || $(PYTHON) -m venv $(PEERS_VENV)
+	@PIP_ROOT_USER_ACTION=ignore $(PEERS_VENV)/bin/pip install -q --disable-pip-version-check --no-deps -r bench/maskbench/requirements.txt
+	MASKBENCH_PYTHON=$(PEERS_VENV)/bin/python ./target/release/maskbench --data $(PEERS_DATA)/jsonschemabench \
+	    --vocab $(PEERS_DATA)/tokenizers/llama3-tokenizer.json \
+	    --engines conform,llguidance,outlines,xgrammar --limit $(PEERS_LIMIT) --json bench/results/peers-llama3.json
+	MASKBENCH_PYTHON=$(PEERS_VENV)/bin/python ./target/release/maskbench --data $(PEERS_DATA)/jsonschemabench \
+	    --vocab models/qwen2.5-coder-0.5b-instruct.gguf \
+	    --engines conform,llguidance,outlines,llamacpp,xgrammar --limit $(PEERS_LIMIT) --json bench/results/peers-qwen2.5.json
 
 # Re-distil the default model's lookahead TPM (models/<model>.tpm; ~30-40 min on 2 cores).
 distill: setup

@@ -185,9 +185,32 @@ class OpenAIClientTest(unittest.TestCase):
                                       "response.output_item.done", types[-1]])
         self.assertIn(types[-1], ("response.completed", "response.incomplete"))
         self.assertEqual([e.sequence_number for e in events], list(range(len(events))))
-        deltas = "".join(e.delta for e in events if e.type == "response.output_text.delta")
-        self.assertEqual(deltas, events[-1].response.output_text)
-        self.assertTrue(deltas)
+        pieces = [e.delta for e in events if e.type == "response.output_text.delta"]
+        # The text streams as the model writes it, not in one delta at the end.
+        self.assertGreater(len(pieces), 1)
+        self.assertEqual("".join(pieces), events[-1].response.output_text)
+        self.assertIsNotNone(events[-1].response.usage)
+        self.assertGreaterEqual(events[-1].response.usage.output_tokens, len(pieces))
+
+    def test_responses_streamed_tool_call(self):
+        tools = [{"type": "function", "name": "get_weather", "description": "Weather in a city",
+                  "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                                 "required": ["city"], "additionalProperties": False}, "strict": True}]
+        events = list(self.client.responses.create(model=MODEL, input="What is the weather in Oslo?", tools=tools,
+                                                   tool_choice="required", max_output_tokens=48, temperature=0,
+                                                   stream=True))
+        types = [e.type for e in events]
+        self.assertEqual(types[-1], "response.completed")
+        self.assertEqual([e.sequence_number for e in events], list(range(len(events))))
+        done = [e for e in events if e.type == "response.function_call_arguments.done"]
+        self.assertTrue(done)
+        self.assertEqual(done[0].name, "get_weather")
+        self.assertIn("city", json.loads(done[0].arguments))
+        final = events[-1].response.output
+        self.assertEqual([o.type for o in final], ["function_call"] * len(done))
+        self.assertEqual(final[0].arguments, done[0].arguments)
+        added = [e for e in events if e.type == "response.output_item.added"]
+        self.assertEqual(added[0].item.id, final[0].id)
 
     def test_responses_parse(self):
         class City(pydantic.BaseModel):

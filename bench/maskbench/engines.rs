@@ -2,7 +2,9 @@
 //! identically. Every engine works on the same vocabulary (token ids and their byte strings)
 //! and gets instances serialised the way its own grammar lays JSON out.
 
-use std::path::Path;
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::Arc;
 
 use conform::format::{compile_schema, KeyOrder, Limits, SchemaOptions};
@@ -17,7 +19,9 @@ use llama_cpp_2::token::data_array::LlamaTokenDataArray;
 use llama_cpp_2::token::LlamaToken;
 use serde_json::Value;
 
-pub const ENGINES: &[&str] = &["conform", "conform-strict", "llguidance", "outlines", "llamacpp"];
+use crate::worker::Answer;
+
+pub const ENGINES: &[&str] = &["conform", "conform-strict", "llguidance", "outlines", "llamacpp", "xgrammar"];
 
 /// A compiled format, ready for instances.
 pub trait Grammar {
@@ -39,6 +43,17 @@ pub trait Engine {
     /// The key order of the objects this engine's grammar generates.
     fn key_order(&self) -> KeyOrder {
         KeyOrder::Schema
+    }
+    /// Whether this engine runs and times whole jobs itself (XGrammar, in a process of its
+    /// own): the worker then hands it each job's schema and instance tokens (`run_job`)
+    /// instead of timing `compile` and `Grammar::step` in its own loop.
+    fn runs_jobs(&self) -> bool {
+        false
+    }
+    /// One job, answered as the worker's loop would. An `Err` ends the worker, which the
+    /// parent counts as a crash of this schema and replaces.
+    fn run_job(&mut self, _schema: &Value, _valid: &[Vec<u32>], _invalid: &[Vec<u32>]) -> Result<Answer, String> {
+        Err("this engine is timed by the worker's loop".into())
     }
 }
 
@@ -93,6 +108,7 @@ impl Vocabulary {
             "conform-strict" => Box::new(Conform::new(self, true)),
             "llguidance" => Box::new(Llguidance::new(self)?),
             "outlines" => Box::new(Outlines::new(self)),
+            "xgrammar" => Box::new(XGrammar::new(self)?),
             "llamacpp" => match &self.tokenizer {
                 Tokenizer::Gguf { model, .. } => Box::new(LlamaCpp { model: model.clone(), eos: self.vocab.eog_tokens().to_vec() }),
                 Tokenizer::Hf(_) => return Err("llamacpp needs a GGUF vocabulary".into()),
@@ -339,5 +355,94 @@ impl Grammar for LlamaCppGrammar {
         self.refill();
         self.sampler.apply(&mut self.candidates);
         self.eos.iter().any(|&t| self.candidates.data[t as usize].logit().is_finite())
+    }
+}
+
+/// XGrammar (PyPI `xgrammar`, pinned in bench/maskbench/requirements.txt), which is a Python
+/// package: `xgrammar_peer.py` runs it in a Python process of its own, started once per worker,
+/// and times its calls there, so neither the pipe nor JSON is counted. Configured as vLLM's
+/// xgrammar backend runs it for a JSON Schema; the script says which options and why. Its
+/// interpreter: `$MASKBENCH_PYTHON`, else the venv `make bench-peers` makes in
+/// ~/.cache/conform/peers-venv.
+struct XGrammar {
+    child: Child,
+    stdin: BufWriter<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl XGrammar {
+    const SCRIPT: &'static str = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/maskbench/xgrammar_peer.py");
+
+    fn python() -> PathBuf {
+        match std::env::var_os("MASKBENCH_PYTHON") {
+            Some(p) => p.into(),
+            None => Path::new(&std::env::var_os("HOME").unwrap_or_default()).join(".cache/conform/peers-venv/bin/python"),
+        }
+    }
+
+    fn new(v: &Vocabulary) -> Result<XGrammar, String> {
+        let python = Self::python();
+        let mut child = Command::new(&python)
+            .arg(Self::SCRIPT)
+            .arg(std::process::id().to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("{}: {e} (make bench-peers installs XGrammar there; or set MASKBENCH_PYTHON)", python.display()))?;
+        let mut x = XGrammar { stdin: BufWriter::new(child.stdin.take().unwrap()), stdout: BufReader::new(child.stdout.take().unwrap()), child };
+        // The vocabulary once: each token's bytes in hex, control tokens empty (never allowed).
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut hex = String::with_capacity(v.vocab.len() * 12);
+        hex.push('[');
+        for id in 0..v.vocab.len() as u32 {
+            hex.push_str(if id == 0 { "\"" } else { ",\"" });
+            if v.vocab.is_text(id) {
+                for &b in v.vocab.token_bytes(id) {
+                    hex.push(HEX[(b >> 4) as usize] as char);
+                    hex.push(HEX[(b & 15) as usize] as char);
+                }
+            }
+            hex.push('"');
+        }
+        hex.push(']');
+        let setup = format!("{{\"vocab\":{hex},\"eos\":{},\"max_threads\":1}}", v.eos());
+        let ready = x.exchange(&setup).map_err(|e| format!("the XGrammar helper ({} {}) did not start: {e}", python.display(), Self::SCRIPT))?;
+        if ready != "ready" {
+            return Err(format!("the XGrammar helper said `{ready}` instead of `ready`"));
+        }
+        Ok(x)
+    }
+
+    /// One line out, one line back.
+    fn exchange(&mut self, line: &str) -> Result<String, String> {
+        writeln!(self.stdin, "{line}").and_then(|_| self.stdin.flush()).map_err(|e| format!("writing to the XGrammar helper: {e}"))?;
+        let mut answer = String::new();
+        match self.stdout.read_line(&mut answer) {
+            Ok(0) => Err("the XGrammar helper exited".into()),
+            Ok(_) => Ok(answer.trim_end().to_string()),
+            Err(e) => Err(format!("reading from the XGrammar helper: {e}")),
+        }
+    }
+}
+
+impl Engine for XGrammar {
+    fn compile(&mut self, _schema: &Value) -> Result<Box<dyn Grammar>, String> {
+        Err("xgrammar runs whole jobs (run_job)".into())
+    }
+    fn runs_jobs(&self) -> bool {
+        true
+    }
+    fn run_job(&mut self, schema: &Value, valid: &[Vec<u32>], invalid: &[Vec<u32>]) -> Result<Answer, String> {
+        // The schema as text, its keys in their order (XGrammar lays properties out in it).
+        let job = serde_json::json!({"schema": schema.to_string(), "valid": valid, "invalid": invalid});
+        let line = self.exchange(&job.to_string())?;
+        serde_json::from_str(&line).map_err(|e| format!("the XGrammar helper's answer: {e}"))
+    }
+}
+
+impl Drop for XGrammar {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

@@ -1,17 +1,18 @@
-//! maskbench: conform's masks side by side with llguidance, outlines-core and llama.cpp's GBNF
-//! sampler, on JSONSchemaBench schemas and their MaskBench test instances, with one vocabulary
-//! for everyone, in one run on one machine.
+//! maskbench: conform's masks side by side with llguidance, outlines-core, llama.cpp's GBNF
+//! sampler and XGrammar, on JSONSchemaBench schemas and their MaskBench test instances, with one
+//! vocabulary for everyone, in one run on one machine.
 //!
 //! For every engine and schema: compile time up to the first mask; for each valid instance,
 //! serialised the way that engine's grammar lays JSON out and tokenised by the model's own
 //! tokenizer, the time of every mask computation plus token commit, and whether it was accepted
 //! to the end; for each invalid instance, whether it was (wrongly) accepted. Each engine runs in
-//! its own worker process with a per-schema timeout (see `worker.rs`).
+//! its own worker process with a per-schema timeout (see `worker.rs`); XGrammar, a Python
+//! package, runs in a Python process of that worker's (`xgrammar_peer.py`).
 //!
 //! ```text
 //! cargo run --release --features peers --bin maskbench -- \
 //!     --data ../shared/data/jsonschemabench --vocab <tokenizer.json | model.gguf> \
-//!     [--engines conform,llguidance,outlines,llamacpp] [--limit N] [--timeout-s 20] --json out.json
+//!     [--engines conform,llguidance,outlines,llamacpp,xgrammar] [--limit N] [--timeout-s 20] --json out.json
 //! ```
 
 mod engines;
@@ -37,8 +38,10 @@ struct Args {
     /// The vocabulary: a Hugging Face tokenizer.json or a GGUF model (vocabulary only).
     #[arg(long)]
     vocab: PathBuf,
-    /// Comma-separated engines (conform, conform-strict, llguidance, outlines, llamacpp).
-    /// llamacpp needs a GGUF vocabulary and is skipped with a note otherwise.
+    /// Comma-separated engines (conform, conform-strict, llguidance, outlines, llamacpp,
+    /// xgrammar). llamacpp needs a GGUF vocabulary and is skipped with a note otherwise;
+    /// xgrammar needs Python with XGrammar (`$MASKBENCH_PYTHON`, default the venv
+    /// `make bench-peers` makes in ~/.cache/conform/peers-venv).
     #[arg(long, default_value = "conform,llguidance,outlines,llamacpp")]
     engines: String,
     /// At most N schemas, spread evenly over the data (every k-th schema), so a sample

@@ -1,7 +1,9 @@
 //! One worker process per engine. The parent sends one schema with its instances per line and
 //! waits for the answer line with a timeout; a worker that runs past it is killed and replaced
 //! (a timeout), one that dies is replaced too (a crash). So a pathological schema, a runaway
-//! allocation or an abort inside a peer costs one schema, never the run.
+//! allocation or an abort inside a peer costs one schema, never the run. A peer that lives in a
+//! helper process of the worker's (XGrammar's Python) goes with it: it dies with the worker, and
+//! the worker exits when the helper dies.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -49,6 +51,14 @@ pub fn serve(engine_name: &str, vocab_path: &Path) -> Result<(), String> {
         let line = line.map_err(|e| e.to_string())?;
         let job: Job = serde_json::from_str(&line).map_err(|e| e.to_string())?;
         let tokens = |data: &Value| vocab.tokenize(&canonical_json_ordered(data, Some(&job.schema), order));
+        if engine.runs_jobs() {
+            let valid = job.valid.iter().map(&tokens).collect::<Result<Vec<_>, _>>()?;
+            let invalid = job.invalid.iter().map(&tokens).collect::<Result<Vec<_>, _>>()?;
+            let answer = engine.run_job(&job.schema, &valid, &invalid)?;
+            writeln!(out, "{}", serde_json::to_string(&answer).unwrap()).map_err(|e| e.to_string())?;
+            out.flush().map_err(|e| e.to_string())?;
+            continue;
+        }
         let mut answer = Answer::default();
         let t0 = Instant::now();
         match engine.compile(&job.schema) {

@@ -4,8 +4,9 @@
 //! into a `response` object (or its event stream).
 //!
 //! Stateless: `previous_response_id` is a 400, `store` is accepted and ignored, unknown
-//! `include` values are ignored. With `stream: true` the events are written from the finished
-//! generation (the documented sequence, the text in one delta).
+//! `include` values are ignored. With `stream: true` the chat handler streams and each of its
+//! chunks becomes the Responses events it means ([`StreamedResponse`]): text deltas as the
+//! model writes them, a function call once it is complete.
 
 use std::convert::Infallible;
 
@@ -13,7 +14,7 @@ use axum::extract::State;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use futures::stream;
+use futures::{stream, StreamExt};
 use serde_json::{json, Map, Value};
 
 use super::chat;
@@ -30,18 +31,42 @@ const PASSED: &[&str] = &[
 
 pub async fn responses(State(state): State<AppState>, body: Body) -> Result<Response, ApiError> {
     let body = parse_json(&body.0)?;
-    let chat_body = translate(&body)?;
+    let mut chat_body = translate(&body)?;
     let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    if stream {
+        chat_body["stream"] = json!(true);
+        chat_body["stream_options"] = json!({"include_usage": true});
+    }
     let bytes = serde_json::to_vec(&chat_body).map_err(ApiError::internal)?;
     let answer = chat::chat_completions(State(state), Body(bytes.into())).await?;
-    let raw = axum::body::to_bytes(answer.into_body(), usize::MAX).await.map_err(ApiError::internal)?;
-    let completion: Value = serde_json::from_slice(&raw).map_err(ApiError::internal)?;
-    let response = response_json(&body, &completion);
     if !stream {
-        return Ok(Json(response).into_response());
+        let raw = axum::body::to_bytes(answer.into_body(), usize::MAX).await.map_err(ApiError::internal)?;
+        let completion: Value = serde_json::from_slice(&raw).map_err(ApiError::internal)?;
+        return Ok(Json(response_json(&body, &completion)).into_response());
     }
-    let events = events(response).into_iter().map(Ok::<_, Infallible>);
-    Ok(Sse::new(stream::iter(events)).keep_alive(KeepAlive::default()).into_response())
+    let mut response = StreamedResponse::new(body);
+    let opening = response.opening();
+    let mut lines = SseData::default();
+    // `None` marks the end of the chat stream: a stream cut without `[DONE]` still ends.
+    let frames = answer.into_body().into_data_stream().map(Some).chain(stream::once(async { None }));
+    let events = frames.flat_map(move |frame| {
+        let mut out = Vec::new();
+        match frame {
+            Some(Ok(bytes)) => {
+                for data in lines.push(&bytes) {
+                    out.extend(response.on_data(&data));
+                }
+            }
+            Some(Err(e)) => out.extend(response.on_data(&ApiError::internal(e).body().to_string())),
+            None => out.extend(response.on_data("[DONE]")),
+        }
+        stream::iter(out)
+    });
+    let events = stream::iter(opening).chain(events).map(|event| {
+        let kind = event["type"].as_str().unwrap_or("").to_string();
+        Ok::<_, Infallible>(SseEvent::default().event(kind).data(event.to_string()))
+    });
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()).into_response())
 }
 
 /// The chat-completions body a Responses request means.
@@ -210,36 +235,53 @@ fn response_json(request: &Value, completion: &Value) -> Value {
     let mut output = Vec::new();
     let text = message["content"].as_str().unwrap_or("");
     if !text.is_empty() || message.get("tool_calls").is_none() {
-        output.push(json!({
-            "type": "message", "id": new_id("msg"), "status": "completed", "role": "assistant",
-            "content": [{"type": "output_text", "text": text, "annotations": []}],
-        }));
+        output.push(message_item(&new_id("msg"), text, "completed"));
     }
     for call in message["tool_calls"].as_array().into_iter().flatten() {
-        output.push(json!({
-            "type": "function_call", "id": new_id("fc"), "call_id": call["id"],
-            "name": call["function"]["name"], "arguments": call["function"]["arguments"], "status": "completed",
-        }));
+        output.push(call_item(&new_id("fc"), call, "completed"));
     }
-    let cut = choice["finish_reason"] == "length";
-    let usage = &completion["usage"];
+    let ended = Ended {
+        model: completion["model"].clone(),
+        cut: choice["finish_reason"] == "length",
+        usage: completion["usage"].clone(),
+        format: choice.get("format").cloned(),
+    };
+    response_object(request, &new_id("resp"), unix_now(), output, Some(&ended))
+}
+
+/// How a generation ended: what the final `response` object reports beside its output.
+struct Ended {
+    model: Value,
+    cut: bool,
+    /// The chat `usage` object.
+    usage: Value,
+    /// The constrained choice's `format` report.
+    format: Option<Value>,
+}
+
+/// The `response` object: `ended` is None while it is in progress.
+fn response_object(request: &Value, id: &str, created: u64, output: Vec<Value>, ended: Option<&Ended>) -> Value {
     let field = |k: &str, default: Value| request.get(k).filter(|v| !v.is_null()).cloned().unwrap_or(default);
-    let mut response = json!({
-        "id": new_id("resp"),
-        "object": "response",
-        "created_at": unix_now(),
-        "status": if cut { "incomplete" } else { "completed" },
-        "error": null,
-        "incomplete_details": if cut { json!({"reason": "max_output_tokens"}) } else { Value::Null },
-        "model": completion["model"],
-        "output": output,
-        "usage": {
+    let cut = ended.is_some_and(|e| e.cut);
+    let usage = ended.map(|e| &e.usage).filter(|u| !u.is_null()).map(|usage| {
+        json!({
             "input_tokens": usage["prompt_tokens"],
             "input_tokens_details": {"cached_tokens": 0},
             "output_tokens": usage["completion_tokens"],
             "output_tokens_details": {"reasoning_tokens": 0},
             "total_tokens": usage["total_tokens"],
-        },
+        })
+    });
+    let mut response = json!({
+        "id": id,
+        "object": "response",
+        "created_at": created,
+        "status": match ended { None => "in_progress", Some(_) if cut => "incomplete", Some(_) => "completed" },
+        "error": null,
+        "incomplete_details": if cut { json!({"reason": "max_output_tokens"}) } else { Value::Null },
+        "model": ended.map_or_else(|| field("model", Value::Null), |e| e.model.clone()),
+        "output": output,
+        "usage": usage,
         "instructions": field("instructions", Value::Null),
         "max_output_tokens": field("max_output_tokens", Value::Null),
         "parallel_tool_calls": field("parallel_tool_calls", json!(true)),
@@ -253,10 +295,25 @@ fn response_json(request: &Value, completion: &Value) -> Value {
         "truncation": "disabled",
         "metadata": field("metadata", json!({})),
     });
-    if let Some(report) = choice.get("format") {
-        response["format"] = report.clone();
+    if let Some(report) = ended.and_then(|e| e.format.clone()) {
+        response["format"] = report;
     }
     response
+}
+
+fn message_item(id: &str, text: &str, status: &str) -> Value {
+    json!({
+        "type": "message", "id": id, "status": status, "role": "assistant",
+        "content": [{"type": "output_text", "text": text, "annotations": []}],
+    })
+}
+
+/// A `function_call` output item for a chat tool call.
+fn call_item(id: &str, call: &Value, status: &str) -> Value {
+    json!({
+        "type": "function_call", "id": id, "call_id": call["id"],
+        "name": call["function"]["name"], "arguments": call["function"]["arguments"], "status": status,
+    })
 }
 
 /// An id in OpenAI's Responses spelling: `resp_…`, `msg_…`, `fc_…`.
@@ -264,60 +321,282 @@ fn new_id(prefix: &str) -> String {
     super::new_id(prefix).replacen('-', "_", 1)
 }
 
-/// The documented event sequence for a finished response.
-fn events(response: Value) -> Vec<SseEvent> {
-    let mut events = Vec::new();
-    let mut push = |mut event: Value| {
-        let kind = event["type"].as_str().unwrap_or("").to_string();
-        event["sequence_number"] = json!(events.len());
-        events.push(SseEvent::default().event(kind).data(event.to_string()));
-    };
-    let mut pending = response.clone();
-    pending["status"] = json!("in_progress");
-    pending["output"] = json!([]);
-    pending["usage"] = Value::Null;
-    pending["incomplete_details"] = Value::Null;
-    push(json!({"type": "response.created", "response": pending}));
-    push(json!({"type": "response.in_progress", "response": pending}));
-    for (index, item) in response["output"].as_array().into_iter().flatten().enumerate() {
-        let id = item["id"].clone();
-        let mut added = item.clone();
-        added["status"] = json!("in_progress");
-        match item["type"].as_str() {
-            Some("message") => {
-                added["content"] = json!([]);
-                push(json!({"type": "response.output_item.added", "output_index": index, "item": added}));
-                let part = &item["content"][0];
-                let text = part["text"].as_str().unwrap_or("");
-                let at = |t: &str| json!({"type": t, "item_id": id, "output_index": index, "content_index": 0});
-                let mut e = at("response.content_part.added");
-                e["part"] = json!({"type": "output_text", "text": "", "annotations": []});
-                push(e);
-                if !text.is_empty() {
-                    let mut e = at("response.output_text.delta");
-                    e["delta"] = json!(text);
-                    e["logprobs"] = json!([]);
-                    push(e);
-                }
-                let mut e = at("response.output_text.done");
-                e["text"] = json!(text);
-                e["logprobs"] = json!([]);
-                push(e);
-                let mut e = at("response.content_part.done");
-                e["part"] = part.clone();
-                push(e);
-            }
-            _ => {
-                added["arguments"] = json!("");
-                push(json!({"type": "response.output_item.added", "output_index": index, "item": added}));
-                let arguments = item["arguments"].clone();
-                push(json!({"type": "response.function_call_arguments.delta", "item_id": id, "output_index": index, "delta": arguments}));
-                push(json!({"type": "response.function_call_arguments.done", "item_id": id, "output_index": index, "name": item["name"], "arguments": arguments}));
+/// The `data:` payloads of an SSE byte stream, whatever its framing into chunks.
+#[derive(Default)]
+struct SseData {
+    pending: String,
+}
+
+impl SseData {
+    fn push(&mut self, bytes: &[u8]) -> Vec<String> {
+        self.pending.push_str(&String::from_utf8_lossy(bytes));
+        let mut out = Vec::new();
+        while let Some(end) = self.pending.find("\n\n") {
+            let event: String = self.pending.drain(..end + 2).collect();
+            let data: Vec<&str> = event.lines().filter_map(|l| l.strip_prefix("data:")).map(|d| d.strip_prefix(' ').unwrap_or(d)).collect();
+            if !data.is_empty() {
+                out.push(data.join("\n"));
             }
         }
-        push(json!({"type": "response.output_item.done", "output_index": index, "item": item}));
+        out
     }
-    let last = if response["status"] == "incomplete" { "response.incomplete" } else { "response.completed" };
-    push(json!({"type": last, "response": response}));
-    events
+}
+
+/// A Responses event stream built from a chat-completions stream, chunk by chunk, in OpenAI's
+/// documented sequence: `response.created`, `response.in_progress`, per output item
+/// `response.output_item.added` … `response.output_item.done` (text: `content_part.added`,
+/// `output_text.delta`s, `output_text.done`, `content_part.done`; calls:
+/// `function_call_arguments.delta`/`.done`), then `response.completed` (`response.incomplete`
+/// when the budget cut it, `error` then `response.failed` when generation failed).
+struct StreamedResponse {
+    request: Value,
+    id: String,
+    created: u64,
+    sequence: usize,
+    /// Finished output items, in order.
+    output: Vec<Value>,
+    /// The message item being written: its id and text so far.
+    message: Option<(String, String)>,
+    finish_reason: Option<Value>,
+    format: Option<Value>,
+    usage: Value,
+    model: Value,
+    finished: bool,
+}
+
+impl StreamedResponse {
+    fn new(request: Value) -> StreamedResponse {
+        let model = request.get("model").cloned().unwrap_or(Value::Null);
+        StreamedResponse {
+            request, id: new_id("resp"), created: unix_now(), sequence: 0, output: Vec::new(), message: None,
+            finish_reason: None, format: None, usage: Value::Null, model, finished: false,
+        }
+    }
+
+    fn event(&mut self, mut event: Value) -> Value {
+        event["sequence_number"] = json!(self.sequence);
+        self.sequence += 1;
+        event
+    }
+
+    fn snapshot(&self, ended: Option<&Ended>) -> Value {
+        response_object(&self.request, &self.id, self.created, self.output.clone(), ended)
+    }
+
+    fn opening(&mut self) -> Vec<Value> {
+        let pending = self.snapshot(None);
+        vec![
+            self.event(json!({"type": "response.created", "response": pending})),
+            self.event(json!({"type": "response.in_progress", "response": pending})),
+        ]
+    }
+
+    /// The events one chat stream payload means.
+    fn on_data(&mut self, data: &str) -> Vec<Value> {
+        let mut out = Vec::new();
+        if self.finished {
+            return out;
+        }
+        if data == "[DONE]" {
+            self.finish(&mut out);
+            return out;
+        }
+        let Ok(chunk) = serde_json::from_str::<Value>(data) else {
+            return out;
+        };
+        if let Some(error) = chunk.get("error") {
+            self.fail(error, &mut out);
+            return out;
+        }
+        if let Some(model) = chunk.get("model").filter(|m| !m.is_null()) {
+            self.model = model.clone();
+        }
+        if let Some(usage) = chunk.get("usage").filter(|u| !u.is_null()) {
+            self.usage = usage.clone();
+        }
+        let Some(choice) = chunk.pointer("/choices/0") else {
+            return out;
+        };
+        let delta = &choice["delta"];
+        if let Some(text) = delta.get("content").and_then(Value::as_str).filter(|t| !t.is_empty()) {
+            self.text(text, &mut out);
+        }
+        for call in delta.get("tool_calls").and_then(Value::as_array).into_iter().flatten() {
+            self.call(call, &mut out);
+        }
+        if let Some(reason) = choice.get("finish_reason").filter(|r| !r.is_null()) {
+            self.finish_reason = Some(reason.clone());
+        }
+        if let Some(report) = choice.get("format") {
+            self.format = Some(report.clone());
+        }
+        out
+    }
+
+    fn part_event(&self, kind: &str, item_id: &str) -> Value {
+        json!({"type": kind, "item_id": item_id, "output_index": self.output.len(), "content_index": 0})
+    }
+
+    fn open_message(&mut self, out: &mut Vec<Value>) {
+        if self.message.is_none() {
+            let id = new_id("msg");
+            let mut added = message_item(&id, "", "in_progress");
+            added["content"] = json!([]);
+            let item = json!({"type": "response.output_item.added", "output_index": self.output.len(), "item": added});
+            out.push(self.event(item));
+            let mut part = self.part_event("response.content_part.added", &id);
+            part["part"] = json!({"type": "output_text", "text": "", "annotations": []});
+            out.push(self.event(part));
+            self.message = Some((id, String::new()));
+        }
+    }
+
+    fn text(&mut self, text: &str, out: &mut Vec<Value>) {
+        self.open_message(out);
+        let (id, written) = self.message.as_mut().expect("opened above");
+        written.push_str(text);
+        let id = id.clone();
+        let mut e = self.part_event("response.output_text.delta", &id);
+        e["delta"] = json!(text);
+        e["logprobs"] = json!([]);
+        out.push(self.event(e));
+    }
+
+    fn close_message(&mut self, out: &mut Vec<Value>) {
+        let Some((id, text)) = self.message.take() else {
+            return;
+        };
+        let mut e = self.part_event("response.output_text.done", &id);
+        e["text"] = json!(text);
+        e["logprobs"] = json!([]);
+        out.push(self.event(e));
+        let mut e = self.part_event("response.content_part.done", &id);
+        e["part"] = json!({"type": "output_text", "text": text, "annotations": []});
+        out.push(self.event(e));
+        self.push_item(message_item(&id, &text, "completed"), out);
+    }
+
+    fn push_item(&mut self, item: Value, out: &mut Vec<Value>) {
+        let done = json!({"type": "response.output_item.done", "output_index": self.output.len(), "item": item});
+        out.push(self.event(done));
+        self.output.push(item);
+    }
+
+    /// A tool call: the chat stream gives each one whole, once it is complete.
+    fn call(&mut self, call: &Value, out: &mut Vec<Value>) {
+        self.close_message(out);
+        let id = new_id("fc");
+        let item = call_item(&id, call, "completed");
+        let mut added = call_item(&id, call, "in_progress");
+        added["arguments"] = json!("");
+        let index = self.output.len();
+        out.push(self.event(json!({"type": "response.output_item.added", "output_index": index, "item": added})));
+        let arguments = item["arguments"].clone();
+        out.push(self.event(json!({"type": "response.function_call_arguments.delta", "item_id": id, "output_index": index, "delta": arguments})));
+        out.push(self.event(json!({"type": "response.function_call_arguments.done", "item_id": id, "output_index": index, "name": item["name"], "arguments": arguments})));
+        self.push_item(item, out);
+    }
+
+    fn finish(&mut self, out: &mut Vec<Value>) {
+        if self.output.is_empty() && self.message.is_none() {
+            // An empty answer is still one (empty) message, as in the non-streamed response.
+            self.open_message(out);
+        }
+        self.close_message(out);
+        let ended = Ended {
+            model: self.model.clone(),
+            cut: self.finish_reason.as_ref().is_some_and(|r| r == "length"),
+            usage: self.usage.clone(),
+            format: self.format.clone(),
+        };
+        let response = self.snapshot(Some(&ended));
+        let kind = if ended.cut { "response.incomplete" } else { "response.completed" };
+        out.push(self.event(json!({"type": kind, "response": response})));
+        self.finished = true;
+    }
+
+    fn fail(&mut self, error: &Value, out: &mut Vec<Value>) {
+        self.close_message(out);
+        out.push(self.event(json!({"type": "error", "code": error["code"], "message": error["message"], "param": error["param"]})));
+        let mut response = self.snapshot(None);
+        response["status"] = json!("failed");
+        response["error"] = json!({"code": error["code"].as_str().unwrap_or("server_error"), "message": error["message"]});
+        out.push(self.event(json!({"type": "response.failed", "response": response})));
+        self.finished = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn types(events: &[Value]) -> Vec<&str> {
+        events.iter().map(|e| e["type"].as_str().unwrap()).collect()
+    }
+
+    #[test]
+    fn sse_payloads_survive_any_framing() {
+        let stream = "data: {\"a\":1}\n\n: keep-alive\n\ndata: [DONE]\n\n";
+        for cut in 0..stream.len() {
+            let mut lines = SseData::default();
+            let mut got = lines.push(&stream.as_bytes()[..cut]);
+            got.extend(lines.push(&stream.as_bytes()[cut..]));
+            assert_eq!(got, ["{\"a\":1}", "[DONE]"], "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn a_chat_stream_becomes_the_documented_event_sequence() {
+        let mut r = StreamedResponse::new(json!({"model": "m", "input": "hi"}));
+        let mut events = r.opening();
+        for data in [
+            json!({"model": "m", "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": null}]}),
+            json!({"model": "m", "choices": [{"index": 0, "delta": {"content": "I will "}, "finish_reason": null}]}),
+            json!({"model": "m", "choices": [{"index": 0, "delta": {"content": "call."}, "finish_reason": null}]}),
+            json!({"model": "m", "choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]}, "finish_reason": null}]}),
+            json!({"model": "m", "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls", "format": {"mode": "mask"}}]}),
+            json!({"model": "m", "choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}}),
+        ] {
+            events.extend(r.on_data(&data.to_string()));
+        }
+        events.extend(r.on_data("[DONE]"));
+        events.extend(r.on_data("[DONE]")); // a second end adds nothing
+        assert_eq!(types(&events), [
+            "response.created", "response.in_progress",
+            "response.output_item.added", "response.content_part.added",
+            "response.output_text.delta", "response.output_text.delta",
+            "response.output_text.done", "response.content_part.done", "response.output_item.done",
+            "response.output_item.added", "response.function_call_arguments.delta",
+            "response.function_call_arguments.done", "response.output_item.done",
+            "response.completed",
+        ]);
+        let numbers: Vec<u64> = events.iter().map(|e| e["sequence_number"].as_u64().unwrap()).collect();
+        assert_eq!(numbers, (0..events.len() as u64).collect::<Vec<_>>());
+        let done = &events.last().unwrap()["response"];
+        assert_eq!(done["id"], events[0]["response"]["id"]);
+        assert_eq!(done["output"][0]["content"][0]["text"], "I will call.");
+        assert_eq!(done["output"][0]["id"], events[2]["item"]["id"]);
+        assert_eq!(done["output"][1]["call_id"], "call_1");
+        assert_eq!(done["usage"]["total_tokens"], 7);
+        assert_eq!(done["format"]["mode"], "mask");
+    }
+
+    #[test]
+    fn a_cut_stream_is_incomplete_and_a_failed_one_says_so() {
+        let mut r = StreamedResponse::new(json!({"model": "m"}));
+        let mut events = r.on_data(&json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "length"}]}).to_string());
+        events.extend(r.on_data("[DONE]"));
+        assert_eq!(types(&events), [
+            "response.output_item.added", "response.content_part.added", "response.output_text.done",
+            "response.content_part.done", "response.output_item.done", "response.incomplete",
+        ]);
+        assert_eq!(events.last().unwrap()["response"]["incomplete_details"]["reason"], "max_output_tokens");
+
+        let mut r = StreamedResponse::new(json!({"model": "m"}));
+        let mut events = r.on_data(&json!({"choices": [{"index": 0, "delta": {"content": "a"}}]}).to_string());
+        events.extend(r.on_data(&json!({"error": {"message": "boom", "type": "server_error", "param": null, "code": null}}).to_string()));
+        events.extend(r.on_data("[DONE]"));
+        assert_eq!(&types(&events)[events.len() - 2..], ["error", "response.failed"]);
+        assert_eq!(events.last().unwrap()["response"]["status"], "failed");
+    }
 }
