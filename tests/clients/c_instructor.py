@@ -120,19 +120,8 @@ def partial_stream(ctx, mode):
     return f"{events} events, {len(partials)} partials; " + check_city(final)
 
 
-@check(C, "create_partial, Mode.TOOLS (stream)")
-def partial_tools(ctx):
-    return partial_stream(ctx, instructor.Mode.TOOLS)
-
-
-@check(C, "create_partial, Mode.JSON_SCHEMA (stream)")
-def partial_json_schema(ctx):
-    return partial_stream(ctx, instructor.Mode.JSON_SCHEMA)
-
-
-@check(C, "create_partial, Mode.RESPONSES_TOOLS (stream)")
-def partial_responses(ctx):
-    return partial_stream(ctx, instructor.Mode.RESPONSES_TOOLS)
+for _mode in ("TOOLS", "JSON_SCHEMA", "RESPONSES_TOOLS"):
+    check(C, f"create_partial, Mode.{_mode} (stream)")(lambda ctx, m=_mode: partial_stream(ctx, instructor.Mode[m]))
 
 
 def iterable(ctx, mode):
@@ -170,11 +159,5 @@ def wire_output(ctx):
         return None
 
 
-@check(C, "create_iterable, Mode.TOOLS (stream)")
-def iterable_tools(ctx):
-    return iterable(ctx, instructor.Mode.TOOLS)
-
-
-@check(C, "create_iterable, Mode.JSON_SCHEMA (stream)")
-def iterable_json_schema(ctx):
-    return iterable(ctx, instructor.Mode.JSON_SCHEMA)
+for _mode in ("TOOLS", "JSON_SCHEMA"):
+    check(C, f"create_iterable, Mode.{_mode} (stream)")(lambda ctx, m=_mode: iterable(ctx, instructor.Mode[m]))
