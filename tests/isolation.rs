@@ -101,7 +101,7 @@ async fn a_full_queue_answers_429_with_retry_after_and_loses_nothing() {
     // One request may wait...
     let second = chat_body("Say ok.", json!({"max_tokens": 3}));
     let waiting = tokio::spawn(async move { post(server(), "/v1/chat/completions", &second).await });
-    wait_for_health(server(), "the second request never queued", |h| h["queued"] == 1).await;
+    wait_for_health(server(), "the second request never queued", |h| h["queued"] == 1 && h["active_sequences"] == 1).await;
     // ...the next one is turned away at once.
     let resp = client().post(server().url("/v1/chat/completions")).json(&chat_body("Hi.", json!({"max_tokens": 3}))).send().await.unwrap();
     assert_eq!(resp.status(), 429);

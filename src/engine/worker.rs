@@ -174,12 +174,17 @@ pub(super) fn run(
         stats.queued.fetch_sub(before - waiting.len(), Ordering::Relaxed);
         while !free_slots.is_empty() {
             let Some(mut job) = waiting.pop_front() else { break };
-            stats.queued.fetch_sub(1, Ordering::Relaxed);
-            if let Some(admitted) = job.admitted.take() {
-                let _ = admitted.send(());
-            }
+            let admitted = job.admitted.take();
             let slot = free_slots.pop().expect("checked non-empty");
             active.push(Sequence::new(slot, job));
+            // Count the slot as taken before the job leaves the queue and before its client
+            // hears of it: admission control reads both counters, and must never see a job in
+            // neither (it would let one request too many into the queue).
+            stats.active.store(active.len(), Ordering::SeqCst);
+            stats.queued.fetch_sub(1, Ordering::SeqCst);
+            if let Some(admitted) = admitted {
+                let _ = admitted.send(());
+            }
         }
 
         // A client that went away stops costing compute now.
