@@ -18,7 +18,7 @@ $(error GPU=$(GPU): the GPU backends are GPU=cuda, or none)
 endif
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: gpu-pack setup deps model build serve test pydeps browser fuzz-smoke bench bench-serve bench-mask bench-load bench-peers bench-build distill bench-lookahead ab-lookahead ab-bfcl ab-decoupled bench-decoupled test-clients
+.PHONY: gpu-pack setup deps model templates build serve test pydeps browser fuzz-smoke bench bench-serve bench-mask bench-load bench-peers bench-build distill bench-lookahead ab-lookahead ab-bfcl ab-decoupled bench-decoupled test-clients
 
 setup: deps model build
 
@@ -38,20 +38,26 @@ model:
 	@$(PYTHON) models/fetch.py
 	@$(PYTHON) models/fetch.py gemma-3-270m
 
+# Real chat templates of ~70 model families (llama-cpp-python's source distribution, sha256-checked),
+# for tests/chat_formats.rs; cached in ~/.cache/conform/templates.
+templates:
+	@$(PYTHON) models/templates.py >/dev/null
+
 build:
 	@$(CARGO) build --release --quiet $(BUILD_FLAGS)
 
 serve: setup
 	./$(BIN) serve $(if $(MODEL),--model $(MODEL))
 
+# The openai SDK (tests/openai_client_test.py) and Jinja2 (the reference chat-template renderer).
 pydeps:
-	@$(PYTHON) -c "import openai" 2>/dev/null || PIP_ROOT_USER_ACTION=ignore $(PYTHON) -m pip install -q openai
+	@$(PYTHON) -c "import openai, jinja2" 2>/dev/null || PIP_ROOT_USER_ACTION=ignore $(PYTHON) -m pip install -q openai jinja2
 
 # Headless Chromium drives the playground page in tests/playground.rs.
 browser:
 	@command -v chromedriver >/dev/null || { echo "installing: chromium chromium-driver"; $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
-test: setup pydeps browser
+test: setup pydeps browser templates
 	$(CARGO) test --release
 	$(PYTHON) tests/openai_client_test.py
 

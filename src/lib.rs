@@ -1,6 +1,7 @@
 //! conform: an OpenAI-compatible LLM server on llama.cpp whose outputs follow a requested format.
 
 pub mod ab;
+pub mod chat_format;
 pub mod chat_template;
 pub mod engine;
 pub mod format;

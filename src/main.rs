@@ -9,6 +9,7 @@ use conform::engine::{Engine, EngineConfig, Event, Job, SamplingParams};
 use conform::format::Limits;
 use conform::server::connections::{self, ConnectionLimits};
 use conform::server::request::RequestLimits;
+use conform::chat_format::ChatFormat;
 use conform::{manifest, server};
 
 #[derive(Parser)]
@@ -183,6 +184,12 @@ struct ServeArgs {
     /// with 403, against DNS rebinding.
     #[arg(long = "allowed-host", env = "CONFORM_ALLOWED_HOSTS", value_delimiter = ',')]
     allowed_hosts: Vec<String>,
+    /// A Jinja chat template file to use instead of the model's own.
+    #[arg(long, env = "CONFORM_CHAT_TEMPLATE_FILE")]
+    chat_template_file: Option<std::path::PathBuf>,
+    /// How the model writes tool calls and reasoning (default: detected from the chat template).
+    #[arg(long, env = "CONFORM_CHAT_FORMAT", value_parser = parse_chat_format)]
+    chat_format: Option<ChatFormat>,
     /// Exit when stdin closes (lets a test harness's server die with the harness).
     #[arg(long, hide = true)]
     exit_with_stdin: bool,
@@ -404,6 +411,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         request_limits: RequestLimits { max_n: args.max_n, max_messages: args.max_messages, max_completion_tokens: args.max_completion_tokens },
         tpm: args.engine.tpm(&engine)?,
         allowed_hosts: check_hosts.then(|| args.allowed_hosts.clone()),
+        chat_template: match &args.chat_template_file {
+            Some(path) => Some(std::fs::read_to_string(path).with_context(|| format!("reading --chat-template-file {}", path.display()))?),
+            None => None,
+        },
+        chat_format: args.chat_format,
     };
     let state = server::AppState::new(engine, config)?;
     let limits = ConnectionLimits {
@@ -478,6 +490,8 @@ fn ab(args: AbArgs) -> anyhow::Result<()> {
                     request_limits: RequestLimits::default(),
                     tpm: args.engine.tpm(&engine)?,
                     allowed_hosts: Some(Vec::new()),
+                    chat_template: None,
+                    chat_format: None,
                 };
                 let state = server::AppState::new(engine, config)?;
                 let model = state.engine.info.id.clone();
@@ -512,4 +526,8 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
             _ = interrupt.recv() => {}
         }
     })
+}
+
+fn parse_chat_format(name: &str) -> Result<ChatFormat, String> {
+    ChatFormat::named(name).ok_or_else(|| format!("unknown chat format `{name}`; known: {}", ChatFormat::names()))
 }

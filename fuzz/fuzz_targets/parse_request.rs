@@ -28,6 +28,9 @@ mod request;
 #[path = "../../src/server/tools.rs"]
 mod tools;
 #[allow(dead_code)]
+#[path = "../../src/chat_format.rs"]
+mod chat_format;
+#[allow(dead_code)]
 #[path = "../../src/engine/sampling.rs"]
 mod sampling;
 
@@ -84,7 +87,7 @@ fuzz_target!(|data: &[u8]| {
     }
     // Both with and without an answer format beside the tools (auto calls then take the tagged surface only).
     for with_answer_format in [false, true] {
-        match tools::read(&body, &format::Limits::default(), with_answer_format) {
+        match tools::read(&body, &chat_format::ChatFormat::named("hermes").unwrap(), &format::Limits::default(), with_answer_format) {
             Err(e) => refused(&e),
             Ok(Some(t)) => assert!(t.call_rules.is_some() || t.choice == tools::ToolChoice::None),
             Ok(None) => {}

@@ -15,8 +15,10 @@ use super::decoupled::{self, Plan, Splice};
 use super::error::ApiError;
 use super::generate::{collect_all, compile_fields, merged, submit, token_text, Collected};
 use super::request::{parse_json, typed, ChatRequest, SamplingFields};
+use super::reasoning::{ReasoningStream, Think};
 use super::tools::{self, ToolChoice, ToolStream};
 use super::{check_model, new_id, unix_now, AppState, Body};
+use crate::chat_format::{CallSyntax, PromptReasoning, Reasoning};
 use crate::chat_template::ChatTemplate;
 use crate::engine::{Event, FinishReason, Summary, TokenLogprob};
 use llama_cpp_2::token::LlamaToken;
@@ -27,7 +29,7 @@ pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Resu
     check_model(&state, &request.model)?;
     let mut validated = request.validate(&typed::<SamplingFields>(&body)?, state.engine.info.n_vocab, &state.request_limits)?;
     let fields: FormatFields = typed(&body)?;
-    let tools = tools::read(&body, state.formats.limits(), fields.names_a_format())?;
+    let tools = tools::read(&body, &state.chat_format, state.formats.limits(), fields.names_a_format())?;
     let plan = Plan::read(&fields)?;
     if plan.is_some() && tools.is_some() {
         return Err(ApiError::invalid("format_mode", "`format_mode: \"decoupled\"` does not combine with `tools`"));
@@ -66,8 +68,9 @@ pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Resu
         None => (compile_fields(&state, fields.clone()).await?, None),
     };
     // The tool-call opener, when this vocabulary spells it as one token.
-    let opener = match state.engine.tokenize("<tool_call>", false, true).as_slice() {
-        [t] => Some(t.0 as u32),
+    let call_syntax = state.chat_format.call_syntax();
+    let opener = match call_syntax.and_then(|s| s.marker()).map(|m| state.engine.tokenize(m, false, true)).as_deref() {
+        Some([t]) => Some(t.0 as u32),
         _ => None,
     };
     if let (Some(t), Some(ToolChoice::None)) = (opener, tools.as_ref().map(|t| &t.choice)) {
@@ -100,7 +103,7 @@ pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Resu
     };
     let with_tools = tools.as_ref().is_some_and(|t| t.choice != ToolChoice::None);
     // A whole output that is a JSON call is a call, except where a JSON answer may stand instead.
-    let json_calls = !calls_or_answer;
+    let json_calls = !calls_or_answer || call_syntax.is_none();
     let template = state
         .chat_template
         .clone()
@@ -108,15 +111,23 @@ pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Resu
     let shown_tools = tools.map(|t| t.rendered);
     let follow_up = plan.as_ref().map(|p| p.follow_up.clone());
     let prompt_state = state.clone();
-    let (prompt, bridge) = tokio::task::spawn_blocking(move || {
-        chat_prompt(&prompt_state, &template, &request.messages, shown_tools, follow_up.as_deref())
+    let constraint = format.as_ref().or(tool_format.as_ref());
+    let kwargs = template_kwargs(&request);
+    let reasoning = state.chat_format.reasoning.filter(|_| plan.is_none());
+    let constrained = constraint.is_some();
+    let (prompt, bridge, reasoning) = tokio::task::spawn_blocking(move || {
+        chat_prompt(&prompt_state, &template, &request.messages, shown_tools, follow_up.as_deref(), &kwargs, reasoning, constrained)
     })
     .await
     .map_err(ApiError::internal)??;
-    let constraint = format.as_ref().or(tool_format.as_ref());
+    // A format after reasoning starts once the section closes (the prompt opened it).
+    let think = reasoning.filter(|_| constrained).map(|(r, _)| Think {
+        marker: r.close,
+        close: state.engine.tokenize(r.close, false, true).iter().map(|t| t.0 as u32).collect(),
+    });
     let decoupled = plan.as_ref().zip(bridge.as_deref());
-    let receivers = submit(&state, prompt, &validated, constraint, onset, decoupled).await?;
-    let shown = Shown { format, calls: tool_format, with_tools, json_calls, plan, delivered };
+    let receivers = submit(&state, prompt, &validated, constraint, onset, decoupled, think.as_ref()).await?;
+    let shown = Shown { format, calls: tool_format, with_tools, call_syntax, json_calls, reasoning, plan, delivered };
     let id = new_id("chatcmpl");
     let created = unix_now();
     let model = state.engine.info.id.clone();
@@ -156,7 +167,8 @@ pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Resu
     let mut summaries: Vec<Option<Summary>> = vec![None; n];
     // The delivered content of each choice so far (what its format is checked against).
     let mut texts = vec![String::new(); n];
-    let mut tool_streams: Vec<ToolStream> = (0..n).map(|_| ToolStream::new(shown.json_calls)).collect();
+    let mut tool_streams: Vec<ToolStream> = (0..n).map(|_| ToolStream::new(shown.call_syntax, shown.json_calls)).collect();
+    let mut reasoning_streams: Vec<Option<ReasoningStream>> = (0..n).map(|_| shown.reasoning.map(|(r, opened)| ReasoningStream::new(r, opened))).collect();
     // Decoupled choices: still writing freely, and their free text's field, if it has one.
     let mut writing_freely = vec![shown.plan.is_some(); n];
     let mut splices: Vec<Option<Splice>> = (0..n).map(|_| shown.plan.as_ref().and_then(|p| p.field.clone()).map(Splice::new)).collect();
@@ -166,7 +178,17 @@ pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Resu
         let mut out = Vec::new();
         match event {
             Event::Token { text, logprob } => {
-                let logprobs = logprob.map(|lp| json!({"content": [logprob_json(&lp)]}));
+                let mut logprobs = logprob.map(|lp| json!({"content": [logprob_json(&lp)]}));
+                let text = match &mut reasoning_streams[i] {
+                    Some(split) => {
+                        let (reasoning, content) = split.push(&text);
+                        if !reasoning.is_empty() || logprobs.is_some() {
+                            out.push(chunk(delta(i, json!({"reasoning_content": reasoning}), logprobs.take()), None));
+                        }
+                        content
+                    }
+                    None => text,
+                };
                 let text = match &mut escapers[i] {
                     Some(escaper) if !writing_freely[i] => escaper.push(&text),
                     _ => text,
@@ -194,6 +216,16 @@ pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Resu
                 }
             }
             Event::Done(summary) => {
+                if let Some((reasoning, content)) = reasoning_streams[i].as_mut().map(ReasoningStream::finish) {
+                    if !reasoning.is_empty() {
+                        out.push(chunk(delta(i, json!({"reasoning_content": reasoning}), None), None));
+                    }
+                    if !content.is_empty() {
+                        let piece = if with_tools { tool_streams[i].push(&content) } else { content };
+                        texts[i].push_str(&piece);
+                        out.push(chunk(delta(i, json!({"content": piece}), None), None));
+                    }
+                }
                 let mut finish_reason = json!(summary.finish_reason);
                 if shown.with_tools {
                     let (rest, calls) = std::mem::take(&mut tool_streams[i]).finish();
@@ -232,26 +264,58 @@ pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Resu
 /// are marked before rendering, so only the template's own text makes control tokens
 /// ([`prompt`]). Blocking work (a multi-megabyte message takes seconds): run it off the async
 /// workers.
+/// Also returns where the prompt leaves the family's reasoning section (`reasoning`): `None`
+/// when the template closed it (thinking off), else the markers and whether the output starts
+/// inside the section. A `constrained` output gets the section opened, so the format knows
+/// where the reasoning is.
+#[allow(clippy::too_many_arguments)]
 fn chat_prompt(
     state: &AppState,
     template: &ChatTemplate,
     messages: &[Value],
     mut tools: Option<Vec<Value>>,
     follow_up: Option<&str>,
-) -> Result<(Vec<LlamaToken>, Option<Vec<LlamaToken>>), ApiError> {
+    kwargs: &serde_json::Map<String, Value>,
+    reasoning: Option<Reasoning>,
+    constrained: bool,
+) -> Result<(Vec<LlamaToken>, Option<Vec<LlamaToken>>, Option<(Reasoning, bool)>), ApiError> {
     let control = &state.control_tokens;
     let messages: Vec<Value> = messages.iter().map(|m| control.mark_message(m)).collect();
     let rejected = |e: minijinja::Error| ApiError::invalid("messages", format!("the chat template rejected the messages: {e}"));
     let tokens = |text: &str| control.tokenize(text, |plain| state.engine.tokenize(plain, false, false));
     let Some(follow_up) = follow_up else {
         tools.iter_mut().flatten().for_each(|t| control.mark(t));
-        let prompt = template.render(&messages, tools.as_deref()).map_err(rejected)?;
-        return Ok((tokens(&prompt), None));
+        let mut prompt = template.render_with(&messages, tools.as_deref(), kwargs).map_err(rejected)?;
+        let reasoning = reasoning.and_then(|r| match r.prompt_state(&prompt) {
+            PromptReasoning::Closed => None,
+            PromptReasoning::Opened => Some((r, true)),
+            PromptReasoning::NotStarted if constrained => {
+                prompt.push_str(r.open);
+                prompt.push('\n');
+                Some((r, true))
+            }
+            PromptReasoning::NotStarted => Some((r, false)),
+        });
+        return Ok((tokens(&prompt), None, reasoning));
     };
     let (prompt, bridge) = template.render_continued(&messages, &control.mark_str(follow_up)).map_err(rejected)?.ok_or_else(|| {
         ApiError::invalid("format_mode", "this model's chat template does not write an answer verbatim, so it cannot be decoupled")
     })?;
-    Ok((tokens(&prompt), Some(tokens(&bridge))))
+    Ok((tokens(&prompt), Some(tokens(&bridge)), None))
+}
+
+/// The template variables a request sets: `chat_template_kwargs` as given, and
+/// `reasoning_effort` (as GPT-OSS's template reads it; `"none"` also turns thinking off where a
+/// template has `enable_thinking`).
+fn template_kwargs(request: &ChatRequest) -> serde_json::Map<String, Value> {
+    let mut kwargs = request.chat_template_kwargs.clone().unwrap_or_default();
+    if let Some(effort) = &request.reasoning_effort {
+        kwargs.entry("reasoning_effort").or_insert_with(|| json!(effort));
+        if effort == "none" {
+            kwargs.entry("enable_thinking").or_insert(json!(false));
+        }
+    }
+    kwargs
 }
 
 /// "tool_calls" when the model ended its calls itself; "length" when the budget cut them, even
@@ -270,8 +334,12 @@ struct Shown {
     format: Option<Format>,
     calls: Option<Format>,
     with_tools: bool,
+    /// The family's call syntax, where it has its own.
+    call_syntax: Option<CallSyntax>,
     /// Whole outputs that are JSON calls are calls ([`tools::parse_calls`]).
     json_calls: bool,
+    /// The family's reasoning markers, and whether the prompt opened the section.
+    reasoning: Option<(Reasoning, bool)>,
     plan: Option<Plan>,
     /// A decoupled request's own format, when its answer's differs (the free text spliced in).
     delivered: Option<Format>,
@@ -295,7 +363,11 @@ impl Shown {
 
 fn choice_json(index: usize, c: &Collected, with_logprobs: bool, shown: &Shown) -> Value {
     let logprobs = with_logprobs.then(|| json!({"content": c.logprobs.iter().map(logprob_json).collect::<Vec<_>>()}));
-    let text = shown.format.as_ref().map_or_else(|| c.text.clone(), |f| f.delivered(&c.text));
+    let (reasoning, answer) = match shown.reasoning {
+        Some((r, opened)) => r.split(&c.text, opened),
+        None => (None, c.text.as_str()),
+    };
+    let text = shown.format.as_ref().map_or_else(|| answer.to_string(), |f| f.delivered(answer));
     let mut message = json!({"role": "assistant", "content": text});
     if let (Some(plan), Some(free_text)) = (&shown.plan, &c.free_text) {
         match &plan.field {
@@ -310,11 +382,14 @@ fn choice_json(index: usize, c: &Collected, with_logprobs: bool, shown: &Shown) 
         "finish_reason": c.summary.finish_reason,
     });
     if shown.with_tools {
-        let (content, calls) = tools::parse_calls(&c.text, shown.json_calls);
+        let (content, calls) = tools::parse_calls(answer, shown.call_syntax.as_ref(), shown.json_calls);
         if !calls.is_empty() {
             choice["message"] = json!({"role": "assistant", "content": content, "tool_calls": calls});
             choice["finish_reason"] = json!(tool_finish_reason(&c.summary));
         }
+    }
+    if let Some(reasoning) = reasoning {
+        choice["message"]["reasoning_content"] = json!(reasoning);
     }
     let content = choice["message"]["content"].as_str().unwrap_or_default().to_string();
     if let Some(report) = shown.report(&content, &c.summary) {

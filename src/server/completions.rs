@@ -36,7 +36,7 @@ pub async fn completions(State(state): State<AppState>, body: Body) -> Result<Re
     check_admittable(&state, prompts.len() * validated.n as usize, "prompt")?;
     let mut receivers = Vec::new();
     for prompt in prompts {
-        receivers.extend(submit(&state, prompt, &validated, format.as_ref(), Onset::Start, None).await?);
+        receivers.extend(submit(&state, prompt, &validated, format.as_ref(), Onset::Start, None, None).await?);
     }
     let id = new_id("cmpl");
     let created = unix_now();

@@ -11,9 +11,10 @@ use tokio_stream::wrappers::UnboundedReceiverStream;
 use super::constrain::{Format, FormatFields, Onset};
 use super::decoupled::Plan;
 use super::error::ApiError;
+use super::reasoning::{ReasoningConstraint, Think};
 use super::request::{typed, Validated};
 use super::AppState;
-use crate::engine::{Event, Job, Summary, TokenLogprob};
+use crate::engine::{Event, Job, Summary, TokenConstraint, TokenLogprob};
 
 /// Reads and compiles the request's format, off the async threads (big schemas take a while).
 pub async fn compile_format(state: &AppState, body: &serde_json::Value) -> Result<Option<Format>, ApiError> {
@@ -54,6 +55,7 @@ pub async fn submit(
     format: Option<&Format>,
     onset: Onset,
     decoupled: Option<(&Plan, &[LlamaToken])>,
+    think: Option<&Think>,
 ) -> Result<Vec<mpsc::UnboundedReceiver<Event>>, ApiError> {
     let ctx_size = state.engine.config.ctx_size;
     let prompt_len = (prompt.len() + decoupled.map_or(0, |(_, bridge)| bridge.len())) as u32;
@@ -81,7 +83,11 @@ pub async fn submit(
     };
     // A format that waits for a call (tool calls under "auto") only engages if it still fits.
     let upfront = if onset == Onset::Start { format } else { None };
-    if let Some(needed) = upfront.map(Format::shortest_tokens).filter(|&n| n > max_tokens) {
+    let answer_needs = upfront.map_or(0, Format::shortest_tokens);
+    // A reasoning section ahead of a format ends with its marker, which the budget must hold too.
+    let think = think.filter(|_| format.is_some());
+    let marker_needs = think.map_or(0, |t| t.close.len() as u32);
+    if let Some(needed) = upfront.map(|_| answer_needs + marker_needs).filter(|&n| n > max_tokens) {
         return Err(ApiError::invalid(
             "max_tokens",
             format!("the requested format needs at least {needed} tokens to complete, but only {max_tokens} are allowed"),
@@ -91,8 +97,10 @@ pub async fn submit(
     check_admittable(state, request.n as usize, "n")?;
     // Sequences beyond the free slots wait in the engine's queue; bound it.
     let stats = &state.engine.stats;
-    let waiting = stats.queued.load(Ordering::Relaxed);
-    let free = (state.engine.config.parallel as usize).saturating_sub(stats.active.load(Ordering::Relaxed));
+    // Queue first, then slots (the engine updates them in the other order), so a job moving
+    // from one to the other is counted once or twice, never missed.
+    let waiting = stats.queued.load(Ordering::SeqCst);
+    let free = (state.engine.config.parallel as usize).saturating_sub(stats.active.load(Ordering::SeqCst));
     if (waiting + request.n as usize).saturating_sub(free) > state.max_queue {
         return Err(ApiError::busy(waiting, state.max_queue));
     }
@@ -115,7 +123,11 @@ pub async fn submit(
                     (Some(f), Onset::WhenCalled(opener)) => Some(f.auto_calls_constraint(opener)),
                     (Some(f), Onset::Start) => f.constraint(),
                     (None, _) => None,
-                },
+                }
+                .map(|inner| match think {
+                    Some(t) => Box::new(ReasoningConstraint::new(inner, state.engine.info.vocab.clone(), t.marker, t.close.clone(), answer_needs)) as Box<dyn TokenConstraint>,
+                    None => inner,
+                }),
                 free_first: decoupled.map(|(plan, bridge)| {
                     plan.free_first(bridge.to_vec(), max_tokens, format.map_or(0, Format::shortest_tokens))
                 }),

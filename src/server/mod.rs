@@ -10,6 +10,7 @@ mod decoupled;
 pub mod error;
 mod generate;
 mod host;
+pub mod reasoning;
 pub mod prompt;
 mod responses;
 pub mod request;
@@ -25,6 +26,7 @@ use axum::{Json, Router};
 use bytes::Bytes;
 use serde_json::{json, Value};
 
+use crate::chat_format::ChatFormat;
 use crate::chat_template::ChatTemplate;
 use crate::engine::Engine;
 use constrain::Formats;
@@ -35,6 +37,8 @@ pub use error::ApiError;
 pub struct AppState {
     pub engine: Arc<Engine>,
     pub chat_template: Option<Arc<ChatTemplate>>,
+    /// How this model writes tool calls and reasoning.
+    pub chat_format: ChatFormat,
     /// The vocabulary's control tokens, which only the chat template's own text may produce.
     pub control_tokens: Arc<ControlTokens>,
     pub formats: Arc<Formats>,
@@ -70,13 +74,21 @@ pub struct ServerConfig {
     /// Host names answered besides loopback ones (the DNS-rebinding guard, [`host`]); `None`
     /// answers any Host, for a server meant to be reached by other names.
     pub allowed_hosts: Option<Vec<String>>,
+    /// A chat template to use instead of the GGUF's (Jinja source).
+    pub chat_template: Option<String>,
+    /// The chat format, instead of the one detected from the template.
+    pub chat_format: Option<ChatFormat>,
 }
 
 impl AppState {
     pub fn new(engine: Engine, config: ServerConfig) -> anyhow::Result<Self> {
-        let ServerConfig { body_limit, api_keys, max_queue, queue_timeout, limits, request_limits, tpm, allowed_hosts } = config;
+        let ServerConfig { body_limit, api_keys, max_queue, queue_timeout, limits, request_limits, tpm, allowed_hosts, chat_template, chat_format } =
+            config;
         let info = &engine.info;
-        let chat_template = match &info.chat_template {
+        let source = chat_template.or_else(|| info.chat_template.clone());
+        let chat_format = chat_format.unwrap_or_else(|| ChatFormat::detect(source.as_deref().unwrap_or_default()));
+        tracing::info!(chat_format = chat_format.name, "chat format");
+        let chat_template = match &source {
             Some(source) => Some(Arc::new(ChatTemplate::new(source, &info.bos_token, &info.eos_token)?)),
             None => None,
         };
@@ -89,6 +101,7 @@ impl AppState {
         Ok(AppState {
             engine: Arc::new(engine),
             chat_template,
+            chat_format,
             control_tokens,
             formats,
             body_limit,

@@ -83,6 +83,9 @@ pub struct SamplingFields {
 pub struct ChatRequest {
     pub model: String,
     pub messages: Vec<Value>,
+    /// Variables for the chat template (`enable_thinking`, …).
+    pub chat_template_kwargs: Option<serde_json::Map<String, Value>>,
+    pub reasoning_effort: Option<String>,
     pub logprobs: Option<bool>,
     pub top_logprobs: Option<u32>,
 }

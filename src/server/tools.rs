@@ -1,7 +1,8 @@
 //! OpenAI tool calling on top of the format engine.
 //!
 //! Tools reach the model through its own chat template; the output is constrained to the
-//! template's tool-call syntax (Qwen family: `<tool_call>\n{"name": …, "arguments": …}\n</tool_call>`),
+//! family's tool-call syntax ([`chat_format`](crate::chat_format); Qwen family:
+//! `<tool_call>\n{"name": …, "arguments": …}\n</tool_call>`),
 //! with the name restricted to the request's functions and the arguments to that function's
 //! parameter schema (a recursive schema makes the call format a recursive network, so its
 //! arguments nest without unrolling). `tool_choice: "required"` or a named function constrains from the first
@@ -19,10 +20,8 @@
 use serde_json::{json, Value};
 
 use super::error::ApiError;
+use crate::chat_format::{CallBody, CallSyntax, Calls, ChatFormat};
 use crate::format::{self, Limits, SchemaOptions, Whitespace};
-
-const OPEN: &str = "<tool_call>\n";
-const CLOSE: &str = "\n</tool_call>";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ToolChoice {
@@ -44,9 +43,10 @@ pub struct Tools {
 }
 
 /// Validates `tools`, `tool_choice` and `parallel_tool_calls`, and lowers the functions'
-/// parameter schemas into one regex for the tool-call output. `with_answer_format`: the request
-/// also names a response format (a JSON answer), so a bare JSON object is that answer, not a call.
-pub fn read(body: &Value, limits: &Limits, with_answer_format: bool) -> Result<Option<Tools>, ApiError> {
+/// parameter schemas into one regex for the tool-call output in `chat`'s syntax.
+/// `with_answer_format`: the request also names a response format (a JSON answer), so a bare
+/// JSON object is that answer, not a call.
+pub fn read(body: &Value, chat: &ChatFormat, limits: &Limits, with_answer_format: bool) -> Result<Option<Tools>, ApiError> {
     let Some(tools) = body.get("tools").filter(|t| !t.is_null()) else {
         if body.get("tool_choice").is_some_and(|c| !c.is_null() && c != "none" && c != "auto") {
             return Err(ApiError::invalid("tool_choice", "`tool_choice` needs `tools`"));
@@ -112,12 +112,27 @@ pub fn read(body: &Value, limits: &Limits, with_answer_format: bool) -> Result<O
     if choice == ToolChoice::None {
         return Ok(Some(Tools { rendered: tools.clone(), choice, call_rules: None }));
     }
+    if chat.calls == Calls::Unsupported {
+        return Err(ApiError::invalid(
+            "tools",
+            format!(
+                "this model's chat format (`{}`) writes tool calls in a syntax conform does not constrain yet; \
+                 start the server with `--chat-format generic` to have calls written as JSON objects",
+                chat.name
+            ),
+        ));
+    }
     let callable: Vec<&(String, Value)> = match &choice {
         ToolChoice::Named(name) => functions.iter().filter(|(n, _)| n == name).collect(),
         _ => functions.iter().collect(),
     };
-    // Beside a response format under "auto", a JSON object is the final answer, not a call.
-    let surfaces = Surfaces { tagged: true, json: !(choice == ToolChoice::Auto && with_answer_format) };
+    // Beside a response format under "auto", a JSON object is the final answer, not a call
+    // (unless JSON objects are the only way this family calls).
+    let native = match chat.calls {
+        Calls::Native(syntax) => Some(syntax),
+        _ => None,
+    };
+    let surfaces = Surfaces { native, json: native.is_none() || !(choice == ToolChoice::Auto && with_answer_format) };
     let call_rules = call_rules(&callable, parallel && !matches!(choice, ToolChoice::Named(_)), surfaces, tools, limits)?;
     Ok(Some(Tools { rendered: tools.clone(), choice, call_rules: Some(call_rules) }))
 }
@@ -125,8 +140,8 @@ pub fn read(body: &Value, limits: &Limits, with_answer_format: bool) -> Result<O
 /// The ways a call may be written.
 #[derive(Clone, Copy)]
 struct Surfaces {
-    /// The template's own syntax, `<tool_call>\n{…}\n</tool_call>`.
-    tagged: bool,
+    /// The family's own syntax (Qwen's `<tool_call>\n{…}\n</tool_call>`).
+    native: Option<CallSyntax>,
     /// A JSON call object (or, with parallel calls, a list of them), bare or in a ```json fence.
     json: bool,
 }
@@ -137,27 +152,36 @@ struct Surfaces {
 fn call_rules(functions: &[&(String, Value)], parallel: bool, surfaces: Surfaces, tools: &[Value], limits: &Limits) -> Result<Vec<String>, ApiError> {
     let mut rules = vec![String::new()];
     let mut outputs = Vec::new();
-    if surfaces.tagged {
+    if let Some(syntax) = surfaces.native {
         // The model writes its calls the way Python's json.dumps does (", " and ": "), so one
         // optional space between JSON tokens keeps it close to its own style. (`Whitespace::NATURAL`
         // measured no lower a cost on BFCL: bench/results/format-cost/.)
         let call = call_objects(functions, Whitespace::Flexible { max: 1 }, tools, limits, &mut rules)?
             .iter()
-            .map(|(name, arguments)| format!(r#"\{{"name": {name}, "arguments": (?:{arguments})\}}"#))
+            .map(|(name, arguments)| match syntax.body {
+                CallBody::Json { arguments_key } => {
+                    format!(r#"\{{"name": {}, "{arguments_key}": (?:{arguments})\}}"#, json_name(name))
+                }
+                CallBody::NameThenArgs { between } => {
+                    format!("{}{}(?:{arguments})", regex_syntax::escape(name), regex_syntax::escape(between))
+                }
+            })
             .collect::<Vec<_>>()
             .join("|");
-        let one = format!("{}(?:{call}){}", regex_syntax::escape(OPEN), regex_syntax::escape(CLOSE));
-        // Calls are separated and ended by a newline, as the chat template writes them: a model
-        // that is done writes one after its last call and then stops, so the newline may not
-        // force another call.
-        outputs.push(if parallel { format!("{one}(?:\n{one})*\n?") } else { format!("{one}\n?") });
+        let escape = regex_syntax::escape;
+        let one = format!("{}(?:{call}){}", escape(syntax.open), escape(syntax.close));
+        let calls = if parallel && syntax.parallel { format!("{one}(?:{}{one})*", escape(syntax.separator)) } else { one };
+        // Where the template ends the calls with a newline, a model that is done writes one
+        // and then stops, so that newline may not force another call.
+        let trailing = if syntax.trailing_newline { "\n?" } else { "" };
+        outputs.push(format!("{}{calls}{}{trailing}", escape(syntax.begin), escape(syntax.end)));
     }
     if surfaces.json {
         // Written freely, the calls are pretty-printed JSON: natural whitespace throughout.
         let ws = format::json::ws_regex(Whitespace::NATURAL);
         let call = call_objects(functions, Whitespace::NATURAL, tools, limits, &mut rules)?
             .iter()
-            .map(|(name, arguments)| format!(r#"\{{{ws}"name":{ws}{name},{ws}"arguments":{ws}(?:{arguments}){ws}\}}"#))
+            .map(|(name, arguments)| format!(r#"\{{{ws}"name":{ws}{},{ws}"arguments":{ws}(?:{arguments}){ws}\}}"#, json_name(name)))
             .collect::<Vec<_>>()
             .join("|");
         let calls = if parallel { format!(r"(?:{call})|\[{ws}(?:{call})(?:{ws},{ws}(?:{call}))*{ws}\]") } else { call };
@@ -167,8 +191,13 @@ fn call_rules(functions: &[&(String, Value)], parallel: bool, surfaces: Surfaces
     Ok(rules)
 }
 
-/// Each function's name (as a JSON string, escaped for a regex) and its arguments' regex with
-/// whitespace `ws`; recursive argument schemas append their rules to `rules`.
+/// A function name as a JSON string, escaped for a regex.
+fn json_name(name: &str) -> String {
+    regex_syntax::escape(&Value::String(name.to_string()).to_string())
+}
+
+/// Each function's name and its arguments' regex with whitespace `ws`; recursive argument
+/// schemas append their rules to `rules`.
 fn call_objects(functions: &[&(String, Value)], ws: Whitespace, tools: &[Value], limits: &Limits, rules: &mut Vec<String>) -> Result<Vec<(String, String)>, ApiError> {
     let options = SchemaOptions { whitespace: ws, ..SchemaOptions::default() };
     let mut calls = Vec::new();
@@ -184,8 +213,7 @@ fn call_objects(functions: &[&(String, Value)], ws: Whitespace, tools: &[Value],
         } else {
             arguments.regex
         };
-        let name_json = regex_syntax::escape(&Value::String(name.clone()).to_string());
-        calls.push((name_json, arguments));
+        calls.push((name.clone(), arguments));
     }
     Ok(calls)
 }
@@ -210,29 +238,19 @@ pub fn calls_or_answer(
     Ok(rules)
 }
 
-/// The calls in a choice's text, in OpenAI's response shape, and the prose beside them: calls
-/// in the template's syntax anywhere, or a whole output that is a JSON call (a list of them,
-/// fenced or not; see the module comment).
-pub fn parse_calls(text: &str, json_surface: bool) -> (Option<String>, Vec<Value>) {
-    let Some(first) = text.find(OPEN.trim_end()) else {
-        return match json_surface.then(|| json_surface_calls(text)).flatten() {
-            Some(calls) => (None, calls),
-            None => (Some(text.to_string()), Vec::new()),
-        };
-    };
-    let content = text[..first].trim_end();
-    let mut calls = Vec::new();
-    let mut rest = &text[first..];
-    while let Some(start) = rest.find(OPEN.trim_end()) {
-        let after = &rest[start + OPEN.trim_end().len()..];
-        let end = after.find(CLOSE.trim_start()).unwrap_or(after.len());
-        if let Ok(call) = serde_json::from_str::<Value>(after[..end].trim()) {
-            let name = call.get("name").and_then(Value::as_str).unwrap_or_default();
-            calls.push(call_json(name, call.get("arguments").unwrap_or(&json!({}))));
-        }
-        rest = &after[end..];
+/// The calls in a choice's text, in OpenAI's response shape, and the prose before them: calls
+/// in the family's syntax, or a whole output that is a JSON call (a list of them, fenced or not;
+/// see the module comment).
+pub fn parse_calls(text: &str, syntax: Option<&CallSyntax>, json_surface: bool) -> (Option<String>, Vec<Value>) {
+    if let Some((start, calls)) = syntax.and_then(|s| s.parse(text)) {
+        let content = text[..start].trim_end();
+        let calls = calls.iter().map(|(name, arguments)| call_json(name, arguments)).collect();
+        return ((!content.is_empty()).then(|| content.to_string()), calls);
     }
-    ((!content.is_empty()).then(|| content.to_string()), calls)
+    match json_surface.then(|| json_surface_calls(text)).flatten() {
+        Some(calls) => (None, calls),
+        None => (Some(text.to_string()), Vec::new()),
+    }
 }
 
 fn call_json(name: &str, arguments: &Value) -> Value {
@@ -285,6 +303,17 @@ fn may_be_json_call(text: &str) -> bool {
 mod tests {
     use super::*;
 
+    fn hermes() -> ChatFormat {
+        ChatFormat::named("hermes").unwrap()
+    }
+
+    fn hermes_syntax() -> Option<CallSyntax> {
+        match hermes().calls {
+            Calls::Native(syntax) => Some(syntax),
+            _ => None,
+        }
+    }
+
     fn tools() -> Value {
         json!([{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object",
             "properties": {"city": {"type": "string"}}, "required": ["city"]}}},
@@ -302,14 +331,14 @@ mod tests {
 
     #[test]
     fn the_call_regex_takes_the_templates_syntax_and_only_the_given_functions() {
-        let t = read(&json!({"tools": tools(), "tool_choice": "required"}), &Limits::default(), false).unwrap().unwrap();
+        let t = read(&json!({"tools": tools(), "tool_choice": "required"}), &hermes(), &Limits::default(), false).unwrap().unwrap();
         assert_eq!(t.call_rules.as_ref().unwrap().len(), 1, "no recursion: one regex");
         let a = compile(&t);
         assert!(a.accepts(b"<tool_call>\n{\"name\": \"add\", \"arguments\": {\"a\": 1, \"b\": 2}}\n</tool_call>"));
         assert!(a.accepts(b"<tool_call>\n{\"name\": \"add\", \"arguments\": {\"a\":1,\"b\":2}}\n</tool_call>\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Oslo\"}}\n</tool_call>"));
         assert!(!a.accepts(b"<tool_call>\n{\"name\": \"sub\", \"arguments\": {\"a\": 1, \"b\": 2}}\n</tool_call>"));
         assert!(!a.accepts(b"<tool_call>\n{\"name\": \"add\", \"arguments\": {\"a\": 1}}\n</tool_call>"));
-        let named = read(&json!({"tools": tools(), "tool_choice": {"type": "function", "function": {"name": "get_weather"}}}), &Limits::default(), false).unwrap().unwrap();
+        let named = read(&json!({"tools": tools(), "tool_choice": {"type": "function", "function": {"name": "get_weather"}}}), &hermes(), &Limits::default(), false).unwrap().unwrap();
         let a = compile(&named);
         assert!(!a.accepts(b"<tool_call>\n{\"name\": \"add\", \"arguments\": {\"a\": 1, \"b\": 2}}\n</tool_call>"));
     }
@@ -320,7 +349,7 @@ mod tests {
     fn a_newline_after_the_last_call_ends_the_calls() {
         let call = "<tool_call>\n{\"name\": \"add\", \"arguments\": {\"a\": 1, \"b\": 2}}\n</tool_call>";
         for parallel in [true, false] {
-            let t = read(&json!({"tools": tools(), "tool_choice": "required", "parallel_tool_calls": parallel}), &Limits::default(), false).unwrap().unwrap();
+            let t = read(&json!({"tools": tools(), "tool_choice": "required", "parallel_tool_calls": parallel}), &hermes(), &Limits::default(), false).unwrap().unwrap();
             let a = compile(&t);
             assert!(a.accepts(call.as_bytes()) && a.accepts(format!("{call}\n").as_bytes()));
             assert!(!a.accepts(format!("{call}\n\n").as_bytes()));
@@ -337,7 +366,7 @@ mod tests {
             "required": ["kids"]}}, "$ref": "#/$defs/node"});
         let mut list = tools();
         list.as_array_mut().unwrap().push(json!({"type": "function", "function": {"name": "plant", "parameters": tree}}));
-        let t = read(&json!({"tools": list, "tool_choice": "required"}), &Limits::default(), false).unwrap().unwrap();
+        let t = read(&json!({"tools": list, "tool_choice": "required"}), &hermes(), &Limits::default(), false).unwrap().unwrap();
         assert!(t.call_rules.as_ref().unwrap().len() > 1);
         let a = compile(&t);
         let deep = format!("{}{}", "{\"kids\": [".repeat(6), "]}".repeat(6));
@@ -349,11 +378,11 @@ mod tests {
 
     #[test]
     fn calls_parse_into_openai_shape() {
-        let (content, calls) = parse_calls("Let me check.\n<tool_call>\n{\"name\": \"add\", \"arguments\": {\"a\": 1, \"b\": 2}}\n</tool_call>", false);
+        let (content, calls) = parse_calls("Let me check.\n<tool_call>\n{\"name\": \"add\", \"arguments\": {\"a\": 1, \"b\": 2}}\n</tool_call>", hermes_syntax().as_ref(), false);
         assert_eq!(content.as_deref(), Some("Let me check."));
         assert_eq!(calls[0]["function"]["name"], "add");
         assert_eq!(calls[0]["function"]["arguments"], "{\"a\":1,\"b\":2}");
-        assert_eq!(parse_calls("plain", true).1.len(), 0);
+        assert_eq!(parse_calls("plain", hermes_syntax().as_ref(), true).1.len(), 0);
     }
 
     /// The model's own surface is a call: a JSON call object, fenced or bare,
@@ -364,7 +393,7 @@ mod tests {
         let weather = "{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Oslo\"}}";
         for parallel in [true, false] {
             let body = json!({"tools": tools(), "tool_choice": "auto", "parallel_tool_calls": parallel});
-            let a = compile(&read(&body, &Limits::default(), false).unwrap().unwrap());
+            let a = compile(&read(&body, &hermes(), &Limits::default(), false).unwrap().unwrap());
             assert!(a.accepts(format!("```json\n{pretty}\n```").as_bytes()));
             assert!(a.accepts(format!("```json\n{pretty}\n```\n").as_bytes()));
             assert!(a.accepts(pretty.as_bytes()));
@@ -373,12 +402,12 @@ mod tests {
             assert!(!a.accepts(b"```json\n{\"name\": \"sub\", \"arguments\": {}}\n```"), "only the given functions");
             assert!(!a.accepts(b"```python\nadd(1, 2)\n```"));
             // With a response format, a JSON object is the answer's: calls keep the template's syntax.
-            let a = compile(&read(&body, &Limits::default(), true).unwrap().unwrap());
+            let a = compile(&read(&body, &hermes(), &Limits::default(), true).unwrap().unwrap());
             assert!(!a.accepts(pretty.as_bytes()));
         }
         // Under `required` calls come in either surface; the answer waits for a later turn.
         for with_answer_format in [false, true] {
-            let a = compile(&read(&json!({"tools": tools(), "tool_choice": "required"}), &Limits::default(), with_answer_format).unwrap().unwrap());
+            let a = compile(&read(&json!({"tools": tools(), "tool_choice": "required"}), &hermes(), &Limits::default(), with_answer_format).unwrap().unwrap());
             assert!(a.accepts(pretty.as_bytes()));
         }
     }
@@ -386,16 +415,16 @@ mod tests {
     #[test]
     fn json_surface_calls_parse_only_when_the_whole_output_is_calls() {
         let fenced = "```json\n{\n  \"name\": \"add\",\n  \"arguments\": {\"a\": 1, \"b\": 2}\n}\n```";
-        let (content, calls) = parse_calls(fenced, true);
+        let (content, calls) = parse_calls(fenced, hermes_syntax().as_ref(), true);
         assert_eq!(content, None);
         assert_eq!(calls[0]["function"]["name"], "add");
         assert_eq!(calls[0]["function"]["arguments"], "{\"a\":1,\"b\":2}");
-        assert_eq!(parse_calls(fenced, false).1.len(), 0, "not where a JSON answer may stand instead");
+        assert_eq!(parse_calls(fenced, hermes_syntax().as_ref(), false).1.len(), 0, "not where a JSON answer may stand instead");
         let list = "[{\"name\": \"add\", \"arguments\": {}}, {\"name\": \"get_weather\", \"arguments\": {\"city\": \"Oslo\"}}]";
-        assert_eq!(parse_calls(list, true).1.len(), 2);
+        assert_eq!(parse_calls(list, hermes_syntax().as_ref(), true).1.len(), 2);
         for prose in ["Use add: {\"name\": \"add\", \"arguments\": {}}", "{\"name\": \"add\"}", "{\"name\": \"add\", \"arguments\": 3}",
             "{\"name\": \"add\", \"arguments\": {}, \"x\": 1}", "[]", "```json\n{\"name\": \"add\", \"arguments\": {}}"] {
-            let (content, calls) = parse_calls(prose, true);
+            let (content, calls) = parse_calls(prose, hermes_syntax().as_ref(), true);
             assert!(calls.is_empty(), "{prose}");
             assert_eq!(content.as_deref(), Some(prose));
         }
@@ -404,42 +433,42 @@ mod tests {
     /// A stream holds back an output that may still be a JSON call, and shows prose at once.
     #[test]
     fn streams_hold_back_what_may_be_a_json_call() {
-        let mut s = ToolStream::new(true);
+        let mut s = ToolStream::new(hermes_syntax(), true);
         assert_eq!(s.push("``"), "");
         assert_eq!(s.push("`json\n{\"name\": \"add\", "), "");
         assert_eq!(s.push("\"arguments\": {}}\n```"), "");
         let (rest, calls) = s.finish();
         assert_eq!((rest.as_str(), calls.len()), ("", 1));
-        let mut s = ToolStream::new(true);
+        let mut s = ToolStream::new(hermes_syntax(), true);
         assert_eq!(s.push("``"), "");
         assert_eq!(s.push("`python\nprint(1)"), "```python\nprint(1)");
-        let mut s = ToolStream::new(true);
+        let mut s = ToolStream::new(hermes_syntax(), true);
         assert_eq!(s.push("{\"a\": 1}"), "");
         assert_eq!(s.finish(), ("{\"a\": 1}".to_string(), Vec::new()), "not a call: shown whole at the end");
-        let mut s = ToolStream::new(false);
+        let mut s = ToolStream::new(hermes_syntax(), false);
         assert_eq!(s.push("{\"a\": 1}"), "{\"a\": 1}");
     }
 
     #[test]
     fn bad_tools_name_the_field() {
         let limits = Limits::default();
-        let e = read(&json!({"tools": [{"type": "retrieval"}]}), &limits, false).err().unwrap();
+        let e = read(&json!({"tools": [{"type": "retrieval"}]}), &hermes(), &limits, false).err().unwrap();
         assert_eq!(e.param.as_deref(), Some("tools[0].type"));
-        let e = read(&json!({"tools": tools(), "tool_choice": {"type": "function", "function": {"name": "nope"}}}), &limits, false).err().unwrap();
+        let e = read(&json!({"tools": tools(), "tool_choice": {"type": "function", "function": {"name": "nope"}}}), &hermes(), &limits, false).err().unwrap();
         assert_eq!(e.param.as_deref(), Some("tool_choice.function.name"));
-        let e = read(&json!({"tool_choice": "required"}), &limits, false).err().unwrap();
+        let e = read(&json!({"tool_choice": "required"}), &hermes(), &limits, false).err().unwrap();
         assert_eq!(e.param.as_deref(), Some("tool_choice"));
         let string_args = json!([{"type": "function", "function": {"name": "f", "parameters": {"type": "string"}}}]);
-        let e = read(&json!({"tools": string_args}), &limits, false).err().unwrap();
+        let e = read(&json!({"tools": string_args}), &hermes(), &limits, false).err().unwrap();
         assert_eq!(e.param.as_deref(), Some("tools[0].function.parameters.type"));
-        let e = read(&json!({"tools": [{"type": "function", "function": {"name": "f", "parameters": 3}}]}), &limits, false).err().unwrap();
+        let e = read(&json!({"tools": [{"type": "function", "function": {"name": "f", "parameters": 3}}]}), &hermes(), &limits, false).err().unwrap();
         assert_eq!(e.param.as_deref(), Some("tools[0].function.parameters"));
     }
 
     #[test]
     fn untyped_parameters_take_objects_only() {
         let list = json!([{"type": "function", "function": {"name": "f", "parameters": {"properties": {"a": {"type": "integer"}}}}}]);
-        let a = compile(&read(&json!({"tools": list, "tool_choice": "required"}), &Limits::default(), false).unwrap().unwrap());
+        let a = compile(&read(&json!({"tools": list, "tool_choice": "required"}), &hermes(), &Limits::default(), false).unwrap().unwrap());
         let call = |args: &str| format!("<tool_call>\n{{\"name\": \"f\", \"arguments\": {args}}}\n</tool_call>");
         assert!(a.accepts(call("{\"a\": 1}").as_bytes()));
         assert!(!a.accepts(call("\"x\"").as_bytes()), "arguments must be an object");
@@ -453,19 +482,20 @@ mod tests {
 pub struct ToolStream {
     text: String,
     emitted: usize,
+    syntax: Option<CallSyntax>,
     json_surface: bool,
 }
 
 impl ToolStream {
-    pub fn new(json_surface: bool) -> Self {
-        ToolStream { text: String::new(), emitted: 0, json_surface }
+    pub fn new(syntax: Option<CallSyntax>, json_surface: bool) -> Self {
+        ToolStream { text: String::new(), emitted: 0, syntax, json_surface }
     }
 
     /// Text that can be shown now.
     pub fn push(&mut self, piece: &str) -> String {
         self.text.push_str(piece);
-        let opener = OPEN.trim_end();
-        let safe = match self.text.find(opener) {
+        let opener = self.syntax.and_then(|s| s.marker()).unwrap_or("");
+        let safe = match self.text.find(opener).filter(|_| !opener.is_empty()) {
             Some(at) => at,
             None if self.json_surface && self.emitted == 0 && may_be_json_call(&self.text) => 0,
             None => {
@@ -480,7 +510,7 @@ impl ToolStream {
 
     /// At the end: the text still to show (when there were no calls) and the calls.
     pub fn finish(self) -> (String, Vec<Value>) {
-        let (_, calls) = parse_calls(&self.text, self.json_surface);
+        let (_, calls) = parse_calls(&self.text, self.syntax.as_ref(), self.json_surface);
         if calls.is_empty() {
             (self.text[self.emitted..].to_string(), calls)
         } else {
