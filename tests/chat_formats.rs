@@ -148,3 +148,136 @@ fn templates_render_as_the_reference_renderer_does() {
         mismatches.iter().filter(|m| FAMILIES.iter().any(|(file, _)| m.starts_with(&format!("{file} /")))).collect();
     assert!(family_mismatches.is_empty(), "{family_mismatches:#?}");
 }
+
+// End to end: the default model served with another family's template. The model writes what
+// it can in that family's words (its own are Qwen's); the format holds whatever it writes to the
+// family's syntax, and the server parses it back.
+
+mod common;
+
+use common::{chat_body, health, post, Server};
+
+fn serve_with(template_file: &str) -> Server {
+    let path = templates().join(format!("{template_file}.jinja"));
+    Server::start(&["--parallel", "2", "--ctx-size", "2048", "--chat-template-file", path.to_str().unwrap()])
+}
+
+fn add_tool() -> Value {
+    json!({"type": "function", "function": {"name": "add", "description": "Adds two integers.",
+        "parameters": {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}}, "required": ["a", "b"]}}})
+}
+
+/// A required call comes back as `tool_calls`, one call with arguments valid for its tool.
+/// (That the call format is the family's syntax is checked in `tools.rs`'s unit tests.)
+async fn calls_in_family_syntax(template_file: &str, family: &str) {
+    let server = serve_with(template_file);
+    assert_eq!(health(&server).await["chat_format"], family);
+    let body = chat_body(
+        "Add 17 and 25 with the tool.",
+        json!({"max_tokens": 80, "tools": [add_tool(), weather_tool()], "tool_choice": "required", "parallel_tool_calls": false}),
+    );
+    let (status, r) = post(&server, "/v1/chat/completions", &body).await;
+    assert_eq!(status, 200, "{family}: {r}");
+    let choice = &r["choices"][0];
+    assert_eq!(choice["finish_reason"], "tool_calls", "{family}: {r}");
+    let calls = choice["message"]["tool_calls"].as_array().unwrap_or_else(|| panic!("{family}: no calls in {r}"));
+    assert_eq!(calls.len(), 1, "{family}: {r}");
+    let name = calls[0]["function"]["name"].as_str().unwrap();
+    let arguments: Value = serde_json::from_str(calls[0]["function"]["arguments"].as_str().unwrap()).unwrap();
+    match name {
+        "add" => assert!(arguments["a"].is_i64() && arguments["b"].is_i64(), "{family}: {arguments}"),
+        "get_weather" => assert!(arguments["city"].is_string(), "{family}: {arguments}"),
+        other => panic!("{family}: called {other}"),
+    }
+    assert_eq!(choice["format"]["mode"], "mask", "{family}: {r}");
+}
+
+#[tokio::test]
+async fn llama3_calls_are_json_with_parameters() {
+    calls_in_family_syntax("meta-llama-Llama-3.1-8B-Instruct", "llama3").await;
+}
+
+#[tokio::test]
+async fn mistral_nemo_calls_are_a_tool_calls_list() {
+    calls_in_family_syntax("mistralai-Mistral-Nemo-Instruct-2407", "mistral-nemo").await;
+}
+
+#[tokio::test]
+async fn mistral_calls_are_name_then_args() {
+    calls_in_family_syntax("unsloth-mistral-Devstral-Small-2507", "mistral").await;
+}
+
+#[tokio::test]
+async fn granite3_calls_follow_the_tool_call_token() {
+    calls_in_family_syntax("ibm-granite-granite-3.3-2B-Instruct", "granite3").await;
+}
+
+#[tokio::test]
+async fn deepseek_r1_calls_are_fenced_blocks_in_its_tokens() {
+    calls_in_family_syntax("deepseek-ai-DeepSeek-R1-Distill-Qwen-32B", "deepseek-r1").await;
+}
+
+/// A thinking template: the reasoning comes back apart from the answer, the JSON Schema holds
+/// what follows it even when the budget cuts the thinking short (the marker is forced in time),
+/// streamed reasoning arrives as `reasoning_content` deltas, and thinking turned off through
+/// `chat_template_kwargs` leaves no reasoning.
+#[tokio::test]
+async fn qwen3_reasoning_then_a_valid_json_answer() {
+    let server = serve_with("Qwen-Qwen3-0.6B");
+    assert_eq!(health(&server).await["chat_format"], "qwen3");
+    let schema = json!({"type": "object", "properties": {"answer": {"type": "integer"}}, "required": ["answer"], "additionalProperties": false});
+    let format = json!({"type": "json_schema", "json_schema": {"name": "sum", "schema": schema, "strict": true}});
+    for max_tokens in [24, 120] {
+        let body = chat_body("What is 17 + 25? Think it through, then answer.", json!({"max_tokens": max_tokens, "response_format": format}));
+        let (status, r) = post(&server, "/v1/chat/completions", &body).await;
+        assert_eq!(status, 200, "{r}");
+        let message = &r["choices"][0]["message"];
+        let answer: Value = serde_json::from_str(message["content"].as_str().unwrap()).unwrap_or_else(|e| panic!("{e}: {r}"));
+        assert!(answer["answer"].is_i64(), "{r}");
+        assert!(message["reasoning_content"].is_string(), "{r}");
+        assert!(!message["content"].as_str().unwrap().contains("think>"), "{r}");
+        assert_eq!(r["choices"][0]["format"]["compliant"], true, "{r}");
+        assert!(r["usage"]["completion_tokens"].as_u64().unwrap() <= max_tokens, "{r}");
+    }
+    // Streamed: reasoning deltas first, then content deltas that together are the JSON answer.
+    let body = chat_body("What is 2 + 3?", json!({"max_tokens": 40, "response_format": format, "stream": true}));
+    let resp = common::client().post(server.url("/v1/chat/completions")).json(&body).send().await.unwrap();
+    let (mut reasoning, mut content) = (String::new(), String::new());
+    for payload in common::sse_payloads(resp).await {
+        let Ok(chunk) = serde_json::from_str::<Value>(&payload) else { continue };
+        let delta = &chunk["choices"][0]["delta"];
+        reasoning.push_str(delta["reasoning_content"].as_str().unwrap_or_default());
+        content.push_str(delta["content"].as_str().unwrap_or_default());
+    }
+    assert!(!reasoning.is_empty(), "no reasoning deltas");
+    let answer: Value = serde_json::from_str(&content).unwrap_or_else(|e| panic!("{e}: {content:?}"));
+    assert!(answer["answer"].is_i64(), "{content}");
+    // Thinking off: the template closes the section itself; no reasoning comes back.
+    let body = chat_body("What is 2 + 3?", json!({"max_tokens": 20, "response_format": format, "chat_template_kwargs": {"enable_thinking": false}}));
+    let (status, r) = post(&server, "/v1/chat/completions", &body).await;
+    assert_eq!(status, 200, "{r}");
+    assert!(r["choices"][0]["message"].get("reasoning_content").is_none(), "{r}");
+    let answer: Value = serde_json::from_str(r["choices"][0]["message"]["content"].as_str().unwrap()).unwrap();
+    assert!(answer["answer"].is_i64(), "{r}");
+}
+
+/// A family whose call syntax is not constrained yet refuses tools with a 400 naming it, and
+/// `--chat-format` overrides the detection.
+#[tokio::test]
+async fn an_unconstrained_family_refuses_tools_clearly() {
+    let server = serve_with("Qwen3-Coder");
+    let body = chat_body("Add 1 and 2.", json!({"max_tokens": 40, "tools": [add_tool()], "tool_choice": "required"}));
+    let (status, r) = post(&server, "/v1/chat/completions", &body).await;
+    assert_eq!(status, 400, "{r}");
+    assert_eq!(r["error"]["param"], "tools", "{r}");
+    assert!(r["error"]["message"].as_str().unwrap().contains("qwen3-coder"), "{r}");
+    // Without tools the template serves as usual.
+    let (status, r) = post(&server, "/v1/chat/completions", &chat_body("Say hi.", json!({"max_tokens": 4}))).await;
+    assert_eq!(status, 200, "{r}");
+    let path = templates().join("Qwen3-Coder.jinja");
+    let generic = Server::start(&["--ctx-size", "2048", "--chat-template-file", path.to_str().unwrap(), "--chat-format", "generic"]);
+    assert_eq!(health(&generic).await["chat_format"], "generic");
+    let (status, r) = post(&generic, "/v1/chat/completions", &body).await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["choices"][0]["message"]["tool_calls"][0]["function"]["name"], "add", "{r}");
+}

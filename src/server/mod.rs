@@ -254,6 +254,7 @@ async fn health(State(state): State<AppState>) -> Json<Value> {
         "active_sequences": stats.active.load(Ordering::Relaxed),
         "queued": stats.queued.load(Ordering::Relaxed),
         "weight_buffers": state.engine.info.weight_buffers,
+        "chat_format": state.chat_format.name,
     }))
 }
 

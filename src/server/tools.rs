@@ -430,6 +430,38 @@ mod tests {
         }
     }
 
+    /// Each family's calls are held to its own syntax (and the bare JSON surface), with the
+    /// tools' names and argument schemas, and parse back.
+    #[test]
+    fn each_family_constrains_and_parses_its_own_syntax() {
+        let cases = [
+            ("hermes", "<tool_call>\n{\"name\": \"add\", \"arguments\": {\"a\": 1, \"b\": 2}}\n</tool_call>\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Oslo\"}}\n</tool_call>"),
+            ("llama3", "{\"name\": \"add\", \"parameters\": {\"a\": 1, \"b\": 2}}"),
+            ("mistral-nemo", "[TOOL_CALLS][{\"name\": \"add\", \"arguments\": {\"a\": 1, \"b\": 2}}, {\"name\": \"get_weather\", \"arguments\": {\"city\": \"Oslo\"}}]"),
+            ("mistral", "[TOOL_CALLS]add[ARGS]{\"a\": 1, \"b\": 2}[TOOL_CALLS]get_weather[ARGS]{\"city\": \"Oslo\"}"),
+            ("granite3", "<|tool_call|>[{\"name\": \"add\", \"arguments\": {\"a\": 1, \"b\": 2}}]"),
+            ("deepseek-r1", "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>add\n```json\n{\"a\": 1, \"b\": 2}\n```<｜tool▁call▁end｜><｜tool▁calls▁end｜>"),
+        ];
+        for (name, call) in cases {
+            let chat = ChatFormat::named(name).unwrap();
+            let t = read(&json!({"tools": tools(), "tool_choice": "required"}), &chat, &Limits::default(), false).unwrap().unwrap();
+            let a = compile(&t);
+            assert!(a.accepts(call.as_bytes()), "{name}: {call}");
+            assert!(!a.accepts(call.replace("add", "sub").as_bytes()), "{name}: another function's name");
+            assert!(!a.accepts(call.replace("\"a\": 1", "\"a\": \"one\"").as_bytes()), "{name}: arguments off their schema");
+            // Bare JSON calls are taken from every family.
+            assert!(a.accepts(br#"{"name": "add", "arguments": {"a": 1, "b": 2}}"#), "{name}");
+            let (content, calls) = parse_calls(call, chat.call_syntax().as_ref(), true);
+            assert_eq!(content, None, "{name}");
+            assert_eq!(calls[0]["function"]["name"], "add", "{name}");
+            assert_eq!(calls[0]["function"]["arguments"], r#"{"a":1,"b":2}"#, "{name}");
+        }
+        let single = ChatFormat::named("llama3").unwrap();
+        let t = read(&json!({"tools": tools(), "tool_choice": "required"}), &single, &Limits::default(), false).unwrap().unwrap();
+        let a = compile(&t);
+        assert!(!a.accepts(br#"{"name": "add", "parameters": {"a": 1, "b": 2}}{"name": "add", "parameters": {"a": 1, "b": 2}}"#), "Llama 3 calls one at a time");
+    }
+
     /// A stream holds back an output that may still be a JSON call, and shows prose at once.
     #[test]
     fn streams_hold_back_what_may_be_a_json_call() {
