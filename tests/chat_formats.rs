@@ -252,6 +252,15 @@ async fn qwen3_reasoning_then_a_valid_json_answer() {
     assert!(!reasoning.is_empty(), "no reasoning deltas");
     let answer: Value = serde_json::from_str(&content).unwrap_or_else(|e| panic!("{e}: {content:?}"));
     assert!(answer["answer"].is_i64(), "{content}");
+    // The Responses API: the reasoning is an item of its own before the message.
+    let body = json!({"model": common::MODEL, "input": "What is 2 + 3?", "max_output_tokens": 40, "temperature": 0,
+        "text": {"format": {"type": "json_schema", "name": "sum", "schema": schema, "strict": true}}});
+    let (status, r) = post(&server, "/v1/responses", &body).await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["output"][0]["type"], "reasoning", "{r}");
+    assert_eq!(r["output"][1]["type"], "message", "{r}");
+    let answer: Value = serde_json::from_str(r["output"][1]["content"][0]["text"].as_str().unwrap()).unwrap_or_else(|e| panic!("{e}: {r}"));
+    assert!(answer["answer"].is_i64(), "{r}");
     // Thinking off: the template closes the section itself; no reasoning comes back.
     let body = chat_body("What is 2 + 3?", json!({"max_tokens": 20, "response_format": format, "chat_template_kwargs": {"enable_thinking": false}}));
     let (status, r) = post(&server, "/v1/chat/completions", &body).await;

@@ -89,6 +89,9 @@ fn translate(body: &Value) -> Result<Value, ApiError> {
     if let Some(v) = body.get("max_output_tokens").filter(|v| !v.is_null()) {
         chat.insert("max_tokens".into(), v.clone());
     }
+    if let Some(effort) = body.pointer("/reasoning/effort").filter(|v| !v.is_null()) {
+        chat.insert("reasoning_effort".into(), effort.clone());
+    }
     let mut messages = Vec::new();
     match body.get("instructions") {
         None | Some(Value::Null) => {}
@@ -233,6 +236,9 @@ fn response_json(request: &Value, completion: &Value) -> Value {
     let choice = &completion["choices"][0];
     let message = &choice["message"];
     let mut output = Vec::new();
+    if let Some(reasoning) = message.get("reasoning_content").and_then(Value::as_str) {
+        output.push(reasoning_item(&new_id("rs"), reasoning, "completed"));
+    }
     let text = message["content"].as_str().unwrap_or("");
     if !text.is_empty() || message.get("tool_calls").is_none() {
         output.push(message_item(&new_id("msg"), text, "completed"));
@@ -308,6 +314,11 @@ fn message_item(id: &str, text: &str, status: &str) -> Value {
     })
 }
 
+/// A `reasoning` output item: a thinking model's reasoning section, as text (open models' shape).
+fn reasoning_item(id: &str, text: &str, status: &str) -> Value {
+    json!({"type": "reasoning", "id": id, "status": status, "summary": [], "content": [{"type": "reasoning_text", "text": text}]})
+}
+
 /// A `function_call` output item for a chat tool call.
 fn call_item(id: &str, call: &Value, status: &str) -> Value {
     json!({
@@ -357,6 +368,8 @@ struct StreamedResponse {
     output: Vec<Value>,
     /// The message item being written: its id and text so far.
     message: Option<(String, String)>,
+    /// The reasoning item being written: its id and text so far.
+    reasoning: Option<(String, String)>,
     finish_reason: Option<Value>,
     format: Option<Value>,
     usage: Value,
@@ -368,7 +381,7 @@ impl StreamedResponse {
     fn new(request: Value) -> StreamedResponse {
         let model = request.get("model").cloned().unwrap_or(Value::Null);
         StreamedResponse {
-            request, id: new_id("resp"), created: unix_now(), sequence: 0, output: Vec::new(), message: None,
+            request, id: new_id("resp"), created: unix_now(), sequence: 0, output: Vec::new(), message: None, reasoning: None,
             finish_reason: None, format: None, usage: Value::Null, model, finished: false,
         }
     }
@@ -418,6 +431,9 @@ impl StreamedResponse {
             return out;
         };
         let delta = &choice["delta"];
+        if let Some(text) = delta.get("reasoning_content").and_then(Value::as_str).filter(|t| !t.is_empty()) {
+            self.think(text, &mut out);
+        }
         if let Some(text) = delta.get("content").and_then(Value::as_str).filter(|t| !t.is_empty()) {
             self.text(text, &mut out);
         }
@@ -437,7 +453,34 @@ impl StreamedResponse {
         json!({"type": kind, "item_id": item_id, "output_index": self.output.len(), "content_index": 0})
     }
 
+    /// Reasoning text, in a reasoning item that stays open until the answer starts.
+    fn think(&mut self, text: &str, out: &mut Vec<Value>) {
+        if self.reasoning.is_none() {
+            let id = new_id("rs");
+            let item = json!({"type": "response.output_item.added", "output_index": self.output.len(), "item": reasoning_item(&id, "", "in_progress")});
+            out.push(self.event(item));
+            self.reasoning = Some((id, String::new()));
+        }
+        let (id, written) = self.reasoning.as_mut().expect("opened above");
+        written.push_str(text);
+        let id = id.clone();
+        let mut e = self.part_event("response.reasoning_text.delta", &id);
+        e["delta"] = json!(text);
+        out.push(self.event(e));
+    }
+
+    fn close_reasoning(&mut self, out: &mut Vec<Value>) {
+        let Some((id, text)) = self.reasoning.take() else {
+            return;
+        };
+        let mut e = self.part_event("response.reasoning_text.done", &id);
+        e["text"] = json!(text);
+        out.push(self.event(e));
+        self.push_item(reasoning_item(&id, &text, "completed"), out);
+    }
+
     fn open_message(&mut self, out: &mut Vec<Value>) {
+        self.close_reasoning(out);
         if self.message.is_none() {
             let id = new_id("msg");
             let mut added = message_item(&id, "", "in_progress");
@@ -484,6 +527,7 @@ impl StreamedResponse {
 
     /// A tool call: the chat stream gives each one whole, once it is complete.
     fn call(&mut self, call: &Value, out: &mut Vec<Value>) {
+        self.close_reasoning(out);
         self.close_message(out);
         let id = new_id("fc");
         let item = call_item(&id, call, "completed");
@@ -498,7 +542,9 @@ impl StreamedResponse {
     }
 
     fn finish(&mut self, out: &mut Vec<Value>) {
-        if self.output.is_empty() && self.message.is_none() {
+        self.close_reasoning(out);
+        let answered = self.message.is_some() || self.output.iter().any(|item| item["type"] != "reasoning");
+        if !answered {
             // An empty answer is still one (empty) message, as in the non-streamed response.
             self.open_message(out);
         }
@@ -516,6 +562,7 @@ impl StreamedResponse {
     }
 
     fn fail(&mut self, error: &Value, out: &mut Vec<Value>) {
+        self.close_reasoning(out);
         self.close_message(out);
         out.push(self.event(json!({"type": "error", "code": error["code"], "message": error["message"], "param": error["param"]})));
         let mut response = self.snapshot(None);
@@ -543,6 +590,34 @@ mod tests {
             got.extend(lines.push(&stream.as_bytes()[cut..]));
             assert_eq!(got, ["{\"a\":1}", "[DONE]"], "cut at {cut}");
         }
+    }
+
+    #[test]
+    fn reasoning_streams_as_its_own_item_before_the_answer() {
+        let mut r = StreamedResponse::new(json!({"model": "m", "input": "hi"}));
+        let mut events = r.opening();
+        for data in [
+            json!({"model": "m", "choices": [{"index": 0, "delta": {"reasoning_content": "2+3 "}, "finish_reason": null}]}),
+            json!({"model": "m", "choices": [{"index": 0, "delta": {"reasoning_content": "is 5"}, "finish_reason": null}]}),
+            json!({"model": "m", "choices": [{"index": 0, "delta": {"content": "{\"a\": 5}"}, "finish_reason": null}]}),
+            json!({"model": "m", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}),
+        ] {
+            events.extend(r.on_data(&data.to_string()));
+        }
+        events.extend(r.on_data("[DONE]"));
+        assert_eq!(types(&events), [
+            "response.created", "response.in_progress",
+            "response.output_item.added", "response.reasoning_text.delta", "response.reasoning_text.delta",
+            "response.reasoning_text.done", "response.output_item.done",
+            "response.output_item.added", "response.content_part.added", "response.output_text.delta",
+            "response.output_text.done", "response.content_part.done", "response.output_item.done",
+            "response.completed",
+        ]);
+        let done = &events.last().unwrap()["response"];
+        assert_eq!(done["output"][0]["type"], "reasoning");
+        assert_eq!(done["output"][0]["content"][0]["text"], "2+3 is 5");
+        assert_eq!(done["output"][1]["content"][0]["text"], "{\"a\": 5}");
+        assert_eq!(events[9]["output_index"], 1, "the message is the second item");
     }
 
     #[test]
