@@ -5,8 +5,8 @@
 //!
 //! A format is data ([`ChatFormat`]), detected from the GGUF's template ([`ChatFormat::detect`])
 //! or named with `--chat-format`. A template whose call syntax is known but not yet constrained
-//! (Qwen3-Coder's XML parameters, GPT-OSS's harmony channels) names itself in a clear error
-//! when a request has tools, rather than being held to a syntax the model does not write.
+//! (GPT-OSS's harmony channels) names itself in a clear error when a request has tools, rather
+//! than being held to a syntax the model does not write.
 
 use serde_json::Value;
 
@@ -17,6 +17,10 @@ pub enum CallBody {
     Json { arguments_key: &'static str },
     /// The bare name, then `between`, then the arguments' JSON.
     NameThenArgs { between: &'static str },
+    /// Qwen3-Coder's XML: `<function=NAME>\n` then `<parameter=KEY>\nVALUE\n</parameter>\n` per
+    /// argument, then `</function>`. A value is written as Python's `str` of it (strings raw,
+    /// `True`, `42`) or, for objects and lists, as JSON.
+    XmlParameters,
 }
 
 /// A family's tool-call syntax: `begin (open BODY close) (separator open BODY close)* end`.
@@ -75,6 +79,17 @@ const HERMES: CallSyntax = CallSyntax {
     separator: "\n",
     end: "",
     body: CallBody::Json { arguments_key: "arguments" },
+    parallel: true,
+    trailing_newline: true,
+};
+
+const QWEN3_CODER: CallSyntax = CallSyntax {
+    begin: "",
+    open: "<tool_call>\n",
+    close: "\n</tool_call>",
+    separator: "\n",
+    end: "",
+    body: CallBody::XmlParameters,
     parallel: true,
     trailing_newline: true,
 };
@@ -160,7 +175,8 @@ pub const FORMATS: &[ChatFormat] = &[
         }),
         reasoning: Some(THINK),
     },
-    ChatFormat { name: "qwen3-coder", calls: Calls::Unsupported, reasoning: None },
+    // Qwen3-Coder, Qwen3.5, Nemotron 3 Nano: XML parameters in <tool_call> tags.
+    ChatFormat { name: "qwen3-coder", calls: Calls::Native(QWEN3_CODER), reasoning: Some(THINK) },
     ChatFormat { name: "gpt-oss", calls: Calls::Unsupported, reasoning: None },
     ChatFormat { name: "generic", calls: Calls::Generic, reasoning: None },
     ChatFormat { name: "generic-think", calls: Calls::Generic, reasoning: Some(THINK) },
@@ -271,6 +287,23 @@ impl CallSyntax {
                 let (arguments, rest) = leading_json(after)?;
                 arguments.is_object().then(|| ((name.trim().to_string(), arguments), rest))
             }
+            CallBody::XmlParameters => {
+                // Values come back as the strings written; tools.rs types them by the schema.
+                let (name, mut rest) = text.strip_prefix("<function=")?.split_once('>')?;
+                let mut arguments = serde_json::Map::new();
+                loop {
+                    rest = rest.trim_start();
+                    if let Some(after) = rest.strip_prefix("</function>") {
+                        return Some(((name.trim().to_string(), Value::Object(arguments)), after));
+                    }
+                    let (key, after) = rest.strip_prefix("<parameter=")?.split_once('>')?;
+                    let (value, after) = after.split_once("</parameter>")?;
+                    let value = value.strip_prefix('\n').unwrap_or(value);
+                    let value = value.strip_suffix('\n').unwrap_or(value);
+                    arguments.insert(key.trim().to_string(), Value::String(value.to_string()));
+                    rest = after;
+                }
+            }
         }
     }
 }
@@ -346,6 +379,7 @@ mod tests {
             ("{{- '<tool_call>\\n' }}", "hermes"),
             ("<tool_call> … <think>", "qwen3"),
             ("<tool_call>\\n<function=name>", "qwen3-coder"),
+            ("<tool_call>\\n<function=name> <think>", "qwen3-coder"),
             ("Respond in the format {\"name\": function name, \"parameters\": dictionary of …}", "llama3"),
             ("{{- \"[TOOL_CALLS][\" }}", "mistral-nemo"),
             ("'[TOOL_CALLS]' + name + '[ARGS]'", "mistral"),
@@ -373,11 +407,13 @@ mod tests {
             ("mistral", "[TOOL_CALLS]f[ARGS]{\"a\": 1}[TOOL_CALLS]g[ARGS]{}", 2),
             ("granite3", "<|tool_call|>[{\"name\": \"f\", \"arguments\": {\"a\": 1}}]", 1),
             ("deepseek-r1", "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>f\n```json\n{\"a\": 1}\n```<｜tool▁call▁end｜>\n<｜tool▁call▁begin｜>function<｜tool▁sep｜>g\n```json\n{}\n```<｜tool▁call▁end｜><｜tool▁calls▁end｜>", 2),
+            ("qwen3-coder", "<tool_call>\n<function=f>\n<parameter=a>\n1\n</parameter>\n</function>\n</tool_call>\n<tool_call>\n<function=g>\n</function>\n</tool_call>", 2),
         ];
         for (name, text, count) in cases {
             let (start, calls) = syntax(name).parse(text).unwrap_or_else(|| panic!("{name}: no calls in {text:?}"));
             assert_eq!(calls.len(), count, "{name}");
-            assert_eq!(calls[0], ("f".to_string(), json!({"a": 1})), "{name}");
+            let want = if name == "qwen3-coder" { json!({"a": "1"}) } else { json!({"a": 1}) };
+            assert_eq!(calls[0], ("f".to_string(), want), "{name}");
             assert_eq!(text[..start].trim(), if name == "hermes" { "I will check." } else { "" }, "{name}");
         }
         assert!(syntax("llama3").parse("The weather is fine.").is_none());

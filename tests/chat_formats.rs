@@ -38,6 +38,8 @@ const FAMILIES: &[(&str, &str)] = &[
     ("deepseek-ai-DeepSeek-R1-Distill-Qwen-32B", "deepseek-r1"),
     ("deepseek-ai-DeepSeek-R1-Distill-Llama-8B", "deepseek-r1"),
     ("Qwen3-Coder", "qwen3-coder"),
+    ("Qwen3.5-4B", "qwen3-coder"),
+    ("NVIDIA-Nemotron-3-Nano-30B-A3B-BF16", "qwen3-coder"),
     ("openai-gpt-oss-120b", "gpt-oss"),
     ("google-gemma-2-2b-it", "generic"),
     ("microsoft-Phi-3.5-mini-instruct", "generic"),
@@ -217,6 +219,11 @@ async fn deepseek_r1_calls_are_fenced_blocks_in_its_tokens() {
     calls_in_family_syntax("deepseek-ai-DeepSeek-R1-Distill-Qwen-32B", "deepseek-r1").await;
 }
 
+#[tokio::test]
+async fn qwen3_coder_calls_are_xml_parameters() {
+    calls_in_family_syntax("Qwen3-Coder", "qwen3-coder").await;
+}
+
 /// A thinking template: the reasoning comes back apart from the answer, the JSON Schema holds
 /// what follows it even when the budget cuts the thinking short (the marker is forced in time),
 /// streamed reasoning arrives as `reasoning_content` deltas, and thinking turned off through
@@ -274,16 +281,16 @@ async fn qwen3_reasoning_then_a_valid_json_answer() {
 /// `--chat-format` overrides the detection.
 #[tokio::test]
 async fn an_unconstrained_family_refuses_tools_clearly() {
-    let server = serve_with("Qwen3-Coder");
+    let server = serve_with("openai-gpt-oss-120b");
     let body = chat_body("Add 1 and 2.", json!({"max_tokens": 40, "tools": [add_tool()], "tool_choice": "required"}));
     let (status, r) = post(&server, "/v1/chat/completions", &body).await;
     assert_eq!(status, 400, "{r}");
     assert_eq!(r["error"]["param"], "tools", "{r}");
-    assert!(r["error"]["message"].as_str().unwrap().contains("qwen3-coder"), "{r}");
+    assert!(r["error"]["message"].as_str().unwrap().contains("gpt-oss"), "{r}");
     // Without tools the template serves as usual.
     let (status, r) = post(&server, "/v1/chat/completions", &chat_body("Say hi.", json!({"max_tokens": 4}))).await;
     assert_eq!(status, 200, "{r}");
-    let path = templates().join("Qwen3-Coder.jinja");
+    let path = templates().join("openai-gpt-oss-120b.jinja");
     let generic = Server::start(&["--ctx-size", "2048", "--chat-template-file", path.to_str().unwrap(), "--chat-format", "generic"]);
     assert_eq!(health(&generic).await["chat_format"], "generic");
     let (status, r) = post(&generic, "/v1/chat/completions", &body).await;

@@ -17,6 +17,7 @@ use super::generate::{collect_all, compile_fields, merged, submit, token_text, C
 use super::request::{parse_json, typed, ChatRequest, SamplingFields};
 use super::reasoning::{ReasoningStream, Think};
 use super::tools::{self, ToolChoice, ToolStream};
+use super::xml_calls::RawStrings;
 use super::{check_model, new_id, unix_now, AppState, Body};
 use crate::chat_format::{CallSyntax, PromptReasoning, Reasoning};
 use crate::chat_template::ChatTemplate;
@@ -108,6 +109,7 @@ pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Resu
         .chat_template
         .clone()
         .ok_or_else(|| ApiError::invalid("messages", "this model has no chat template; use /v1/completions"))?;
+    let raw_strings = tools.as_ref().map(|t| t.raw_strings.clone()).unwrap_or_default();
     let shown_tools = tools.map(|t| t.rendered);
     let follow_up = plan.as_ref().map(|p| p.follow_up.clone());
     let prompt_state = state.clone();
@@ -127,7 +129,7 @@ pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Resu
     });
     let decoupled = plan.as_ref().zip(bridge.as_deref());
     let receivers = submit(&state, prompt, &validated, constraint, onset, decoupled, think.as_ref()).await?;
-    let shown = Shown { format, calls: tool_format, with_tools, call_syntax, json_calls, reasoning, plan, delivered };
+    let shown = Shown { format, calls: tool_format, with_tools, call_syntax, json_calls, raw_strings, reasoning, plan, delivered };
     let id = new_id("chatcmpl");
     let created = unix_now();
     let model = state.engine.info.id.clone();
@@ -167,7 +169,7 @@ pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Resu
     let mut summaries: Vec<Option<Summary>> = vec![None; n];
     // The delivered content of each choice so far (what its format is checked against).
     let mut texts = vec![String::new(); n];
-    let mut tool_streams: Vec<ToolStream> = (0..n).map(|_| ToolStream::new(shown.call_syntax, shown.json_calls)).collect();
+    let mut tool_streams: Vec<ToolStream> = (0..n).map(|_| ToolStream::new(shown.call_syntax, shown.json_calls, shown.raw_strings.clone())).collect();
     let mut reasoning_streams: Vec<Option<ReasoningStream>> = (0..n).map(|_| shown.reasoning.map(|(r, opened)| ReasoningStream::new(r, opened))).collect();
     // Decoupled choices: still writing freely, and their free text's field, if it has one.
     let mut writing_freely = vec![shown.plan.is_some(); n];
@@ -338,6 +340,8 @@ struct Shown {
     call_syntax: Option<CallSyntax>,
     /// Whole outputs that are JSON calls are calls ([`tools::parse_calls`]).
     json_calls: bool,
+    /// Parameters an XML-parameter call writes as raw strings.
+    raw_strings: RawStrings,
     /// The family's reasoning markers, and whether the prompt opened the section.
     reasoning: Option<(Reasoning, bool)>,
     plan: Option<Plan>,
@@ -382,7 +386,7 @@ fn choice_json(index: usize, c: &Collected, with_logprobs: bool, shown: &Shown) 
         "finish_reason": c.summary.finish_reason,
     });
     if shown.with_tools {
-        let (content, calls) = tools::parse_calls(answer, shown.call_syntax.as_ref(), shown.json_calls);
+        let (content, calls) = tools::parse_calls(answer, shown.call_syntax.as_ref(), shown.json_calls, &shown.raw_strings);
         if !calls.is_empty() {
             choice["message"] = json!({"role": "assistant", "content": content, "tool_calls": calls});
             choice["finish_reason"] = json!(tool_finish_reason(&c.summary));

@@ -15,6 +15,7 @@ pub mod prompt;
 mod responses;
 pub mod request;
 mod tools;
+mod xml_calls;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -20,6 +20,7 @@
 use serde_json::{json, Value};
 
 use super::error::ApiError;
+use super::xml_calls::{self, RawStrings};
 use crate::chat_format::{CallBody, CallSyntax, Calls, ChatFormat};
 use crate::format::{self, Limits, SchemaOptions, Whitespace};
 
@@ -40,6 +41,8 @@ pub struct Tools {
     /// or, when a parameter schema recurses, the rules of a recursive network (`[0]` is the
     /// call syntax). It also takes the JSON surface, except beside a response format under `auto`.
     pub call_rules: Option<Vec<String>>,
+    /// Parameters written as raw strings, for XML-parameter calls ([`xml_calls`]).
+    pub raw_strings: RawStrings,
 }
 
 /// Validates `tools`, `tool_choice` and `parallel_tool_calls`, and lowers the functions'
@@ -110,7 +113,7 @@ pub fn read(body: &Value, chat: &ChatFormat, limits: &Limits, with_answer_format
         Some(_) => return Err(ApiError::invalid("parallel_tool_calls", "`parallel_tool_calls` must be a boolean")),
     };
     if choice == ToolChoice::None {
-        return Ok(Some(Tools { rendered: tools.clone(), choice, call_rules: None }));
+        return Ok(Some(Tools { rendered: tools.clone(), choice, call_rules: None, raw_strings: RawStrings::default() }));
     }
     if chat.calls == Calls::Unsupported {
         return Err(ApiError::invalid(
@@ -133,8 +136,9 @@ pub fn read(body: &Value, chat: &ChatFormat, limits: &Limits, with_answer_format
         _ => None,
     };
     let surfaces = Surfaces { native, json: native.is_none() || !(choice == ToolChoice::Auto && with_answer_format) };
-    let call_rules = call_rules(&callable, parallel && !matches!(choice, ToolChoice::Named(_)), surfaces, tools, limits)?;
-    Ok(Some(Tools { rendered: tools.clone(), choice, call_rules: Some(call_rules) }))
+    let mut raw_strings = RawStrings::default();
+    let call_rules = call_rules(&callable, parallel && !matches!(choice, ToolChoice::Named(_)), surfaces, tools, limits, &mut raw_strings)?;
+    Ok(Some(Tools { rendered: tools.clone(), choice, call_rules: Some(call_rules), raw_strings }))
 }
 
 /// The ways a call may be written.
@@ -149,25 +153,35 @@ struct Surfaces {
 /// One call of any callable function, repeated when parallel calls are allowed: one regex, or
 /// the rules of a recursive network when a parameter schema recurses (its arguments are then a
 /// call of the schema's own rules, which follow the call syntax's rule 0).
-fn call_rules(functions: &[&(String, Value)], parallel: bool, surfaces: Surfaces, tools: &[Value], limits: &Limits) -> Result<Vec<String>, ApiError> {
+fn call_rules(
+    functions: &[&(String, Value)],
+    parallel: bool,
+    surfaces: Surfaces,
+    tools: &[Value],
+    limits: &Limits,
+    raw_strings: &mut RawStrings,
+) -> Result<Vec<String>, ApiError> {
     let mut rules = vec![String::new()];
     let mut outputs = Vec::new();
     if let Some(syntax) = surfaces.native {
         // The model writes its calls the way Python's json.dumps does (", " and ": "), so one
         // optional space between JSON tokens keeps it close to its own style. (`Whitespace::NATURAL`
         // measured no lower a cost on BFCL: bench/results/format-cost/.)
-        let call = call_objects(functions, Whitespace::Flexible { max: 1 }, tools, limits, &mut rules)?
-            .iter()
-            .map(|(name, arguments)| match syntax.body {
-                CallBody::Json { arguments_key } => {
-                    format!(r#"\{{"name": {}, "{arguments_key}": (?:{arguments})\}}"#, json_name(name))
-                }
-                CallBody::NameThenArgs { between } => {
-                    format!("{}{}(?:{arguments})", regex_syntax::escape(name), regex_syntax::escape(between))
-                }
-            })
-            .collect::<Vec<_>>()
-            .join("|");
+        let call = match syntax.body {
+            CallBody::XmlParameters => functions
+                .iter()
+                .map(|(name, parameters)| xml_calls::call_regex(name, parameters, &tool_param(tools, name), limits, &mut rules, raw_strings))
+                .collect::<Result<Vec<_>, _>>()?,
+            CallBody::Json { arguments_key } => call_objects(functions, Whitespace::Flexible { max: 1 }, tools, limits, &mut rules)?
+                .iter()
+                .map(|(name, arguments)| format!(r#"\{{"name": {}, "{arguments_key}": (?:{arguments})\}}"#, json_name(name)))
+                .collect(),
+            CallBody::NameThenArgs { between } => call_objects(functions, Whitespace::Flexible { max: 1 }, tools, limits, &mut rules)?
+                .iter()
+                .map(|(name, arguments)| format!("{}{}(?:{arguments})", regex_syntax::escape(name), regex_syntax::escape(between)))
+                .collect(),
+        }
+        .join("|");
         let escape = regex_syntax::escape;
         let one = format!("{}(?:{call}){}", escape(syntax.open), escape(syntax.close));
         let calls = if parallel && syntax.parallel { format!("{one}(?:{}{one})*", escape(syntax.separator)) } else { one };
@@ -191,6 +205,12 @@ fn call_rules(functions: &[&(String, Value)], parallel: bool, surfaces: Surfaces
     Ok(rules)
 }
 
+/// How errors name a function's parameter schema: `tools[i].function.parameters`.
+fn tool_param(tools: &[Value], name: &str) -> String {
+    let index = tools.iter().position(|t| t.pointer("/function/name").and_then(Value::as_str) == Some(name)).unwrap_or(0);
+    format!("tools[{index}].function.parameters")
+}
+
 /// A function name as a JSON string, escaped for a regex.
 fn json_name(name: &str) -> String {
     regex_syntax::escape(&Value::String(name.to_string()).to_string())
@@ -202,9 +222,8 @@ fn call_objects(functions: &[&(String, Value)], ws: Whitespace, tools: &[Value],
     let options = SchemaOptions { whitespace: ws, ..SchemaOptions::default() };
     let mut calls = Vec::new();
     for (name, parameters) in functions {
-        let index = tools.iter().position(|t| t.pointer("/function/name").and_then(Value::as_str) == Some(name)).unwrap_or(0);
         let arguments = format::schema_rules(parameters, &options, limits, rules.len())
-            .map_err(|e| ApiError::invalid(format!("tools[{index}].function.parameters"), e.to_string()).with_code("invalid_format"))?;
+            .map_err(|e| ApiError::invalid(tool_param(tools, name), e.to_string()).with_code("invalid_format"))?;
         let arguments = if arguments.recursive {
             let call = format::recursive::call(rules.len());
             rules.push(arguments.regex);
@@ -241,10 +260,14 @@ pub fn calls_or_answer(
 /// The calls in a choice's text, in OpenAI's response shape, and the prose before them: calls
 /// in the family's syntax, or a whole output that is a JSON call (a list of them, fenced or not;
 /// see the module comment).
-pub fn parse_calls(text: &str, syntax: Option<&CallSyntax>, json_surface: bool) -> (Option<String>, Vec<Value>) {
+pub fn parse_calls(text: &str, syntax: Option<&CallSyntax>, json_surface: bool, raw: &RawStrings) -> (Option<String>, Vec<Value>) {
     if let Some((start, calls)) = syntax.and_then(|s| s.parse(text)) {
         let content = text[..start].trim_end();
-        let calls = calls.iter().map(|(name, arguments)| call_json(name, arguments)).collect();
+        let xml = syntax.is_some_and(|s| s.body == CallBody::XmlParameters);
+        let calls = calls
+            .into_iter()
+            .map(|(name, arguments)| call_json(&name, &if xml { raw.typed(&name, arguments) } else { arguments }))
+            .collect();
         return ((!content.is_empty()).then(|| content.to_string()), calls);
     }
     match json_surface.then(|| json_surface_calls(text)).flatten() {
@@ -378,11 +401,11 @@ mod tests {
 
     #[test]
     fn calls_parse_into_openai_shape() {
-        let (content, calls) = parse_calls("Let me check.\n<tool_call>\n{\"name\": \"add\", \"arguments\": {\"a\": 1, \"b\": 2}}\n</tool_call>", hermes_syntax().as_ref(), false);
+        let (content, calls) = parse_calls("Let me check.\n<tool_call>\n{\"name\": \"add\", \"arguments\": {\"a\": 1, \"b\": 2}}\n</tool_call>", hermes_syntax().as_ref(), false, &RawStrings::default());
         assert_eq!(content.as_deref(), Some("Let me check."));
         assert_eq!(calls[0]["function"]["name"], "add");
         assert_eq!(calls[0]["function"]["arguments"], "{\"a\":1,\"b\":2}");
-        assert_eq!(parse_calls("plain", hermes_syntax().as_ref(), true).1.len(), 0);
+        assert_eq!(parse_calls("plain", hermes_syntax().as_ref(), true, &RawStrings::default()).1.len(), 0);
     }
 
     /// The model's own surface is a call: a JSON call object, fenced or bare,
@@ -415,16 +438,16 @@ mod tests {
     #[test]
     fn json_surface_calls_parse_only_when_the_whole_output_is_calls() {
         let fenced = "```json\n{\n  \"name\": \"add\",\n  \"arguments\": {\"a\": 1, \"b\": 2}\n}\n```";
-        let (content, calls) = parse_calls(fenced, hermes_syntax().as_ref(), true);
+        let (content, calls) = parse_calls(fenced, hermes_syntax().as_ref(), true, &RawStrings::default());
         assert_eq!(content, None);
         assert_eq!(calls[0]["function"]["name"], "add");
         assert_eq!(calls[0]["function"]["arguments"], "{\"a\":1,\"b\":2}");
-        assert_eq!(parse_calls(fenced, hermes_syntax().as_ref(), false).1.len(), 0, "not where a JSON answer may stand instead");
+        assert_eq!(parse_calls(fenced, hermes_syntax().as_ref(), false, &RawStrings::default()).1.len(), 0, "not where a JSON answer may stand instead");
         let list = "[{\"name\": \"add\", \"arguments\": {}}, {\"name\": \"get_weather\", \"arguments\": {\"city\": \"Oslo\"}}]";
-        assert_eq!(parse_calls(list, hermes_syntax().as_ref(), true).1.len(), 2);
+        assert_eq!(parse_calls(list, hermes_syntax().as_ref(), true, &RawStrings::default()).1.len(), 2);
         for prose in ["Use add: {\"name\": \"add\", \"arguments\": {}}", "{\"name\": \"add\"}", "{\"name\": \"add\", \"arguments\": 3}",
             "{\"name\": \"add\", \"arguments\": {}, \"x\": 1}", "[]", "```json\n{\"name\": \"add\", \"arguments\": {}}"] {
-            let (content, calls) = parse_calls(prose, hermes_syntax().as_ref(), true);
+            let (content, calls) = parse_calls(prose, hermes_syntax().as_ref(), true, &RawStrings::default());
             assert!(calls.is_empty(), "{prose}");
             assert_eq!(content.as_deref(), Some(prose));
         }
@@ -451,11 +474,24 @@ mod tests {
             assert!(!a.accepts(call.replace("\"a\": 1", "\"a\": \"one\"").as_bytes()), "{name}: arguments off their schema");
             // Bare JSON calls are taken from every family.
             assert!(a.accepts(br#"{"name": "add", "arguments": {"a": 1, "b": 2}}"#), "{name}");
-            let (content, calls) = parse_calls(call, chat.call_syntax().as_ref(), true);
+            let (content, calls) = parse_calls(call, chat.call_syntax().as_ref(), true, &RawStrings::default());
             assert_eq!(content, None, "{name}");
             assert_eq!(calls[0]["function"]["name"], "add", "{name}");
             assert_eq!(calls[0]["function"]["arguments"], r#"{"a":1,"b":2}"#, "{name}");
         }
+        // XML parameters: values in the template's spelling, typed back by the schema.
+        let chat = ChatFormat::named("qwen3-coder").unwrap();
+        let t = read(&json!({"tools": tools(), "tool_choice": "required"}), &chat, &Limits::default(), false).unwrap().unwrap();
+        let a = compile(&t);
+        let call = |a_value: &str| format!("<tool_call>\n<function=add>\n<parameter=a>\n{a_value}\n</parameter>\n<parameter=b>\n2\n</parameter>\n</function>\n</tool_call>");
+        assert!(a.accepts(call("1").as_bytes()));
+        assert!(!a.accepts(call("one").as_bytes()), "an integer parameter");
+        let weather = "<tool_call>\n<function=get_weather>\n<parameter=city>\nSão Paulo\n</parameter>\n</function>\n</tool_call>";
+        assert!(a.accepts(weather.as_bytes()));
+        let (_, calls) = parse_calls(&call("1"), chat.call_syntax().as_ref(), true, &t.raw_strings);
+        assert_eq!(calls[0]["function"]["arguments"], r#"{"a":1,"b":2}"#);
+        let (_, calls) = parse_calls(weather, chat.call_syntax().as_ref(), true, &t.raw_strings);
+        assert_eq!(calls[0]["function"]["arguments"], r#"{"city":"São Paulo"}"#);
         let single = ChatFormat::named("llama3").unwrap();
         let t = read(&json!({"tools": tools(), "tool_choice": "required"}), &single, &Limits::default(), false).unwrap().unwrap();
         let a = compile(&t);
@@ -465,19 +501,19 @@ mod tests {
     /// A stream holds back an output that may still be a JSON call, and shows prose at once.
     #[test]
     fn streams_hold_back_what_may_be_a_json_call() {
-        let mut s = ToolStream::new(hermes_syntax(), true);
+        let mut s = ToolStream::new(hermes_syntax(), true, RawStrings::default());
         assert_eq!(s.push("``"), "");
         assert_eq!(s.push("`json\n{\"name\": \"add\", "), "");
         assert_eq!(s.push("\"arguments\": {}}\n```"), "");
         let (rest, calls) = s.finish();
         assert_eq!((rest.as_str(), calls.len()), ("", 1));
-        let mut s = ToolStream::new(hermes_syntax(), true);
+        let mut s = ToolStream::new(hermes_syntax(), true, RawStrings::default());
         assert_eq!(s.push("``"), "");
         assert_eq!(s.push("`python\nprint(1)"), "```python\nprint(1)");
-        let mut s = ToolStream::new(hermes_syntax(), true);
+        let mut s = ToolStream::new(hermes_syntax(), true, RawStrings::default());
         assert_eq!(s.push("{\"a\": 1}"), "");
         assert_eq!(s.finish(), ("{\"a\": 1}".to_string(), Vec::new()), "not a call: shown whole at the end");
-        let mut s = ToolStream::new(hermes_syntax(), false);
+        let mut s = ToolStream::new(hermes_syntax(), false, RawStrings::default());
         assert_eq!(s.push("{\"a\": 1}"), "{\"a\": 1}");
     }
 
@@ -516,11 +552,12 @@ pub struct ToolStream {
     emitted: usize,
     syntax: Option<CallSyntax>,
     json_surface: bool,
+    raw: RawStrings,
 }
 
 impl ToolStream {
-    pub fn new(syntax: Option<CallSyntax>, json_surface: bool) -> Self {
-        ToolStream { text: String::new(), emitted: 0, syntax, json_surface }
+    pub fn new(syntax: Option<CallSyntax>, json_surface: bool, raw: RawStrings) -> Self {
+        ToolStream { text: String::new(), emitted: 0, syntax, json_surface, raw }
     }
 
     /// Text that can be shown now.
@@ -542,7 +579,7 @@ impl ToolStream {
 
     /// At the end: the text still to show (when there were no calls) and the calls.
     pub fn finish(self) -> (String, Vec<Value>) {
-        let (_, calls) = parse_calls(&self.text, self.syntax.as_ref(), self.json_surface);
+        let (_, calls) = parse_calls(&self.text, self.syntax.as_ref(), self.json_surface, &self.raw);
         if calls.is_empty() {
             (self.text[self.emitted..].to_string(), calls)
         } else {
