@@ -94,6 +94,20 @@ const QWEN3_CODER: CallSyntax = CallSyntax {
     trailing_newline: true,
 };
 
+/// Calls as one JSON list after `begin` (which opens the list).
+const fn json_list(begin: &'static str) -> CallSyntax {
+    CallSyntax {
+        begin,
+        open: "",
+        close: "",
+        separator: ", ",
+        end: "]",
+        body: CallBody::Json { arguments_key: "arguments" },
+        parallel: true,
+        trailing_newline: false,
+    }
+}
+
 /// Every format by name, as `--chat-format` takes them.
 pub const FORMATS: &[ChatFormat] = &[
     // Qwen2.5, Hermes 2/3, Granite 4, SmolLM3: JSON in <tool_call> tags.
@@ -116,20 +130,7 @@ pub const FORMATS: &[ChatFormat] = &[
         reasoning: None,
     },
     // Mistral Nemo (v3 tekken): one list of JSON calls.
-    ChatFormat {
-        name: "mistral-nemo",
-        calls: Calls::Native(CallSyntax {
-            begin: "[TOOL_CALLS][",
-            open: "",
-            close: "",
-            separator: ", ",
-            end: "]",
-            body: CallBody::Json { arguments_key: "arguments" },
-            parallel: true,
-            trailing_newline: false,
-        }),
-        reasoning: None,
-    },
+    ChatFormat { name: "mistral-nemo", calls: Calls::Native(json_list("[TOOL_CALLS][")), reasoning: None },
     // Mistral Small 3.2, Devstral, Ministral 3, Magistral: `[TOOL_CALLS]name[ARGS]{…}` per call.
     ChatFormat {
         name: "mistral",
@@ -146,20 +147,7 @@ pub const FORMATS: &[ChatFormat] = &[
         reasoning: Some(MISTRAL_THINK),
     },
     // Granite 3.x: `<|tool_call|>` and a JSON list.
-    ChatFormat {
-        name: "granite3",
-        calls: Calls::Native(CallSyntax {
-            begin: "<|tool_call|>[",
-            open: "",
-            close: "",
-            separator: ", ",
-            end: "]",
-            body: CallBody::Json { arguments_key: "arguments" },
-            parallel: true,
-            trailing_newline: false,
-        }),
-        reasoning: None,
-    },
+    ChatFormat { name: "granite3", calls: Calls::Native(json_list("<|tool_call|>[")), reasoning: None },
     // DeepSeek-R1 distills (and V3): special-token call blocks with a fenced JSON body.
     ChatFormat {
         name: "deepseek-r1",

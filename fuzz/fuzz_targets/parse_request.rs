@@ -31,6 +31,9 @@ mod tools;
 #[path = "../../src/chat_format.rs"]
 mod chat_format;
 #[allow(dead_code)]
+#[path = "../../src/server/xml_calls.rs"]
+mod xml_calls;
+#[allow(dead_code)]
 #[path = "../../src/engine/sampling.rs"]
 mod sampling;
 

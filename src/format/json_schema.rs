@@ -119,6 +119,21 @@ pub struct SchemaRegex {
     pub rules: Vec<String>,
 }
 
+impl SchemaRegex {
+    /// The regex to embed where this schema's value goes inside a larger network whose rules
+    /// are `rules` (lowered with `first_rule == rules.len()`): the plain regex itself, or, for a
+    /// recursive network, a call of its rule 0 once its rules are appended to `rules`.
+    pub fn embed(self, rules: &mut Vec<String>) -> String {
+        if !self.recursive {
+            return self.regex;
+        }
+        let call = recursive::call(rules.len());
+        rules.push(self.regex);
+        rules.extend(self.rules);
+        call
+    }
+}
+
 const ANNOTATIONS: &[&str] = &[
     "title", "description", "examples", "example", "default", "$comment", "$schema", "deprecated",
     "readOnly", "writeOnly", "contentMediaType", "contentEncoding", "$defs", "definitions",

@@ -224,15 +224,7 @@ fn call_objects(functions: &[&(String, Value)], ws: Whitespace, tools: &[Value],
     for (name, parameters) in functions {
         let arguments = format::schema_rules(parameters, &options, limits, rules.len())
             .map_err(|e| ApiError::invalid(tool_param(tools, name), e.to_string()).with_code("invalid_format"))?;
-        let arguments = if arguments.recursive {
-            let call = format::recursive::call(rules.len());
-            rules.push(arguments.regex);
-            rules.extend(arguments.rules);
-            call
-        } else {
-            arguments.regex
-        };
-        calls.push((name.clone(), arguments));
+        calls.push((name.clone(), arguments.embed(rules)));
     }
     Ok(calls)
 }
@@ -244,15 +236,7 @@ pub fn calls_or_answer(
     mut rules: Vec<String>,
     answer: impl FnOnce(usize) -> Result<format::SchemaRegex, ApiError>,
 ) -> Result<Vec<String>, ApiError> {
-    let next = rules.len();
-    let answer = answer(next)?;
-    let answer = if answer.recursive {
-        rules.push(answer.regex);
-        rules.extend(answer.rules);
-        format::recursive::call(next)
-    } else {
-        answer.regex
-    };
+    let answer = answer(rules.len())?.embed(&mut rules);
     rules[0] = format!("(?:{})|(?:{answer})", rules[0]);
     Ok(rules)
 }

@@ -144,16 +144,9 @@ fn json_value(schema: &Value, root: &Value, field: &str, limits: &Limits, rules:
         }
     }
     let options = SchemaOptions { whitespace: Whitespace::Flexible { max: 1 }, ..SchemaOptions::default() };
-    let lowered = format::schema_rules(&schema, &options, limits, rules.len())
-        .map_err(|e| ApiError::invalid(field.to_string(), e.to_string()).with_code("invalid_format"))?;
-    let regex = if lowered.recursive {
-        let call = format::recursive::call(rules.len());
-        rules.push(lowered.regex);
-        rules.extend(lowered.rules);
-        call
-    } else {
-        lowered.regex
-    };
+    let regex = format::schema_rules(&schema, &options, limits, rules.len())
+        .map_err(|e| ApiError::invalid(field.to_string(), e.to_string()).with_code("invalid_format"))?
+        .embed(rules);
     Ok(match schema.get("type").and_then(Value::as_str) {
         Some("boolean") => format!("{regex}|True|False"),
         Some("null") => format!("{regex}|None"),
