@@ -68,13 +68,15 @@ impl ReasoningConstraint {
 }
 
 /// Where `marker` ends in `tail + bytes`, if it ends inside `bytes`: the index in `bytes` just
-/// past it.
+/// past it. Runs for every token that could complete the marker at every thinking step, so it
+/// compares in place rather than joining the two.
 fn marker_end(marker: &[u8], tail: &[u8], bytes: &[u8]) -> Option<usize> {
-    let mut joined = tail.to_vec();
-    joined.extend_from_slice(bytes);
-    let at = joined.windows(marker.len()).position(|w| w == marker)?;
-    let end = at + marker.len();
-    (end > tail.len()).then(|| end - tail.len())
+    let byte_at = |i: usize| if i < tail.len() { tail[i] } else { bytes[i - tail.len()] };
+    let total = tail.len() + bytes.len();
+    (tail.len() + 1..=total)
+        .filter(|&end| end >= marker.len())
+        .find(|&end| (0..marker.len()).all(|k| byte_at(end - marker.len() + k) == marker[k]))
+        .map(|end| end - tail.len())
 }
 
 /// Leaves only `token` possible.
@@ -262,6 +264,17 @@ fn partial_suffix(text: &str, marker: &str) -> usize {
 mod tests {
     use super::*;
     use crate::chat_format::ChatFormat;
+
+    #[test]
+    fn the_marker_is_found_where_it_ends_in_the_new_token() {
+        let m = b"</think>";
+        assert_eq!(marker_end(m, b"", b"</think>\n"), Some(8));
+        assert_eq!(marker_end(m, b"a </th", b"ink>{"), Some(4));
+        assert_eq!(marker_end(m, b"</think", b">"), Some(1));
+        assert_eq!(marker_end(m, b"</think>", b"x"), None, "ended before this token");
+        assert_eq!(marker_end(m, b"", b"</thin"), None);
+        assert_eq!(marker_end(m, b"x", b"y</think></think>"), Some(9), "the first end");
+    }
 
     fn think() -> Reasoning {
         ChatFormat::named("qwen3").unwrap().reasoning.unwrap()
