@@ -206,7 +206,7 @@ async fn a_format_that_cannot_fit_max_tokens_is_refused_up_front() {
 
 #[tokio::test]
 async fn lenient_mode_lists_what_it_ignored() {
-    let schema = json!({"type": "object", "properties": {"a": {"type": "integer", "javaType": "Long"}}, "required": ["a"]});
+    let schema = json!({"type": "object", "properties": {"a": {"type": "integer", "javaType": "Long"}, "b": {"type": "string", "format": "url"}}, "required": ["a"]});
     let body = chat_body("Give a number.", json!({"guided_json": schema, "format_options": {"lenient": true}, "max_tokens": 12}));
     let (status, resp) = post(server(), "/v1/chat/completions", &body).await;
     assert_eq!(status, 200, "{resp}");
@@ -223,6 +223,7 @@ async fn lenient_mode_lists_what_it_ignored() {
         assert_eq!(status, 200, "{resp}");
         let ignored = choice(&resp)["format"]["ignored"].as_array().unwrap();
         assert!(ignored.iter().any(|i| i.as_str().unwrap().contains("javaType")), "{ignored:?}");
+        assert!(ignored.iter().any(|i| i.as_str().unwrap().contains("format `url`")), "a format of no draft is an annotation too: {ignored:?}");
         assert_valid(&schema, text(&resp), "unknown keywords ignored");
     }
     let body = chat_body("x", json!({"guided_json": schema, "format_options": {"unknown_keywords": "error"}}));

@@ -53,8 +53,8 @@
 //! `minimum`/`maximum`/`exclusiveMinimum`/`exclusiveMaximum` (also draft-04 booleans),
 //! `multipleOf: 1` (and small integer ones), dependencies, `if`/`then`/`else`, simple `not`,
 //! boolean schemas. Annotations are ignored, and so are keywords of no draft (vendor keywords
-//! such as `javaType` or `readonly`, reported in `ignored`; [`SchemaOptions::refuse_unknown_keywords`]
-//! refuses them). Any other draft keyword is an [`FormatError::UnsupportedKeyword`] naming it
+//! such as `javaType` or `readonly`) and `format` names of no draft (`url`, `path`), reported in
+//! `ignored`; [`SchemaOptions::refuse_unknown_keywords`] refuses them. Any other draft keyword is an [`FormatError::UnsupportedKeyword`] naming it
 //! and its pointer, unless [`SchemaOptions::lenient`] is set, in which case it is skipped and
 //! reported in `ignored`.
 
@@ -155,6 +155,16 @@ const KNOWN_UNSUPPORTED: &[&str] = &[
     "not", "then", "else", "contains",
     "minContains", "maxContains", "$dynamicRef", "$dynamicAnchor", "$recursiveRef", "$recursiveAnchor",
     "$anchor", "$vocabulary", "extends", "disallow", "divisibleBy", "requires", "contentSchema",
+];
+
+/// Every `format` name some JSON Schema draft defines (03 to 2020-12): one this engine does not
+/// enforce is refused, since a validator may assert it. Other names (`url`, `path`, OpenAPI's
+/// `password`, ...) assert nothing and are skipped, or refused with `refuse_unknown_keywords`.
+const DRAFT_FORMATS: &[&str] = &[
+    "date-time", "date", "time", "duration", "utc-millisec", "email", "idn-email", "hostname",
+    "host-name", "idn-hostname", "ipv4", "ip-address", "ipv6", "uri", "uri-reference", "iri",
+    "iri-reference", "uri-template", "uuid", "json-pointer", "relative-json-pointer", "regex",
+    "color", "style", "phone",
 ];
 
 /// Keywords not lowered to regexes but supported on `enum`/`const` nodes: each value is then
@@ -1387,9 +1397,12 @@ impl<'a> Gen<'a> {
                     }
                     return Ok(Some(format!("\"{fr}\"")));
                 }
-                None => {
+                None if DRAFT_FORMATS.contains(&f.as_str()) || self.opts.refuse_unknown_keywords => {
                     self.unsupported("format", &join_ptr(ptr, "format"), &format!("unknown format `{f}`"))?;
                 }
+                // A name no draft defines asserts nothing: validators pass every string, so
+                // skipping it never widens (like a keyword of no draft).
+                None => self.ignored.push(format!("format `{f}` at {} (not a format any draft defines)", pointer_display(&join_ptr(ptr, "format")))),
             }
         }
         let (lo, hi) = (min.unwrap_or(0), max);
@@ -1960,6 +1973,17 @@ mod narrowing_tests {
         let schema = json!({"$defs": {"n": {}}, "$ref": "#/$de%\u{df}fs/n"});
         assert!(compile_schema(&schema, &SchemaOptions::default(), &Limits::default()).is_err());
         assert_eq!(percent_decode("%é%4"), "%é%4");
+    }
+
+    #[test]
+    fn formats_of_no_draft_are_annotations() {
+        let schema = json!({"type": "string", "format": "url"});
+        let (a, ignored) = compile_schema(&schema, &SchemaOptions::default(), &Limits::default()).unwrap();
+        assert!(a.accepts(b"\"not a url\"") && ignored == ["format `url` at #/format (not a format any draft defines)"], "{ignored:?}");
+        let refuse = SchemaOptions { refuse_unknown_keywords: true, ..Default::default() };
+        assert!(compile_schema(&schema, &refuse, &Limits::default()).is_err());
+        // A draft format this engine does not enforce stays refused: a validator may assert it.
+        assert!(compile_schema(&json!({"type": "string", "format": "duration"}), &SchemaOptions::default(), &Limits::default()).is_err());
     }
 
     #[test]
