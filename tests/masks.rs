@@ -197,23 +197,26 @@ fn reference_walks(l: &Loaded, pattern: &str, seed: u64, walks: usize, max_token
 }
 
 /// A length-limited JSON string (`maxLength`) is a chain of counting states that never loop;
-/// bounded masks take its subtrees in bulk (`walk::Chain`). Masks must still equal brute force
-/// at every step and budget, and along a string the walks must be far shorter than the trie.
+/// bounded masks take its subtrees in bulk (`walk::Chain`), also below a `minLength`, where the
+/// distance bound falls with every character. Masks must still equal brute force at every step
+/// and budget, and along a string the walks must be far shorter than the trie.
 #[test]
 fn counted_strings_walk_in_bulk_and_stay_exact() {
-    let pattern = r#""(?:[^"\\\x00-\x1F]|\\["\\/bfnrt]){0,300}""#;
-    for (l, seed) in [(qwen3(), 40), (llama3(), 41)] {
-        reference_walks(l, pattern, seed, 3, 30);
-        let idx = index(l, Arc::new(TableDfa::from_regex(pattern)));
-        let mut m = Matcher::new(idx.clone());
-        let text = "\"Counting states: ünïcödé, 数字 and \\\"escapes\\\" walk in bulk too.";
-        for t in greedy_tokenize(&l.vocab, &l.trie, text.as_bytes()) {
-            assert!(m.allowed(u32::MAX).contains(t));
-            m.accept(t).unwrap();
+    for (min, seeds) in [(0, [40, 41]), (40, [42, 43])] {
+        let pattern = format!(r#""(?:[^"\\\x00-\x1F]|\\["\\/bfnrt]){{{min},300}}""#);
+        for (l, seed) in [(qwen3(), seeds[0]), (llama3(), seeds[1])] {
+            reference_walks(l, &pattern, seed, 3, 30);
+            let idx = index(l, Arc::new(TableDfa::from_regex(&pattern)));
+            let mut m = Matcher::new(idx.clone());
+            let text = "\"Counting states: ünïcödé, 数字 and \\\"escapes\\\" walk in bulk too.";
+            for t in greedy_tokenize(&l.vocab, &l.trie, text.as_bytes()) {
+                assert!(m.allowed(u32::MAX).contains(t));
+                m.accept(t).unwrap();
+            }
+            let st = idx.stats();
+            let per_walk = st.nodes_visited / st.walks;
+            assert!(per_walk < l.trie.num_nodes() as u64 / 8, "minLength {min}: {per_walk} nodes per walk of a {}-node trie", l.trie.num_nodes());
         }
-        let st = idx.stats();
-        let per_walk = st.nodes_visited / st.walks;
-        assert!(per_walk < l.trie.num_nodes() as u64 / 8, "{per_walk} nodes per walk of a {}-node trie", l.trie.num_nodes());
     }
 }
 

@@ -26,7 +26,12 @@ use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::RwLock;
 
 use super::{Automaton, FormatError, Limits};
-use crate::mask::ByteAutomaton;
+use crate::mask::{ByteAutomaton, FastU32};
+
+/// Maps keyed by rule states and stacks of them: hashed with one multiply a word, since a
+/// first visit of a state hashes stacks many times (SipHash was most of its cost).
+type Map<K, V> = HashMap<K, V, FastU32>;
+type Set<K> = HashSet<K, FastU32>;
 
 /// Bytes that never occur in UTF-8 text: each starts the calls of 256 rules.
 const CALL_BYTES: [u8; 13] = [0xC0, 0xC1, 0xF5, 0xF6, 0xF7, 0xF8, 0xF9, 0xFA, 0xFB, 0xFC, 0xFD, 0xFE, 0xFF];
@@ -116,7 +121,16 @@ struct Node {
     dist: u32,
     /// Next state per byte class: `UNKNOWN`, `DEAD` or an id.
     row: Vec<u32>,
+    /// Next states found so far by [`Recursive::move_key`]: most classes of a state move its
+    /// stacks alike (a string body's), and stepping and interning is what a first visit costs.
+    moved: Vec<(MoveKey, u32)>,
 }
+
+/// Stacks per state whose moves [`Recursive::move_key`] keys.
+const KEYED_STACKS: usize = 8;
+
+/// Per stack, the class of the byte in the rule DFA on top of it.
+type MoveKey = [u8; KEYED_STACKS];
 
 const UNKNOWN: u32 = u32::MAX;
 const DEAD: u32 = u32::MAX - 1;
@@ -124,7 +138,7 @@ const DEAD: u32 = u32::MAX - 1;
 #[derive(Default)]
 struct Interned {
     nodes: Vec<Node>,
-    ids: HashMap<Vec<Stack>, u32>,
+    ids: Map<Vec<Stack>, u32>,
     /// Frames over all nodes' stacks.
     frames: usize,
 }
@@ -132,7 +146,7 @@ struct Interned {
 /// A recursive transition network over rule DFAs, as one deterministic [`ByteAutomaton`].
 pub struct Recursive {
     rules: Vec<Automaton>,
-    info: Vec<HashMap<u32, StateInfo>>,
+    info: Vec<Map<u32, StateInfo>>,
     /// `dist[k][rule][index]`: fewest bytes from that rule state to the rule's acceptance when
     /// at most `k` further call levels may open (`u32::MAX` = impossible); levels past the last
     /// equal the last.
@@ -140,6 +154,8 @@ pub struct Recursive {
     max_depth: usize,
     classes: [u8; 256],
     class_rep: Vec<u8>,
+    /// Per rule, its DFA's byte classes.
+    rule_classes: Vec<[u8; 256]>,
     interned: RwLock<Interned>,
 }
 
@@ -147,7 +163,7 @@ impl std::fmt::Debug for Recursive {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Recursive")
             .field("rules", &self.rules.len())
-            .field("rule_states", &self.info.iter().map(HashMap::len).sum::<usize>())
+            .field("rule_states", &self.info.iter().map(Map::len).sum::<usize>())
             .field("max_depth", &self.max_depth)
             .field("states", &self.interned.read().unwrap().nodes.len())
             .finish()
@@ -161,10 +177,11 @@ impl Recursive {
             return Err(FormatError::too_complex(format!("a recursive automaton of {} rules", rules.len()), format!("1 to {MAX_RULES} rules")));
         }
         let max_depth = max_depth.max(1) as usize;
-        let info: Vec<HashMap<u32, StateInfo>> = rules.iter().map(|r| explore(r, rules.len())).collect();
+        let info: Vec<Map<u32, StateInfo>> = rules.iter().map(|r| explore(r, rules.len())).collect();
         let dist = distances(&rules, &info, max_depth);
         let (classes, class_rep) = joint_classes(&rules);
-        let net = Recursive { rules, info, dist, max_depth, classes, class_rep, interned: RwLock::new(Interned::default()) };
+        let rule_classes = rules.iter().map(ByteAutomaton::byte_classes).collect();
+        let net = Recursive { rules, info, dist, max_depth, classes, class_rep, rule_classes, interned: RwLock::new(Interned::default()) };
         let start = net.close(vec![vec![Frame { rule: 0, state: net.rules[0].start().0 }]]);
         let start = net.intern(start);
         if net.min_bytes_to_accept(start) == u32::MAX {
@@ -195,7 +212,23 @@ impl Recursive {
     /// depth-first): when a cap cuts the closure short, the stack that realises the distance
     /// is already kept, so every byte along a shortest path lowers the distance by one.
     fn close(&self, seeds: Vec<Stack>) -> Vec<Stack> {
-        let mut seen: HashSet<Stack> = HashSet::new();
+        // Most bytes stay inside one rule where no call opens and no frame returns (a string
+        // body, a number): then the closure is the seeds themselves, without the search.
+        let settled = |s: &Stack| {
+            let info = self.info_of(s);
+            (info.calls.is_empty() || s.len() >= self.max_depth) && !(info.accepting && s.len() > 1)
+        };
+        if seeds.len() <= MAX_STACKS && seeds.iter().all(settled) {
+            let mut out = seeds;
+            out.retain(|s| {
+                let info = self.info_of(s);
+                info.has_bytes || (info.accepting && s.len() == 1)
+            });
+            out.sort_unstable();
+            out.dedup();
+            return out;
+        }
+        let mut seen: Set<Stack> = Set::default();
         let mut work = BinaryHeap::new();
         let mut pushed: u64 = 0;
         let mut push = |work: &mut BinaryHeap<_>, s: Stack| {
@@ -213,8 +246,7 @@ impl Recursive {
             if seen.contains(&s) {
                 continue;
             }
-            let top = *s.last().expect("stacks are never empty");
-            let info = &self.info[top.rule as usize][&top.state];
+            let info = self.info_of(&s);
             if s.len() < self.max_depth {
                 for &(callee, ret) in &info.calls {
                     let mut t = s.clone();
@@ -241,6 +273,26 @@ impl Recursive {
         out.sort_unstable();
         out.dedup();
         out
+    }
+
+    /// Where byte `rep` moves the top frames of `stacks`, as a key: bytes with equal keys move
+    /// every top frame alike (bytes of one class of a rule DFA step it alike), so they lead to
+    /// the same state. `None` past [`KEYED_STACKS`] stacks.
+    fn move_key(&self, stacks: &[Stack], rep: u8) -> Option<MoveKey> {
+        if stacks.len() > KEYED_STACKS {
+            return None;
+        }
+        let mut key = [0; KEYED_STACKS];
+        for (k, s) in key.iter_mut().zip(stacks) {
+            *k = self.rule_classes[s.last().expect("stacks are never empty").rule as usize][rep as usize];
+        }
+        Some(key)
+    }
+
+    /// What the rule state on top of `stack` does.
+    fn info_of(&self, stack: &Stack) -> &StateInfo {
+        let top = stack.last().expect("stacks are never empty");
+        &self.info[top.rule as usize][&top.state]
     }
 
     /// Fewest bytes to accept the whole output from `stack`, given the depth bound.
@@ -285,7 +337,7 @@ impl Recursive {
         interned.frames += frames;
         let id = interned.nodes.len() as u32;
         let row = vec![UNKNOWN; self.class_rep.len()];
-        interned.nodes.push(Node { stacks: stacks.clone(), accepting, dist, row });
+        interned.nodes.push(Node { stacks: stacks.clone(), accepting, dist, row, moved: Vec::new() });
         interned.ids.insert(stacks, id);
         id
     }
@@ -309,7 +361,7 @@ fn frames_of(stacks: &[Stack]) -> usize {
 }
 
 /// Every state of `rule` reachable from its start, with its calls and flags.
-fn explore(rule: &Automaton, n_rules: usize) -> HashMap<u32, StateInfo> {
+fn explore(rule: &Automaton, n_rules: usize) -> Map<u32, StateInfo> {
     let classes = ByteAutomaton::byte_classes(rule);
     let mut reps: Vec<u8> = Vec::new();
     let mut seen_class = [false; 256];
@@ -321,7 +373,7 @@ fn explore(rule: &Automaton, n_rules: usize) -> HashMap<u32, StateInfo> {
             reps.push(b);
         }
     }
-    let mut info: HashMap<u32, StateInfo> = HashMap::new();
+    let mut info: Map<u32, StateInfo> = Map::default();
     let start = rule.start().0;
     let mut order = vec![start];
     info.insert(start, StateInfo { index: 0, ..Default::default() });
@@ -364,7 +416,7 @@ fn explore(rule: &Automaton, n_rules: usize) -> HashMap<u32, StateInfo> {
 /// `dist[k][rule][index]` for `k` in `0..max_depth`, by Dijkstra backwards from accepting
 /// states; a call edge costs the callee's distance with one level fewer. Stops where a level
 /// equals the one before: all further levels are equal too.
-fn distances(rules: &[Automaton], info: &[HashMap<u32, StateInfo>], max_depth: usize) -> Vec<Vec<Vec<u32>>> {
+fn distances(rules: &[Automaton], info: &[Map<u32, StateInfo>], max_depth: usize) -> Vec<Vec<Vec<u32>>> {
     // Reverse edges per rule: (to, from, callee or None for a byte).
     let mut rev: Vec<Vec<Vec<(u32, Option<u32>)>>> = Vec::new();
     for (r, rule) in rules.iter().enumerate() {
@@ -463,19 +515,35 @@ impl ByteAutomaton for Recursive {
             return None;
         }
         let class = self.classes[byte as usize] as usize;
-        let stacks = {
+        let rep = self.class_rep[class];
+        let (stacks, key) = {
             let interned = self.interned.read().unwrap();
             let node = interned.nodes.get(state as usize)?;
             match node.row[class] {
                 DEAD => return None,
-                UNKNOWN => node.stacks.clone(),
+                UNKNOWN => {}
                 id => return Some(id),
             }
+            let key = self.move_key(&node.stacks, rep);
+            match key.and_then(|k| node.moved.iter().find(|m| m.0 == k)) {
+                Some(&(_, id)) => (None, Some((key, id))),
+                None => (Some(node.stacks.clone()), key.map(|k| (Some(k), UNKNOWN))),
+            }
         };
-        let next = self.step(&stacks, self.class_rep[class]);
+        let Some(stacks) = stacks else {
+            let id = key.expect("a reused move has its key").1;
+            self.interned.write().unwrap().nodes[state as usize].row[class] = id;
+            return (id != DEAD).then_some(id);
+        };
+        let next = self.step(&stacks, rep);
         let id = if next.is_empty() { DEAD } else { self.intern(next) };
         let id = if id != DEAD && self.min_bytes_to_accept(id) == u32::MAX { DEAD } else { id };
-        self.interned.write().unwrap().nodes[state as usize].row[class] = id;
+        let mut interned = self.interned.write().unwrap();
+        let node = &mut interned.nodes[state as usize];
+        node.row[class] = id;
+        if let Some((Some(k), _)) = key {
+            node.moved.push((k, id));
+        }
         (id != DEAD).then_some(id)
     }
 
@@ -538,6 +606,24 @@ mod tests {
         assert!(n.next(n.start(), 0xC0).is_none());
         // The same prefix gives the same state id.
         assert_eq!(walk(&n, "[[]["), walk(&n, "[[]["));
+    }
+
+    /// Bytes that move every stack's top frame alike reuse one step (`Recursive::move_key`);
+    /// bytes that move it differently still lead to different states.
+    #[test]
+    fn bytes_that_move_alike_share_one_step() {
+        let root = format!(r#"\[(?:"[a-z]*"|{})\]"#, call(1));
+        let n = net(&[&root, "x"], 4);
+        let st = walk(&n, "[\"").unwrap();
+        let before = n.state_count();
+        let letters: HashSet<u32> = (b'a'..=b'z').map(|b| n.next(st, b).unwrap()).collect();
+        assert_eq!(letters.len(), 1);
+        let close = n.next(st, b'"').unwrap();
+        assert!(!letters.contains(&close));
+        assert!((0..=255u8).filter(|b| !b.is_ascii_lowercase() && *b != b'"').all(|b| n.next(st, b).is_none()));
+        assert!(n.state_count() <= before + 2, "{} new states", n.state_count() - before);
+        assert!(n.accepts(b"[\"abc\"]") && n.accepts(b"[x]"));
+        assert!(!n.accepts(b"[\"a1\"]") && !n.accepts(b"[\"x]"));
     }
 
     /// The distance honours the depth bound: at the bound, the short way through a call is

@@ -493,7 +493,8 @@ impl MaskIndex {
                 }));
             // A bounded mask only needs each token's distance bound, so a subtree that runs
             // along a counting chain (see `walk::Chain`) from the start of the character
-            // holding this node's byte ends in one bucket, that of the chain's next state.
+            // holding this node's byte goes in one bucket, that of the chain's next state (whose
+            // bound is the highest along the run).
             let bulk = bulk
                 || (!exact && size > 1 && {
                     let b = packed::byte(nd);

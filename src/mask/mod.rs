@@ -17,6 +17,7 @@ mod walk;
 pub use index::{MaskIndex, MaskStats, StateMask};
 pub use matcher::Matcher;
 pub use tokenset::TokenSet;
+pub(crate) use walk::FastU32;
 
 /// A deterministic byte automaton with stable `u32` state ids.
 pub trait ByteAutomaton: Send + Sync {

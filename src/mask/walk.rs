@@ -69,10 +69,11 @@ impl Classes {
 /// trie walk cannot take subtrees in bulk the way it does for a self-loop. Here `bytes` (ASCII
 /// below 0x7F, as a `byte_bit` set; at least 32 of them, else empty) all step the state to
 /// `next`, and for `run` steps that stays true with the same bytes while the walk's label (the
-/// token-distance bound) of the state reached stays that of `next`; `char_run` is the same run
-/// for steps that may also be any valid multi-byte UTF-8 character (and 0x7F). Along a run,
-/// every string over those bytes (or characters) is live and ends in a state with `next`'s
-/// label, which is all a bounded mask needs to know of it.
+/// token-distance bound) of the state reached does not rise above that of `next`; `char_run` is
+/// the same run for steps that may also be any valid multi-byte UTF-8 character (and 0x7F).
+/// Along a run, every string over those bytes (or characters) is live and ends in a state whose
+/// label is at most `next`'s: an upper bound, which is all a bounded mask needs to know of it.
+/// (Labels fall along a `minLength` count and stay level along a `maxLength` one.)
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Chain {
     pub bytes: u128,
@@ -193,8 +194,8 @@ impl LazyTable {
             if bytes != 0 {
                 let after = self.chains.get(Self::index(next)).copied().flatten();
                 // a run carries over if the next state counts on the same bytes and the label
-                // one step further is the same
-                let carries = after.filter(|n| bytes & !n.bytes == 0 && n.run > 0 && label(self.state(n.next)) == label(self.state(next)));
+                // one step further is no higher
+                let carries = after.filter(|n| bytes & !n.bytes == 0 && n.run > 0 && label(self.state(n.next)) <= label(self.state(next)));
                 c.run = carries.map_or(1, |n| n.run.saturating_add(1).min(cap));
                 if chars {
                     c.char_run = carries.filter(|n| n.char_run > 0).map_or(1, |n| n.char_run.saturating_add(1).min(cap));
