@@ -47,6 +47,12 @@ impl ByteAutomaton for Compiled {
             Compiled::Recursive(r) => r.next(state, byte),
         }
     }
+    fn next_many(&self, state: u32, bytes: &[u8], out: &mut Vec<Option<u32>>) {
+        match self {
+            Compiled::Dfa(a) => ByteAutomaton::next_many(a, state, bytes, out),
+            Compiled::Recursive(r) => r.next_many(state, bytes, out),
+        }
+    }
     fn is_accepting(&self, state: u32) -> bool {
         match self {
             Compiled::Dfa(a) => ByteAutomaton::is_accepting(a, state),

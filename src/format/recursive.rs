@@ -138,7 +138,7 @@ const DEAD: u32 = u32::MAX - 1;
 #[derive(Default)]
 struct Interned {
     nodes: Vec<Node>,
-    ids: Map<Vec<Stack>, u32>,
+    ids: Map<Stacks, u32>,
     /// Frames over all nodes' stacks.
     frames: usize,
 }
@@ -289,6 +289,17 @@ impl Recursive {
         Some(key)
     }
 
+    /// The state after `stacks` step on `byte` (a non-call byte), or `DEAD`.
+    fn target(&self, stacks: &[Stack], byte: u8) -> u32 {
+        let next = self.step(stacks, byte);
+        let id = if next.is_empty() { DEAD } else { self.intern(next) };
+        if id != DEAD && self.min_bytes_to_accept(id) == u32::MAX {
+            DEAD
+        } else {
+            id
+        }
+    }
+
     /// What the rule state on top of `stack` does.
     fn info_of(&self, stack: &Stack) -> &StateInfo {
         let top = stack.last().expect("stacks are never empty");
@@ -308,9 +319,10 @@ impl Recursive {
     }
 
     fn intern(&self, stacks: Vec<Stack>) -> u32 {
+        let mut key = Stacks::new(stacks);
         let frames_before = {
             let interned = self.interned.read().unwrap();
-            if let Some(&id) = interned.ids.get(&stacks) {
+            if let Some(&id) = interned.ids.get(&key) {
                 return id;
             }
             interned.frames
@@ -318,27 +330,26 @@ impl Recursive {
         // Past half the frame budget, a new state keeps only its nearest stack (the shorter on
         // a tie, so an accepting root frame wins): a narrowing that keeps its distance, so the
         // budget guarantee holds on while memory grows by one stack a state.
-        let stacks = if stacks.len() > 1 && frames_before + frames_of(&stacks) > MAX_FRAMES / 2 {
-            let nearest = stacks.into_iter().min_by_key(|s| (self.stack_dist(s), s.len()));
-            nearest.into_iter().collect()
-        } else {
-            stacks
-        };
+        if key.stacks.len() > 1 && frames_before + frames_of(&key.stacks) > MAX_FRAMES / 2 {
+            let nearest = key.stacks.into_iter().min_by_key(|s| (self.stack_dist(s), s.len()));
+            key = Stacks::new(nearest.into_iter().collect());
+        }
+        let stacks = &key.stacks;
         let accepting = stacks.iter().any(|s| s.len() == 1 && self.info[s[0].rule as usize][&s[0].state].accepting);
         let dist = stacks.iter().map(|s| self.stack_dist(s)).min().unwrap_or(u32::MAX);
+        let frames = frames_of(stacks);
         let mut interned = self.interned.write().unwrap();
-        if let Some(&id) = interned.ids.get(&stacks) {
+        if let Some(&id) = interned.ids.get(&key) {
             return id;
         }
-        let frames = frames_of(&stacks);
         if interned.nodes.len() >= MAX_STATES || interned.frames + frames > MAX_FRAMES {
             return DEAD;
         }
         interned.frames += frames;
         let id = interned.nodes.len() as u32;
         let row = vec![UNKNOWN; self.class_rep.len()];
-        interned.nodes.push(Node { stacks: stacks.clone(), accepting, dist, row, moved: Vec::new() });
-        interned.ids.insert(stacks, id);
+        interned.nodes.push(Node { stacks: key.stacks.clone(), accepting, dist, row, moved: Vec::new() });
+        interned.ids.insert(key, id);
         id
     }
 
@@ -353,6 +364,27 @@ impl Recursive {
             }
         }
         self.close(seeds)
+    }
+}
+
+/// A state's stacks as a map key that carries its hash: growing the map then rehashes a word
+/// per state, not every frame of every state.
+#[derive(PartialEq, Eq)]
+struct Stacks {
+    hash: u64,
+    stacks: Vec<Stack>,
+}
+
+impl Stacks {
+    fn new(stacks: Vec<Stack>) -> Stacks {
+        use std::hash::BuildHasher;
+        Stacks { hash: FastU32::default().hash_one(&stacks), stacks }
+    }
+}
+
+impl std::hash::Hash for Stacks {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
     }
 }
 
@@ -531,13 +563,11 @@ impl ByteAutomaton for Recursive {
             }
         };
         let Some(stacks) = stacks else {
+            // (not written to the row: the lookup costs about what a write lock would)
             let id = key.expect("a reused move has its key").1;
-            self.interned.write().unwrap().nodes[state as usize].row[class] = id;
             return (id != DEAD).then_some(id);
         };
-        let next = self.step(&stacks, rep);
-        let id = if next.is_empty() { DEAD } else { self.intern(next) };
-        let id = if id != DEAD && self.min_bytes_to_accept(id) == u32::MAX { DEAD } else { id };
+        let id = self.target(&stacks, rep);
         let mut interned = self.interned.write().unwrap();
         let node = &mut interned.nodes[state as usize];
         node.row[class] = id;
@@ -545,6 +575,50 @@ impl ByteAutomaton for Recursive {
             node.moved.push((k, id));
         }
         (id != DEAD).then_some(id)
+    }
+
+    /// One read lock, then each distinct move stepped once, then one write lock.
+    fn next_many(&self, state: u32, bytes: &[u8], out: &mut Vec<Option<u32>>) {
+        out.clear();
+        let (stacks, mut moved, row) = {
+            let interned = self.interned.read().unwrap();
+            let Some(node) = interned.nodes.get(state as usize) else {
+                out.resize(bytes.len(), None);
+                return;
+            };
+            (node.stacks.clone(), node.moved.clone(), node.row.clone())
+        };
+        let mut found = Vec::new();
+        for &b in bytes {
+            let class = self.classes[b as usize] as usize;
+            let id = match (call_base(b), row[class]) {
+                (Some(_), _) => DEAD,
+                (None, UNKNOWN) => {
+                    let key = self.move_key(&stacks, b);
+                    match key.and_then(|k| moved.iter().find(|m| m.0 == k)) {
+                        Some(&(_, id)) => id,
+                        None => {
+                            let id = self.target(&stacks, b);
+                            if let Some(k) = key {
+                                moved.push((k, id));
+                            }
+                            found.push((class, id));
+                            id
+                        }
+                    }
+                }
+                (None, id) => id,
+            };
+            out.push((id != DEAD).then_some(id));
+        }
+        if !found.is_empty() {
+            let mut interned = self.interned.write().unwrap();
+            let node = &mut interned.nodes[state as usize];
+            for (class, id) in found {
+                node.row[class] = id;
+            }
+            node.moved = moved;
+        }
     }
 
     fn is_accepting(&self, state: u32) -> bool {
@@ -624,6 +698,24 @@ mod tests {
         assert!(n.state_count() <= before + 2, "{} new states", n.state_count() - before);
         assert!(n.accepts(b"[\"abc\"]") && n.accepts(b"[x]"));
         assert!(!n.accepts(b"[\"a1\"]") && !n.accepts(b"[\"x]"));
+    }
+
+    /// A whole row at once (`next_many`, what trie walks ask) agrees with `next` byte by byte,
+    /// on a fresh network and on the one that answered the row.
+    #[test]
+    fn rows_at_once_agree_with_single_steps() {
+        let root = format!(r#"\[(?:"[a-z\\]*"|{}|ü)*\]"#, call(1));
+        let bytes: Vec<u8> = (0..=255).collect();
+        for prefix in ["", "[", "[\"", "[\"ab", "[x", "[xx", "[ü"] {
+            let (a, b) = (net(&[&root, r"x(?:\[x*\])?"], 4), net(&[&root, r"x(?:\[x*\])?"], 4));
+            let (Some(sa), Some(sb)) = (walk(&a, prefix), walk(&b, prefix)) else { continue };
+            let mut row = Vec::new();
+            a.next_many(sa, &bytes, &mut row);
+            let single: Vec<Option<u32>> = bytes.iter().map(|&x| b.next(sb, x)).collect();
+            assert_eq!(row, single, "after {prefix:?}");
+            let again: Vec<Option<u32>> = bytes.iter().map(|&x| a.next(sa, x)).collect();
+            assert_eq!(row, again, "after {prefix:?}, asked again");
+        }
     }
 
     /// The distance honours the depth bound: at the bound, the short way through a call is

@@ -27,6 +27,13 @@ pub trait ByteAutomaton: Send + Sync {
     fn is_accepting(&self, state: u32) -> bool;
     /// Fewest bytes from `state` to an accepting state; `u32::MAX` = cannot accept.
     fn min_bytes_to_accept(&self, state: u32) -> u32;
+    /// [`ByteAutomaton::next`] for each of `bytes`, into `out` (cleared first): one call per
+    /// row for a walk that fills whole rows, so an automaton that shares work between the bytes
+    /// of one state (a lazily built one) can do it once.
+    fn next_many(&self, state: u32, bytes: &[u8], out: &mut Vec<Option<u32>>) {
+        out.clear();
+        out.extend(bytes.iter().map(|&b| self.next(state, b)));
+    }
     /// Byte equivalence classes: `byte_classes()[b]` is the class of byte `b`, and bytes of
     /// one class must step every state to the same result. Walks use it to step each state
     /// once per class instead of once per byte. Default: every byte is its own class.
@@ -54,6 +61,7 @@ pub trait ByteAutomaton: Send + Sync {
 impl<T: ByteAutomaton + ?Sized> ByteAutomaton for std::sync::Arc<T> {
     fn start(&self) -> u32 { (**self).start() }
     fn next(&self, state: u32, byte: u8) -> Option<u32> { (**self).next(state, byte) }
+    fn next_many(&self, state: u32, bytes: &[u8], out: &mut Vec<Option<u32>>) { (**self).next_many(state, bytes, out) }
     fn is_accepting(&self, state: u32) -> bool { (**self).is_accepting(state) }
     fn min_bytes_to_accept(&self, state: u32) -> u32 { (**self).min_bytes_to_accept(state) }
     fn byte_classes(&self) -> [u8; 256] { (**self).byte_classes() }

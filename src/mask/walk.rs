@@ -35,6 +35,13 @@ impl std::hash::Hasher for U32Hasher {
         let h = (self.0 ^ n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         self.0 = h ^ (h >> 29);
     }
+    fn write_u64(&mut self, n: u64) {
+        self.write_u32(n as u32);
+        self.write_u32((n >> 32) as u32);
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
     fn finish(&self) -> u64 {
         self.0
     }
@@ -299,8 +306,11 @@ impl LazyTable {
     fn fill(&mut self, a: &dyn ByteAutomaton, classes: &Classes, off: u32) {
         let s = self.state(off);
         let mut per_class = [DEAD; 256];
-        for &(c, r) in &classes.reps {
-            per_class[c as usize] = match a.next(s, r) {
+        let reps: Vec<u8> = classes.reps.iter().map(|&(_, r)| r).collect();
+        let mut targets = Vec::with_capacity(reps.len());
+        a.next_many(s, &reps, &mut targets);
+        for (&(c, _), t) in classes.reps.iter().zip(targets) {
+            per_class[c as usize] = match t {
                 Some(t) => self.intern(t),
                 None => DEAD,
             };
