@@ -141,6 +141,8 @@ struct Interned {
     ids: Map<Stacks, u32>,
     /// Frames over all nodes' stacks.
     frames: usize,
+    /// Entries over all nodes' `moved`.
+    moves: usize,
 }
 
 /// A recursive transition network over rule DFAs, as one deterministic [`ByteAutomaton`].
@@ -203,6 +205,7 @@ impl Recursive {
         self.rules.iter().map(Automaton::memory_usage).sum::<usize>()
             + interned.frames * std::mem::size_of::<Frame>() * 2
             + interned.nodes.len() * (std::mem::size_of::<Node>() + self.class_rep.len() * 4)
+            + interned.moves * std::mem::size_of::<(MoveKey, u32)>()
     }
 
     /// All stacks reachable from `seeds` without consuming a byte (calls and returns), keeping
@@ -573,6 +576,7 @@ impl ByteAutomaton for Recursive {
         node.row[class] = id;
         if let Some((Some(k), _)) = key {
             node.moved.push((k, id));
+            interned.moves += 1;
         }
         (id != DEAD).then_some(id)
     }
@@ -617,7 +621,9 @@ impl ByteAutomaton for Recursive {
             for (class, id) in found {
                 node.row[class] = id;
             }
+            let added = moved.len().saturating_sub(node.moved.len());
             node.moved = moved;
+            interned.moves += added;
         }
     }
 
