@@ -134,7 +134,7 @@ fn reference_walks(l: &Loaded, pattern: &str, seed: u64, walks: usize, max_token
             let st = m.state();
             let per_tok = brute(v, &*dfa, &idx, st);
             let sm = idx.exact_state_mask(st);
-            let mut from_mask: Vec<(u32, u32)> = sm.tokens_with_d();
+            let mut from_mask: Vec<(u32, u32)> = sm.tokens_with_d(&l.trie);
             from_mask.sort_by_key(|&(d, t)| (t, d));
             let from_brute: Vec<(u32, u32)> =
                 per_tok.iter().enumerate().filter_map(|(t, d)| d.map(|d| (t as u32, d))).collect();

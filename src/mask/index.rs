@@ -14,9 +14,10 @@ use std::time::Instant;
 struct Level {
     d: u32,
     count: u32,
-    /// Token ids (ascending). Empty for the dominant (most populous) level,
-    /// whose tokens are implied: top set minus every other level.
-    toks: Vec<u32>,
+    /// Ranges of the trie's `node_tokens` (a subtree taken in bulk is one range). Empty for
+    /// the dominant (most populous) level, whose tokens are implied: top set minus every
+    /// other level.
+    ranges: Vec<(u32, u32)>,
 }
 
 /// The cached result of one trie walk from one automaton state.
@@ -55,7 +56,7 @@ impl StateMask {
     /// cache's byte budget holds before the lazy sets appear.
     fn heap_bytes(&self, n_vocab: usize) -> usize {
         let set = n_vocab.div_ceil(64) * 8 + 64;
-        let levels: usize = self.levels.iter().map(|l| l.toks.len() * 4 + std::mem::size_of::<Level>()).sum();
+        let levels: usize = self.levels.iter().map(|l| l.ranges.len() * 8 + std::mem::size_of::<Level>()).sum();
         levels + self.sets.len() * set + self.eog_in_top.len() * 4 + std::mem::size_of::<StateMask>()
     }
 
@@ -101,13 +102,14 @@ impl StateMask {
         self.sets[self.levels.len()].get().expect("top set is built eagerly")
     }
     /// Live text tokens with the `d` of the state each leads to, sorted by
-    /// (d, id). Allocates; meant for tests and diagnostics.
-    pub fn tokens_with_d(&self) -> Vec<(u32, u32)> {
+    /// (d, id); `trie` is the index's. Allocates; meant for tests and diagnostics.
+    pub fn tokens_with_d(&self, trie: &TokenTrie) -> Vec<(u32, u32)> {
+        let node_tokens = trie.node_tokens();
         let mut out = Vec::with_capacity(self.n_live);
         let mut others = TokenSet::new(self.top().len());
         for (i, l) in self.levels.iter().enumerate() {
             if i != self.dominant {
-                for &t in &l.toks {
+                for t in tokens_in(node_tokens, &l.ranges) {
                     others.insert(t);
                 }
             }
@@ -116,9 +118,10 @@ impl StateMask {
             if i == self.dominant {
                 out.extend(self.top().iter().filter(|&t| !others.contains(t) && !self.is_eog_in_top(t)).map(|t| (l.d, t)));
             } else {
-                out.extend(l.toks.iter().map(|&t| (l.d, t)));
+                out.extend(tokens_in(node_tokens, &l.ranges).map(|t| (l.d, t)));
             }
         }
+        out.sort_unstable();
         out
     }
     fn is_eog_in_top(&self, t: u32) -> bool {
@@ -397,14 +400,14 @@ impl MaskIndex {
             // remove the levels beyond the budget (none of them dominant)
             set = (**m.top()).clone();
             for l in &m.levels[k..] {
-                for &t in &l.toks {
+                for t in tokens_in(self.trie.node_tokens(), &l.ranges) {
                     set.remove(t);
                 }
             }
         } else {
             set = TokenSet::new(n);
             for l in &m.levels[..k] {
-                for &t in &l.toks {
+                for t in tokens_in(self.trie.node_tokens(), &l.ranges) {
                     set.insert(t);
                 }
             }
@@ -481,13 +484,17 @@ impl MaskIndex {
             // (the path so far, part of a valid character, is live since the walk took it).
             // (the second case needs this node's byte to loop or be non-ASCII; testing that
             // first keeps walks from states without loops off the per-subtree sets)
+            // A bounded mask may also take subtrees whose tokens end inside a character (byte-
+            // level BPE's pieces of CJK text): such a token ends between `c` and a state of
+            // `c`'s label, at most 3 bytes before it, so `c`'s bound plus 3 bounds it.
+            let chars = if exact { packed::UTF8_CLEAN } else { packed::UTF8_PREFIX };
             let mut c = t;
             let bulk = size > 1
                 && (t == p || packed::byte(nd) >= 0x80)
                 && ((t == p && sub_bytes[i] & !table.loops(t) == 0 && {
                     c = p;
                     true
-                }) || (nd & packed::UTF8_CLEAN != 0 && {
+                }) || (nd & chars != 0 && {
                     c = stack[depth - 1 - packed::char_back(nd)];
                     table.utf8_loops(a, classes, c) && sub_bytes[i] & !(table.loops(c) | 1 << 127) == 0
                 }));
@@ -498,22 +505,32 @@ impl MaskIndex {
             let bulk = bulk
                 || (!exact && size > 1 && {
                     let b = packed::byte(nd);
-                    let back = if b >= 0x80 && nd & packed::UTF8_CLEAN != 0 { packed::char_back(nd) } else { 0 };
+                    let back = if b >= 0x80 && nd & chars != 0 { packed::char_back(nd) } else { 0 };
                     let from = stack[depth - 1 - back];
-                    (b < 0x7F && t != p || b >= 0x80 && nd & packed::UTF8_CLEAN != 0) && {
+                    (b < 0x7F && t != p || b >= 0x80 && nd & chars != 0) && {
                         let chain = table.chain(a, classes, from, max_run, &mut |q| self.tokens_bound(q));
                         let height = sub_depth[i] as usize + 1 - (depth - back);
                         let fits = if sub_bytes[i] & 1 << 127 == 0 {
                             sub_bytes[i] & !chain.bytes == 0 && height <= chain.run as usize
                         } else {
-                            nd & packed::UTF8_CLEAN != 0 && sub_bytes[i] & !(chain.bytes | 1 << 127) == 0 && height <= chain.char_run as usize
+                            nd & chars != 0 && sub_bytes[i] & !(chain.bytes | 1 << 127) == 0 && height <= chain.char_run as usize
                         };
                         c = chain.next;
                         fits
                     }
                 });
             let (end, t) = if bulk { (i + size, c) } else { (i + 1, t) };
-            if bulk || nd & packed::HAS_TOKENS != 0 {
+            if bulk && nd & packed::UTF8_CLEAN == 0 && sub_bytes[i] & 1 << 127 != 0 {
+                // tokens may end inside a character (see `chars` above)
+                let m = self.tokens_bound(table.state(t)).saturating_add(3);
+                let b = *bucket_of.entry(m).or_insert_with(|| {
+                    buckets.push((m, Vec::new()));
+                    buckets.len() as u32 - 1
+                });
+                let range = (tok_off[i], tok_off[end]);
+                buckets[b as usize].1.push(range);
+                n_live += (range.1 - range.0) as usize;
+            } else if bulk || nd & packed::HAS_TOKENS != 0 {
                 let si = LazyTable::index(t);
                 if si >= bucket_by_state.len() {
                     bucket_by_state.resize(table.len(), (0, 0));
@@ -573,12 +590,8 @@ impl MaskIndex {
             .into_iter()
             .enumerate()
             .map(|(i, (d, ranges))| {
-                let mut toks = Vec::new();
-                if i != dominant {
-                    toks.extend(tokens_in(node_tokens, &ranges));
-                    toks.sort_unstable();
-                }
-                Level { d, count: count(&ranges), toks }
+                let count = count(&ranges);
+                Level { d, count, ranges: if i == dominant { Vec::new() } else { ranges } }
             })
             .collect();
         let sets: Vec<OnceLock<Arc<TokenSet>>> = (0..=levels.len()).map(|_| OnceLock::new()).collect();

@@ -57,7 +57,11 @@ pub mod packed {
     /// only: no token there ends mid-character). That character starts
     /// [`char_back`] bytes before this node's byte.
     pub const UTF8_CLEAN: u64 = 1 << 25;
-    /// Bits 26..28 of a [`UTF8_CLEAN`] node: how many bytes before the node's own byte its
+    /// Bit 29: like [`UTF8_CLEAN`], except that tokens may end inside their last character
+    /// (valid UTF-8 up to a valid beginning of one more character), as byte-level BPE
+    /// vocabularies' tokens of CJK text often do. Set on every [`UTF8_CLEAN`] node too.
+    pub const UTF8_PREFIX: u64 = 1 << 29;
+    /// Bits 26..28 of a [`UTF8_PREFIX`] node: how many bytes before the node's own byte its
     /// character starts (0 for an ASCII or lead byte, 1..=3 for a continuation byte).
     #[inline(always)]
     pub fn char_back(n: u64) -> usize {
@@ -95,10 +99,13 @@ impl TokenTrie {
         let mut prev: &[u8] = &[];
         // per node: see packed::UTF8_CLEAN and packed::char_back
         let mut clean: Vec<bool> = Vec::with_capacity(cap);
+        let mut prefix: Vec<bool> = Vec::with_capacity(cap);
         let mut back: Vec<u8> = Vec::with_capacity(cap);
         clean.push(true);
+        prefix.push(true);
         back.push(0);
         let mut valid_from: Vec<bool> = Vec::new();
+        let mut prefix_from: Vec<bool> = Vec::new();
         for &id in &ids {
             let b = vocab.token_bytes(id);
             assert!(b.len() < u16::MAX as usize, "token {id} is too long for the trie");
@@ -112,6 +119,7 @@ impl TokenTrie {
                 let n = t.push_node(byte, d + 1);
                 stack.push(n);
                 clean.push(true);
+                prefix.push(true);
                 back.push(0);
             }
             // valid_from[k]: b[k..] is valid UTF-8; the node at depth d starts at byte d - 1
@@ -119,14 +127,15 @@ impl TokenTrie {
             valid_from.resize(b.len() + 1, false);
             valid_from[b.len()] = true;
             for k in (0..b.len()).rev() {
-                let n = match b[k] {
-                    0x00..=0x7F => 1,
-                    0xC2..=0xDF => 2,
-                    0xE0..=0xEF => 3,
-                    0xF0..=0xF4 => 4,
-                    _ => 0,
-                };
+                let n = utf8_len(b[k]);
                 valid_from[k] = n > 0 && k + n <= b.len() && std::str::from_utf8(&b[k..k + n]).is_ok() && valid_from[k + n];
+            }
+            // prefix_from[k]: b[k..] is valid UTF-8 but for an incomplete last character
+            prefix_from.clear();
+            prefix_from.extend((0..=b.len()).map(|k| valid_from[k] || is_utf8_prefix(&b[k..])));
+            for k in (0..b.len()).rev() {
+                let n = utf8_len(b[k]);
+                prefix_from[k] = prefix_from[k] || (n > 0 && k + n <= b.len() && std::str::from_utf8(&b[k..k + n]).is_ok() && prefix_from[k + n]);
             }
             // the node at depth d holds byte d - 1; its character starts at the nearest
             // non-continuation byte at or before it (a continuation byte further than 3 back,
@@ -138,6 +147,7 @@ impl TokenTrie {
                 }
                 let n = stack[d] as usize;
                 clean[n] &= valid_from[start];
+                prefix[n] &= prefix_from[start];
                 back[n] = (d - 1 - start) as u8;
             }
             // The token ends at the deepest node on the stack, which is the
@@ -161,7 +171,8 @@ impl TokenTrie {
         t.packed = (0..t.bytes.len())
             .map(|i| {
                 let has = if t.tok_off[i] != t.tok_off[i + 1] { packed::HAS_TOKENS } else { 0 };
-                let clean = if clean[i] && i > 0 { packed::UTF8_CLEAN | (back[i] as u64) << 26 } else { 0 };
+                let clean = if clean[i] && i > 0 { packed::UTF8_CLEAN } else { 0 };
+                let clean = if prefix[i] && i > 0 { clean | packed::UTF8_PREFIX | (back[i] as u64) << 26 } else { 0 };
                 t.bytes[i] as u64 | (t.depth[i] as u64) << 8 | has | clean | (t.subtree[i] as u64) << 32
             })
             .collect();
@@ -346,6 +357,34 @@ impl TokenTrie {
     }
 }
 
+/// Bytes of the UTF-8 character a lead byte starts (0 for a continuation or invalid byte).
+fn utf8_len(lead: u8) -> usize {
+    match lead {
+        0x00..=0x7F => 1,
+        0xC2..=0xDF => 2,
+        0xE0..=0xEF => 3,
+        0xF0..=0xF4 => 4,
+        _ => 0,
+    }
+}
+
+/// Whether `b` is the beginning, one byte or more but not all, of a valid UTF-8 character.
+fn is_utf8_prefix(b: &[u8]) -> bool {
+    let n = utf8_len(b.first().copied().unwrap_or(0x80));
+    if n < 2 || b.len() >= n {
+        return false;
+    }
+    // the second byte's range depends on the lead (no overlongs, surrogates or > U+10FFFF)
+    let (lo, hi) = match b[0] {
+        0xE0 => (0xA0, 0xBF),
+        0xED => (0x80, 0x9F),
+        0xF0 => (0x90, 0xBF),
+        0xF4 => (0x80, 0x8F),
+        _ => (0x80, 0xBF),
+    };
+    b.iter().enumerate().skip(1).all(|(i, &x)| if i == 1 { (lo..=hi).contains(&x) } else { x & 0xC0 == 0x80 })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -376,6 +415,15 @@ mod tests {
         assert!(!clean(&[b'b', 0xE4]));
         assert!(clean(b"bx"));
         assert_eq!(t.packed()[0] & packed::UTF8_CLEAN, 0);
+        // Tokens that end inside a character are prefix-clean; an invalid byte is not.
+        let prefix = |s: &[u8]| t.packed()[t.find(s).unwrap()] & packed::UTF8_PREFIX != 0;
+        assert!(prefix(&[0xC3]) && prefix(b"b") && prefix(&[b'b', 0xE4, 0xB8]) && prefix(b"a"));
+        assert_eq!(packed::char_back(t.packed()[t.find(&[b'b', 0xE4, 0xB8]).unwrap()]), 1);
+        let bad = Vocab::from_token_bytes(vec![Some(vec![b'x', 0xE0, 0x80]), Some(vec![b'y', 0x80]), Some(vec![b'z', 0xF4, 0x8F])], vec![]);
+        let t = TokenTrie::new(&bad);
+        let prefix = |s: &[u8]| t.packed()[t.find(s).unwrap()] & packed::UTF8_PREFIX != 0;
+        assert!(!prefix(b"x") && !prefix(b"y")); // E0 80 is overlong; 80 continues nothing
+        assert!(prefix(b"z")); // F4 8F begins U+10FFFF's range
     }
 
     #[test]
