@@ -549,36 +549,17 @@ impl ByteAutomaton for Recursive {
         if call_base(byte).is_some() {
             return None;
         }
-        let class = self.classes[byte as usize] as usize;
-        let rep = self.class_rep[class];
-        let (stacks, key) = {
+        {
             let interned = self.interned.read().unwrap();
-            let node = interned.nodes.get(state as usize)?;
-            match node.row[class] {
+            match interned.nodes.get(state as usize)?.row[self.classes[byte as usize] as usize] {
                 DEAD => return None,
                 UNKNOWN => {}
                 id => return Some(id),
             }
-            let key = self.move_key(&node.stacks, rep);
-            match key.and_then(|k| node.moved.iter().find(|m| m.0 == k)) {
-                Some(&(_, id)) => (None, Some((key, id))),
-                None => (Some(node.stacks.clone()), key.map(|k| (Some(k), UNKNOWN))),
-            }
-        };
-        let Some(stacks) = stacks else {
-            // (not written to the row: the lookup costs about what a write lock would)
-            let id = key.expect("a reused move has its key").1;
-            return (id != DEAD).then_some(id);
-        };
-        let id = self.target(&stacks, rep);
-        let mut interned = self.interned.write().unwrap();
-        let node = &mut interned.nodes[state as usize];
-        node.row[class] = id;
-        if let Some((Some(k), _)) = key {
-            node.moved.push((k, id));
-            interned.moves += 1;
         }
-        (id != DEAD).then_some(id)
+        let mut out = Vec::with_capacity(1);
+        self.next_many(state, &[byte], &mut out);
+        out[0]
     }
 
     /// One read lock, then each distinct move stepped once, then one write lock.

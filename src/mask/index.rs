@@ -489,6 +489,8 @@ impl MaskIndex {
             // `c`'s label, at most 3 bytes before it, so `c`'s bound plus 3 bounds it.
             let chars = if exact { packed::UTF8_CLEAN } else { packed::UTF8_PREFIX };
             let mut c = t;
+            // whether the bulk subtree's tokens may end inside a character
+            let mut mid_char = false;
             let bulk = size > 1
                 && (t == p || packed::byte(nd) >= 0x80)
                 && ((t == p && sub_bytes[i] & !table.loops(t) == 0 && {
@@ -496,6 +498,7 @@ impl MaskIndex {
                     true
                 }) || (nd & chars != 0 && {
                     c = stack[depth - 1 - packed::char_back(nd)];
+                    mid_char = nd & packed::UTF8_CLEAN == 0;
                     table.utf8_loops(a, classes, c) && sub_bytes[i] & !(table.loops(c) | 1 << 127) == 0
                 }));
             // A bounded mask only needs each token's distance bound, so a subtree that runs
@@ -511,8 +514,10 @@ impl MaskIndex {
                         let chain = table.chain(a, classes, from, max_run, &mut |q| self.tokens_bound(q));
                         let height = sub_depth[i] as usize + 1 - (depth - back);
                         let fits = if sub_bytes[i] & 1 << 127 == 0 {
+                            mid_char = false;
                             sub_bytes[i] & !chain.bytes == 0 && height <= chain.run as usize
                         } else {
+                            mid_char = nd & packed::UTF8_CLEAN == 0;
                             nd & chars != 0 && sub_bytes[i] & !(chain.bytes | 1 << 127) == 0 && height <= chain.char_run as usize
                         };
                         c = chain.next;
@@ -520,7 +525,7 @@ impl MaskIndex {
                     }
                 });
             let (end, t) = if bulk { (i + size, c) } else { (i + 1, t) };
-            if bulk && nd & packed::UTF8_CLEAN == 0 && sub_bytes[i] & 1 << 127 != 0 {
+            if bulk && mid_char {
                 // tokens may end inside a character (see `chars` above)
                 let m = self.tokens_bound(table.state(t)).saturating_add(3);
                 let b = *bucket_of.entry(m).or_insert_with(|| {

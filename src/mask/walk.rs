@@ -55,6 +55,8 @@ pub(crate) struct Classes {
     pub of_byte: [u8; 256],
     /// `(class, representative byte)` for each distinct class.
     pub reps: Vec<(u8, u8)>,
+    /// The representative bytes of `reps`, in its order.
+    pub rep_bytes: Vec<u8>,
 }
 
 impl Classes {
@@ -68,7 +70,8 @@ impl Classes {
                 reps.push((c, b));
             }
         }
-        Classes { of_byte, reps }
+        let rep_bytes = reps.iter().map(|&(_, r)| r).collect();
+        Classes { of_byte, reps, rep_bytes }
     }
 }
 
@@ -306,9 +309,8 @@ impl LazyTable {
     fn fill(&mut self, a: &dyn ByteAutomaton, classes: &Classes, off: u32) {
         let s = self.state(off);
         let mut per_class = [DEAD; 256];
-        let reps: Vec<u8> = classes.reps.iter().map(|&(_, r)| r).collect();
-        let mut targets = Vec::with_capacity(reps.len());
-        a.next_many(s, &reps, &mut targets);
+        let mut targets = Vec::with_capacity(classes.reps.len());
+        a.next_many(s, &classes.rep_bytes, &mut targets);
         for (&(c, _), t) in classes.reps.iter().zip(targets) {
             per_class[c as usize] = match t {
                 Some(t) => self.intern(t),

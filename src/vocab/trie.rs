@@ -126,16 +126,15 @@ impl TokenTrie {
             valid_from.clear();
             valid_from.resize(b.len() + 1, false);
             valid_from[b.len()] = true;
-            for k in (0..b.len()).rev() {
-                let n = utf8_len(b[k]);
-                valid_from[k] = n > 0 && k + n <= b.len() && std::str::from_utf8(&b[k..k + n]).is_ok() && valid_from[k + n];
-            }
-            // prefix_from[k]: b[k..] is valid UTF-8 but for an incomplete last character
+            // prefix_from[k]: the same, or so but for an incomplete last character
             prefix_from.clear();
-            prefix_from.extend((0..=b.len()).map(|k| valid_from[k] || is_utf8_prefix(&b[k..])));
+            prefix_from.resize(b.len() + 1, false);
+            prefix_from[b.len()] = true;
             for k in (0..b.len()).rev() {
                 let n = utf8_len(b[k]);
-                prefix_from[k] = prefix_from[k] || (n > 0 && k + n <= b.len() && std::str::from_utf8(&b[k..k + n]).is_ok() && prefix_from[k + n]);
+                let whole_char = n > 0 && k + n <= b.len() && std::str::from_utf8(&b[k..k + n]).is_ok();
+                valid_from[k] = whole_char && valid_from[k + n];
+                prefix_from[k] = whole_char && prefix_from[k + n] || is_utf8_prefix(&b[k..]);
             }
             // the node at depth d holds byte d - 1; its character starts at the nearest
             // non-continuation byte at or before it (a continuation byte further than 3 back,
@@ -171,9 +170,13 @@ impl TokenTrie {
         t.packed = (0..t.bytes.len())
             .map(|i| {
                 let has = if t.tok_off[i] != t.tok_off[i + 1] { packed::HAS_TOKENS } else { 0 };
-                let clean = if clean[i] && i > 0 { packed::UTF8_CLEAN } else { 0 };
-                let clean = if prefix[i] && i > 0 { clean | packed::UTF8_PREFIX | (back[i] as u64) << 26 } else { 0 };
-                t.bytes[i] as u64 | (t.depth[i] as u64) << 8 | has | clean | (t.subtree[i] as u64) << 32
+                // a clean node is a prefix node too (valid UTF-8 is a valid prefix)
+                let utf8 = match (i > 0 && clean[i], i > 0 && prefix[i]) {
+                    (true, _) => packed::UTF8_CLEAN | packed::UTF8_PREFIX | (back[i] as u64) << 26,
+                    (false, true) => packed::UTF8_PREFIX | (back[i] as u64) << 26,
+                    (false, false) => 0,
+                };
+                t.bytes[i] as u64 | (t.depth[i] as u64) << 8 | has | utf8 | (t.subtree[i] as u64) << 32
             })
             .collect();
         // OR each node's set into its parent's; in DFS order the parent of node i is the
