@@ -4,9 +4,15 @@
 //! generated — a narrowing, never a widening):
 //! * canonical compact JSON (`{"a":1,"b":[1,2]}`), or bounded whitespace between tokens with
 //!   [`Whitespace::Flexible`];
-//! * object members in `properties` order; optional members may be skipped; properties not
-//!   declared in `properties` (or `required`) are never generated, so `additionalProperties`,
-//!   `patternProperties` and `unevaluatedProperties` only constrain declared members;
+//! * object members in `properties` order; optional members may be skipped; undeclared
+//!   members (keys not in `properties` or `required`) come after the declared ones, and only
+//!   where the schema asks for them: a map (an object declaring no property) gets any keys its
+//!   `propertyNames` allow, valued by `additionalProperties`; an object with declared members
+//!   gets more only when `additionalProperties` is given explicitly (`true` or a schema), with
+//!   unescaped keys that spell no declared name; keys matching a `patternProperties` pattern
+//!   are valued by every pattern's schema at once; `additionalProperties` left out of an
+//!   object that declares members, `unevaluatedProperties`, and `maxProperties` beside
+//!   declared members mean no undeclared members (the model is not invited to invent keys);
 //! * strings use only the canonical JSON escape of characters that need one (plus any escape in
 //!   unconstrained strings); `minLength`/`maxLength` count characters (an escape is one char);
 //!   with [`SchemaOptions::raw_strings`], strings without `pattern`/`format` may also hold raw
@@ -133,6 +139,10 @@ impl SchemaRegex {
         call
     }
 }
+
+/// Set by [`Gen::merge`] on a merged object whose undeclared members it cannot describe
+/// (see there); an `x-` key, so the keyword check passes it by.
+const NO_UNDECLARED: &str = "x-conform-no-undeclared";
 
 const ANNOTATIONS: &[&str] = &[
     "title", "description", "examples", "example", "default", "$comment", "$schema", "deprecated",
@@ -899,6 +909,13 @@ impl<'a> Gen<'a> {
             };
             out.insert(k, v);
         }
+        // A key matching one side's `patternProperties` is "additional" for the other side, and
+        // the merged map cannot say so: undeclared members are then not generated at all.
+        for (x, y) in [(&a, &b), (&b, &a)] {
+            if x.contains_key("patternProperties") && !y.contains_key("patternProperties") && y.get("additionalProperties").is_some_and(|v| !is_trivial(v)) {
+                out.insert(NO_UNDECLARED.into(), Value::Bool(true));
+            }
+        }
         // Declared properties of one side are "additional" for the other.
         for (x, y) in [(&a, &b), (&b, &a)] {
             let xp = x.get("properties").and_then(|v| v.as_object());
@@ -1585,6 +1602,93 @@ impl<'a> Gen<'a> {
         })
     }
 
+    /// The members in order, each optional one skippable: the regex (empty when there are
+    /// none) and whether it may match nothing at all (no member required).
+    fn members_in_order(&self, members: &[(String, bool)], sep: &str) -> Result<(String, bool), FormatError> {
+        let mut acc: Option<String> = None;
+        let mut empty_ok = true;
+        for (mr, req) in members {
+            acc = Some(match (acc.take(), empty_ok, req) {
+                (Some(a), true, true) => format!("(?:{a}{sep})?{mr}"),
+                (Some(a), false, true) => format!("{a}{sep}{mr}"),
+                (Some(a), true, false) => format!("(?:{a}(?:{sep}{mr})?|{mr})"),
+                (Some(a), false, false) => format!("{a}(?:{sep}{mr})?"),
+                (None, _, _) => mr.clone(),
+            });
+            if *req {
+                empty_ok = false;
+            }
+            self.check_len(acc.as_ref().unwrap())?;
+        }
+        Ok((acc.unwrap_or_default(), empty_ok))
+    }
+
+    /// One member the object does not declare (`"key": value`), or `None` when the policy
+    /// generates none. Generated: in a map (an object declaring no property and requiring none)
+    /// any key its `propertyNames` allow, valued by `additionalProperties`; after declared
+    /// members, keys spelling no declared name when `additionalProperties` is given explicitly
+    /// (`true` or a schema); keys matching a `patternProperties` pattern that no declared name
+    /// matches, valued by every pattern's schema at once. Never with `unevaluatedProperties`
+    /// or when a merge could not describe them (`NO_UNDECLARED`). Other keys a schema allows
+    /// are not generated (the model is not invited to invent keys).
+    fn undeclared_member(&mut self, m: &Map<String, Value>, names: &[String], pattern_props: &[(String, Value)], ptr: &str) -> R {
+        if m.contains_key("unevaluatedProperties") || m.contains_key(NO_UNDECLARED) {
+            return Ok(None);
+        }
+        let w = self.ws.clone();
+        let a_map = required_names(m).is_empty() && m.get("properties").and_then(|p| p.as_object()).is_none_or(|p| p.values().all(|v| v == &Value::Bool(false)));
+        let names_ptr = join_ptr(ptr, "propertyNames");
+        // A key of string schema `key` that `propertyNames` allows; `None` if none.
+        let key_for = |g: &mut Self, key: Value| -> R {
+            let key = match m.get("propertyNames") {
+                Some(pn) => g.merge(&key, pn, &names_ptr, 0, false)?,
+                None => key,
+            };
+            g.unrolled(|g| g.lower(&key, &names_ptr))
+        };
+        // What the engine cannot generate here (an unsupported keyword in a value schema, a
+        // limit) only means no undeclared members: a narrowing, never an error.
+        let skip_unsupported = |r: R| match r {
+            Err(FormatError::UnsupportedKeyword { .. } | FormatError::TooComplex { .. }) => Ok(None),
+            r => r,
+        };
+        let mut alts = Vec::new();
+        if !pattern_props.is_empty() {
+            let all = pattern_props.iter().try_fold(Value::Bool(true), |acc, (pat, ps)| self.merge(&acc, ps, &join_ptr(&join_ptr(ptr, "patternProperties"), pat), 0, false));
+            let Ok(all) = all else { return Ok(None) };
+            for (pat, _) in pattern_props {
+                // A pattern this engine cannot hold a key to only means no such keys are generated.
+                let Some(re) = pattern::ecma_to_rust(pat).ok().and_then(|r| regex_automata::meta::Regex::new(&r).ok()) else { continue };
+                if names.iter().any(|n| re.is_match(n)) {
+                    continue;
+                }
+                let Ok(key) = key_for(self, serde_json::json!({"type": "string", "pattern": pat})) else { continue };
+                if let (Some(k), Some(v)) = (key, skip_unsupported(self.lower_part(&all, &join_ptr(ptr, "patternProperties")))?) {
+                    alts.push(format!("{k}{w}:{w}{v}"));
+                }
+            }
+        } else if a_map || m.get("additionalProperties").is_some() {
+            let addl = m.get("additionalProperties").cloned().unwrap_or(Value::Bool(true));
+            let key = if names.is_empty() {
+                skip_unsupported(key_for(self, serde_json::json!({"type": "string"})))?
+            } else if m.contains_key("propertyNames") {
+                None // keys that are both allowed and undeclared: not worth a product here
+            } else {
+                Some(key_except(names))
+            };
+            if let Some(k) = key {
+                if let Some(v) = skip_unsupported(self.lower_part(&addl, &join_ptr(ptr, "additionalProperties")))? {
+                    alts.push(format!("{k}{w}:{w}{v}"));
+                }
+            }
+        }
+        Ok(match alts.len() {
+            0 => None,
+            1 => alts.pop(),
+            _ => Some(format!("(?:{})", alts.join("|"))),
+        })
+    }
+
     fn gen_object(&mut self, m: &Map<String, Value>, ptr: &str) -> R {
         let w = self.ws.clone();
         let props = match m.get("properties") {
@@ -1646,29 +1750,46 @@ impl<'a> Gen<'a> {
         let maxp = self.get_count(m, "maxProperties", ptr)?;
         let sep = format!("{w},{w}");
         let n = out.len() as u64;
+        let names: Vec<String> = props.keys().chain(&required).cloned().collect();
+        let counted = m.contains_key("minProperties") || m.contains_key("maxProperties");
+        let undeclared = if counted && !out.is_empty() { None } else { self.undeclared_member(m, &names, &pattern_props, ptr)? };
+        if let Some(x) = undeclared {
+            let tail = format!("(?:{sep}{x})*");
+            let body = if out.is_empty() {
+                // Only undeclared members (a map): as many as the counts allow.
+                let max = match maxp {
+                    Some(n) => Some(self.rep(n, "maxProperties", ptr)? as u64),
+                    None => None,
+                };
+                if max.is_some_and(|x| x < minp) {
+                    return Ok(None);
+                }
+                let more = |lo: u64| match max {
+                    None if lo == 0 => tail.clone(),
+                    None => format!("(?:{sep}{x}){{{lo},}}"),
+                    Some(hi) => format!("(?:{sep}{x}){{{lo},{}}}", hi.saturating_sub(1)),
+                };
+                self.rep(minp, "minProperties", ptr)?;
+                match (minp, max) {
+                    (_, Some(0)) => String::new(),
+                    (0, _) => format!("(?:{x}{})?", more(0)),
+                    (lo, _) => format!("{x}{}", more(lo - 1)),
+                }
+            } else {
+                let (first, empty_ok) = self.members_in_order(&out, &sep)?;
+                if empty_ok { format!("(?:{first}{tail}|{x}{tail})?") } else { format!("{first}{tail}") }
+            };
+            self.check_len(&body)?;
+            return Ok(Some(format!("\\{{{w}{body}{w}\\}}")));
+        }
         if minp > n || maxp.is_some_and(|x| x < nreq || x < minp) {
             return Ok(None);
         }
         let body = if minp <= nreq && maxp.is_none_or(|x| x >= n) {
-            let mut acc: Option<String> = None;
-            let mut empty_ok = true;
-            for (mr, req) in &out {
-                acc = Some(match (acc.take(), empty_ok, req) {
-                    (Some(a), true, true) => format!("(?:{a}{sep})?{mr}"),
-                    (Some(a), false, true) => format!("{a}{sep}{mr}"),
-                    (Some(a), true, false) => format!("(?:{a}(?:{sep}{mr})?|{mr})"),
-                    (Some(a), false, false) => format!("{a}(?:{sep}{mr})?"),
-                    (None, _, _) => mr.clone(),
-                });
-                if *req {
-                    empty_ok = false;
-                }
-                self.check_len(acc.as_ref().unwrap())?;
-            }
-            match acc {
-                None => String::new(),
-                Some(a) if empty_ok => format!("(?:{a})?"),
-                Some(a) => a,
+            match self.members_in_order(&out, &sep)? {
+                (a, _) if a.is_empty() => a,
+                (a, true) => format!("(?:{a})?"),
+                (a, false) => a,
             }
         } else {
             // Counted selection: sel[c] = non-empty selections (so far) with c members.
@@ -1717,6 +1838,41 @@ impl<'a> Gen<'a> {
         };
         Ok(Some(format!("\\{{{w}{body}{w}\\}}")))
     }
+}
+
+/// A JSON string (quotes included) of unescaped characters that spells none of `names`: the
+/// key of an undeclared member, which must not repeat a declared one under another schema (with
+/// escapes left out, no other spelling of a declared name gets through either).
+fn key_except(names: &[String]) -> String {
+    const CHAR: &str = r#"[^"\\\x00-\x1F]"#;
+    #[derive(Default)]
+    struct Node {
+        children: std::collections::BTreeMap<char, Node>,
+        end: bool,
+    }
+    fn body(node: &Node) -> String {
+        let mut alts = Vec::new();
+        if node.children.is_empty() {
+            alts.push(format!("{CHAR}{CHAR}*"));
+        } else {
+            let taken: String = node.children.keys().map(|c| regex_syntax::escape(&c.to_string())).collect();
+            alts.push(format!("[{CHAR}--[{taken}]]{CHAR}*"));
+        }
+        for (c, child) in &node.children {
+            alts.push(format!("{}{}", regex_syntax::escape(&c.to_string()), body(child)));
+        }
+        let alts = format!("(?:{})", alts.join("|"));
+        if node.end { alts } else { format!("{alts}?") }
+    }
+    let mut root = Node::default();
+    for name in names.iter().filter(|n| !n.chars().any(|c| c == '"' || c == '\\' || c < ' ')) {
+        let mut node = &mut root;
+        for c in name.chars() {
+            node = node.children.entry(c).or_default();
+        }
+        node.end = true;
+    }
+    format!("\"{}\"", body(&root))
 }
 
 /// Whether every instance of the schema is an object.
@@ -1964,6 +2120,34 @@ mod narrowing_tests {
         for s in no {
             assert!(!a.accepts(s.as_bytes()), "{schema} should reject {s}");
         }
+    }
+
+    #[test]
+    fn maps_are_generated() {
+        accepts(json!({"type": "object"}), &["{}", r#"{"a":1,"b":[{"c":null}]}"#, r#"{"\u00e9":"x"}"#], &["[]", r#"{"a"}"#]);
+        let labels = json!({"type": "object", "additionalProperties": {"type": "string"}, "minProperties": 1, "maxProperties": 2});
+        accepts(labels, &[r#"{"app":"x"}"#, r#"{"app":"x","env":"y"}"#], &["{}", r#"{"app":1}"#, r#"{"a":"x","b":"y","c":"z"}"#]);
+        let names = json!({"type": "object", "propertyNames": {"pattern": "^[a-z]+$"}, "additionalProperties": {"type": "integer"}});
+        accepts(names, &[r#"{"ab":1,"c":2}"#], &[r#"{"Ab":1}"#, r#"{"ab":"1"}"#]);
+        let patterned = json!({"type": "object", "patternProperties": {"^x-": {"type": "integer"}, "y$": {"minimum": 0}}, "additionalProperties": false});
+        accepts(patterned, &[r#"{"x-a":1}"#, r#"{"x-y":2}"#], &[r#"{"x-y":-2}"#, r#"{"x-a":"s"}"#, r#"{"b":1}"#]);
+    }
+
+    #[test]
+    fn undeclared_members_never_spell_a_declared_name() {
+        // After declared members only when `additionalProperties` is explicit; a key that is a
+        // declared name (in any spelling) would carry the declared schema, so it is never one.
+        let s = json!({"properties": {"ab": {"type": "integer"}, "b": {"type": "integer"}}, "additionalProperties": {"type": "string"}});
+        accepts(s, &[r#"{"ab":1,"a":"x","abc":"y","c":"z"}"#, r#"{"x":"y"}"#], &[r#"{"ab":1,"ab":"x"}"#, r#"{"b":"x"}"#, r#"{"\u0062":"x"}"#, r#"{"ab":"x"}"#]);
+        accepts(json!({"properties": {"a": {"type": "integer"}}}), &[r#"{"a":1}"#], &[r#"{"a":1,"b":2}"#]);
+        // Names forbidden by `not`/dependencies are declared `false`: never written as extras.
+        let s = json!({"type": "object", "additionalProperties": true, "not": {"required": ["k"]}, "dependentRequired": {"t": ["u"]}});
+        accepts(s, &[r#"{"a":1}"#], &[r#"{"k":1}"#, r#"{"t":1}"#]);
+        // A pattern one side of a merge declares is additional for the other side: no extras.
+        let s = json!({"allOf": [{"patternProperties": {"^x": {"type": "integer"}}}, {"additionalProperties": {"type": "string"}}]});
+        accepts(s, &["{}"], &[r#"{"xa":1}"#, r#"{"xa":"s"}"#, r#"{"b":"s"}"#]);
+        let s = json!({"type": "object", "unevaluatedProperties": false, "additionalProperties": true});
+        accepts(s, &["{}"], &[r#"{"a":1}"#]);
     }
 
     #[test]
