@@ -548,3 +548,33 @@ fn reference_raw_strings_json() {
         assert_eq!(Matcher::new(r).tokens_to_accept(), Matcher::new(e).tokens_to_accept());
     }
 }
+
+/// Maps (undeclared members valued by `additionalProperties`), undeclared members after
+/// declared ones (keys that spell no declared name) and exact decimal bounds: masks equal
+/// brute force at every step and budget, and texts are accepted or refused as the schema says.
+#[test]
+fn reference_maps_and_decimal_bounds_json() {
+    use conform::format::{schema_rules, Limits, SchemaOptions};
+    let schema = serde_json::json!({"type": "object", "required": ["id"], "properties": {
+        "id": {"type": "integer", "minimum": 1},
+        "scores": {"type": "object", "additionalProperties": {"type": "number", "minimum": 0.1, "exclusiveMaximum": 0.75}, "maxProperties": 3}},
+        "additionalProperties": {"type": "string", "maxLength": 6}});
+    let lowered = schema_rules(&schema, &SchemaOptions::default(), &Limits::default(), 0).unwrap();
+    assert!(!lowered.recursive);
+    for (l, seed) in [(qwen3(), 70), (llama3(), 71)] {
+        reference_walks(l, &lowered.regex, seed, 4, 60);
+        let accepts = |text: &str| {
+            let mut m = Matcher::new(index(l, Arc::new(TableDfa::from_regex(&lowered.regex))));
+            greedy_tokenize(&l.vocab, &l.trie, text.as_bytes()).into_iter().all(|t| m.accept(t).is_ok()) && m.is_accepting()
+        };
+        assert!(accepts(r#"{"id":2,"scores":{"math":0.1,"art":0.749999},"note":"hi"}"#));
+        for refused in [
+            r#"{"id":2,"scores":{"math":0.75}}"#,
+            r#"{"id":2,"scores":{"a":0.2,"b":0.2,"c":0.2,"d":0.2}}"#,
+            r#"{"id":2,"id":"x"}"#,
+            r#"{"id":2,"note":"too long"}"#,
+        ] {
+            assert!(!accepts(refused), "{refused}");
+        }
+    }
+}

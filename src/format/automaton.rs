@@ -247,6 +247,38 @@ impl Automaton {
         }
         self.is_accepting(s)
     }
+
+    /// Whether every output this automaton accepts is accepted by `other` too: a search of
+    /// the product for a string that reaches acceptance here and not there. `None` when more
+    /// than `max_pairs` state pairs would have to be visited.
+    pub fn language_within(&self, other: &Automaton, max_pairs: usize) -> Option<bool> {
+        let start = (self.start, Some(other.start));
+        let mut seen = std::collections::HashSet::from([start]);
+        let mut todo = vec![start];
+        while let Some((a, b)) = todo.pop() {
+            if self.is_accepting(a) && !b.is_some_and(|b| other.is_accepting(b)) {
+                return Some(false);
+            }
+            let Some(b) = b else {
+                // `other` is dead: any way on to acceptance here is a counterexample.
+                if self.min_bytes_to_accept(a) != u32::MAX {
+                    return Some(false);
+                }
+                continue;
+            };
+            for byte in 0..=255u8 {
+                let Some(a2) = self.next(a, byte) else { continue };
+                let pair = (a2, other.next(b, byte));
+                if seen.insert(pair) {
+                    if seen.len() > max_pairs {
+                        return None;
+                    }
+                    todo.push(pair);
+                }
+            }
+        }
+        Some(true)
+    }
 }
 
 pub(crate) fn syntax_error(e: &regex_syntax::Error) -> FormatError {

@@ -112,23 +112,99 @@ pub fn integer_regex(b: &Bounds) -> Option<String> {
     int_range(lo, hi)
 }
 
-/// Numbers within bounds: exact integers (optionally written `n.0`), plus fractional values
-/// `k.f` / `-k.f` whose whole open unit interval lies within the bounds (a narrowing).
+/// Numbers within bounds: exact integers (optionally written `n.0`), plus every non-integral
+/// value with at most 6 fraction digits (and at most 9 integer digits) that lies within them,
+/// compared exactly in decimal.
 pub fn number_regex(b: &Bounds) -> Option<String> {
     if b.is_empty() { return Some(NUMBER.to_string()); }
     let mut alts = Vec::new();
     if let Some(i) = integer_regex(b) { alts.push(format!("{i}(?:\\.0)?")); }
-    let cap = FRAC_INT_CAP as f64;
-    let l = b.lo.map(|x| x.0.clamp(-cap - 2.0, cap + 2.0));
-    let u = b.hi.map(|x| x.0.clamp(-cap - 2.0, cap + 2.0));
-    // positive k.f in (k, k+1): need k >= L and k + 1 <= U
-    let pk_lo = l.map(|l| l.ceil().max(0.0)).unwrap_or(0.0) as i64;
-    let pk_hi = (u.map(|u| u.floor() - 1.0).unwrap_or(cap)).min(cap) as i64;
-    if pk_lo <= pk_hi { alts.push(format!("{}{FRACTION}", nonneg_range(pk_lo as u64, pk_hi as u64))); }
-    // negative -k.f in (-(k+1), -k): need -(k+1) >= L and -k <= U
-    let nk_lo = u.map(|u| (-u).ceil().max(0.0)).unwrap_or(0.0) as i64;
-    let nk_hi = (l.map(|l| (-l).floor() - 1.0).unwrap_or(cap)).min(cap) as i64;
-    if nk_lo <= nk_hi { alts.push(format!("-{}{FRACTION}", nonneg_range(nk_lo as u64, nk_hi as u64))); }
+    // Values as integers of millionths: n / 10^6.
+    let cap = (FRAC_INT_CAP as i128 + 1) * SCALE - 1;
+    let lo = b.lo.map_or(-cap, |(v, ex)| millionths(v, ex, true).max(-cap));
+    let hi = b.hi.map_or(cap, |(v, ex)| millionths(v, ex, false).min(cap));
+    if let Some(r) = fractions(lo.max(1), hi) { alts.push(r); }
+    if let Some(r) = fractions((-hi).max(1), -lo) { alts.push(format!("-{r}")); }
+    match alts.len() {
+        0 => None,
+        1 => alts.pop(),
+        _ => Some(format!("(?:{})", alts.join("|"))),
+    }
+}
+
+const SCALE: i128 = 1_000_000;
+
+/// The first (`lower`) or last millionth within a bound `v` (exclusive or not), computed on
+/// the bound's shortest decimal form, so that `0.1` means one tenth exactly.
+fn millionths(v: f64, exclusive: bool, lower: bool) -> i128 {
+    let text = format!("{}", v.clamp(-1e12, 1e12)); // Display never uses an exponent
+    let (neg, digits) = match text.strip_prefix('-') { Some(t) => (true, t), None => (false, text.as_str()) };
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    let kept = &frac[..frac.len().min(6)];
+    let mut n = int.parse::<i128>().unwrap_or(0) * SCALE + format!("{kept:0<6}").parse::<i128>().unwrap_or(0);
+    let inexact = frac.len() > 6 && frac[6..].bytes().any(|d| d != b'0');
+    if neg { n = -n; }
+    // n is v truncated toward zero; `inexact` says v lies strictly beyond it (away from zero).
+    match (lower, inexact) {
+        (true, true) => if neg { n } else { n + 1 },
+        (false, true) => if neg { n - 1 } else { n },
+        (true, false) => n + exclusive as i128,
+        (false, false) => n - exclusive as i128,
+    }
+}
+
+/// Regex for the non-integral decimals `k.f` (1 to 6 fraction digits, the last non-zero) whose
+/// value in millionths lies in `[lo, hi]` (positive); `None` when there are none.
+fn fractions(lo: i128, hi: i128) -> Option<String> {
+    if lo > hi { return None; }
+    let (ka, kb) = ((lo / SCALE) as u64, (hi / SCALE) as u64);
+    let digits = |n: i128| -> [u8; 6] { format!("{:06}", n % SCALE).into_bytes().try_into().unwrap() };
+    let (fa, fb) = (digits(lo), digits(hi));
+    let with_int = |k: u64, f: Option<String>| f.map(|f| format!("{k}\\.{f}"));
+    let alts: Vec<String> = if ka == kb {
+        with_int(ka, fraction_range(&fa, &fb, 0, true, true)).into_iter().collect()
+    } else {
+        let middle = (kb > ka + 1).then(|| format!("{}{FRACTION}", nonneg_range(ka + 1, kb - 1)));
+        [with_int(ka, fraction_range(&fa, b"999999", 0, true, true)), middle, with_int(kb, fraction_range(b"000000", &fb, 0, true, true))].into_iter().flatten().collect()
+    };
+    let mut alts = alts;
+    match alts.len() {
+        0 => None,
+        1 => alts.pop(),
+        _ => Some(format!("(?:{})", alts.join("|"))),
+    }
+}
+
+/// Regex for fraction digits from position `i` on (at most 6 in all, the last non-zero) such
+/// that, padded with zeros to 6 digits, they lie in `[lo, hi]` given that the digits before
+/// `i` equal `lo`'s (`lo_tight`) or `hi`'s (`hi_tight`) so far. `None` when there are none.
+fn fraction_range(lo: &[u8], hi: &[u8], i: usize, lo_tight: bool, hi_tight: bool) -> Option<String> {
+    if i == 6 { return None; }
+    if !lo_tight && !hi_tight { return Some(format!("[0-9]{{0,{}}}[1-9]", 5 - i)); }
+    // Digits after position i, free of both bounds: none, or any ending in a non-zero digit.
+    let free_after = if i == 5 { String::new() } else { format!("(?:[0-9]{{0,{}}}[1-9])?", 4 - i) };
+    let first = if lo_tight { lo[i] } else { b'0' };
+    let last = if hi_tight { hi[i] } else { b'9' };
+    let mut alts = Vec::new();
+    for d in first..=last {
+        let (t_lo, t_hi) = (lo_tight && d == lo[i], hi_tight && d == hi[i]);
+        if !t_lo && !t_hi && d != first && d != last { continue; } // the middle, below
+        let rest = fraction_range(lo, hi, i + 1, t_lo, t_hi);
+        // Ending after `d`: the zeros that pad it must not fall below `lo`.
+        let can_end = d != b'0' && (!t_lo || lo[i + 1..].iter().all(|&z| z == b'0'));
+        let d = d as char;
+        match (rest, can_end) {
+            (Some(r), true) => alts.push(format!("{d}(?:{r})?")),
+            (Some(r), false) => alts.push(format!("{d}{r}")),
+            (None, true) => alts.push(d.to_string()),
+            (None, false) => {}
+        }
+    }
+    if last > first + 1 {
+        // Digits strictly between the first and last: nothing further constrains them.
+        let (a, b) = ((first + 1) as char, (last - 1) as char);
+        alts.push(format!("[{a}-{b}]{free_after}"));
+    }
     match alts.len() {
         0 => None,
         1 => alts.pop(),
@@ -179,17 +255,21 @@ mod tests {
         let b = Bounds { lo: Some((-1.0, true)), hi: Some((0.0, true)) };
         let r = re(&number_regex(&b).unwrap());
         assert!(r.is_match("-0.5") && !r.is_match("-1") && !r.is_match("0") && !r.is_match("0.5"));
+        // Fractional bounds are exact: 0.1 is one tenth, not the f64 nearest to it.
+        let b = Bounds { lo: Some((0.1, false)), hi: Some((0.25, true)) };
+        let r = re(&number_regex(&b).unwrap());
+        for ok in ["0.1", "0.2", "0.249999", "0.11", "0.100001"] { assert!(r.is_match(ok), "{ok}"); }
+        for bad in ["0.25", "0.099999", "0", "0.3", "0.10", "0.2500001"] { assert!(!r.is_match(bad), "{bad}"); }
         // sweep: every accepted value is within bounds
-        for (lo, hi) in [(Some((0.5, false)), Some((3.0, true))), (Some((-2.5, true)), None), (None, Some((-0.5, false)))] {
+        for (lo, hi) in [(Some((0.5, false)), Some((3.0, true))), (Some((-2.5, true)), None), (None, Some((-0.5, false))), (Some((-1.37, true)), Some((2.05, false))), (Some((0.1, false)), Some((0.1, false))), (Some((-0.013, false)), Some((0.0, true)))] {
             let b = Bounds { lo, hi };
             let r = re(&number_regex(&b).unwrap());
-            for i in -500..500 {
-                for s in [format!("{}", i as f64 / 100.0), format!("{i}")] {
+            // Exact on canonical forms: accepted iff within bounds.
+            for i in -5000..5000 {
+                for s in [format!("{}", i as f64 / 1000.0), format!("{i}")] {
                     let v: f64 = s.parse().unwrap();
-                    if r.is_match(&s) {
-                        if let Some((l, ex)) = lo { assert!(if ex { v > l } else { v >= l }, "{s}"); }
-                        if let Some((h, ex)) = hi { assert!(if ex { v < h } else { v <= h }, "{s}"); }
-                    }
+                    let within = lo.is_none_or(|(l, ex)| if ex { v > l } else { v >= l }) && hi.is_none_or(|(h, ex)| if ex { v < h } else { v <= h });
+                    assert_eq!(r.is_match(&s), within, "{s} in {lo:?}..{hi:?}");
                 }
             }
         }
