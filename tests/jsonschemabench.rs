@@ -108,3 +108,55 @@ fn jsonschemabench() {
     for b in bad.iter().take(50) { println!("INVALID ACCEPTED: {b}"); }
     if !lenient { assert_eq!(i_bad, 0, "invalid instances accepted"); }
 }
+
+/// Random outputs of compiled schemas validate (an independent validator, the `jsonschema`
+/// crate, with formats asserted): the generated language is a narrowing of the schema's, maps,
+/// undeclared members and decimal bounds included. Walks pick random live bytes, then close by
+/// the shortest way; every 20th schema, 4 walks each.
+#[test]
+fn sampled_outputs_validate() {
+    use conform::mask::ByteAutomaton;
+    use rand::{rngs::StdRng, Rng, SeedableRng};
+    let dir = data_dir().join("jsonschemabench");
+    let Ok(rd) = std::fs::read_dir(&dir) else { eprintln!("SKIP: no data at {}", dir.display()); return };
+    let mut files: Vec<_> = rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "jsonl")).collect();
+    files.sort();
+    let mut rng = StdRng::seed_from_u64(7);
+    let (mut walks, mut failures) = (0u32, Vec::new());
+    for f in files {
+        for line in std::fs::read_to_string(&f).unwrap().lines().step_by(20) {
+            let Ok(rec) = serde_json::from_str::<Value>(line) else { continue };
+            let schema = &rec["schema"];
+            let Ok((a, _)) = compile_schema(schema, &SchemaOptions::default(), &Limits::default()) else { continue };
+            let Ok(validator) = jsonschema::options().should_validate_formats(true).build(schema) else { continue };
+            for _ in 0..4 {
+                let (mut s, mut out) = (a.start(), Vec::new());
+                let wander = rng.gen_range(0..300);
+                // Closing takes the shortest way, so the walk ends (its length is bounded by the
+                // wandering plus the largest distance to acceptance).
+                while !(a.is_accepting(s) && (out.len() >= wander || rng.gen_bool(0.05))) {
+                    let next: Vec<(u8, u32, u32)> = (0..=255u8).filter_map(|b| a.next(s, b).map(|t| (b, t, a.min_bytes_to_accept(t)))).filter(|x| x.2 != u32::MAX).collect();
+                    if next.is_empty() {
+                        break; // an accepting state nothing follows (or a dead end, caught below)
+                    }
+                    let (b, t, _) = if out.len() < wander { next[rng.gen_range(0..next.len())] } else { *next.iter().min_by_key(|x| x.2).unwrap() };
+                    out.push(b);
+                    s = t;
+                }
+                walks += 1;
+                let text = String::from_utf8_lossy(&out).into_owned();
+                match serde_json::from_str::<Value>(&text) {
+                    Ok(v) => {
+                        if let Some(e) = validator.iter_errors(&v).next() {
+                            failures.push(format!("{}: {e} at {}: {text}", rec["id"], e.instance_path));
+                        }
+                    }
+                    Err(e) => failures.push(format!("{}: not JSON ({e}): {text}", rec["id"])),
+                }
+            }
+        }
+    }
+    println!("{walks} sampled outputs, {} invalid", failures.len());
+    assert!(walks > 500, "too few walks: {walks}");
+    assert!(failures.is_empty(), "{} of {walks} sampled outputs are invalid:\n{}", failures.len(), failures.iter().take(10).map(|f| f.chars().take(400).collect::<String>()).collect::<Vec<_>>().join("\n"));
+}

@@ -18,8 +18,11 @@
 //!   with [`SchemaOptions::raw_strings`], strings without `pattern`/`format` may also hold raw
 //!   tabs and newlines, escaped on the way out;
 //! * numbers: no exponent in bounded numbers, integers up to 15 digits (exactly representable
-//!   in f64); bounds are exact digit automata, compared in decimal (`minimum: 0.1` admits
-//!   `0.1`), and bounded non-integral values have at most 9 integer and 6 fraction digits;
+//!   in f64), never `-0`; bounds are exact digit automata, compared in decimal (`minimum: 0.1`
+//!   admits `0.1`), and bounded non-integral values have at most 9 integer and 6 fraction digits;
+//! * where validators disagree, what every common one accepts: a pattern's `\s` generates only
+//!   whitespace ECMA-262, Python's `re` and the `jsonschema` crate all count (see
+//!   [`pattern::parse_ecma`]); an `email` has a local part of at most 64 characters;
 //! * recursion: [`compile_schema`] makes a `$ref` back into a definition being lowered a call
 //!   of that definition's rule in a [`Recursive`](super::Recursive) automaton, and `true` /
 //!   unconstrained values one rule calling itself; both nest up to `limits.max_nesting` levels.
@@ -143,6 +146,11 @@ impl SchemaRegex {
 /// Set by [`Gen::merge`] on a merged object whose undeclared members it cannot describe
 /// (see there); an `x-` key, so the keyword check passes it by.
 const NO_UNDECLARED: &str = "x-conform-no-undeclared";
+
+/// The lowering work one schema node costs, in regex bytes (see `Limits::max_lowering_work`):
+/// at the default limit, about 130k nodes, three times what the largest JSONSchemaBench schema
+/// that compiles lowers.
+const NODE_WORK: usize = 128;
 
 const ANNOTATIONS: &[&str] = &[
     "title", "description", "examples", "example", "default", "$comment", "$schema", "deprecated",
@@ -481,15 +489,19 @@ impl<'a> Gen<'a> {
         }
         let r = self.lower_inner(s, ptr);
         self.depth -= 1;
+        // Each node lowered costs work too (its map is cloned, merged, checked), also when
+        // it yields no regex: a huge schema of many references would otherwise lower for
+        // tens of seconds before any regex grows large.
+        self.work += NODE_WORK;
         if let Ok(Some(s)) = &r {
             self.check_len(s)?;
             self.work += s.len();
-            if self.work > self.limits.max_lowering_work {
-                return Err(FormatError::too_complex(
-                    "the schema expands too much while lowering (definitions used many times over)",
-                    format!("max_lowering_work = {}", self.limits.max_lowering_work),
-                ));
-            }
+        }
+        if r.is_ok() && self.work > self.limits.max_lowering_work {
+            return Err(FormatError::too_complex(
+                "the schema expands too much while lowering (definitions used many times over)",
+                format!("max_lowering_work = {}", self.limits.max_lowering_work),
+            ));
         }
         r
     }
@@ -1214,27 +1226,53 @@ impl<'a> Gen<'a> {
 
     /// Types an instance of this schema can have (over-approximation).
     fn value_kinds(&self, v: &Value) -> Vec<&'static str> {
+        // Subschemas looked at per question: branches of recursive definitions multiply.
+        let mut budget = 256;
+        self.kinds_within(v, &mut budget)
+    }
+
+    /// The JSON kinds an instance of `v` can have: its `type` (all kinds without one), narrowed
+    /// by the kinds of its `anyOf`/`oneOf` branches (their union) and of its `allOf` members.
+    fn kinds_within(&self, v: &Value, budget: &mut u32) -> Vec<&'static str> {
+        let all = || ALL_TYPES.iter().copied().chain(["integer"]).collect::<Vec<_>>();
         let v = self.deref(v);
         let Some(m) = v.as_object() else {
-            return if v == &Value::Bool(false) { vec![] } else { ALL_TYPES.to_vec() };
+            return if v == &Value::Bool(false) { vec![] } else { all() };
         };
         if let Some(e) = enum_values(m) {
             let mut t: Vec<&'static str> = e.iter().map(json_type_of).collect();
             t.dedup();
             return t;
         }
-        // `type` bounds the kinds even beside anyOf/oneOf/allOf (all are conjuncts), but not
-        // beside `$ref` (draft-07 and older ignore the siblings of `$ref`).
-        let combined = m.contains_key("anyOf") || m.contains_key("oneOf") || m.contains_key("allOf");
-        if m.contains_key("$ref") || (combined && !m.contains_key("type")) {
-            return ALL_TYPES.iter().copied().chain(["integer"]).collect();
+        // Not beside `$ref` (draft-07 and older ignore the siblings of `$ref`).
+        if m.contains_key("$ref") || *budget == 0 {
+            return all();
         }
-        let mut t: Vec<&'static str> = match m.get("type") {
+        *budget -= 1;
+        let mut t = match m.get("type") {
             Some(t) => type_set(t),
-            None => return ALL_TYPES.iter().copied().chain(["integer"]).collect(),
+            None => all(),
         };
-        if m.get("nullable") == Some(&Value::Bool(true)) {
+        if m.contains_key("type") && m.get("nullable") == Some(&Value::Bool(true)) {
             t.push("null");
+        }
+        for kw in ["anyOf", "oneOf"] {
+            if let Some(Value::Array(branches)) = m.get(kw) {
+                let mut union: Vec<&'static str> = Vec::new();
+                for b in branches {
+                    for k in self.kinds_within(b, budget) {
+                        if !union.contains(&k) {
+                            union.push(k);
+                        }
+                    }
+                }
+                t = kinds_in_both(&t, &union);
+            }
+        }
+        if let Some(Value::Array(members)) = m.get("allOf") {
+            for b in members {
+                t = kinds_in_both(&t, &self.kinds_within(b, budget));
+            }
         }
         t
     }
@@ -1691,7 +1729,7 @@ impl<'a> Gen<'a> {
             let Ok(all) = all else { return Ok(None) };
             for (pat, _) in pattern_props {
                 // A pattern this engine cannot hold a key to only means no such keys are generated.
-                let Some(re) = pattern::ecma_to_rust(pat).ok().and_then(|r| regex_automata::meta::Regex::new(&r).ok()) else { continue };
+                let Ok(re) = pattern::search_regex(pat) else { continue };
                 if names.iter().any(|n| re.is_match(n)) {
                     continue;
                 }
@@ -1754,8 +1792,10 @@ impl<'a> Gen<'a> {
             let mut matched_pattern = false;
             for (pat, ps) in &pattern_props {
                 let pp = join_ptr(&join_ptr(ptr, "patternProperties"), pat);
-                let rust = pattern::ecma_to_rust(pat).map_err(|e| FormatError::unsupported("patternProperties", &pp, e))?;
-                let re = regex_automata::meta::Regex::new(&rust).map_err(|e| FormatError::InvalidRegex { message: format!("patternProperties at {}: {e}", pointer_display(&pp)), position: None })?;
+                let re = pattern::search_regex(pat).map_err(|e| match e {
+                    pattern::PatternError::Unsupported(e) => FormatError::unsupported("patternProperties", &pp, e),
+                    pattern::PatternError::Invalid(e) => FormatError::InvalidRegex { message: format!("patternProperties at {}: {e}", pointer_display(&pp)), position: None },
+                })?;
                 if re.is_match(&name) {
                     matched_pattern = true;
                     schema = self.merge(&schema, ps, &pp, 0, false)?;
@@ -1908,6 +1948,24 @@ fn key_except(names: &[String]) -> String {
     format!("\"{}\"", body(&root))
 }
 
+/// The kinds in both lists, where `number` includes `integer`.
+fn kinds_in_both(a: &[&'static str], b: &[&'static str]) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    for &k in a {
+        let kept = if b.contains(&k) {
+            Some(k)
+        } else if (k == "number" && b.contains(&"integer")) || (k == "integer" && b.contains(&"number")) {
+            Some("integer")
+        } else {
+            None
+        };
+        if let Some(k) = kept.filter(|k| !out.contains(k)) {
+            out.push(k);
+        }
+    }
+    out
+}
+
 /// Of two constraints on one string, the one whose strings all satisfy the other.
 enum Narrower {
     Format,
@@ -1996,7 +2054,8 @@ pub fn format_regex(name: &str) -> Option<String> {
         "date-time" => format!("{date}T{time}"),
         "date" => date.to_string(),
         "time" => time.to_string(),
-        "email" => format!("[A-Za-z0-9_+-]+(?:\\.[A-Za-z0-9_+-]+)*@{LABEL}(?:\\.{LABEL}){{1,2}}"),
+        // A local part of at most 64 characters and an address of at most 254 (RFC 5321).
+        "email" => format!("[A-Za-z0-9_+-]{{1,20}}(?:\\.[A-Za-z0-9_+-]{{1,20}}){{0,2}}@{LABEL}(?:\\.{LABEL}){{1,2}}"),
         "uuid" => "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}".to_string(),
         "uri" => uri,
         "uri-reference" => format!("(?:{uri}|/?[A-Za-z0-9\\-._~]+(?:/[A-Za-z0-9\\-._~]+)*)"),
@@ -2185,11 +2244,19 @@ mod narrowing_tests {
         let s = json!({"type": "string", "format": "date-time", "pattern": ".+(Z|[+\\-]\\d{2}:\\d{2})"});
         accepts(s, &[r#""2010-12-31T11:55:00Z""#, r#""2010-12-31T11:55:00+06:00""#], &[r#""2010-12-31""#, r#""x+06:00""#]);
         // Every string of the pattern is an email: the format adds nothing.
-        let s = json!({"type": "string", "format": "email", "pattern": "^[a-z]+@example\\.com$"});
+        let s = json!({"type": "string", "format": "email", "pattern": "^[a-z]{1,8}@example\\.com$"});
         accepts(s, &[r#""ab@example.com""#], &[r#""ab@example.org""#, r#""AB@example.com""#]);
         let s = json!({"type": "string", "format": "date", "pattern": "^2020-"});
         assert!(compile_schema(&s, &SchemaOptions::default(), &Limits::default()).is_err(), "neither implies the other");
         accepts(json!({"properties": {"a": {"not": {}}}}), &["{}"], &[r#"{"a":1}"#]);
+    }
+
+    #[test]
+    fn one_of_branches_disjoint_by_the_kinds_of_their_own_branches() {
+        let s = json!({"oneOf": [{"oneOf": [{"enum": ["A", "B"]}, {"type": "string", "enum": ["NONE"]}]}, {"type": "object", "properties": {"t": {"type": "string"}}}]});
+        accepts(s, &[r#""A""#, r#""NONE""#, r#"{"t":"x"}"#], &["1"]);
+        let s = json!({"oneOf": [{"anyOf": [{"type": "string"}, {"type": "integer"}]}, {"type": "number"}]});
+        assert!(compile_schema(&s, &SchemaOptions::default(), &Limits::default()).is_err(), "integers are in both");
     }
 
     #[test]

@@ -9,8 +9,9 @@
 pub const INT_CAP: i64 = 999_999_999_999_999;
 /// Largest integer part used for fractional values in bounded numbers.
 pub const FRAC_INT_CAP: i64 = 999_999_999;
-/// Unbounded JSON integer (capped digits).
-pub const INTEGER: &str = "-?(?:0|[1-9][0-9]{0,14})";
+/// Unbounded JSON integer (capped digits). Never `-0`: some parsers read it as the float -0.0,
+/// which their validators then call no integer.
+pub const INTEGER: &str = "(?:0|-?[1-9][0-9]{0,14})";
 /// Unbounded JSON number (capped digits and exponent, always finite).
 pub const NUMBER: &str = "-?(?:0|[1-9][0-9]{0,14})(?:\\.[0-9]{1,17})?(?:[eE][+-]?[0-9]{1,2})?";
 const FRACTION: &str = "\\.[0-9]{0,5}[1-9]";

@@ -22,12 +22,59 @@ pub const RAW_JSON_CHAR: &str = r#"(?:[^"\\\x00-\x08\x0B-\x1F]|\\["\\/bfnrt]|\\u
 
 const ECMA_SPACE: &str = r"\t\n\x0B\x0C\r \xA0\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}\x{202F}\x{205F}\x{3000}\x{FEFF}";
 
+/// Why an ECMA pattern has no [`search_regex`].
+#[derive(Debug)]
+pub enum PatternError {
+    /// A construct [`ecma_to_rust`] does not translate.
+    Unsupported(String),
+    /// The translation does not compile.
+    Invalid(String),
+}
+
+/// An ECMA `pattern` as a search regex (matches anywhere, as JSON Schema means it), compiled
+/// once per thread: a schema tests the same patterns against many names and values, and a
+/// definition used many times over would otherwise build its DFAs each time.
+pub fn search_regex(p: &str) -> Result<regex_automata::meta::Regex, PatternError> {
+    use std::{cell::RefCell, collections::HashMap};
+    thread_local! {
+        static BUILT: RefCell<HashMap<String, regex_automata::meta::Regex>> = RefCell::new(HashMap::new());
+    }
+    if let Some(re) = BUILT.with(|b| b.borrow().get(p).cloned()) {
+        return Ok(re);
+    }
+    let rust = ecma_to_rust(p).map_err(PatternError::Unsupported)?;
+    let re = regex_automata::meta::Regex::new(&rust).map_err(|e| PatternError::Invalid(e.to_string()))?;
+    BUILT.with(|b| {
+        let mut b = b.borrow_mut();
+        if b.len() >= 1024 {
+            b.clear(); // bounded: a long-lived server thread sees many schemas
+        }
+        b.insert(p.to_string(), re.clone());
+    });
+    Ok(re)
+}
+
 /// Rewrites an ECMA regex into equivalent Rust regex syntax. Err = human message.
 pub fn ecma_to_rust(p: &str) -> Result<String, String> {
+    translate(p, false)
+}
+
+/// Whitespace every common validator counts as `\s`: ECMA-262's set, Python's `re` (no
+/// U+FEFF) and the `jsonschema` crate's (only these) agree on it.
+const AGREED_SPACE: &str = r"\t\n\x0B\x0C\r \xA0\x{2003}\x{2029}";
+/// Everything any of them counts as `\s`: ECMA-262's set, plus Python's U+001C-U+001F and U+0085.
+const ANY_SPACE: &str = r"\t\n\x0B\x0C\r \xA0\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}\x{202F}\x{205F}\x{3000}\x{FEFF}\x1C-\x1F\x{85}";
+
+/// [`ecma_to_rust`], or (`generating`) narrowed where validators disagree: `\s` generates
+/// only whitespace all of them accept, `\S` only characters none of them calls whitespace
+/// (the other way round inside a negated class), so that generated text passes each.
+fn translate(p: &str, generating: bool) -> Result<String, String> {
     let c: Vec<char> = p.chars().collect();
     let mut out = String::with_capacity(p.len() + 16);
     let mut i = 0;
     let mut in_class = false;
+    let mut negated = false;
+    let (narrow, wide) = if generating { (AGREED_SPACE, ANY_SPACE) } else { (ECMA_SPACE, ECMA_SPACE) };
     while i < c.len() {
         let ch = c[i];
         if ch == '\\' {
@@ -38,8 +85,8 @@ pub fn ecma_to_rust(p: &str) -> Result<String, String> {
                 'D' => out.push_str("[^0-9]"),
                 'w' => out.push_str("[A-Za-z0-9_]"),
                 'W' => out.push_str("[^A-Za-z0-9_]"),
-                's' => { out.push('['); out.push_str(ECMA_SPACE); out.push(']') }
-                'S' => { out.push_str("[^"); out.push_str(ECMA_SPACE); out.push(']') }
+                's' => { out.push('['); out.push_str(if negated { wide } else { narrow }); out.push(']') }
+                'S' => { out.push_str("[^"); out.push_str(if negated { narrow } else { wide }); out.push(']') }
                 'b' if in_class => out.push_str(r"\x08"),
                 'b' | 'B' => return Err("word boundary assertions (\\b, \\B) are not supported in patterns".into()),
                 '1'..='9' => return Err("back-references are not supported in patterns".into()),
@@ -66,7 +113,7 @@ pub fn ecma_to_rust(p: &str) -> Result<String, String> {
         }
         if in_class {
             match ch {
-                ']' => { in_class = false; out.push(']') }
+                ']' => { in_class = false; negated = false; out.push(']') }
                 '[' | '&' | '~' => { out.push('\\'); out.push(ch) }
                 '-' if c.get(i + 1) == Some(&'-') => { out.push_str(r"\-") }
                 _ => out.push(ch),
@@ -89,7 +136,7 @@ pub fn ecma_to_rust(p: &str) -> Result<String, String> {
                 in_class = true;
                 out.push('[');
                 i += 1;
-                if c.get(i) == Some(&'^') { out.push('^'); i += 1; }
+                if c.get(i) == Some(&'^') { out.push('^'); i += 1; negated = true; }
                 continue;
             }
             '.' => out.push_str(r"[^\n\r\x{2028}\x{2029}]"),
@@ -135,9 +182,10 @@ pub fn ecma_to_rust(p: &str) -> Result<String, String> {
     Ok(out)
 }
 
-/// Parses an ECMA pattern into a HIR (Unicode mode).
+/// Parses an ECMA pattern into a HIR (Unicode mode) for generating: `\s` and `\S` narrowed
+/// to what every common validator agrees on (see `translate`).
 pub fn parse_ecma(p: &str) -> Result<Hir, String> {
-    let rust = ecma_to_rust(p)?;
+    let rust = translate(p, true)?;
     regex_syntax::ParserBuilder::new()
         .nest_limit(200)
         .build()

@@ -65,9 +65,7 @@ fn has_type(value: &Value, t: &str) -> Option<bool> {
 }
 
 fn pattern_matches(p: &str, s: &str) -> Option<bool> {
-    let rust = pattern::ecma_to_rust(p).ok()?;
-    let re = regex_automata::meta::Regex::new(&rust).ok()?;
-    Some(re.is_match(s))
+    Some(pattern::search_regex(p).ok()?.is_match(s))
 }
 
 impl<'a> Validator<'a> {
