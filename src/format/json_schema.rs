@@ -11,8 +11,8 @@
 //!   gets more only when `additionalProperties` is given explicitly (`true` or a schema), with
 //!   unescaped keys that spell no declared name; keys matching a `patternProperties` pattern
 //!   are valued by every pattern's schema at once; `additionalProperties` left out of an
-//!   object that declares members, `unevaluatedProperties`, and `maxProperties` beside
-//!   declared members mean no undeclared members (the model is not invited to invent keys);
+//!   object that declares members, `unevaluatedProperties`, and `minProperties`/`maxProperties`
+//!   beside declared members mean no undeclared members (the model is not invited to invent keys);
 //! * strings use only the canonical JSON escape of characters that need one (plus any escape in
 //!   unconstrained strings); `minLength`/`maxLength` count characters (an escape is one char);
 //!   with [`SchemaOptions::raw_strings`], strings without `pattern`/`format` may also hold raw
