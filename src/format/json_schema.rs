@@ -1723,21 +1723,25 @@ impl<'a> Gen<'a> {
             Err(FormatError::UnsupportedKeyword { .. } | FormatError::TooComplex { .. }) => Ok(None),
             r => r,
         };
-        let mut alts = Vec::new();
         if !pattern_props.is_empty() {
             let all = pattern_props.iter().try_fold(Value::Bool(true), |acc, (pat, ps)| self.merge(&acc, ps, &join_ptr(&join_ptr(ptr, "patternProperties"), pat), 0, false));
             let Ok(all) = all else { return Ok(None) };
+            let mut keys = Vec::new();
             for (pat, _) in pattern_props {
                 // A pattern this engine cannot hold a key to only means no such keys are generated.
                 let Ok(re) = pattern::search_regex(pat) else { continue };
                 if names.iter().any(|n| re.is_match(n)) {
                     continue;
                 }
-                let Ok(key) = key_for(self, serde_json::json!({"type": "string", "pattern": pat})) else { continue };
-                if let (Some(k), Some(v)) = (key, skip_unsupported(self.lower_part(&all, &join_ptr(ptr, "patternProperties")))?) {
-                    alts.push(format!("{k}{w}:{w}{v}"));
+                if let Ok(Some(k)) = key_for(self, serde_json::json!({"type": "string", "pattern": pat})) {
+                    keys.push(k);
                 }
             }
+            if keys.is_empty() {
+                return Ok(None);
+            }
+            let v = skip_unsupported(self.lower_part(&all, &join_ptr(ptr, "patternProperties")))?;
+            Ok(v.map(|v| format!("(?:{}){w}:{w}{v}", keys.join("|"))))
         } else if a_map || m.get("additionalProperties").is_some() {
             let addl = m.get("additionalProperties").cloned().unwrap_or(Value::Bool(true));
             let key = if names.is_empty() {
@@ -1747,17 +1751,12 @@ impl<'a> Gen<'a> {
             } else {
                 Some(key_except(names))
             };
-            if let Some(k) = key {
-                if let Some(v) = skip_unsupported(self.lower_part(&addl, &join_ptr(ptr, "additionalProperties")))? {
-                    alts.push(format!("{k}{w}:{w}{v}"));
-                }
-            }
+            let Some(k) = key else { return Ok(None) };
+            let v = skip_unsupported(self.lower_part(&addl, &join_ptr(ptr, "additionalProperties")))?;
+            Ok(v.map(|v| format!("{k}{w}:{w}{v}")))
+        } else {
+            Ok(None)
         }
-        Ok(match alts.len() {
-            0 => None,
-            1 => alts.pop(),
-            _ => Some(format!("(?:{})", alts.join("|"))),
-        })
     }
 
     fn gen_object(&mut self, m: &Map<String, Value>, ptr: &str) -> R {

@@ -126,6 +126,11 @@ pub fn number_regex(b: &Bounds) -> Option<String> {
     let hi = b.hi.map_or(cap, |(v, ex)| millionths(v, ex, false).min(cap));
     if let Some(r) = fractions(lo.max(1), hi) { alts.push(r); }
     if let Some(r) = fractions((-hi).max(1), -lo) { alts.push(format!("-{r}")); }
+    alternation(alts)
+}
+
+/// `(?:a|b|…)`, the one regex itself, or `None` for none.
+fn alternation(mut alts: Vec<String>) -> Option<String> {
     match alts.len() {
         0 => None,
         1 => alts.pop(),
@@ -168,12 +173,7 @@ fn fractions(lo: i128, hi: i128) -> Option<String> {
         let middle = (kb > ka + 1).then(|| format!("{}{FRACTION}", nonneg_range(ka + 1, kb - 1)));
         [with_int(ka, fraction_range(&fa, b"999999", 0, true, true)), middle, with_int(kb, fraction_range(b"000000", &fb, 0, true, true))].into_iter().flatten().collect()
     };
-    let mut alts = alts;
-    match alts.len() {
-        0 => None,
-        1 => alts.pop(),
-        _ => Some(format!("(?:{})", alts.join("|"))),
-    }
+    alternation(alts)
 }
 
 /// Regex for fraction digits from position `i` on (at most 6 in all, the last non-zero) such
@@ -206,11 +206,7 @@ fn fraction_range(lo: &[u8], hi: &[u8], i: usize, lo_tight: bool, hi_tight: bool
         let (a, b) = ((first + 1) as char, (last - 1) as char);
         alts.push(format!("[{a}-{b}]{free_after}"));
     }
-    match alts.len() {
-        0 => None,
-        1 => alts.pop(),
-        _ => Some(format!("(?:{})", alts.join("|"))),
-    }
+    alternation(alts)
 }
 
 #[cfg(test)]
