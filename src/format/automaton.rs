@@ -10,14 +10,15 @@ use regex_automata::{
     Anchored, MatchKind,
 };
 
+use super::determinize::{determinize, Table, TooLarge, DEAD};
 use super::{FormatError, Limits};
 
 /// How deep groups may nest in a regex we compile (ours or lowered from a format): the NFA
 /// compiler recurses once per level, so this bounds its native stack.
 pub const MAX_REGEX_NESTING: u32 = 1000;
 
-/// A DFA state id. Stable for the lifetime of the [`Automaton`] (the DFA is built eagerly),
-/// so it can key mask caches.
+/// A DFA state id: a row of the [`Automaton`]'s table, stable for its lifetime (the DFA is
+/// built eagerly), so it can key mask caches.
 #[repr(transparent)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct StateId(pub u32);
@@ -27,19 +28,18 @@ pub struct StateId(pub u32);
 /// [`Automaton::is_accepting`] holds (the whole output must match).
 #[derive(Clone)]
 pub struct Automaton {
-    dfa: dense::DFA<Vec<u32>>,
-    start: StateId,
-    /// Indexed by `state_id >> stride2`: fewest bytes to acceptance, `u32::MAX` if none.
+    /// Transitions into states that cannot reach acceptance are rewritten to `DEAD`, so a step
+    /// is one load.
+    table: Table,
+    /// Fewest bytes to acceptance per state, `u32::MAX` if none.
     dist: Vec<u32>,
-    stride2: u32,
-    states: usize,
 }
 
 impl std::fmt::Debug for Automaton {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Automaton")
-            .field("states", &self.states)
-            .field("memory_bytes", &self.dfa.memory_usage())
+            .field("states", &self.state_count())
+            .field("memory_bytes", &self.memory_usage())
             .finish()
     }
 }
@@ -72,13 +72,6 @@ impl Automaton {
         }
         // Parsed once, here, for precise error positions; the NFA is built from the result.
         let hir = regex_syntax::ParserBuilder::new().nest_limit(MAX_REGEX_NESTING).utf8(!call_bytes).build().parse(pattern).map_err(|e| syntax_error(&e))?;
-        let cfg = dense::Config::new()
-            .start_kind(StartKind::Anchored)
-            .match_kind(MatchKind::All)
-            .minimize(minimize)
-            .accelerate(false)
-            .dfa_size_limit(Some(limits.dfa_size_bytes))
-            .determinize_size_limit(Some(limits.determinize_size_bytes));
         let too_large = |e: &dyn std::fmt::Display| {
             FormatError::too_complex(
                 format!("the automaton is too large ({e})"),
@@ -86,12 +79,31 @@ impl Automaton {
             )
         };
         let nfa = thompson::Compiler::new()
-            .configure(thompson::Config::new().nfa_size_limit(Some(limits.determinize_size_bytes)).shrink(false))
+            .configure(
+                thompson::Config::new()
+                    .nfa_size_limit(Some(limits.determinize_size_bytes))
+                    .shrink(false)
+                    .which_captures(thompson::WhichCaptures::None),
+            )
             .build_from_hir(&hir)
             .map_err(|e| match e.size_limit() {
                 Some(_) => too_large(&e),
                 None => FormatError::InvalidRegex { message: e.to_string(), position: None },
             })?;
+        if !minimize {
+            match determinize(&nfa, limits.dfa_size_bytes, limits.determinize_size_bytes) {
+                Ok(Some(table)) => return Self::from_table(table),
+                Ok(None) => {} // look-around: regex-automata's builder models it
+                Err(TooLarge(e)) => return Err(too_large(&e)),
+            }
+        }
+        let cfg = dense::Config::new()
+            .start_kind(StartKind::Anchored)
+            .match_kind(MatchKind::All)
+            .minimize(minimize)
+            .accelerate(false)
+            .dfa_size_limit(Some(limits.dfa_size_bytes))
+            .determinize_size_limit(Some(limits.determinize_size_bytes));
         let dfa = dense::Builder::new()
             .configure(cfg)
             .build_from_nfa(&nfa)
@@ -102,110 +114,92 @@ impl Automaton {
                     FormatError::InvalidRegex { message: e.to_string(), position: None }
                 }
             })?;
-        Self::from_dfa(dfa)
+        Self::from_table(table_of_dense(&dfa)?)
     }
 
-    fn from_dfa(dfa: dense::DFA<Vec<u32>>) -> Result<Automaton, FormatError> {
-        let start = dfa
-            .start_state(&start::Config::new().anchored(Anchored::Yes))
-            .map_err(|e| FormatError::InvalidRegex { message: e.to_string(), position: None })?;
-        let stride2 = dfa.stride2() as u32;
-        // Forward exploration over byte-class representatives.
-        let reps: Vec<u8> = dfa
-            .byte_classes()
-            .representatives(..)
-            .filter_map(|u| u.as_u8())
-            .collect();
-        let idx = |s: RaStateId| (s.as_u32() >> stride2) as usize;
-        let mut seen: HashMap<u32, ()> = HashMap::new();
-        let mut order = vec![start];
-        seen.insert(start.as_u32(), ());
-        let mut rev: HashMap<usize, Vec<usize>> = HashMap::new();
-        let mut i = 0;
-        let mut max_idx = idx(start);
-        let mut accepting = Vec::new();
-        while i < order.len() {
-            let s = order[i];
-            i += 1;
-            if dfa.is_match_state(dfa.next_eoi_state(s)) {
-                accepting.push(idx(s));
-            }
-            for &b in &reps {
-                let t = dfa.next_state(s, b);
-                if dfa.is_dead_state(t) || dfa.is_quit_state(t) {
-                    continue;
-                }
-                rev.entry(idx(t)).or_default().push(idx(s));
-                if seen.insert(t.as_u32(), ()).is_none() {
-                    max_idx = max_idx.max(idx(t));
-                    order.push(t);
-                }
+    /// Computes distances to acceptance and cuts every transition into a state without one.
+    fn from_table(mut table: Table) -> Result<Automaton, FormatError> {
+        let n = table.len();
+        let classes = table.class_count();
+        // Predecessors in compressed rows: `preds[first[t]..first[t + 1]]`.
+        let mut first = vec![0u32; n + 1];
+        for s in 1..n {
+            for &t in &table.trans[s << table.stride2..][..classes] {
+                first[t as usize + 1] += 1;
             }
         }
-        let mut dist = vec![u32::MAX; max_idx + 1];
-        let mut queue = std::collections::VecDeque::new();
-        for a in accepting {
-            dist[a] = 0;
-            queue.push_back(a);
+        for i in 0..n {
+            first[i + 1] += first[i];
+        }
+        let mut fill = first.clone();
+        let mut preds = vec![0u32; first[n] as usize];
+        for s in 1..n {
+            for &t in &table.trans[s << table.stride2..][..classes] {
+                preds[fill[t as usize] as usize] = s as u32;
+                fill[t as usize] += 1;
+            }
+        }
+        let mut dist = vec![u32::MAX; n];
+        let mut queue: std::collections::VecDeque<u32> = (1..n as u32).filter(|&s| table.accepting[s as usize]).collect();
+        for &s in &queue {
+            dist[s as usize] = 0;
         }
         while let Some(s) = queue.pop_front() {
-            let d = dist[s];
-            if let Some(preds) = rev.get(&s) {
-                for &p in preds {
-                    if dist[p] == u32::MAX {
-                        dist[p] = d + 1;
-                        queue.push_back(p);
-                    }
+            let d = dist[s as usize] + 1;
+            for &p in &preds[first[s as usize] as usize..first[s as usize + 1] as usize] {
+                if dist[p as usize] == u32::MAX {
+                    dist[p as usize] = d;
+                    queue.push_back(p);
                 }
             }
         }
-        if dist[idx(start)] == u32::MAX {
+        if dist[table.start as usize] == u32::MAX {
             return Err(FormatError::EmptyLanguage {
                 message: "no output can satisfy the constraint".into(),
             });
         }
-        Ok(Automaton { start: StateId(start.as_u32()), dist, stride2, states: order.len(), dfa })
+        for t in &mut table.trans {
+            if dist[*t as usize] == u32::MAX {
+                *t = DEAD;
+            }
+        }
+        Ok(Automaton { table, dist })
     }
 
     /// The start state.
     pub fn start(&self) -> StateId {
-        self.start
+        StateId(self.table.start)
     }
 
     /// Steps on one byte. `None` when the byte leads to a dead state or to a state from which
     /// acceptance is unreachable.
     #[inline]
     pub fn next(&self, s: StateId, byte: u8) -> Option<StateId> {
-        let t = self.dfa.next_state(RaStateId::new_unchecked(s.0 as usize), byte);
-        let i = (t.as_u32() >> self.stride2) as usize;
-        match self.dist.get(i) {
-            Some(&d) if d != u32::MAX => Some(StateId(t.as_u32())),
-            _ => None,
-        }
+        let t = self.table.trans[((s.0 as usize) << self.table.stride2) | self.table.classes[byte as usize] as usize];
+        (t != DEAD).then_some(StateId(t))
     }
 
     /// Whether the bytes consumed so far form a complete, valid output.
     #[inline]
     pub fn is_accepting(&self, s: StateId) -> bool {
-        let s = RaStateId::new_unchecked(s.0 as usize);
-        self.dfa.is_match_state(self.dfa.next_eoi_state(s))
+        self.table.accepting[s.0 as usize]
     }
 
     /// Fewest bytes that must still be emitted from `s` to reach acceptance
     /// (`u32::MAX` if impossible).
     #[inline]
     pub fn min_bytes_to_accept(&self, s: StateId) -> u32 {
-        self.dist.get((s.0 >> self.stride2) as usize).copied().unwrap_or(u32::MAX)
+        self.dist.get(s.0 as usize).copied().unwrap_or(u32::MAX)
     }
 
-    /// Number of live (reachable) states.
+    /// Number of states reached from the start (the dead state not counted).
     pub fn state_count(&self) -> usize {
-        self.states
+        self.table.len() - 1
     }
 
-    /// Heap memory of the DFA transition table.
+    /// Heap memory of the transition table and its per-state data.
     pub fn memory_usage(&self) -> usize {
-        self.dfa.memory_usage() + self.dist.len() * 4
+        self.table.bytes() + self.dist.len() * 4
     }
 
     /// The longest byte string that is the only possible continuation from `s`. Stops at an
@@ -238,7 +232,7 @@ impl Automaton {
 
     /// Convenience: whether the whole byte string is accepted.
     pub fn accepts(&self, bytes: &[u8]) -> bool {
-        let mut s = self.start;
+        let mut s = self.start();
         for &b in bytes {
             match self.next(s, b) {
                 Some(t) => s = t,
@@ -252,7 +246,7 @@ impl Automaton {
     /// the product for a string that reaches acceptance here and not there. `None` when more
     /// than `max_pairs` state pairs would have to be visited.
     pub fn language_within(&self, other: &Automaton, max_pairs: usize) -> Option<bool> {
-        let start = (self.start, Some(other.start));
+        let start = (self.start(), Some(other.start()));
         let mut seen = std::collections::HashSet::from([start]);
         let mut todo = vec![start];
         while let Some((a, b)) = todo.pop() {
@@ -279,6 +273,40 @@ impl Automaton {
         }
         Some(true)
     }
+}
+
+/// The states of regex-automata's dense DFA reachable from its anchored start, as a [`Table`]
+/// (for minimised automata and look-around, which [`determinize`] leaves to it).
+fn table_of_dense(dfa: &dense::DFA<Vec<u32>>) -> Result<Table, FormatError> {
+    let start = dfa
+        .start_state(&start::Config::new().anchored(Anchored::Yes))
+        .map_err(|e| FormatError::InvalidRegex { message: e.to_string(), position: None })?;
+    let byte_classes = dfa.byte_classes();
+    let mut table = Table::new(std::array::from_fn(|b| byte_classes.get(b as u8)));
+    let reps: Vec<u8> = byte_classes.representatives(..).filter_map(|u| u.as_u8()).collect();
+    let mut ids: HashMap<RaStateId, u32> = HashMap::new();
+    let mut order = Vec::new();
+    let mut id_of = |s: RaStateId, table: &mut Table, order: &mut Vec<RaStateId>| {
+        *ids.entry(s).or_insert_with(|| {
+            order.push(s);
+            table.add_state(dfa.is_match_state(dfa.next_eoi_state(s)))
+        })
+    };
+    table.start = id_of(start, &mut table, &mut order);
+    let mut i = 0;
+    while i < order.len() {
+        let s = order[i];
+        i += 1; // `order[k]` is row k + 1 (row 0 is the dead state)
+        for &b in &reps {
+            let t = dfa.next_state(s, b);
+            if dfa.is_dead_state(t) || dfa.is_quit_state(t) {
+                continue;
+            }
+            let to = id_of(t, &mut table, &mut order);
+            table.trans[(i << table.stride2) | table.classes[b as usize] as usize] = to;
+        }
+    }
+    Ok(table)
 }
 
 pub(crate) fn syntax_error(e: &regex_syntax::Error) -> FormatError {
@@ -363,6 +391,29 @@ mod tests {
             Err(FormatError::EmptyLanguage { .. })
         ));
     }
+
+    /// Our subset construction against regex-automata's (the minimised build goes through it):
+    /// the same language and the same distances.
+    #[test]
+    fn subset_construction_agrees_with_regex_automata() {
+        let patterns = [
+            r#"\{"a":(?:-?(?:0|[1-9][0-9]{0,15})|"(?:[^"\\\x00-\x1f]|\\["\\/bfnrt])*")(?:,"b":(?:true|false|null))?\}"#,
+            r"[a-z]+@[a-z]+\.(?:com|org)|[0-9]{3}-[0-9]{4}",
+            r"(?:a|b)*a(?:a|b){4}",
+            r"\p{Greek}{1,3}[^\x00-\x7f]é?",
+            r"(?:x|xy|xyz)(?:z|yz|)",
+            r"[\x00-\x{10FFFF}]{0,2}",
+            r"(a)(b)?(?P<c>c+)",
+            r"^ab$|c(?-u:\b)",
+        ];
+        for p in patterns {
+            let ours = a(p);
+            let theirs = Automaton::from_regex_minimal(p, &Limits::default()).unwrap();
+            assert_eq!(ours.language_within(&theirs, 1 << 16), Some(true), "{p}");
+            assert_eq!(theirs.language_within(&ours, 1 << 16), Some(true), "{p}");
+            assert_eq!(ours.min_bytes_to_accept(ours.start()), theirs.min_bytes_to_accept(theirs.start()), "{p}");
+        }
+    }
 }
 
 
@@ -381,7 +432,6 @@ impl crate::mask::ByteAutomaton for Automaton {
         Automaton::min_bytes_to_accept(self, StateId(state))
     }
     fn byte_classes(&self) -> [u8; 256] {
-        let classes = self.dfa.byte_classes();
-        std::array::from_fn(|b| classes.get(b as u8))
+        self.table.classes
     }
 }

@@ -15,6 +15,7 @@
 pub mod automaton;
 pub mod choice;
 pub mod compiled;
+mod determinize;
 pub mod error;
 pub mod gbnf;
 pub mod grammar;
