@@ -78,11 +78,11 @@ pub(super) fn determinize(nfa: &NFA, max_table_bytes: usize, max_set_bytes: usiz
     let mut ids: FxHashMap<Rc<[NfaId]>, u32> = FxHashMap::default();
     let mut sets: Vec<Rc<[NfaId]>> = vec![Rc::from(&[][..])];
     let mut set_bytes = 0usize;
-    let mut intern = |set: Vec<NfaId>, table: &mut Table, sets: &mut Vec<Rc<[NfaId]>>| -> Result<u32, TooLarge> {
+    let mut intern = |set: &[NfaId], table: &mut Table, sets: &mut Vec<Rc<[NfaId]>>| -> Result<u32, TooLarge> {
         if set.is_empty() {
             return Ok(DEAD);
         }
-        if let Some(&id) = ids.get(&set[..]) {
+        if let Some(&id) = ids.get(set) {
             return Ok(id);
         }
         let accepting = set.iter().any(|&n| matches!(nfa.state(n), State::Match { .. }));
@@ -97,15 +97,17 @@ pub(super) fn determinize(nfa: &NFA, max_table_bytes: usize, max_set_bytes: usiz
         Ok(id)
     };
 
-    table.start = intern(closure.of(nfa, &[nfa.start_anchored()]), &mut table, &mut sets)?;
+    let mut set = Vec::new();
+    closure.of(nfa, &[nfa.start_anchored()], &mut set);
+    table.start = intern(&set, &mut table, &mut sets)?;
     let mut targets: Vec<Vec<NfaId>> = vec![Vec::new(); class_count];
     let mut next = 1;
     while next < sets.len() {
-        let set = sets[next].clone();
+        let from = sets[next].clone();
         for t in &mut targets {
             t.clear();
         }
-        for &n in set.iter() {
+        for &n in from.iter() {
             match nfa.state(n) {
                 State::ByteRange { trans } => {
                     for c in table.classes[trans.start as usize]..=table.classes[trans.end as usize] {
@@ -137,7 +139,8 @@ pub(super) fn determinize(nfa: &NFA, max_table_bytes: usize, max_set_bytes: usiz
             } else if targets[c].is_empty() {
                 DEAD
             } else {
-                intern(closure.of(nfa, &targets[c]), &mut table, &mut sets)?
+                closure.of(nfa, &targets[c], &mut set);
+                intern(&set, &mut table, &mut sets)?
             };
             table.trans[row + c] = id;
         }
@@ -155,10 +158,10 @@ struct Closure {
 
 impl Closure {
     /// The sorted NFA states that consume a byte or match, reachable from `seeds` by epsilon
-    /// moves alone.
-    fn of(&mut self, nfa: &NFA, seeds: &[NfaId]) -> Vec<NfaId> {
+    /// moves alone, into `out`.
+    fn of(&mut self, nfa: &NFA, seeds: &[NfaId], out: &mut Vec<NfaId>) {
         self.generation += 1;
-        let mut out = Vec::new();
+        out.clear();
         self.stack.extend(seeds.iter().rev());
         while let Some(n) = self.stack.pop() {
             let stamp = &mut self.stamp[n.as_usize()];
@@ -175,6 +178,5 @@ impl Closure {
             }
         }
         out.sort_unstable();
-        out
     }
 }

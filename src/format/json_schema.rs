@@ -1922,19 +1922,31 @@ fn key_except(names: &[String]) -> String {
         children: std::collections::BTreeMap<char, Node>,
         end: bool,
     }
-    fn body(node: &Node) -> String {
-        let mut alts = Vec::new();
+    // Written into one buffer: objects with many names call this once per lowering.
+    fn body(node: &Node, out: &mut String) {
+        out.push_str("(?:");
         if node.children.is_empty() {
-            alts.push(format!("{CHAR}{CHAR}*"));
+            out.push_str(CHAR);
         } else {
-            let taken: String = node.children.keys().map(|c| regex_syntax::escape(&c.to_string())).collect();
-            alts.push(format!("[{CHAR}--[{taken}]]{CHAR}*"));
+            out.push_str("[");
+            out.push_str(CHAR);
+            out.push_str("--[");
+            for c in node.children.keys() {
+                regex_syntax::escape_into(c.encode_utf8(&mut [0; 4]), out);
+            }
+            out.push_str("]]");
         }
+        out.push_str(CHAR);
+        out.push('*');
         for (c, child) in &node.children {
-            alts.push(format!("{}{}", regex_syntax::escape(&c.to_string()), body(child)));
+            out.push('|');
+            regex_syntax::escape_into(c.encode_utf8(&mut [0; 4]), out);
+            body(child, out);
         }
-        let alts = format!("(?:{})", alts.join("|"));
-        if node.end { alts } else { format!("{alts}?") }
+        out.push(')');
+        if !node.end {
+            out.push('?');
+        }
     }
     let mut root = Node::default();
     for name in names.iter().filter(|n| !n.chars().any(|c| c == '"' || c == '\\' || c < ' ')) {
@@ -1944,7 +1956,10 @@ fn key_except(names: &[String]) -> String {
         }
         node.end = true;
     }
-    format!("\"{}\"", body(&root))
+    let mut out = String::from("\"");
+    body(&root, &mut out);
+    out.push('"');
+    out
 }
 
 /// The kinds in both lists, where `number` includes `integer`.

@@ -106,8 +106,8 @@ type Stack = Vec<Frame>;
 /// What a rule DFA state does, precomputed.
 #[derive(Debug, Default, Clone)]
 struct StateInfo {
-    /// Dense index into the distance tables.
-    index: u32,
+    /// Reached from the rule's start (the rest of the rule's states are never looked at).
+    reached: bool,
     /// `(callee, state after the call)`.
     calls: Vec<(u32, u32)>,
     /// Whether some non-call byte leads on.
@@ -148,8 +148,9 @@ struct Interned {
 /// A recursive transition network over rule DFAs, as one deterministic [`ByteAutomaton`].
 pub struct Recursive {
     rules: Vec<Automaton>,
-    info: Vec<Map<u32, StateInfo>>,
-    /// `dist[k][rule][index]`: fewest bytes from that rule state to the rule's acceptance when
+    /// Per rule, indexed by its DFA state id.
+    info: Vec<Vec<StateInfo>>,
+    /// `dist[k][rule][state]`: fewest bytes from that rule state to the rule's acceptance when
     /// at most `k` further call levels may open (`u32::MAX` = impossible); levels past the last
     /// equal the last.
     dist: Vec<Vec<Vec<u32>>>,
@@ -165,7 +166,7 @@ impl std::fmt::Debug for Recursive {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Recursive")
             .field("rules", &self.rules.len())
-            .field("rule_states", &self.info.iter().map(Map::len).sum::<usize>())
+            .field("rule_states", &self.info.iter().flatten().filter(|i| i.reached).count())
             .field("max_depth", &self.max_depth)
             .field("states", &self.interned.read().unwrap().nodes.len())
             .finish()
@@ -179,7 +180,7 @@ impl Recursive {
             return Err(FormatError::too_complex(format!("a recursive automaton of {} rules", rules.len()), format!("1 to {MAX_RULES} rules")));
         }
         let max_depth = max_depth.max(1) as usize;
-        let info: Vec<Map<u32, StateInfo>> = rules.iter().map(|r| explore(r, rules.len())).collect();
+        let info: Vec<Vec<StateInfo>> = rules.iter().map(|r| explore(r, rules.len())).collect();
         let dist = distances(&rules, &info, max_depth);
         let (classes, class_rep) = joint_classes(&rules);
         let rule_classes = rules.iter().map(ByteAutomaton::byte_classes).collect();
@@ -306,7 +307,7 @@ impl Recursive {
     /// What the rule state on top of `stack` does.
     fn info_of(&self, stack: &Stack) -> &StateInfo {
         let top = stack.last().expect("stacks are never empty");
-        &self.info[top.rule as usize][&top.state]
+        &self.info[top.rule as usize][top.state as usize]
     }
 
     /// Fewest bytes to accept the whole output from `stack`, given the depth bound.
@@ -314,8 +315,7 @@ impl Recursive {
         let mut total: u32 = 0;
         for (i, f) in stack.iter().enumerate() {
             let levels = (self.max_depth - i - 1).min(self.dist.len() - 1);
-            let index = self.info[f.rule as usize][&f.state].index as usize;
-            let d = self.dist[levels][f.rule as usize][index];
+            let d = self.dist[levels][f.rule as usize][f.state as usize];
             total = total.saturating_add(d);
         }
         total
@@ -338,7 +338,7 @@ impl Recursive {
             key = Stacks::new(nearest.into_iter().collect());
         }
         let stacks = &key.stacks;
-        let accepting = stacks.iter().any(|s| s.len() == 1 && self.info[s[0].rule as usize][&s[0].state].accepting);
+        let accepting = stacks.iter().any(|s| s.len() == 1 && self.info[s[0].rule as usize][s[0].state as usize].accepting);
         let dist = stacks.iter().map(|s| self.stack_dist(s)).min().unwrap_or(u32::MAX);
         let frames = frames_of(stacks);
         let mut interned = self.interned.write().unwrap();
@@ -395,28 +395,18 @@ fn frames_of(stacks: &[Stack]) -> usize {
     stacks.iter().map(Vec::len).sum()
 }
 
-/// Every state of `rule` reachable from its start, with its calls and flags.
-fn explore(rule: &Automaton, n_rules: usize) -> Map<u32, StateInfo> {
-    let classes = ByteAutomaton::byte_classes(rule);
-    let mut reps: Vec<u8> = Vec::new();
-    let mut seen_class = [false; 256];
-    for b in 0..=255u8 {
-        if call_base(b).is_some() {
-            reps.push(b);
-        } else if !seen_class[classes[b as usize] as usize] {
-            seen_class[classes[b as usize] as usize] = true;
-            reps.push(b);
-        }
-    }
-    let mut info: Map<u32, StateInfo> = Map::default();
+/// Every state of `rule` reachable from its start, with its calls and flags, by state id.
+fn explore(rule: &Automaton, n_rules: usize) -> Vec<StateInfo> {
+    let reps: Vec<u8> = CALL_BYTES.iter().copied().chain(text_reps(rule)).collect();
+    let mut info = vec![StateInfo::default(); rule.state_count() + 1];
     let start = rule.start().0;
     let mut order = vec![start];
-    info.insert(start, StateInfo { index: 0, ..Default::default() });
+    info[start as usize].reached = true;
     let mut i = 0;
     while i < order.len() {
         let s = order[i];
         i += 1;
-        let mut entry = StateInfo { index: info[&s].index, accepting: rule.is_accepting(super::StateId(s)), ..Default::default() };
+        let mut entry = StateInfo { reached: true, accepting: rule.is_accepting(super::StateId(s)), ..Default::default() };
         let mut targets = Vec::new();
         for &b in &reps {
             let Some(t) = rule.next(super::StateId(s), b) else { continue };
@@ -438,39 +428,41 @@ fn explore(rule: &Automaton, n_rules: usize) -> Map<u32, StateInfo> {
             }
         }
         for t in targets {
-            if !info.contains_key(&t) {
-                info.insert(t, StateInfo { index: order.len() as u32, ..Default::default() });
+            if !info[t as usize].reached {
+                info[t as usize].reached = true;
                 order.push(t);
             }
         }
-        info.insert(s, entry);
+        info[s as usize] = entry;
     }
     info
 }
 
-/// `dist[k][rule][index]` for `k` in `0..max_depth`, by Dijkstra backwards from accepting
+/// One byte of each of `rule`'s byte classes, call bytes left out.
+fn text_reps(rule: &Automaton) -> Vec<u8> {
+    let classes = ByteAutomaton::byte_classes(rule);
+    let mut seen = [false; 256];
+    (0..=255u8).filter(|&b| call_base(b).is_none() && !std::mem::replace(&mut seen[classes[b as usize] as usize], true)).collect()
+}
+
+/// `dist[k][rule][state]` for `k` in `0..max_depth`, by Dijkstra backwards from accepting
 /// states; a call edge costs the callee's distance with one level fewer. Stops where a level
 /// equals the one before: all further levels are equal too.
-fn distances(rules: &[Automaton], info: &[Map<u32, StateInfo>], max_depth: usize) -> Vec<Vec<Vec<u32>>> {
+fn distances(rules: &[Automaton], info: &[Vec<StateInfo>], max_depth: usize) -> Vec<Vec<Vec<u32>>> {
     // Reverse edges per rule: (to, from, callee or None for a byte).
     let mut rev: Vec<Vec<Vec<(u32, Option<u32>)>>> = Vec::new();
     for (r, rule) in rules.iter().enumerate() {
         let n = info[r].len();
         let mut edges = vec![Vec::new(); n];
-        let classes = ByteAutomaton::byte_classes(rule);
-        for (&s, si) in &info[r] {
-            let mut seen = [false; 256];
-            for b in 0..=255u8 {
-                if call_base(b).is_some() || seen[classes[b as usize] as usize] {
-                    continue;
-                }
-                seen[classes[b as usize] as usize] = true;
-                if let Some(t) = rule.next(super::StateId(s), b) {
-                    edges[info[r][&t.0].index as usize].push((si.index, None));
+        let reps = text_reps(rule);
+        for (s, si) in info[r].iter().enumerate().filter(|(_, si)| si.reached) {
+            for &b in &reps {
+                if let Some(t) = rule.next(super::StateId(s as u32), b) {
+                    edges[t.0 as usize].push((s as u32, None));
                 }
             }
             for &(callee, t) in &si.calls {
-                edges[info[r][&t].index as usize].push((si.index, Some(callee)));
+                edges[t as usize].push((s as u32, Some(callee)));
             }
         }
         rev.push(edges);
@@ -486,16 +478,16 @@ fn distances(rules: &[Automaton], info: &[Map<u32, StateInfo>], max_depth: usize
                 return u32::MAX;
             }
             let c = callee as usize;
-            all[k - 1][c][info[c][&rules[c].start().0].index as usize]
+            all[k - 1][c][rules[c].start().0 as usize]
         };
         let mut level = Vec::with_capacity(rules.len());
         for r in 0..rules.len() {
             let mut d = vec![u32::MAX; info[r].len()];
             let mut heap = std::collections::BinaryHeap::new();
-            for si in info[r].values() {
+            for (s, si) in info[r].iter().enumerate() {
                 if si.accepting {
-                    d[si.index as usize] = 0;
-                    heap.push(std::cmp::Reverse((0u32, si.index)));
+                    d[s] = 0;
+                    heap.push(std::cmp::Reverse((0u32, s as u32)));
                 }
             }
             while let Some(std::cmp::Reverse((du, u))) = heap.pop() {
