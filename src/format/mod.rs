@@ -3,8 +3,9 @@
 //! dense [`Automaton`], or a lazily determinised [`Recursive`] network of them), so the mask module can step token bytes through it and the closure logic
 //! can read, for every state, the fewest bytes still needed to finish.
 //!
-//! Everything is lowered to a regex first (JSON Schema included: see [`json_schema`]), then
-//! determinised by `regex-automata` under explicit [`Limits`]: a constraint too big to compile
+//! Everything is lowered to a regex first (JSON Schema included: see [`json_schema`]), parsed
+//! into an NFA by `regex-automata`, then determinised by our subset construction
+//! (`determinize`) under explicit [`Limits`]: a constraint too big to compile
 //! fails with [`FormatError::TooComplex`] instead of exhausting memory. Recursive formats
 //! (`$ref` cycles, recursive grammar rules, any-JSON values) lower to several regexes that call
 //! each other and compile to a [`Recursive`] automaton instead ([`Compiled`] is either). The
