@@ -197,8 +197,9 @@ fn reference_walks(l: &Loaded, pattern: &str, seed: u64, walks: usize, max_token
 }
 
 /// A length-limited JSON string (`maxLength`) is a chain of counting states that never loop;
-/// bounded masks take its subtrees in bulk (`walk::Chain`), also below a `minLength`, where the
-/// distance bound falls with every character. Masks must still equal brute force at every step
+/// its body tokens go by their length in characters (`trie::BodySplit`), so walks cover only
+/// the other tokens, also below a `minLength`, where the distance bound falls with every
+/// character. Masks must still equal brute force at every step
 /// and budget, and along a string the walks must be far shorter than the trie.
 #[test]
 fn counted_strings_walk_in_bulk_and_stay_exact() {
@@ -216,6 +217,10 @@ fn counted_strings_walk_in_bulk_and_stay_exact() {
             let st = idx.stats();
             let per_walk = st.nodes_visited / st.walks;
             assert!(per_walk < l.trie.num_nodes() as u64 / 8, "minLength {min}: {per_walk} nodes per walk of a {}-node trie", l.trie.num_nodes());
+            // inside the string, body tokens go by length: walks cover only the other tokens
+            let rest = l.trie.body_split().unwrap().rest.num_nodes();
+            eprintln!("minLength {min}: {per_walk} nodes per walk; trie {} nodes, without body tokens {rest}", l.trie.num_nodes());
+            assert!(per_walk < rest as u64, "minLength {min}: {per_walk} nodes per walk, {rest} nodes without body tokens");
         }
     }
 }

@@ -425,19 +425,8 @@ impl MaskIndex {
         let t0 = Instant::now();
         let a = &*self.automaton;
         let trie = &*self.trie;
-        let nodes = trie.packed();
-        let tok_off = trie.tok_offsets();
         let node_tokens = trie.node_tokens();
-        let sub_bytes = trie.subtree_bytes();
-        let sub_depth = trie.subtree_depths();
-        let max_run = trie.max_depth().min(u16::MAX as usize) as u16;
-        let n_nodes = nodes.len();
-        // (d, ranges of `node_tokens`) buckets; most live tokens share a few d values. Ranges,
-        // not tokens: a bulk subtree is one range, and the dominant bucket is never listed.
-        let mut buckets: Vec<(u32, Vec<(u32, u32)>)> = Vec::new();
-        // ranges of tokens found dead (or unable to finish)
-        let mut dead: Vec<(u32, u32)> = Vec::new();
-        let mut bucket_of: HashMap<u32, u32> = HashMap::new();
+        let mut buckets = Buckets::default();
         let mut local = WalkTable::default();
         let mut guard = self.walk_table.try_lock().ok();
         let WalkTable { table, epoch, bucket_by_state } = match guard.as_deref_mut() {
@@ -456,11 +445,47 @@ impl MaskIndex {
         }
         let epoch = *epoch;
         let classes = &self.classes;
+        let root = table.intern(state);
+        // The bucket of the tokens that end in row `t` (`u32::MAX`: they cannot finish),
+        // remembered per state for this walk.
+        let mut bucket_of_row = |table: &LazyTable, buckets: &mut Buckets, t: u32| {
+            let si = LazyTable::index(t);
+            if si >= bucket_by_state.len() {
+                bucket_by_state.resize(table.len(), (0, 0));
+            }
+            let (e, b) = bucket_by_state[si];
+            if e == epoch {
+                return b;
+            }
+            let q = table.state(t);
+            let b = buckets.of(if exact { self.shortest_tokens(q) } else { self.tokens_bound(q) });
+            bucket_by_state[si] = (epoch, b);
+            b
+        };
+        // Where every body character steps alike (inside a string), body tokens go by their
+        // length and the walk covers only the other tokens' trie.
+        let split = trie.body_split().and_then(|sp| Some((sp, table.body_ends(a, classes, root, sp.max_chars())?)));
+        let walked = match &split {
+            Some((sp, ends)) => {
+                for (c, &t) in ends.iter().enumerate() {
+                    let range = (sp.len_start[c], sp.len_start[c + 1]);
+                    let b = if t == DEAD { u32::MAX } else { bucket_of_row(table, &mut buckets, t) };
+                    buckets.push(b, range);
+                }
+                &sp.rest
+            }
+            None => trie,
+        };
+        let nodes = walked.packed();
+        let tok_off = walked.tok_offsets();
+        let sub_bytes = walked.subtree_bytes();
+        let sub_depth = walked.subtree_depths();
+        let max_run = walked.max_depth().min(u16::MAX as usize) as u16;
+        let n_nodes = nodes.len();
         // stack[depth] = row offset of the state after the node at that depth on the current path
-        let mut stack = vec![0u32; trie.max_depth() + 1];
-        stack[0] = table.intern(state);
+        let mut stack = vec![0u32; walked.max_depth() + 1];
+        stack[0] = root;
         let mut visited = 0u64;
-        let mut n_live = 0usize;
         let mut i = 1usize;
         while i < n_nodes {
             let nd = nodes[i];
@@ -469,7 +494,7 @@ impl MaskIndex {
             let t = table.step(a, classes, stack[depth - 1], packed::byte(nd));
             if t == DEAD {
                 let end = i + packed::subtree(nd);
-                dead.push((tok_off[i], tok_off[end]));
+                buckets.dead.push((tok_off[i], tok_off[end]));
                 i = end;
                 continue;
             }
@@ -525,48 +550,21 @@ impl MaskIndex {
                     }
                 });
             let (end, t) = if bulk { (i + size, c) } else { (i + 1, t) };
+            let range = (tok_off[i], tok_off[end]);
             if bulk && mid_char {
                 // tokens may end inside a character (see `chars` above)
-                let m = self.tokens_bound(table.state(t)).saturating_add(3);
-                let b = *bucket_of.entry(m).or_insert_with(|| {
-                    buckets.push((m, Vec::new()));
-                    buckets.len() as u32 - 1
-                });
-                let range = (tok_off[i], tok_off[end]);
-                buckets[b as usize].1.push(range);
-                n_live += (range.1 - range.0) as usize;
+                let b = buckets.of(self.tokens_bound(table.state(t)).saturating_add(3));
+                buckets.push(b, range);
             } else if bulk || nd & packed::HAS_TOKENS != 0 {
-                let si = LazyTable::index(t);
-                if si >= bucket_by_state.len() {
-                    bucket_by_state.resize(table.len(), (0, 0));
-                }
-                let (e, mut b) = bucket_by_state[si];
-                if e != epoch {
-                    let q = table.state(t);
-                    let m = if exact { self.shortest_tokens(q) } else { self.tokens_bound(q) };
-                    b = if m == u32::MAX {
-                        u32::MAX
-                    } else {
-                        *bucket_of.entry(m).or_insert_with(|| {
-                            buckets.push((m, Vec::new()));
-                            buckets.len() as u32 - 1
-                        })
-                    };
-                    bucket_by_state[si] = (epoch, b);
-                }
-                let range = (tok_off[i], tok_off[end]);
-                if b != u32::MAX {
-                    buckets[b as usize].1.push(range);
-                    n_live += (range.1 - range.0) as usize;
-                } else {
-                    dead.push(range);
-                }
+                let b = bucket_of_row(table, &mut buckets, t);
+                buckets.push(b, range);
             }
             i = end;
         }
+        let Buckets { by_d: mut buckets, dead, n_live, .. } = buckets;
         // Build the live set from whichever side is smaller: the live tokens, or every text
         // token minus the dead ones (most tokens are live inside strings).
-        let mut top = if n_live * 2 > node_tokens.len() {
+        let mut top = if n_live * 2 > trie.n_text() {
             let mut top = TokenSet::from_words(self.vocab.len(), trie.token_bits().to_vec());
             for t in tokens_in(node_tokens, &dead) {
                 top.remove(t);
@@ -615,6 +613,44 @@ impl MaskIndex {
             eog_in_top: if accepting { self.vocab.eog_tokens().to_vec() } else { Vec::new() },
             walk_nanos,
             nodes_visited: visited,
+        }
+    }
+}
+
+/// A walk's token ranges (of the trie's `node_tokens`) by `d`, and those found dead. Ranges,
+/// not tokens: a bulk subtree or a length of body tokens is one range, and most live tokens
+/// share a few `d` values.
+#[derive(Default)]
+struct Buckets {
+    by_d: Vec<(u32, Vec<(u32, u32)>)>,
+    index: HashMap<u32, u32>,
+    /// Ranges of tokens that die or cannot finish.
+    dead: Vec<(u32, u32)>,
+    n_live: usize,
+}
+
+impl Buckets {
+    /// The bucket of `d` (`u32::MAX` for `d == u32::MAX`: cannot finish).
+    fn of(&mut self, d: u32) -> u32 {
+        if d == u32::MAX {
+            return u32::MAX;
+        }
+        let by_d = &mut self.by_d;
+        *self.index.entry(d).or_insert_with(|| {
+            by_d.push((d, Vec::new()));
+            by_d.len() as u32 - 1
+        })
+    }
+
+    fn push(&mut self, bucket: u32, range: (u32, u32)) {
+        if range.0 == range.1 {
+            return;
+        }
+        if bucket == u32::MAX {
+            self.dead.push(range);
+        } else {
+            self.by_d[bucket as usize].1.push(range);
+            self.n_live += (range.1 - range.0) as usize;
         }
     }
 }

@@ -92,6 +92,17 @@ pub(crate) struct Chain {
     pub char_run: u16,
 }
 
+/// Where one more body character (see [`crate::vocab::trie::BodySplit`]) takes a state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BodyStep {
+    /// Every body character steps to this row (the state's own for a loop).
+    To(u32),
+    /// Every body character is dead.
+    Dead,
+    /// Body characters go different ways.
+    Mixed,
+}
+
 /// The automaton and its classes are passed to each call that may fill a row, so a table can
 /// live beside them (in a cache) and be reused across walks of one automaton.
 #[derive(Default)]
@@ -106,6 +117,8 @@ pub(crate) struct LazyTable {
     utf8_loops: Vec<u8>,
     /// Per dense index, once computed: see [`LazyTable::chain`].
     chains: Vec<Option<Chain>>,
+    /// Per dense index, once computed: see [`LazyTable::body_step`].
+    body_steps: Vec<Option<BodyStep>>,
     pub table: Vec<u32>,
 }
 
@@ -150,6 +163,7 @@ impl LazyTable {
         self.loops.clear();
         self.utf8_loops.clear();
         self.chains.clear();
+        self.body_steps.clear();
         self.table.clear();
     }
 
@@ -212,6 +226,59 @@ impl LazyTable {
                 }
             }
             self.chains[Self::index(x)] = Some(c);
+        }
+    }
+
+    /// Where every body character steps row `off` (see [`BodyStep`]): the printable ASCII
+    /// bytes but `"` and `\\` read from the row, every multi-byte character checked with
+    /// [`LazyTable::utf8_chars_step`] (which wants 0x7F to step alike too).
+    pub fn body_step(&mut self, a: &dyn ByteAutomaton, classes: &Classes, off: u32) -> BodyStep {
+        if let Some(Some(b)) = self.body_steps.get(Self::index(off)) {
+            return *b;
+        }
+        let step = self.resolve_body_step(a, classes, off);
+        if self.body_steps.len() < self.states.len() {
+            self.body_steps.resize(self.states.len(), None);
+        }
+        self.body_steps[Self::index(off)] = Some(step);
+        step
+    }
+
+    /// Row offsets after `1..=max_chars` body characters from row `off` ([`DEAD`] where they
+    /// die), when every body character steps each state on the way alike; `None` otherwise.
+    pub fn body_ends(&mut self, a: &dyn ByteAutomaton, classes: &Classes, off: u32, max_chars: usize) -> Option<Vec<u32>> {
+        let mut ends = Vec::with_capacity(max_chars);
+        let mut s = off;
+        while ends.len() < max_chars {
+            match self.body_step(a, classes, s) {
+                BodyStep::To(t) if t == s => ends.resize(max_chars, s),
+                BodyStep::To(t) => {
+                    ends.push(t);
+                    s = t;
+                }
+                BodyStep::Dead => ends.resize(max_chars, DEAD),
+                BodyStep::Mixed => return None,
+            }
+        }
+        Some(ends)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn resolve_body_step(&mut self, a: &dyn ByteAutomaton, classes: &Classes, off: u32) -> BodyStep {
+        let to = self.step(a, classes, off, b' ');
+        let row = &self.table[off as usize..off as usize + 256];
+        if (b' '..=b'~').any(|b| b != b'"' && b != b'\\' && row[b as usize] != to) {
+            return BodyStep::Mixed;
+        }
+        if to == DEAD {
+            // no multi-byte character may start either
+            return if row[0xC2..=0xF4].iter().all(|&t| t == DEAD) { BodyStep::Dead } else { BodyStep::Mixed };
+        }
+        if self.utf8_chars_step(a, classes, off, to) {
+            BodyStep::To(to)
+        } else {
+            BodyStep::Mixed
         }
     }
 

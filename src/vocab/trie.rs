@@ -29,6 +29,39 @@ pub struct TokenTrie {
     token_bits: Vec<u64>,
     n_vocab: usize,
     max_depth: usize,
+    /// Added to every token offset: nonzero for [`BodySplit::rest`], whose tokens lie after
+    /// the main trie's in the main trie's [`TokenTrie::node_tokens`].
+    tok_base: u32,
+    body: Option<Box<BodySplit>>,
+}
+
+/// The text tokens split for walks from states inside JSON-like strings: *body tokens* (whole
+/// characters that a JSON string takes raw: printable ASCII but `"` and `\`, and every valid
+/// multi-byte UTF-8 character) listed by length in characters, and a trie of every other text
+/// token. Where every body character steps a state alike (a counted or looping string), the
+/// body tokens' fate depends on their length alone, so a walk takes them as a few ranges and
+/// walks only the small trie (llguidance's slices, specialised to the string body).
+#[derive(Debug, Clone)]
+pub struct BodySplit {
+    /// The trie of the text tokens that are not body tokens. Its token offsets point into the
+    /// main trie's [`TokenTrie::node_tokens`] (its own list is empty).
+    pub rest: TokenTrie,
+    /// Body tokens of `c` characters: `node_tokens()[len_start[c - 1]..len_start[c]]` of the
+    /// main trie, for `c` in `1..len_start.len()`.
+    pub len_start: Vec<u32>,
+}
+
+impl BodySplit {
+    /// The longest body token, in characters.
+    pub fn max_chars(&self) -> usize {
+        self.len_start.len() - 1
+    }
+}
+
+/// Whether `c` is a character a JSON string body takes raw and [`BodySplit`] lists (0x7F
+/// aside, which some string automata leave out).
+fn is_body_char(c: char) -> bool {
+    matches!(c, ' '..='~' if c != '"' && c != '\\') || c as u32 >= 0x80
 }
 
 /// The bit of `byte` in a [`TokenTrie::subtree_bytes`] set: `byte` for ASCII below 0x7F,
@@ -76,7 +109,36 @@ pub mod packed {
 
 impl TokenTrie {
     pub fn new(vocab: &Vocab) -> TokenTrie {
-        let mut ids: Vec<u32> = (0..vocab.len() as u32).filter(|&i| vocab.is_text(i)).collect();
+        let ids: Vec<u32> = (0..vocab.len() as u32).filter(|&i| vocab.is_text(i)).collect();
+        let mut t = TokenTrie::build(vocab, ids.clone(), 0);
+        // body tokens by (characters, id), the rest in a trie of their own
+        let chars = |id: u32| {
+            let s = std::str::from_utf8(vocab.token_bytes(id)).ok()?;
+            s.chars().all(is_body_char).then(|| s.chars().count())
+        };
+        let mut body: Vec<(usize, u32)> = Vec::new();
+        let mut rest_ids = Vec::new();
+        for id in ids {
+            match chars(id) {
+                Some(c) => body.push((c, id)),
+                None => rest_ids.push(id),
+            }
+        }
+        body.sort_unstable();
+        let mut rest = TokenTrie::build(vocab, rest_ids, t.node_tokens.len() as u32);
+        t.node_tokens.append(&mut rest.node_tokens);
+        let max_chars = body.last().map_or(0, |&(c, _)| c);
+        let mut len_start = vec![t.node_tokens.len() as u32];
+        for c in 1..=max_chars {
+            t.node_tokens.extend(body.iter().filter(|&&(n, _)| n == c).map(|&(_, id)| id));
+            len_start.push(t.node_tokens.len() as u32);
+        }
+        t.body = Some(Box::new(BodySplit { rest, len_start }));
+        t
+    }
+
+    /// The trie of the text tokens `ids`, its token offsets starting at `tok_base`.
+    fn build(vocab: &Vocab, mut ids: Vec<u32>, tok_base: u32) -> TokenTrie {
         ids.sort_by(|&a, &b| vocab.token_bytes(a).cmp(vocab.token_bytes(b)).then(a.cmp(&b)));
         let cap = ids.len() * 2 + 1;
         let mut t = TokenTrie {
@@ -91,6 +153,8 @@ impl TokenTrie {
             node_tokens: Vec::with_capacity(ids.len()),
             n_vocab: vocab.len(),
             max_depth: 0,
+            tok_base,
+            body: None,
         };
         // root
         t.push_node(0, 0);
@@ -161,7 +225,7 @@ impl TokenTrie {
             let n = n as usize;
             t.subtree[n] = (t.bytes.len() - n) as u32;
         }
-        t.tok_off.push(t.node_tokens.len() as u32);
+        t.tok_off.push(t.node_tokens.len() as u32 + tok_base);
         t.bytes.shrink_to_fit();
         t.depth.shrink_to_fit();
         t.subtree.shrink_to_fit();
@@ -240,10 +304,23 @@ impl TokenTrie {
         &self.tok_off
     }
 
-    /// All token ids in node (DFS) order.
+    /// All token ids in node (DFS) order, then those of [`BodySplit`] (the rest trie's in its
+    /// node order, the body tokens by length), so that one list resolves the token ranges of
+    /// walks over either trie.
     #[inline]
     pub fn node_tokens(&self) -> &[u32] {
         &self.node_tokens
+    }
+
+    /// The text tokens split into body tokens and the rest (see [`BodySplit`]); `None` on the
+    /// rest trie itself.
+    pub fn body_split(&self) -> Option<&BodySplit> {
+        self.body.as_deref()
+    }
+
+    /// Number of text tokens (the first entries of [`TokenTrie::node_tokens`]).
+    pub fn n_text(&self) -> usize {
+        self.tok_off.last().map_or(0, |&o| (o - self.tok_base) as usize)
     }
 
     fn push_node(&mut self, byte: u8, depth: usize) -> u32 {
@@ -251,7 +328,7 @@ impl TokenTrie {
         self.bytes.push(byte);
         self.depth.push(depth as u16);
         self.subtree.push(1);
-        self.tok_off.push(self.node_tokens.len() as u32);
+        self.tok_off.push(self.node_tokens.len() as u32 + self.tok_base);
         n
     }
 
@@ -469,5 +546,33 @@ mod tests {
         seen.sort();
         assert_eq!(seen.len(), 6);
         for (tok, s) in seen { assert_eq!(v.token_bytes(tok), &s[..]); }
+    }
+
+    /// Every text token is listed once: in the main trie, and again either among the body
+    /// tokens (by length in characters) or in the rest trie, whose offsets resolve through the
+    /// main trie's list.
+    #[test]
+    fn body_split() {
+        let v = Vocab::from_token_bytes(
+            vec![Some("ab".into()), Some("a\"".into()), Some("é".into()), Some(vec![0xC3]), Some("x\\".into()), None, Some("aé b".into()), Some("\n".into()), Some(vec![0x7F])],
+            vec![],
+        );
+        let t = TokenTrie::new(&v);
+        assert_eq!(t.n_text(), 8);
+        let sp = t.body_split().unwrap();
+        assert!(sp.rest.body_split().is_none());
+        let body = |c: usize| t.node_tokens()[sp.len_start[c - 1] as usize..sp.len_start[c] as usize].to_vec();
+        assert_eq!(sp.max_chars(), 4);
+        assert_eq!((body(1), body(2), body(3), body(4)), (vec![2], vec![0], vec![], vec![6]));
+        let mut rest = Vec::new();
+        sp.rest.walk(0, (), |_, _| Some(()), |n, _| {
+            let (lo, hi) = (sp.rest.tok_offsets()[n], sp.rest.tok_offsets()[n + 1]);
+            rest.extend_from_slice(&t.node_tokens()[lo as usize..hi as usize]);
+            true
+        });
+        rest.sort();
+        assert_eq!(rest, vec![1, 3, 4, 7, 8]);
+        assert_eq!(t.node_tokens().len(), 16);
+        assert_eq!(t.node_tokens()[..8].iter().copied().collect::<std::collections::BTreeSet<_>>().len(), 8);
     }
 }
