@@ -247,14 +247,58 @@ fn reference_llama3_choice_number_text() {
 }
 
 /// Strings whose characters loop in the automaton (bulk accept of whole UTF-8 characters), and
-/// variants whose Unicode classes split lead bytes, leave out 0x7F, or stop at 2-byte chars.
-const UNICODE_RES: [&str; 5] = [
+/// variants whose Unicode classes split lead bytes, leave out 0x7F, or stop at 2-byte chars;
+/// then the shapes body tokens go by length in (`trie::BodySplit`) or in bulk past 0x7F, U+2028
+/// and U+2029 (`packed::UTF8_TEXT`): ECMA's `.` (no line separators), a first character of its
+/// own then a count, and an unanchored pattern (every character loops but one).
+const UNICODE_RES: [&str; 8] = [
     r#""([^"\\\x00-\x1F]|\\["\\/bfnrt])*""#,
     r#""[^"\\\x00-\x1F\u00E9\u4E2D]*""#,
     r#""[^"\\\x00-\x1F\x7F]*""#,
     r#""[\x20-\x21\x23-\x5B\x5D-\u07FF]*""#,
     r"[a-z \u0400-\u04FF\u4E00-\u9FFF]*\.",
+    r#""[^"\\\x00-\x1F\x7F\u2028\u2029]{0,40}""#,
+    r#""[a-z][^"\\\x00-\x1F]{0,6}""#,
+    r#""[^"\\\x00-\x1F\u2028\u2029]*x[^"\\\x00-\x1F\u2028\u2029]*""#,
 ];
+/// Tokens holding the characters some string automata leave out of a body they otherwise take
+/// whole (0x7F; U+2028 and U+2029, which ECMA's `.` leaves out), among body text: masks that take
+/// body tokens by length or subtrees in bulk must still equal the direct check of every token,
+/// in every state and under tight budgets. (The real vocabularies hold no such tokens.)
+#[test]
+fn separators_and_del_stay_exact() {
+    let mut toks: Vec<Option<Vec<u8>>> = (0..=255u8).map(|b| Some(vec![b])).collect();
+    for t in ["a\u{2028}", "\u{2028}", "\u{2029}b", "é\u{2029}", "x\u{7F}", "\u{7F}", "ab", "abc", "éé", "中文", "xa", "ax", "a\"", "\",", "ab\u{2028}cd", "zzzz", "é\u{7F}é"] {
+        toks.push(Some(t.as_bytes().to_vec()));
+    }
+    toks.push(None);
+    let eog = toks.len() as u32 - 1;
+    let v = Arc::new(Vocab::from_token_bytes(toks, vec![eog]));
+    let trie = Arc::new(TokenTrie::new(&v));
+    let patterns = [r#""[^"\\\x00-\x1F\u2028\u2029]*""#, r#""[^"\\\x00-\x1F\x7F]*""#, UNICODE_RES[5], UNICODE_RES[6], UNICODE_RES[7]];
+    for pattern in patterns {
+        let dfa = Arc::new(TableDfa::from_regex(pattern));
+        let idx = MaskIndex::new(dfa.clone(), v.clone(), trie.clone()).unwrap();
+        let mut seen = std::collections::HashSet::from([dfa.start()]);
+        let mut todo = vec![dfa.start()];
+        while let Some(s) = todo.pop() {
+            for budget in [u32::MAX, 4, 1, 0] {
+                let got = idx.allowed(s, budget);
+                for t in 0..v.len() as u32 {
+                    assert_eq!(got.contains(t), idx.is_allowed(s, t, budget), "{pattern}: state {s}, budget {budget}, token {:?}", String::from_utf8_lossy(v.token_bytes(t)));
+                }
+            }
+            for b in 0..=255u8 {
+                if let Some(n) = dfa.next(s, b) {
+                    if seen.len() < 300 && seen.insert(n) {
+                        todo.push(n);
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn reference_qwen3_unicode_strings() {
     for (i, p) in UNICODE_RES.iter().enumerate() {

@@ -1,7 +1,7 @@
 use super::distance::TokenDistance;
 use super::walk::{Classes, LazyTable, DEAD, KEEP_ROWS};
 use super::{ByteAutomaton, MaskError, TokenSet};
-use crate::vocab::trie::packed;
+use crate::vocab::trie::{packed, BodySplit};
 use crate::vocab::{TokenTrie, Vocab};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
@@ -420,6 +420,39 @@ impl MaskIndex {
         set
     }
 
+    /// The body token groups (see [`BodySplit`]) whose fate from row `root` depends on their
+    /// length alone: for each, `take(table, row after c characters or DEAD, token range)` per
+    /// length `c`, and its flag (indexed by first byte, 0x80 for multi-byte) set in the result.
+    /// A group left out is walked in the whole trie.
+    fn take_body_groups(&self, sp: &BodySplit, table: &mut LazyTable, root: u32, take: &mut dyn FnMut(&LazyTable, u32, (u32, u32))) -> [bool; 129] {
+        let (a, classes) = (&*self.automaton, &self.classes);
+        let max_chars = sp.groups.iter().map(|g| g.max_chars()).max().unwrap_or(1);
+        let mut sliced = [false; 129];
+        // rows after the first character, with the rows after each further one (None: mixed)
+        let mut ends_of: Vec<(u32, Option<Vec<u32>>)> = Vec::new();
+        for g in &sp.groups {
+            let x = if g.first < 0x80 { table.step(a, classes, root, g.first) } else { table.multibyte_body_step(a, classes, root) };
+            if x == DEAD {
+                // the trie walk drops them at their first byte
+                continue;
+            }
+            let k = match ends_of.iter().position(|e| e.0 == x) {
+                Some(k) => k,
+                None => {
+                    ends_of.push((x, table.body_ends(a, classes, x, max_chars - 1)));
+                    ends_of.len() - 1
+                }
+            };
+            let Some(ends) = &ends_of[k].1 else { continue };
+            sliced[g.first as usize] = true;
+            for c in 1..=g.max_chars() {
+                let t = if c == 1 { x } else { ends[c - 2] };
+                take(table, t, (g.len_start[c - 1], g.len_start[c]));
+            }
+        }
+        sliced
+    }
+
     /// One trie walk from `state`; levels by exact `d` or by [`MaskIndex::tokens_bound`].
     fn compute(&self, state: u32, exact: bool) -> StateMask {
         let t0 = Instant::now();
@@ -462,104 +495,129 @@ impl MaskIndex {
             bucket_by_state[si] = (epoch, b);
             b
         };
-        // Where every body character steps alike (inside a string), body tokens go by their
-        // length and the walk covers only the other tokens' trie.
-        let split = trie.body_split().and_then(|sp| Some((sp, table.body_ends(a, classes, root, sp.max_chars())?)));
-        let walked = match &split {
-            Some((sp, ends)) => {
-                for (c, &t) in ends.iter().enumerate() {
-                    let range = (sp.len_start[c], sp.len_start[c + 1]);
+        // Where every body character after a first one steps alike (a string, a key past its
+        // first character), the body tokens of that first byte go by their length, and the walk
+        // below that byte covers only the other tokens' trie.
+        let mut segments: Vec<(&TokenTrie, usize, usize)> = Vec::new();
+        match trie.body_split() {
+            None => segments.push((trie, 1, trie.num_nodes())),
+            Some(sp) => {
+                let sliced = self.take_body_groups(sp, table, root, &mut |table, t, range| {
                     let b = if t == DEAD { u32::MAX } else { bucket_of_row(table, &mut buckets, t) };
                     buckets.push(b, range);
+                });
+                // the root's children, ascending by byte, in either trie
+                let rest = &sp.rest;
+                let (mut i, mut j) = (1, 1);
+                while i < trie.num_nodes() {
+                    let (b, end) = (trie.byte(i), i + trie.subtree_size(i));
+                    if sliced[b.min(0x80) as usize] {
+                        while j < rest.num_nodes() && rest.byte(j) < b {
+                            j += rest.subtree_size(j);
+                        }
+                        if j < rest.num_nodes() && rest.byte(j) == b {
+                            segments.push((rest, j, j + rest.subtree_size(j)));
+                        }
+                    } else {
+                        match segments.last_mut() {
+                            Some((tr, _, hi)) if std::ptr::eq(*tr, trie) && *hi == i => *hi = end,
+                            _ => segments.push((trie, i, end)),
+                        }
+                    }
+                    i = end;
                 }
-                &sp.rest
             }
-            None => trie,
-        };
-        let nodes = walked.packed();
-        let tok_off = walked.tok_offsets();
-        let sub_bytes = walked.subtree_bytes();
-        let sub_depth = walked.subtree_depths();
-        let max_run = walked.max_depth().min(u16::MAX as usize) as u16;
-        let n_nodes = nodes.len();
+        }
+        let max_run = trie.max_depth().min(u16::MAX as usize) as u16;
         // stack[depth] = row offset of the state after the node at that depth on the current path
-        let mut stack = vec![0u32; walked.max_depth() + 1];
+        let mut stack = vec![0u32; trie.max_depth() + 1];
         stack[0] = root;
         let mut visited = 0u64;
-        let mut i = 1usize;
-        while i < n_nodes {
-            let nd = nodes[i];
-            let depth = packed::depth(nd);
-            visited += 1;
-            let t = table.step(a, classes, stack[depth - 1], packed::byte(nd));
-            if t == DEAD {
-                let end = i + packed::subtree(nd);
-                buckets.dead.push((tok_off[i], tok_off[end]));
+        for &(walked, lo, hi) in &segments {
+            let nodes = walked.packed();
+            let tok_off = walked.tok_offsets();
+            let sub_bytes = walked.subtree_bytes();
+            let sub_depth = walked.subtree_depths();
+            let mut i = lo;
+            while i < hi {
+                let nd = nodes[i];
+                let depth = packed::depth(nd);
+                visited += 1;
+                let t = table.step(a, classes, stack[depth - 1], packed::byte(nd));
+                if t == DEAD {
+                    let end = i + packed::subtree(nd);
+                    buckets.dead.push((tok_off[i], tok_off[end]));
+                    i = end;
+                    continue;
+                }
+                stack[depth] = t;
+                let size = packed::subtree(nd);
+                let p = stack[depth - 1];
+                // A subtree whose bytes all step this state to itself: every node in it is live
+                // and every token in it ends here, so take its tokens in one go. Likewise a
+                // subtree whose tokens go on in whole UTF-8 characters (and ASCII bytes that loop)
+                // from the start of the character holding this node's byte, when every such
+                // character loops on the state `c` before that start: each token ends in `c`
+                // (the path so far, part of a valid character, is live since the walk took it).
+                // (the second case needs this node's byte to loop or be non-ASCII; testing that
+                // first keeps walks from states without loops off the per-subtree sets)
+                // A bounded mask may also take subtrees whose tokens end inside a character (byte-
+                // level BPE's pieces of CJK text): such a token ends between `c` and a state of
+                // `c`'s label, at most 3 bytes before it, so `c`'s bound plus 3 bounds it.
+                let chars = if exact { packed::UTF8_CLEAN } else { packed::UTF8_PREFIX };
+                let mut c = t;
+                // whether the bulk subtree's tokens may end inside a character
+                let mut mid_char = false;
+                let bulk = size > 1
+                    && (t == p || packed::byte(nd) >= 0x80)
+                    && ((t == p && sub_bytes[i] & !table.loops(t) == 0 && {
+                        c = p;
+                        true
+                    }) || (nd & chars != 0 && {
+                        c = stack[depth - 1 - packed::char_back(nd)];
+                        mid_char = nd & packed::UTF8_CLEAN == 0;
+                        table.utf8_loops(a, classes, c) && sub_bytes[i] & !(table.loops(c) | 1 << 127) == 0
+                    }) || (nd & packed::UTF8_TEXT != 0 && {
+                        // the same where characters other than 0x7F, U+2028 and U+2029 loop
+                        c = stack[depth - 1 - packed::char_back(nd)];
+                        mid_char = false;
+                        table.multibyte_body_step(a, classes, c) == c && sub_bytes[i] & !(table.loops(c) | 1 << 127) == 0
+                    }));
+                // A bounded mask only needs each token's distance bound, so a subtree that runs
+                // along a counting chain (see `walk::Chain`) from the start of the character
+                // holding this node's byte goes in one bucket, that of the chain's next state (whose
+                // bound is the highest along the run).
+                let bulk = bulk
+                    || (!exact && size > 1 && {
+                        let b = packed::byte(nd);
+                        let back = if b >= 0x80 && nd & chars != 0 { packed::char_back(nd) } else { 0 };
+                        let from = stack[depth - 1 - back];
+                        (b < 0x7F && t != p || b >= 0x80 && nd & chars != 0) && {
+                            let chain = table.chain(a, classes, from, max_run, &mut |q| self.tokens_bound(q));
+                            let height = sub_depth[i] as usize + 1 - (depth - back);
+                            let fits = if sub_bytes[i] & 1 << 127 == 0 {
+                                mid_char = false;
+                                sub_bytes[i] & !chain.bytes == 0 && height <= chain.run as usize
+                            } else {
+                                mid_char = nd & packed::UTF8_CLEAN == 0;
+                                nd & chars != 0 && sub_bytes[i] & !(chain.bytes | 1 << 127) == 0 && height <= chain.char_run as usize
+                            };
+                            c = chain.next;
+                            fits
+                        }
+                    });
+                let (end, t) = if bulk { (i + size, c) } else { (i + 1, t) };
+                let range = (tok_off[i], tok_off[end]);
+                if bulk && mid_char {
+                    // tokens may end inside a character (see `chars` above)
+                    let b = buckets.of(self.tokens_bound(table.state(t)).saturating_add(3));
+                    buckets.push(b, range);
+                } else if bulk || nd & packed::HAS_TOKENS != 0 {
+                    let b = bucket_of_row(table, &mut buckets, t);
+                    buckets.push(b, range);
+                }
                 i = end;
-                continue;
             }
-            stack[depth] = t;
-            let size = packed::subtree(nd);
-            let p = stack[depth - 1];
-            // A subtree whose bytes all step this state to itself: every node in it is live
-            // and every token in it ends here, so take its tokens in one go. Likewise a
-            // subtree whose tokens go on in whole UTF-8 characters (and ASCII bytes that loop)
-            // from the start of the character holding this node's byte, when every such
-            // character loops on the state `c` before that start: each token ends in `c`
-            // (the path so far, part of a valid character, is live since the walk took it).
-            // (the second case needs this node's byte to loop or be non-ASCII; testing that
-            // first keeps walks from states without loops off the per-subtree sets)
-            // A bounded mask may also take subtrees whose tokens end inside a character (byte-
-            // level BPE's pieces of CJK text): such a token ends between `c` and a state of
-            // `c`'s label, at most 3 bytes before it, so `c`'s bound plus 3 bounds it.
-            let chars = if exact { packed::UTF8_CLEAN } else { packed::UTF8_PREFIX };
-            let mut c = t;
-            // whether the bulk subtree's tokens may end inside a character
-            let mut mid_char = false;
-            let bulk = size > 1
-                && (t == p || packed::byte(nd) >= 0x80)
-                && ((t == p && sub_bytes[i] & !table.loops(t) == 0 && {
-                    c = p;
-                    true
-                }) || (nd & chars != 0 && {
-                    c = stack[depth - 1 - packed::char_back(nd)];
-                    mid_char = nd & packed::UTF8_CLEAN == 0;
-                    table.utf8_loops(a, classes, c) && sub_bytes[i] & !(table.loops(c) | 1 << 127) == 0
-                }));
-            // A bounded mask only needs each token's distance bound, so a subtree that runs
-            // along a counting chain (see `walk::Chain`) from the start of the character
-            // holding this node's byte goes in one bucket, that of the chain's next state (whose
-            // bound is the highest along the run).
-            let bulk = bulk
-                || (!exact && size > 1 && {
-                    let b = packed::byte(nd);
-                    let back = if b >= 0x80 && nd & chars != 0 { packed::char_back(nd) } else { 0 };
-                    let from = stack[depth - 1 - back];
-                    (b < 0x7F && t != p || b >= 0x80 && nd & chars != 0) && {
-                        let chain = table.chain(a, classes, from, max_run, &mut |q| self.tokens_bound(q));
-                        let height = sub_depth[i] as usize + 1 - (depth - back);
-                        let fits = if sub_bytes[i] & 1 << 127 == 0 {
-                            mid_char = false;
-                            sub_bytes[i] & !chain.bytes == 0 && height <= chain.run as usize
-                        } else {
-                            mid_char = nd & packed::UTF8_CLEAN == 0;
-                            nd & chars != 0 && sub_bytes[i] & !(chain.bytes | 1 << 127) == 0 && height <= chain.char_run as usize
-                        };
-                        c = chain.next;
-                        fits
-                    }
-                });
-            let (end, t) = if bulk { (i + size, c) } else { (i + 1, t) };
-            let range = (tok_off[i], tok_off[end]);
-            if bulk && mid_char {
-                // tokens may end inside a character (see `chars` above)
-                let b = buckets.of(self.tokens_bound(table.state(t)).saturating_add(3));
-                buckets.push(b, range);
-            } else if bulk || nd & packed::HAS_TOKENS != 0 {
-                let b = bucket_of_row(table, &mut buckets, t);
-                buckets.push(b, range);
-            }
-            i = end;
         }
         let Buckets { by_d: mut buckets, dead, n_live, .. } = buckets;
         // Build the live set from whichever side is smaller: the live tokens, or every text

@@ -103,6 +103,14 @@ pub(crate) enum BodyStep {
     Mixed,
 }
 
+/// Where [`LazyTable::utf8_chars_step`] is on the way to U+2028 or U+2029 (E2 80 A8, E2 80 A9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Sep {
+    No,
+    Lead,
+    Second,
+}
+
 /// The automaton and its classes are passed to each call that may fill a row, so a table can
 /// live beside them (in a cache) and be reused across walks of one automaton.
 #[derive(Default)]
@@ -119,6 +127,8 @@ pub(crate) struct LazyTable {
     chains: Vec<Option<Chain>>,
     /// Per dense index, once computed: see [`LazyTable::body_step`].
     body_steps: Vec<Option<BodyStep>>,
+    /// Per dense index, once computed: see [`LazyTable::multibyte_body_step`].
+    multibyte_steps: Vec<Option<u32>>,
     pub table: Vec<u32>,
 }
 
@@ -164,6 +174,7 @@ impl LazyTable {
         self.utf8_loops.clear();
         self.chains.clear();
         self.body_steps.clear();
+        self.multibyte_steps.clear();
         self.table.clear();
     }
 
@@ -203,7 +214,7 @@ impl LazyTable {
         let mut x = off;
         while todo.len() < cap as usize && !matches!(self.chains.get(Self::index(x)), Some(Some(_))) {
             let (bytes, next) = self.counting_step(a, classes, x);
-            let chars = bytes != 0 && self.utf8_chars_step(a, classes, x, next);
+            let chars = bytes != 0 && self.utf8_chars_step(a, classes, x, next, false);
             todo.push((x, bytes, next, chars));
             if bytes == 0 {
                 break;
@@ -231,7 +242,7 @@ impl LazyTable {
 
     /// Where every body character steps row `off` (see [`BodyStep`]): the printable ASCII
     /// bytes but `"` and `\\` read from the row, every multi-byte character checked with
-    /// [`LazyTable::utf8_chars_step`] (which wants 0x7F to step alike too).
+    /// [`LazyTable::utf8_chars_step`].
     pub fn body_step(&mut self, a: &dyn ByteAutomaton, classes: &Classes, off: u32) -> BodyStep {
         if let Some(Some(b)) = self.body_steps.get(Self::index(off)) {
             return *b;
@@ -275,11 +286,30 @@ impl LazyTable {
             // no multi-byte character may start either
             return if row[0xC2..=0xF4].iter().all(|&t| t == DEAD) { BodyStep::Dead } else { BodyStep::Mixed };
         }
-        if self.utf8_chars_step(a, classes, off, to) {
+        if self.multibyte_body_step(a, classes, off) == to {
             BodyStep::To(to)
         } else {
             BodyStep::Mixed
         }
+    }
+
+    /// The row that every multi-byte body character steps row `off` to, or [`DEAD`] if they
+    /// die or go different ways (checked with [`LazyTable::utf8_chars_step`]).
+    pub fn multibyte_body_step(&mut self, a: &dyn ByteAutomaton, classes: &Classes, off: u32) -> u32 {
+        if let Some(Some(t)) = self.multibyte_steps.get(Self::index(off)) {
+            return *t;
+        }
+        // a candidate: where 'é' goes
+        let mid = self.step(a, classes, off, 0xC3);
+        let mut to = if mid == DEAD { DEAD } else { self.step(a, classes, mid, 0xA9) };
+        if to != DEAD && !self.utf8_chars_step(a, classes, off, to, true) {
+            to = DEAD;
+        }
+        if self.multibyte_steps.len() < self.states.len() {
+            self.multibyte_steps.resize(self.states.len(), None);
+        }
+        self.multibyte_steps[Self::index(off)] = Some(to);
+        to
     }
 
     /// The ASCII bytes below 0x7F that step row `off` to one other live state (the most
@@ -311,7 +341,7 @@ impl LazyTable {
         if i < self.utf8_loops.len() && self.utf8_loops[i] != 0 {
             return self.utf8_loops[i] == 2;
         }
-        let r = self.utf8_chars_step(a, classes, off, off);
+        let r = self.utf8_chars_step(a, classes, off, off, false);
         if self.utf8_loops.len() < self.states.len() {
             self.utf8_loops.resize(self.states.len(), 0);
         }
@@ -319,21 +349,24 @@ impl LazyTable {
         r
     }
 
-    /// True if 0x7F and every valid multi-byte UTF-8 character step row `off` to row
-    /// `target`, with every byte on the way live (see [`LazyTable::utf8_loops`]). Steps the
-    /// automaton itself, one byte per class, so the states inside characters take no rows.
+    /// True if every valid multi-byte UTF-8 character and 0x7F step row `off` to row `target`,
+    /// with every byte on the way live (see [`LazyTable::utf8_loops`]); for `body`, only the
+    /// body characters among them (see [`crate::vocab::trie::BodySplit`]: not 0x7F, U+2028 or
+    /// U+2029, which ECMA's `.` leaves out). Steps the automaton itself, one byte per class, so
+    /// the states inside characters take no rows.
     #[cold]
     #[inline(never)]
-    fn utf8_chars_step(&mut self, a: &dyn ByteAutomaton, classes: &Classes, off: u32, target: u32) -> bool {
-        if self.step(a, classes, off, 0x7F) != target {
+    fn utf8_chars_step(&mut self, a: &dyn ByteAutomaton, classes: &Classes, off: u32, target: u32, body: bool) -> bool {
+        if !body && self.step(a, classes, off, 0x7F) != target {
             return false;
         }
         let (from, to) = (self.state(off), self.state(target));
-        // (state, continuation bytes still needed, range of the next one)
-        let mut todo: Vec<(u32, u8, u8, u8)> = Vec::new();
-        let mut seen: HashSet<(u32, u8, u8, u8), FastU32> = HashSet::default();
+        // (state, continuation bytes still needed, range of the next one, after E2 / E2 80:
+        // on the way to U+2028 and U+2029, which `body` leaves out)
+        let mut todo: Vec<(u32, u8, u8, u8, Sep)> = Vec::new();
+        let mut seen: HashSet<(u32, u8, u8, u8, Sep), FastU32> = HashSet::default();
         for lead in 0xC2..=0xF4u8 {
-            let item = match lead {
+            let (need, lo, hi) = match lead {
                 0xC2..=0xDF => (1, 0x80, 0xBF),
                 0xE0 => (2, 0xA0, 0xBF),
                 0xED => (2, 0x80, 0x9F),
@@ -343,16 +376,22 @@ impl LazyTable {
                 _ => (3, 0x80, 0xBF),
             };
             let Some(t) = a.next(from, lead) else { return false };
-            let w = (t, item.0, item.1, item.2);
+            let w = (t, need, lo, hi, if body && lead == 0xE2 { Sep::Lead } else { Sep::No });
             if seen.insert(w) {
                 todo.push(w);
             }
         }
-        while let Some((q, need, lo, hi)) = todo.pop() {
+        while let Some((q, need, lo, hi, sep)) = todo.pop() {
             let mut done = [false; 256];
             for c in lo..=hi {
+                let sep = match (sep, c) {
+                    // E2 80 goes its own way, unshared with the other bytes of its class
+                    (Sep::Lead, 0x80) => Sep::Second,
+                    (Sep::Second, 0xA8 | 0xA9) => continue,
+                    _ => Sep::No,
+                };
                 let k = classes.of_byte[c as usize] as usize;
-                if std::mem::replace(&mut done[k], true) {
+                if sep == Sep::No && std::mem::replace(&mut done[k], true) {
                     continue;
                 }
                 let Some(t) = a.next(q, c) else { return false };
@@ -361,7 +400,7 @@ impl LazyTable {
                         return false;
                     }
                 } else {
-                    let w = (t, need - 1, 0x80, 0xBF);
+                    let w = (t, need - 1, 0x80, 0xBF, sep);
                     if seen.insert(w) {
                         todo.push(w);
                     }

@@ -37,31 +37,43 @@ pub struct TokenTrie {
 
 /// The text tokens split for walks from states inside JSON-like strings: *body tokens* (whole
 /// characters that a JSON string takes raw: printable ASCII but `"` and `\`, and every valid
-/// multi-byte UTF-8 character) listed by length in characters, and a trie of every other text
-/// token. Where every body character steps a state alike (a counted or looping string), the
-/// body tokens' fate depends on their length alone, so a walk takes them as a few ranges and
-/// walks only the small trie (llguidance's slices, specialised to the string body).
+/// multi-byte UTF-8 character but U+2028 and U+2029) in groups by first byte and length in
+/// characters, and a trie of every other text token. Where every body character steps a state
+/// alike after a first one (a string, counted or not, a map's key past its first character), a
+/// group's fate depends on its tokens' length alone, so a walk takes it as a few ranges and walks
+/// only the small trie below that first byte (llguidance's slices, specialised to the string
+/// body).
 #[derive(Debug, Clone)]
 pub struct BodySplit {
     /// The trie of the text tokens that are not body tokens. Its token offsets point into the
     /// main trie's [`TokenTrie::node_tokens`] (its own list is empty).
     pub rest: TokenTrie,
-    /// Body tokens of `c` characters: `node_tokens()[len_start[c - 1]..len_start[c]]` of the
-    /// main trie, for `c` in `1..len_start.len()`.
+    /// Body tokens by first byte, ascending.
+    pub groups: Vec<BodyGroup>,
+}
+
+/// The body tokens that begin with one byte (see [`BodySplit`]).
+#[derive(Debug, Clone)]
+pub struct BodyGroup {
+    /// The first byte (ASCII), or 0x80 for all that begin with a multi-byte character.
+    pub first: u8,
+    /// Tokens of `c` characters: `node_tokens()[len_start[c - 1]..len_start[c]]` of the main
+    /// trie, for `c` in `1..len_start.len()`.
     pub len_start: Vec<u32>,
 }
 
-impl BodySplit {
-    /// The longest body token, in characters.
+impl BodyGroup {
+    /// The longest token of the group, in characters.
     pub fn max_chars(&self) -> usize {
         self.len_start.len() - 1
     }
 }
 
-/// Whether `c` is a character a JSON string body takes raw and [`BodySplit`] lists (0x7F
-/// aside, which some string automata leave out).
+/// Whether `c` is a character a JSON string body takes raw and [`BodySplit`] lists. Left out
+/// besides `"` and `\`: 0x7F, which some string automata leave out, and U+2028 and U+2029,
+/// which ECMA's `.` does.
 fn is_body_char(c: char) -> bool {
-    matches!(c, ' '..='~' if c != '"' && c != '\\') || c as u32 >= 0x80
+    matches!(c, ' '..='~' if c != '"' && c != '\\') || c as u32 >= 0x80 && c != '\u{2028}' && c != '\u{2029}'
 }
 
 /// The bit of `byte` in a [`TokenTrie::subtree_bytes`] set: `byte` for ASCII below 0x7F,
@@ -94,6 +106,10 @@ pub mod packed {
     /// (valid UTF-8 up to a valid beginning of one more character), as byte-level BPE
     /// vocabularies' tokens of CJK text often do. Set on every [`UTF8_CLEAN`] node too.
     pub const UTF8_PREFIX: u64 = 1 << 29;
+    /// Bit 30: like [`UTF8_CLEAN`], with none of those characters 0x7F, U+2028 or U+2029 (which
+    /// string automata that take the rest of Unicode may leave out: ECMA's `.`, JSON strings
+    /// without DEL).
+    pub const UTF8_TEXT: u64 = 1 << 30;
     /// Bits 26..28 of a [`UTF8_PREFIX`] node: how many bytes before the node's own byte its
     /// character starts (0 for an ASCII or lead byte, 1..=3 for a continuation byte).
     #[inline(always)]
@@ -111,29 +127,32 @@ impl TokenTrie {
     pub fn new(vocab: &Vocab) -> TokenTrie {
         let ids: Vec<u32> = (0..vocab.len() as u32).filter(|&i| vocab.is_text(i)).collect();
         let mut t = TokenTrie::build(vocab, ids.clone(), 0);
-        // body tokens by (characters, id), the rest in a trie of their own
+        // body tokens by (first byte, characters, id), the rest in a trie of their own
         let chars = |id: u32| {
             let s = std::str::from_utf8(vocab.token_bytes(id)).ok()?;
             s.chars().all(is_body_char).then(|| s.chars().count())
         };
-        let mut body: Vec<(usize, u32)> = Vec::new();
+        let mut body: Vec<(u8, usize, u32)> = Vec::new();
         let mut rest_ids = Vec::new();
         for id in ids {
             match chars(id) {
-                Some(c) => body.push((c, id)),
+                Some(c) => body.push((vocab.token_bytes(id)[0].min(0x80), c, id)),
                 None => rest_ids.push(id),
             }
         }
         body.sort_unstable();
         let mut rest = TokenTrie::build(vocab, rest_ids, t.node_tokens.len() as u32);
         t.node_tokens.append(&mut rest.node_tokens);
-        let max_chars = body.last().map_or(0, |&(c, _)| c);
-        let mut len_start = vec![t.node_tokens.len() as u32];
-        for c in 1..=max_chars {
-            t.node_tokens.extend(body.iter().filter(|&&(n, _)| n == c).map(|&(_, id)| id));
-            len_start.push(t.node_tokens.len() as u32);
+        let mut groups = Vec::new();
+        for group in body.chunk_by(|x, y| x.0 == y.0) {
+            let mut len_start = vec![t.node_tokens.len() as u32];
+            for c in 1..=group.last().unwrap().1 {
+                t.node_tokens.extend(group.iter().filter(|&&(_, n, _)| n == c).map(|&(_, _, id)| id));
+                len_start.push(t.node_tokens.len() as u32);
+            }
+            groups.push(BodyGroup { first: group[0].0, len_start });
         }
-        t.body = Some(Box::new(BodySplit { rest, len_start }));
+        t.body = Some(Box::new(BodySplit { rest, groups }));
         t
     }
 
@@ -163,12 +182,15 @@ impl TokenTrie {
         let mut prev: &[u8] = &[];
         // per node: see packed::UTF8_CLEAN and packed::char_back
         let mut clean: Vec<bool> = Vec::with_capacity(cap);
+        let mut text: Vec<bool> = Vec::with_capacity(cap);
         let mut prefix: Vec<bool> = Vec::with_capacity(cap);
         let mut back: Vec<u8> = Vec::with_capacity(cap);
         clean.push(true);
+        text.push(true);
         prefix.push(true);
         back.push(0);
         let mut valid_from: Vec<bool> = Vec::new();
+        let mut text_from: Vec<bool> = Vec::new();
         let mut prefix_from: Vec<bool> = Vec::new();
         for &id in &ids {
             let b = vocab.token_bytes(id);
@@ -183,6 +205,7 @@ impl TokenTrie {
                 let n = t.push_node(byte, d + 1);
                 stack.push(n);
                 clean.push(true);
+                text.push(true);
                 prefix.push(true);
                 back.push(0);
             }
@@ -194,10 +217,15 @@ impl TokenTrie {
             prefix_from.clear();
             prefix_from.resize(b.len() + 1, false);
             prefix_from[b.len()] = true;
+            // text_from[k]: valid, without 0x7F, U+2028 or U+2029
+            text_from.clear();
+            text_from.resize(b.len() + 1, false);
+            text_from[b.len()] = true;
             for k in (0..b.len()).rev() {
                 let n = utf8_len(b[k]);
                 let whole_char = n > 0 && k + n <= b.len() && std::str::from_utf8(&b[k..k + n]).is_ok();
                 valid_from[k] = whole_char && valid_from[k + n];
+                text_from[k] = whole_char && !matches!(&b[k..k + n], [0x7F] | [0xE2, 0x80, 0xA8 | 0xA9]) && text_from[k + n];
                 prefix_from[k] = whole_char && prefix_from[k + n] || is_utf8_prefix(&b[k..]);
             }
             // the node at depth d holds byte d - 1; its character starts at the nearest
@@ -210,6 +238,7 @@ impl TokenTrie {
                 }
                 let n = stack[d] as usize;
                 clean[n] &= valid_from[start];
+                text[n] &= text_from[start];
                 prefix[n] &= prefix_from[start];
                 back[n] = (d - 1 - start) as u8;
             }
@@ -239,7 +268,7 @@ impl TokenTrie {
                     (true, _) => packed::UTF8_CLEAN | packed::UTF8_PREFIX | (back[i] as u64) << 26,
                     (false, true) => packed::UTF8_PREFIX | (back[i] as u64) << 26,
                     (false, false) => 0,
-                };
+                } | if i > 0 && text[i] { packed::UTF8_TEXT } else { 0 };
                 t.bytes[i] as u64 | (t.depth[i] as u64) << 8 | has | utf8 | (t.subtree[i] as u64) << 32
             })
             .collect();
@@ -561,9 +590,14 @@ mod tests {
         assert_eq!(t.n_text(), 8);
         let sp = t.body_split().unwrap();
         assert!(sp.rest.body_split().is_none());
-        let body = |c: usize| t.node_tokens()[sp.len_start[c - 1] as usize..sp.len_start[c] as usize].to_vec();
-        assert_eq!(sp.max_chars(), 4);
-        assert_eq!((body(1), body(2), body(3), body(4)), (vec![2], vec![0], vec![], vec![6]));
+        let group = |first: u8| sp.groups.iter().find(|g| g.first == first).unwrap();
+        let body = |first: u8, c: usize| {
+            let g = group(first);
+            t.node_tokens()[g.len_start[c - 1] as usize..g.len_start[c] as usize].to_vec()
+        };
+        assert_eq!(sp.groups.iter().map(|g| g.first).collect::<Vec<_>>(), vec![b'a', 0x80]);
+        assert_eq!((group(b'a').max_chars(), group(0x80).max_chars()), (4, 1));
+        assert_eq!((body(b'a', 2), body(b'a', 3), body(b'a', 4), body(0x80, 1)), (vec![0], vec![], vec![6], vec![2]));
         let mut rest = Vec::new();
         sp.rest.walk(0, (), |_, _| Some(()), |n, _| {
             let (lo, hi) = (sp.rest.tok_offsets()[n], sp.rest.tok_offsets()[n + 1]);
