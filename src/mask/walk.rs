@@ -241,7 +241,7 @@ impl LazyTable {
     }
 
     /// Where every body character steps row `off` (see [`BodyStep`]): the printable ASCII
-    /// bytes but `"` and `\\` read from the row, every multi-byte character checked with
+    /// bytes but `"` and `\` read from the row, every multi-byte character checked with
     /// [`LazyTable::utf8_chars_step`].
     pub fn body_step(&mut self, a: &dyn ByteAutomaton, classes: &Classes, off: u32) -> BodyStep {
         if let Some(Some(b)) = self.body_steps.get(Self::index(off)) {
