@@ -145,11 +145,10 @@ impl TokenTrie {
         t.node_tokens.append(&mut rest.node_tokens);
         let mut groups = Vec::new();
         for group in body.chunk_by(|x, y| x.0 == y.0) {
-            let mut len_start = vec![t.node_tokens.len() as u32];
-            for c in 1..=group.last().unwrap().1 {
-                t.node_tokens.extend(group.iter().filter(|&&(_, n, _)| n == c).map(|&(_, _, id)| id));
-                len_start.push(t.node_tokens.len() as u32);
-            }
+            // sorted by length: tokens of at most c characters are a prefix of the group
+            let base = t.node_tokens.len() as u32;
+            t.node_tokens.extend(group.iter().map(|&(_, _, id)| id));
+            let len_start = (0..=group.last().unwrap().1).map(|c| base + group.partition_point(|x| x.1 <= c) as u32).collect();
             groups.push(BodyGroup { first: group[0].0, len_start });
         }
         t.body = Some(Box::new(BodySplit { rest, groups }));
@@ -391,7 +390,8 @@ impl TokenTrie {
         self.subtree[node] as usize
     }
 
-    /// Token ids whose bytes are exactly the prefix of `node`.
+    /// Token ids whose bytes are exactly the prefix of `node` (not on [`BodySplit::rest`],
+    /// whose offsets resolve through the main trie's [`TokenTrie::node_tokens`]).
     #[inline]
     pub fn tokens_at(&self, node: usize) -> &[u32] {
         &self.node_tokens[self.tok_off[node] as usize..self.tok_off[node + 1] as usize]
