@@ -199,8 +199,8 @@ fn reference_walks(l: &Loaded, pattern: &str, seed: u64, walks: usize, max_token
 /// A length-limited JSON string (`maxLength`) is a chain of counting states that never loop;
 /// its body tokens go by their length in characters (`trie::BodySplit`), so walks cover only
 /// the other tokens, also below a `minLength`, where the distance bound falls with every
-/// character. Masks must still equal brute force at every step
-/// and budget, and along a string the walks must be far shorter than the trie.
+/// character. Masks must still equal brute force at every step and budget, and along a string
+/// the walks must be far shorter than the trie.
 #[test]
 fn counted_strings_walk_in_bulk_and_stay_exact() {
     for (min, seeds) in [(0, [40, 41]), (40, [42, 43])] {
