@@ -250,8 +250,10 @@ fn reference_llama3_choice_number_text() {
 /// variants whose Unicode classes split lead bytes, leave out 0x7F, or stop at 2-byte chars;
 /// then the shapes body tokens go by length in (`trie::BodySplit`) or in bulk past 0x7F, U+2028
 /// and U+2029 (`packed::UTF8_TEXT`): ECMA's `.` (no line separators), a first character of its
-/// own then a count, and an unanchored pattern (every character loops but one).
-const UNICODE_RES: [&str; 8] = [
+/// own then a count, and unanchored patterns: every character loops but one, or a bounded mask
+/// takes every body token at once because the states they lead to keep them all live
+/// (`LazyTable::body_bound`), or cannot because one character dies after the match.
+const UNICODE_RES: [&str; 11] = [
     r#""([^"\\\x00-\x1F]|\\["\\/bfnrt])*""#,
     r#""[^"\\\x00-\x1F\u00E9\u4E2D]*""#,
     r#""[^"\\\x00-\x1F\x7F]*""#,
@@ -260,6 +262,9 @@ const UNICODE_RES: [&str; 8] = [
     r#""[^"\\\x00-\x1F\x7F\u2028\u2029]{0,40}""#,
     r#""[a-z][^"\\\x00-\x1F]{0,6}""#,
     r#""[^"\\\x00-\x1F\u2028\u2029]*x[^"\\\x00-\x1F\u2028\u2029]*""#,
+    r#""[^"\\\x00-\x1F]*(qzxjvkwpq|zzqq)[^"\\\x00-\x1F]*""#,
+    r#""[^"\\\x00-\x1F]*(qzxjv|éaéaé)[^"\\\x00-\x1F]*""#,
+    r#""[^"\\\x00-\x1Fx]*x[^"\\\x00-\x1Fy]*""#,
 ];
 /// Tokens holding the characters some string automata leave out of a body they otherwise take
 /// whole (0x7F; U+2028 and U+2029, which ECMA's `.` leaves out), among body text: masks that take
@@ -275,7 +280,7 @@ fn separators_and_del_stay_exact() {
     let eog = toks.len() as u32 - 1;
     let v = Arc::new(Vocab::from_token_bytes(toks, vec![eog]));
     let trie = Arc::new(TokenTrie::new(&v));
-    let patterns = [r#""[^"\\\x00-\x1F\u2028\u2029]*""#, r#""[^"\\\x00-\x1F\x7F]*""#, UNICODE_RES[5], UNICODE_RES[6], UNICODE_RES[7]];
+    let patterns = [r#""[^"\\\x00-\x1F\u2028\u2029]*""#, r#""[^"\\\x00-\x1F\x7F]*""#, UNICODE_RES[5], UNICODE_RES[6], UNICODE_RES[7], UNICODE_RES[8], UNICODE_RES[9], UNICODE_RES[10]];
     for pattern in patterns {
         let dfa = Arc::new(TableDfa::from_regex(pattern));
         let idx = MaskIndex::new(dfa.clone(), v.clone(), trie.clone()).unwrap();

@@ -124,6 +124,10 @@ pub fn build(results: &[EngineResults], ids: &[String], config: Value) -> Value 
                 Outcome::Crash => crashes += 1,
             }
         }
+        // The schemas behind the tail: each one's slowest step, slowest first.
+        let mut slowest: Vec<(f64, &str)> =
+            r.compiled().filter_map(|(i, a)| a.mask_us.iter().copied().reduce(f64::max).map(|m| (m, ids[i].as_str()))).collect();
+        slowest.sort_by(|a, b| b.0.total_cmp(&a.0));
         let mut kinds: Vec<(String, u32)> = error_kinds.into_iter().collect();
         kinds.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         let subsets: Map<String, Value> = subsets
@@ -145,6 +149,7 @@ pub fn build(results: &[EngineResults], ids: &[String], config: Value) -> Value 
                            "mask_us": summary(r.mask_times(in_common), MASK_PS)},
                 "subsets": subsets,
                 "compiled_not_passing": failing,
+                "slowest_masks": slowest.iter().take(20).map(|(us, id)| json!({"schema": id, "max_us": us})).collect::<Vec<_>>(),
                 "top_compile_errors": kinds.iter().take(12).map(|(k, n)| json!({"error": k, "count": n})).collect::<Vec<_>>(),
             }),
         );

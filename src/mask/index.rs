@@ -155,6 +155,17 @@ pub struct MaskStats {
 
 /// Default byte budget of one index's mask caches (see [`MaskIndex::with_cache_budget`]).
 pub const DEFAULT_CACHE_BUDGET: usize = 64 << 20;
+/// The most states a bounded mask follows body characters through before it walks the trie
+/// instead (see [`LazyTable::body_bound`]).
+const MAX_BODY_CLOSURE: usize = 1024;
+
+/// Where a run of body tokens ends (see [`MaskIndex::take_body_groups`]).
+enum End {
+    /// In this row, or [`DEAD`].
+    Row(u32),
+    /// Somewhere live, at most this many tokens from acceptance.
+    Bound(u32),
+}
 
 /// Shared mask index for one (automaton, vocabulary) pair.
 pub struct MaskIndex {
@@ -420,11 +431,11 @@ impl MaskIndex {
         set
     }
 
-    /// The body token groups (see [`BodySplit`]) whose fate from row `root` depends on their
-    /// length alone: for each, `take(table, row after c characters or DEAD, token range)` per
-    /// length `c`, and its flag (indexed by first byte, 0x80 for multi-byte) set in the result.
-    /// A group left out is walked in the whole trie.
-    fn take_body_groups(&self, sp: &BodySplit, table: &mut LazyTable, root: u32, take: &mut dyn FnMut(&LazyTable, u32, (u32, u32))) -> [bool; 129] {
+    /// The body token groups (see [`BodySplit`]) whose fate from row `root` is known without
+    /// a walk of the whole trie: for each, `take(table, where its tokens end, token range)`
+    /// over all its tokens, and its flag (indexed by first byte, 0x80 for multi-byte) set in
+    /// the result. A group left out is walked in the whole trie.
+    fn take_body_groups(&self, sp: &BodySplit, table: &mut LazyTable, root: u32, exact: bool, take: &mut dyn FnMut(&LazyTable, End, (u32, u32))) -> [bool; 129] {
         let (a, classes) = (&*self.automaton, &self.classes);
         let max_chars = sp.groups.iter().map(|g| g.max_chars()).max().unwrap_or(1);
         let mut sliced = [false; 129];
@@ -443,11 +454,18 @@ impl MaskIndex {
                     ends_of.len() - 1
                 }
             };
-            let Some(ends) = &ends_of[k].1 else { continue };
-            sliced[g.first as usize] = true;
-            for c in 1..=g.max_chars() {
-                let t = if c == 1 { x } else { ends[c - 2] };
-                take(table, t, (g.len_start[c - 1], g.len_start[c]));
+            if let Some(ends) = &ends_of[k].1 {
+                // every body character steps alike: the tokens go by length
+                sliced[g.first as usize] = true;
+                for c in 1..=g.max_chars() {
+                    let t = if c == 1 { x } else { ends[c - 2] };
+                    take(table, End::Row(t), (g.len_start[c - 1], g.len_start[c]));
+                }
+            } else if let Some(bound) = (!exact).then(|| table.body_bound(a, classes, x, MAX_BODY_CLOSURE, &mut |q| self.tokens_bound(q))).flatten() {
+                // body characters keep every state they reach from `x` live (an unanchored
+                // `pattern` before its match): a bounded mask needs no more
+                sliced[g.first as usize] = true;
+                take(table, End::Bound(bound), (g.len_start[0], *g.len_start.last().unwrap()));
             }
         }
         sliced
@@ -502,8 +520,12 @@ impl MaskIndex {
         match trie.body_split() {
             None => segments.push((trie, 1, trie.num_nodes())),
             Some(sp) => {
-                let sliced = self.take_body_groups(sp, table, root, &mut |table, t, range| {
-                    let b = if t == DEAD { u32::MAX } else { bucket_of_row(table, &mut buckets, t) };
+                let sliced = self.take_body_groups(sp, table, root, exact, &mut |table, end, range| {
+                    let b = match end {
+                        End::Row(DEAD) => u32::MAX,
+                        End::Row(t) => bucket_of_row(table, &mut buckets, t),
+                        End::Bound(d) => buckets.of(d),
+                    };
                     buckets.push(b, range);
                 });
                 // the root's children, ascending by byte, in either trie
@@ -704,11 +726,16 @@ impl Buckets {
         if range.0 == range.1 {
             return;
         }
-        if bucket == u32::MAX {
-            self.dead.push(range);
+        let ranges = if bucket == u32::MAX {
+            &mut self.dead
         } else {
-            self.by_d[bucket as usize].1.push(range);
             self.n_live += (range.1 - range.0) as usize;
+            &mut self.by_d[bucket as usize].1
+        };
+        // neighbours merge (runs of body tokens, subtrees side by side)
+        match ranges.last_mut() {
+            Some(last) if last.1 == range.0 => last.1 = range.1,
+            _ => ranges.push(range),
         }
     }
 }

@@ -8,6 +8,10 @@
 use super::ByteAutomaton;
 use std::collections::{HashMap, HashSet};
 
+/// The printable ASCII bytes but `"` and `\\` (see [`crate::vocab::trie::BodySplit`]), as a
+/// [`crate::vocab::trie::byte_bit`] set.
+const BODY_ASCII: u128 = ((1 << 0x7F) - (1 << 0x20)) & !(1 << b'"') & !(1 << b'\\');
+
 /// Target of a byte that kills the walk.
 pub(crate) const DEAD: u32 = u32::MAX;
 /// Entry of a row not filled yet.
@@ -129,6 +133,8 @@ pub(crate) struct LazyTable {
     body_steps: Vec<Option<BodyStep>>,
     /// Per dense index, once computed: see [`LazyTable::multibyte_body_step`].
     multibyte_steps: Vec<Option<u32>>,
+    /// Per dense index, once computed: see [`LazyTable::body_bound`].
+    body_bounds: Vec<Option<Option<u32>>>,
     pub table: Vec<u32>,
 }
 
@@ -175,6 +181,7 @@ impl LazyTable {
         self.chains.clear();
         self.body_steps.clear();
         self.multibyte_steps.clear();
+        self.body_bounds.clear();
         self.table.clear();
     }
 
@@ -293,6 +300,35 @@ impl LazyTable {
         }
     }
 
+    /// The highest `label` of the states that strings of body characters lead to from row
+    /// `off`, when every body character steps each of them to a live one (the states of an
+    /// unanchored `pattern` before and after its match, say): then every string of body
+    /// characters from `off` is live and ends at most that far from acceptance. `None` when
+    /// some body character dies on the way, when there are more than `cap` such states, or
+    /// when fewer than half the body bytes loop on `off` (a key among declared names, say:
+    /// there the states are many and a walk meets few of them). Kept for every state reached
+    /// that has a row (theirs lead to fewer, so the bound holds), a failure likewise.
+    pub fn body_bound(&mut self, a: &dyn ByteAutomaton, classes: &Classes, off: u32, cap: usize, label: &mut dyn FnMut(u32) -> u32) -> Option<u32> {
+        if let Some(Some(b)) = self.body_bounds.get(Self::index(off)) {
+            return *b;
+        }
+        if (self.loops(off) & BODY_ASCII).count_ones() < BODY_ASCII.count_ones() / 2 {
+            return None;
+        }
+        let reached = body_closure(a, classes, self.state(off), cap);
+        let bound = reached.as_ref().map(|r| r.iter().map(|&q| label(q)).max().unwrap_or(0));
+        if self.body_bounds.len() < self.states.len() {
+            self.body_bounds.resize(self.states.len(), None);
+        }
+        self.body_bounds[Self::index(off)] = Some(bound);
+        for q in reached.iter().flatten() {
+            if let Some(&o) = self.ids.get(q) {
+                self.body_bounds[Self::index(o)] = Some(bound);
+            }
+        }
+        bound
+    }
+
     /// The row that every multi-byte body character steps row `off` to, or [`DEAD`] if they
     /// die or go different ways (checked with [`LazyTable::utf8_chars_step`]).
     pub fn multibyte_body_step(&mut self, a: &dyn ByteAutomaton, classes: &Classes, off: u32) -> u32 {
@@ -366,15 +402,7 @@ impl LazyTable {
         let mut todo: Vec<(u32, u8, u8, u8, Sep)> = Vec::new();
         let mut seen: HashSet<(u32, u8, u8, u8, Sep), FastU32> = HashSet::default();
         for lead in 0xC2..=0xF4u8 {
-            let (need, lo, hi) = match lead {
-                0xC2..=0xDF => (1, 0x80, 0xBF),
-                0xE0 => (2, 0xA0, 0xBF),
-                0xED => (2, 0x80, 0x9F),
-                0xE1..=0xEF => (2, 0x80, 0xBF),
-                0xF0 => (3, 0x90, 0xBF),
-                0xF4 => (3, 0x80, 0x8F),
-                _ => (3, 0x80, 0xBF),
-            };
+            let (need, lo, hi) = utf8_tail(lead);
             let Some(t) = a.next(from, lead) else { return false };
             let w = (t, need, lo, hi, if body && lead == 0xE2 { Sep::Lead } else { Sep::No });
             if seen.insert(w) {
@@ -437,5 +465,85 @@ impl LazyTable {
             loops |= 1 << 127;
         }
         self.loops[(off >> 8) as usize] = loops;
+    }
+}
+
+/// The automaton states that strings of body characters (see
+/// [`crate::vocab::trie::BodySplit`]) lead to from state `from` (itself included), stepping
+/// one byte per class; `None` if a byte of one dies on the way or there are more than `cap`.
+fn body_closure(a: &dyn ByteAutomaton, classes: &Classes, from: u32, cap: usize) -> Option<Vec<u32>> {
+    // (state, continuation bytes still needed, range of the next one, on the way to U+2028/9)
+    type Item = (u32, u8, u8, u8, Sep);
+    let mut firsts: Vec<(u8, u8, u8, u8, Sep)> = Vec::new();
+    let mut seen_first = HashSet::new();
+    for b in (0x20..0x7F).filter(|&b| BODY_ASCII >> b & 1 != 0).chain(0xC2..=0xF4) {
+        let (need, lo, hi) = utf8_tail(b);
+        let sep = if b == 0xE2 { Sep::Lead } else { Sep::No };
+        if seen_first.insert((classes.of_byte[b as usize], need, lo, hi, sep)) {
+            firsts.push((b, need, lo, hi, sep));
+        }
+    }
+    let mut chars = vec![from];
+    let mut seen: HashSet<Item, FastU32> = HashSet::default();
+    seen.insert((from, 0, 0, 0, Sep::No));
+    let mut todo: Vec<Item> = vec![(from, 0, 0, 0, Sep::No)];
+    let first_bytes: Vec<u8> = firsts.iter().map(|f| f.0).collect();
+    let (mut bytes, mut targets, mut next) = (Vec::new(), Vec::new(), Vec::new());
+    while let Some((q, need, lo, hi, sep)) = todo.pop() {
+        // one `next_many` per state: a lazily built automaton shares work across its bytes
+        next.clear();
+        if need == 0 {
+            a.next_many(q, &first_bytes, &mut targets);
+            for (&(_, need, lo, hi, sep), &t) in firsts.iter().zip(&targets) {
+                next.push((t?, need, lo, hi, sep));
+            }
+        } else {
+            bytes.clear();
+            let mut seps = Vec::new();
+            let mut done = [false; 256];
+            for c in lo..=hi {
+                let sep = match (sep, c) {
+                    (Sep::Lead, 0x80) => Sep::Second,
+                    (Sep::Second, 0xA8 | 0xA9) => continue,
+                    _ => Sep::No,
+                };
+                if sep == Sep::No && std::mem::replace(&mut done[classes.of_byte[c as usize] as usize], true) {
+                    continue;
+                }
+                bytes.push(c);
+                seps.push(sep);
+            }
+            a.next_many(q, &bytes, &mut targets);
+            for (&t, sep) in targets.iter().zip(seps) {
+                next.push(if need == 1 { (t?, 0, 0, 0, Sep::No) } else { (t?, need - 1, 0x80, 0xBF, sep) });
+            }
+        }
+        for &w in &next {
+            if seen.insert(w) {
+                if w.1 == 0 {
+                    chars.push(w.0);
+                    if chars.len() > cap {
+                        return None;
+                    }
+                }
+                todo.push(w);
+            }
+        }
+    }
+    Some(chars)
+}
+
+/// For a first byte of a character: the continuation bytes it needs and the range of the
+/// first one (`(0, 0, 0)` for ASCII).
+fn utf8_tail(lead: u8) -> (u8, u8, u8) {
+    match lead {
+        0x00..=0x7F => (0, 0, 0),
+        0xC2..=0xDF => (1, 0x80, 0xBF),
+        0xE0 => (2, 0xA0, 0xBF),
+        0xED => (2, 0x80, 0x9F),
+        0xE1..=0xEF => (2, 0x80, 0xBF),
+        0xF0 => (3, 0x90, 0xBF),
+        0xF4 => (3, 0x80, 0x8F),
+        _ => (3, 0x80, 0xBF),
     }
 }
