@@ -122,15 +122,16 @@ struct Node {
     /// Next state per byte class: `UNKNOWN`, `DEAD` or an id.
     row: Vec<u32>,
     /// Next states found so far by [`Recursive::move_key`]: most classes of a state move its
-    /// stacks alike (a string body's), and stepping and interning is what a first visit costs.
+    /// stacks alike (a string body's; in a key among declared names, every byte that starts
+    /// none), and stepping and interning is what a first visit costs.
     moved: Vec<(MoveKey, u32)>,
 }
 
 /// Stacks per state whose moves [`Recursive::move_key`] keys.
 const KEYED_STACKS: usize = 8;
 
-/// Per stack, the class of the byte in the rule DFA on top of it.
-type MoveKey = [u8; KEYED_STACKS];
+/// Per stack, the state the byte leads the rule DFA on top of it to (`u32::MAX`: dead).
+type MoveKey = [u32; KEYED_STACKS];
 
 const UNKNOWN: u32 = u32::MAX;
 const DEAD: u32 = u32::MAX - 1;
@@ -157,8 +158,6 @@ pub struct Recursive {
     max_depth: usize,
     classes: [u8; 256],
     class_rep: Vec<u8>,
-    /// Per rule, its DFA's byte classes.
-    rule_classes: Vec<[u8; 256]>,
     interned: RwLock<Interned>,
 }
 
@@ -183,8 +182,7 @@ impl Recursive {
         let info: Vec<Vec<StateInfo>> = rules.iter().map(|r| explore(r, rules.len())).collect();
         let dist = distances(&rules, &info, max_depth);
         let (classes, class_rep) = joint_classes(&rules);
-        let rule_classes = rules.iter().map(ByteAutomaton::byte_classes).collect();
-        let net = Recursive { rules, info, dist, max_depth, classes, class_rep, rule_classes, interned: RwLock::new(Interned::default()) };
+        let net = Recursive { rules, info, dist, max_depth, classes, class_rep, interned: RwLock::new(Interned::default()) };
         let start = net.close(vec![vec![Frame { rule: 0, state: net.rules[0].start().0 }]]);
         let start = net.intern(start);
         if net.min_bytes_to_accept(start) == u32::MAX {
@@ -280,15 +278,16 @@ impl Recursive {
     }
 
     /// Where byte `rep` moves the top frames of `stacks`, as a key: bytes with equal keys move
-    /// every top frame alike (bytes of one class of a rule DFA step it alike), so they lead to
-    /// the same state. `None` past [`KEYED_STACKS`] stacks.
+    /// every top frame to the same rule state, and the step depends on nothing else, so they
+    /// lead to the same state. `None` past [`KEYED_STACKS`] stacks.
     fn move_key(&self, stacks: &[Stack], rep: u8) -> Option<MoveKey> {
         if stacks.len() > KEYED_STACKS {
             return None;
         }
-        let mut key = [0; KEYED_STACKS];
+        let mut key = [u32::MAX; KEYED_STACKS];
         for (k, s) in key.iter_mut().zip(stacks) {
-            *k = self.rule_classes[s.last().expect("stacks are never empty").rule as usize][rep as usize];
+            let top = s.last().expect("stacks are never empty");
+            *k = self.rules[top.rule as usize].next(super::StateId(top.state), rep).map_or(u32::MAX, |t| t.0);
         }
         Some(key)
     }
