@@ -23,7 +23,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use super::{Automaton, FormatError, Limits};
 use crate::mask::{ByteAutomaton, FastU32};
@@ -116,7 +116,8 @@ struct StateInfo {
 }
 
 struct Node {
-    stacks: Vec<Stack>,
+    /// Shared with each `next_many` that steps the state.
+    stacks: Arc<Vec<Stack>>,
     accepting: bool,
     dist: u32,
     /// Next state per byte class: `UNKNOWN`, `DEAD` or an id.
@@ -350,7 +351,7 @@ impl Recursive {
         interned.frames += frames;
         let id = interned.nodes.len() as u32;
         let row = vec![UNKNOWN; self.class_rep.len()];
-        interned.nodes.push(Node { stacks: key.stacks.clone(), accepting, dist, row, moved: Vec::new() });
+        interned.nodes.push(Node { stacks: Arc::new(key.stacks.clone()), accepting, dist, row, moved: Vec::new() });
         interned.ids.insert(key, id);
         id
     }
@@ -553,50 +554,50 @@ impl ByteAutomaton for Recursive {
         out[0]
     }
 
-    /// One read lock, then each distinct move stepped once, then one write lock.
+    /// One read lock, then each distinct move stepped once, then one write lock; a row that
+    /// already holds every byte asked for costs the read lock alone.
     fn next_many(&self, state: u32, bytes: &[u8], out: &mut Vec<Option<u32>>) {
         out.clear();
-        let (stacks, mut moved, row) = {
+        let mut ids = Vec::with_capacity(bytes.len());
+        let (stacks, mut moved) = {
             let interned = self.interned.read().unwrap();
             let Some(node) = interned.nodes.get(state as usize) else {
                 out.resize(bytes.len(), None);
                 return;
             };
-            (node.stacks.clone(), node.moved.clone(), node.row.clone())
+            ids.extend(bytes.iter().map(|&b| if call_base(b).is_some() { DEAD } else { node.row[self.classes[b as usize] as usize] }));
+            if !ids.contains(&UNKNOWN) {
+                out.extend(ids.iter().map(|&id| (id != DEAD).then_some(id)));
+                return;
+            }
+            (node.stacks.clone(), node.moved.clone())
         };
         let mut found = Vec::new();
-        for &b in bytes {
-            let class = self.classes[b as usize] as usize;
-            let id = match (call_base(b), row[class]) {
-                (Some(_), _) => DEAD,
-                (None, UNKNOWN) => {
-                    let key = self.move_key(&stacks, b);
-                    match key.and_then(|k| moved.iter().find(|m| m.0 == k)) {
-                        Some(&(_, id)) => id,
-                        None => {
-                            let id = self.target(&stacks, b);
-                            if let Some(k) = key {
-                                moved.push((k, id));
-                            }
-                            found.push((class, id));
-                            id
+        for (&b, id) in bytes.iter().zip(&mut ids) {
+            if *id == UNKNOWN {
+                let key = self.move_key(&stacks, b);
+                *id = match key.and_then(|k| moved.iter().find(|m| m.0 == k)) {
+                    Some(&(_, t)) => t,
+                    None => {
+                        let t = self.target(&stacks, b);
+                        if let Some(k) = key {
+                            moved.push((k, t));
                         }
+                        t
                     }
-                }
-                (None, id) => id,
-            };
-            out.push((id != DEAD).then_some(id));
-        }
-        if !found.is_empty() {
-            let mut interned = self.interned.write().unwrap();
-            let node = &mut interned.nodes[state as usize];
-            for (class, id) in found {
-                node.row[class] = id;
+                };
+                found.push((self.classes[b as usize] as usize, *id));
             }
-            let added = moved.len().saturating_sub(node.moved.len());
-            node.moved = moved;
-            interned.moves += added;
+            out.push((*id != DEAD).then_some(*id));
         }
+        let mut interned = self.interned.write().unwrap();
+        let node = &mut interned.nodes[state as usize];
+        for (class, id) in found {
+            node.row[class] = id;
+        }
+        let added = moved.len().saturating_sub(node.moved.len());
+        node.moved = moved;
+        interned.moves += added;
     }
 
     fn is_accepting(&self, state: u32) -> bool {
