@@ -410,18 +410,7 @@ impl LazyTable {
             }
         }
         while let Some((q, need, lo, hi, sep)) = todo.pop() {
-            let mut done = [false; 256];
-            for c in lo..=hi {
-                let sep = match (sep, c) {
-                    // E2 80 goes its own way, unshared with the other bytes of its class
-                    (Sep::Lead, 0x80) => Sep::Second,
-                    (Sep::Second, 0xA8 | 0xA9) => continue,
-                    _ => Sep::No,
-                };
-                let k = classes.of_byte[c as usize] as usize;
-                if sep == Sep::No && std::mem::replace(&mut done[k], true) {
-                    continue;
-                }
+            for (c, sep) in continuation_reps(classes, lo, hi, sep) {
                 let Some(t) = a.next(q, c) else { return false };
                 if need == 1 {
                     if t != to {
@@ -498,23 +487,11 @@ fn body_closure(a: &dyn ByteAutomaton, classes: &Classes, from: u32, cap: usize)
                 next.push((t?, need, lo, hi, sep));
             }
         } else {
+            let reps = continuation_reps(classes, lo, hi, sep);
             bytes.clear();
-            let mut seps = Vec::new();
-            let mut done = [false; 256];
-            for c in lo..=hi {
-                let sep = match (sep, c) {
-                    (Sep::Lead, 0x80) => Sep::Second,
-                    (Sep::Second, 0xA8 | 0xA9) => continue,
-                    _ => Sep::No,
-                };
-                if sep == Sep::No && std::mem::replace(&mut done[classes.of_byte[c as usize] as usize], true) {
-                    continue;
-                }
-                bytes.push(c);
-                seps.push(sep);
-            }
+            bytes.extend(reps.iter().map(|r| r.0));
             a.next_many(q, &bytes, &mut targets);
-            for (&t, sep) in targets.iter().zip(seps) {
+            for (&t, (_, sep)) in targets.iter().zip(reps) {
                 next.push(if need == 1 { (t?, 0, 0, 0, Sep::No) } else { (t?, need - 1, 0x80, 0xBF, sep) });
             }
         }
@@ -531,6 +508,26 @@ fn body_closure(a: &dyn ByteAutomaton, classes: &Classes, from: u32, cap: usize)
         }
     }
     Some(chars)
+}
+
+/// The continuation bytes `lo..=hi` of a character at `sep`, one per byte class, each with
+/// the `sep` it leads to: E2 80 goes its own way, unshared with the other bytes of its class,
+/// and E2 80 A8 and E2 80 A9 (U+2028, U+2029) are left out.
+fn continuation_reps(classes: &Classes, lo: u8, hi: u8, sep: Sep) -> Vec<(u8, Sep)> {
+    let mut done = [false; 256];
+    let mut reps = Vec::new();
+    for c in lo..=hi {
+        let sep = match (sep, c) {
+            (Sep::Lead, 0x80) => Sep::Second,
+            (Sep::Second, 0xA8 | 0xA9) => continue,
+            _ => Sep::No,
+        };
+        if sep == Sep::No && std::mem::replace(&mut done[classes.of_byte[c as usize] as usize], true) {
+            continue;
+        }
+        reps.push((c, sep));
+    }
+    reps
 }
 
 /// For a first byte of a character: the continuation bytes it needs and the range of the
