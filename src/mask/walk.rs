@@ -8,7 +8,7 @@
 use super::ByteAutomaton;
 use std::collections::{HashMap, HashSet};
 
-/// The printable ASCII bytes but `"` and `\\` (see [`crate::vocab::trie::BodySplit`]), as a
+/// The printable ASCII bytes but `"` and `\` (see [`crate::vocab::trie::BodySplit`]), as a
 /// [`crate::vocab::trie::byte_bit`] set.
 const BODY_ASCII: u128 = ((1 << 0x7F) - (1 << 0x20)) & !(1 << b'"') & !(1 << b'\\');
 
@@ -306,8 +306,9 @@ impl LazyTable {
     /// characters from `off` is live and ends at most that far from acceptance. `None` when
     /// some body character dies on the way, when there are more than `cap` such states, or
     /// when fewer than half the body bytes loop on `off` (a key among declared names, say:
-    /// there the states are many and a walk meets few of them). Kept for every state reached
-    /// that has a row (theirs lead to fewer, so the bound holds), a failure likewise.
+    /// there the states are many and a walk meets few of them). A bound is kept for every
+    /// state reached that has a row (theirs lead to fewer, so it holds for them too); a
+    /// failure for `off` alone.
     pub fn body_bound(&mut self, a: &dyn ByteAutomaton, classes: &Classes, off: u32, cap: usize, label: &mut dyn FnMut(u32) -> u32) -> Option<u32> {
         if let Some(Some(b)) = self.body_bounds.get(Self::index(off)) {
             return *b;
