@@ -29,6 +29,7 @@ pub mod pattern;
 pub mod product;
 pub mod recursive;
 pub mod regex;
+mod rule_cache;
 pub mod validate;
 
 pub use automaton::{Automaton, StateId};

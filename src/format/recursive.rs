@@ -77,12 +77,13 @@ pub fn rule_automaton(pattern: &str, limits: &Limits) -> Result<Automaton, Forma
 }
 
 /// Compiles rule regexes (`[0]` is the whole output) into a network; the rule DFAs together
-/// stay within `limits.dfa_size_bytes`.
+/// stay within `limits.dfa_size_bytes`. Rules are shared with earlier compiles of the same
+/// text (see `rule_cache`).
 pub fn compile_network(regexes: &[&str], limits: &Limits) -> Result<Recursive, FormatError> {
     let mut rules = Vec::with_capacity(regexes.len());
     let mut bytes = 0;
     for regex in regexes {
-        let rule = rule_automaton(regex, limits)?;
+        let rule = super::rule_cache::rule(regex, limits)?;
         bytes += rule.memory_usage();
         if bytes > limits.dfa_size_bytes {
             return Err(FormatError::too_complex(
@@ -149,7 +150,7 @@ struct Interned {
 
 /// A recursive transition network over rule DFAs, as one deterministic [`ByteAutomaton`].
 pub struct Recursive {
-    rules: Vec<Automaton>,
+    rules: Vec<Arc<Automaton>>,
     /// Per rule, indexed by its DFA state id.
     info: Vec<Vec<StateInfo>>,
     /// `dist[k][rule][state]`: fewest bytes from that rule state to the rule's acceptance when
@@ -175,7 +176,7 @@ impl std::fmt::Debug for Recursive {
 
 impl Recursive {
     /// `rules[0]` is the whole output; `max_depth` bounds the stack (the root frame included).
-    pub fn new(rules: Vec<Automaton>, max_depth: u32) -> Result<Recursive, FormatError> {
+    pub fn new(rules: Vec<Arc<Automaton>>, max_depth: u32) -> Result<Recursive, FormatError> {
         if rules.is_empty() || rules.len() > MAX_RULES {
             return Err(FormatError::too_complex(format!("a recursive automaton of {} rules", rules.len()), format!("1 to {MAX_RULES} rules")));
         }
@@ -184,7 +185,7 @@ impl Recursive {
         let dist = distances(&rules, &info, max_depth);
         let (classes, class_rep) = joint_classes(&rules);
         let net = Recursive { rules, info, dist, max_depth, classes, class_rep, interned: RwLock::new(Interned::default()) };
-        let start = net.close(vec![vec![Frame { rule: 0, state: net.rules[0].start().0 }]]);
+        let start = net.close(vec![vec![Frame { rule: 0, state: Automaton::start(&net.rules[0]).0 }]]);
         let start = net.intern(start);
         if net.min_bytes_to_accept(start) == u32::MAX {
             return Err(FormatError::EmptyLanguage {
@@ -202,7 +203,7 @@ impl Recursive {
     /// Heap memory of the rule DFAs and the states interned so far (stacks counted by frame).
     pub fn memory_usage(&self) -> usize {
         let interned = self.interned.read().unwrap();
-        self.rules.iter().map(Automaton::memory_usage).sum::<usize>()
+        self.rules.iter().map(|r| r.memory_usage()).sum::<usize>()
             + interned.frames * std::mem::size_of::<Frame>() * 2
             + interned.nodes.len() * (std::mem::size_of::<Node>() + self.class_rep.len() * 4)
             + interned.moves * std::mem::size_of::<(MoveKey, u32)>()
@@ -254,7 +255,7 @@ impl Recursive {
                 for &(callee, ret) in &info.calls {
                     let mut t = s.clone();
                     t.last_mut().unwrap().state = ret;
-                    t.push(Frame { rule: callee, state: self.rules[callee as usize].start().0 });
+                    t.push(Frame { rule: callee, state: Automaton::start(&self.rules[callee as usize]).0 });
                     push(&mut work, t);
                 }
             }
@@ -288,7 +289,7 @@ impl Recursive {
         let mut key = [u32::MAX; KEYED_STACKS];
         for (k, s) in key.iter_mut().zip(stacks) {
             let top = s.last().expect("stacks are never empty");
-            *k = self.rules[top.rule as usize].next(super::StateId(top.state), rep).map_or(u32::MAX, |t| t.0);
+            *k = Automaton::next(&self.rules[top.rule as usize], super::StateId(top.state), rep).map_or(u32::MAX, |t| t.0);
         }
         Some(key)
     }
@@ -360,7 +361,7 @@ impl Recursive {
         let mut seeds = Vec::new();
         for s in stacks {
             let top = *s.last().unwrap();
-            if let Some(t) = self.rules[top.rule as usize].next(super::StateId(top.state), byte) {
+            if let Some(t) = Automaton::next(&self.rules[top.rule as usize], super::StateId(top.state), byte) {
                 let mut n = s.clone();
                 n.last_mut().unwrap().state = t.0;
                 seeds.push(n);
@@ -448,10 +449,10 @@ fn text_reps(rule: &Automaton) -> Vec<u8> {
 /// `dist[k][rule][state]` for `k` in `0..max_depth`, by Dijkstra backwards from accepting
 /// states; a call edge costs the callee's distance with one level fewer. Stops where a level
 /// equals the one before: all further levels are equal too.
-fn distances(rules: &[Automaton], info: &[Vec<StateInfo>], max_depth: usize) -> Vec<Vec<Vec<u32>>> {
+fn distances(rules: &[Arc<Automaton>], info: &[Vec<StateInfo>], max_depth: usize) -> Vec<Vec<Vec<u32>>> {
     // Reverse edges per rule: (to, from, callee or None for a byte).
     let mut rev: Vec<Vec<Vec<(u32, Option<u32>)>>> = Vec::new();
-    for (r, rule) in rules.iter().enumerate() {
+    for (r, rule) in rules.iter().map(|r| &**r).enumerate() {
         let n = info[r].len();
         let mut edges = vec![Vec::new(); n];
         let reps = text_reps(rule);
@@ -478,7 +479,7 @@ fn distances(rules: &[Automaton], info: &[Vec<StateInfo>], max_depth: usize) -> 
                 return u32::MAX;
             }
             let c = callee as usize;
-            all[k - 1][c][rules[c].start().0 as usize]
+            all[k - 1][c][Automaton::start(&rules[c]).0 as usize]
         };
         let mut level = Vec::with_capacity(rules.len());
         for r in 0..rules.len() {
@@ -514,7 +515,7 @@ fn distances(rules: &[Automaton], info: &[Vec<StateInfo>], max_depth: usize) -> 
 }
 
 /// The coarsest byte classes that refine every rule's classes, with each call byte alone.
-fn joint_classes(rules: &[Automaton]) -> ([u8; 256], Vec<u8>) {
+fn joint_classes(rules: &[Arc<Automaton>]) -> ([u8; 256], Vec<u8>) {
     let per_rule: Vec<[u8; 256]> = rules.iter().map(ByteAutomaton::byte_classes).collect();
     let mut ids: HashMap<Vec<u16>, u8> = HashMap::new();
     let mut classes = [0u8; 256];
@@ -624,7 +625,7 @@ mod tests {
 
     fn net(rules: &[&str], depth: u32) -> Recursive {
         let limits = Limits::default();
-        let rules = rules.iter().map(|r| rule_automaton(r, &limits).unwrap()).collect();
+        let rules = rules.iter().map(|r| Arc::new(rule_automaton(r, &limits).unwrap())).collect();
         Recursive::new(rules, depth).unwrap()
     }
 
@@ -797,7 +798,7 @@ mod tests {
     #[test]
     fn unsatisfiable_is_an_error() {
         let limits = Limits::default();
-        let rules = vec![rule_automaton(&call(1), &limits).unwrap(), rule_automaton(&format!(r"\[{}\]", call(1)), &limits).unwrap()];
+        let rules = [call(1), format!(r"\[{}\]", call(1))].map(|r| Arc::new(rule_automaton(&r, &limits).unwrap())).to_vec();
         assert!(matches!(Recursive::new(rules, 8), Err(FormatError::EmptyLanguage { .. })));
     }
 }
