@@ -61,6 +61,9 @@ pub(crate) struct Classes {
     pub reps: Vec<(u8, u8)>,
     /// The representative bytes of `reps`, in its order.
     pub rep_bytes: Vec<u8>,
+    /// [`Classes::continuations`] for every range and `sep` a character can be at, computed
+    /// once: the UTF-8 checks of a walk ask for them at every state inside a character.
+    continuations: Vec<((u8, u8, Sep), Vec<(u8, Sep)>)>,
 }
 
 impl Classes {
@@ -75,8 +78,37 @@ impl Classes {
             }
         }
         let rep_bytes = reps.iter().map(|&(_, r)| r).collect();
-        Classes { of_byte, reps, rep_bytes }
+        let ranges = [(0x80, 0xBF, Sep::No), (0x80, 0xBF, Sep::Lead), (0x80, 0xBF, Sep::Second), (0xA0, 0xBF, Sep::No), (0x80, 0x9F, Sep::No), (0x90, 0xBF, Sep::No), (0x80, 0x8F, Sep::No)];
+        let continuations = ranges.iter().map(|&(lo, hi, sep)| ((lo, hi, sep), continuation_reps(&of_byte, lo, hi, sep))).collect();
+        Classes { of_byte, reps, rep_bytes, continuations }
     }
+
+    /// The continuation bytes `lo..=hi` of a character at `sep`, one per byte class, each with
+    /// the `sep` it leads to (see [`continuation_reps`]).
+    fn continuations(&self, lo: u8, hi: u8, sep: Sep) -> &[(u8, Sep)] {
+        let (_, reps) = self.continuations.iter().find(|(k, _)| *k == (lo, hi, sep)).expect("a range `utf8_tail` gives");
+        reps
+    }
+}
+
+/// The continuation bytes `lo..=hi` of a character at `sep`, one per byte class of `of_byte`,
+/// each with the `sep` it leads to: E2 80 goes its own way, unshared with the other bytes of
+/// its class, and E2 80 A8 and E2 80 A9 (U+2028, U+2029) are left out.
+fn continuation_reps(of_byte: &[u8; 256], lo: u8, hi: u8, sep: Sep) -> Vec<(u8, Sep)> {
+    let mut done = [false; 256];
+    let mut reps = Vec::new();
+    for c in lo..=hi {
+        let sep = match (sep, c) {
+            (Sep::Lead, 0x80) => Sep::Second,
+            (Sep::Second, 0xA8 | 0xA9) => continue,
+            _ => Sep::No,
+        };
+        if sep == Sep::No && std::mem::replace(&mut done[of_byte[c as usize] as usize], true) {
+            continue;
+        }
+        reps.push((c, sep));
+    }
+    reps
 }
 
 /// A position in a counted repetition (`maxLength` strings): states that never loop, so a
@@ -402,17 +434,24 @@ impl LazyTable {
         // on the way to U+2028 and U+2029, which `body` leaves out)
         let mut todo: Vec<(u32, u8, u8, u8, Sep)> = Vec::new();
         let mut seen: HashSet<(u32, u8, u8, u8, Sep), FastU32> = HashSet::default();
-        for lead in 0xC2..=0xF4u8 {
+        // one `next_many` per state: a lazily built automaton shares work across its bytes
+        let (mut bytes, mut targets): (Vec<u8>, Vec<Option<u32>>) = ((0xC2..=0xF4).collect(), Vec::new());
+        a.next_many(from, &bytes, &mut targets);
+        for (&lead, &t) in bytes.iter().zip(&targets) {
             let (need, lo, hi) = utf8_tail(lead);
-            let Some(t) = a.next(from, lead) else { return false };
+            let Some(t) = t else { return false };
             let w = (t, need, lo, hi, if body && lead == 0xE2 { Sep::Lead } else { Sep::No });
             if seen.insert(w) {
                 todo.push(w);
             }
         }
         while let Some((q, need, lo, hi, sep)) = todo.pop() {
-            for (c, sep) in continuation_reps(classes, lo, hi, sep) {
-                let Some(t) = a.next(q, c) else { return false };
+            let reps = classes.continuations(lo, hi, sep);
+            bytes.clear();
+            bytes.extend(reps.iter().map(|r| r.0));
+            a.next_many(q, &bytes, &mut targets);
+            for (&t, &(_, sep)) in targets.iter().zip(reps) {
+                let Some(t) = t else { return false };
                 if need == 1 {
                     if t != to {
                         return false;
@@ -488,11 +527,11 @@ fn body_closure(a: &dyn ByteAutomaton, classes: &Classes, from: u32, cap: usize)
                 next.push((t?, need, lo, hi, sep));
             }
         } else {
-            let reps = continuation_reps(classes, lo, hi, sep);
+            let reps = classes.continuations(lo, hi, sep);
             bytes.clear();
             bytes.extend(reps.iter().map(|r| r.0));
             a.next_many(q, &bytes, &mut targets);
-            for (&t, (_, sep)) in targets.iter().zip(reps) {
+            for (&t, &(_, sep)) in targets.iter().zip(reps) {
                 next.push(if need == 1 { (t?, 0, 0, 0, Sep::No) } else { (t?, need - 1, 0x80, 0xBF, sep) });
             }
         }
@@ -509,26 +548,6 @@ fn body_closure(a: &dyn ByteAutomaton, classes: &Classes, from: u32, cap: usize)
         }
     }
     Some(chars)
-}
-
-/// The continuation bytes `lo..=hi` of a character at `sep`, one per byte class, each with
-/// the `sep` it leads to: E2 80 goes its own way, unshared with the other bytes of its class,
-/// and E2 80 A8 and E2 80 A9 (U+2028, U+2029) are left out.
-fn continuation_reps(classes: &Classes, lo: u8, hi: u8, sep: Sep) -> Vec<(u8, Sep)> {
-    let mut done = [false; 256];
-    let mut reps = Vec::new();
-    for c in lo..=hi {
-        let sep = match (sep, c) {
-            (Sep::Lead, 0x80) => Sep::Second,
-            (Sep::Second, 0xA8 | 0xA9) => continue,
-            _ => Sep::No,
-        };
-        if sep == Sep::No && std::mem::replace(&mut done[classes.of_byte[c as usize] as usize], true) {
-            continue;
-        }
-        reps.push((c, sep));
-    }
-    reps
 }
 
 /// For a first byte of a character: the continuation bytes it needs and the range of the
