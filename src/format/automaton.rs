@@ -11,7 +11,7 @@ use regex_automata::{
 };
 
 use super::determinize::{determinize, Table, TooLarge, DEAD};
-use super::{FormatError, Limits};
+use super::{json_char, FormatError, Limits};
 
 /// How deep groups may nest in a regex we compile (ours or lowered from a format): the NFA
 /// compiler recurses once per level, so this bounds its native stack.
@@ -71,7 +71,12 @@ impl Automaton {
             ));
         }
         // Parsed once, here, for precise error positions; the NFA is built from the result.
-        let hir = regex_syntax::ParserBuilder::new().nest_limit(MAX_REGEX_NESTING).utf8(!call_bytes).build().parse(pattern).map_err(|e| syntax_error(&e))?;
+        let parse = |p: &str| regex_syntax::ParserBuilder::new().nest_limit(MAX_REGEX_NESTING).utf8(!call_bytes).build().parse(p);
+        let hir = match json_char::mark(pattern).map(|marked| parse(&marked)) {
+            Some(Ok(hir)) => json_char::unmark(hir),
+            // errors are reported at their place in `pattern`
+            _ => parse(pattern).map_err(|e| syntax_error(&e))?,
+        };
         let too_large = |e: &dyn std::fmt::Display| {
             FormatError::too_complex(
                 format!("the automaton is too large ({e})"),

@@ -22,6 +22,7 @@ pub mod gbnf;
 pub mod grammar;
 pub mod instructions;
 pub mod json;
+mod json_char;
 pub mod json_schema;
 pub mod limits;
 pub mod number;
