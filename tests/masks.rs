@@ -117,8 +117,12 @@ const BUDGETS: &[u32] = &[0, 1, 2, 3, 5, 8, 13, 40, 1000, u32::MAX];
 /// budgeted mask with brute force, check closure (mask never empty, walk
 /// ends accepting), and check `apply` on logits.
 fn reference_walks(l: &Loaded, pattern: &str, seed: u64, walks: usize, max_tokens: u32) -> MaskStats {
-    let dfa = Arc::new(TableDfa::from_regex(pattern));
-    let idx = index(l, dfa.clone());
+    reference_walks_on(l, pattern, Arc::new(TableDfa::from_regex(pattern)), seed, walks, max_tokens)
+}
+
+/// [`reference_walks`] over any automaton (`pattern` names it in messages).
+fn reference_walks_on(l: &Loaded, pattern: &str, dfa: Arc<dyn ByteAutomaton>, seed: u64, walks: usize, max_tokens: u32) -> MaskStats {
+    let idx = Arc::new(MaskIndex::new(dfa.clone(), l.vocab.clone(), l.trie.clone()).unwrap());
     let v = &*l.vocab;
     let mut rng = StdRng::seed_from_u64(seed);
     let start = dfa.start();
@@ -181,7 +185,7 @@ fn reference_walks(l: &Loaded, pattern: &str, seed: u64, walks: usize, max_token
             text.extend_from_slice(v.token_bytes(pick));
         }
         // generation stopped (EOG or budget): must be a full match
-        assert!(dfa.matches(&text), "{pattern}: walk ended with non-matching {:?}", String::from_utf8_lossy(&text));
+        assert!(dfa.accepts(&text), "{pattern}: walk ended with non-matching {:?}", String::from_utf8_lossy(&text));
         assert!(m.is_accepting());
         total_len += text.len();
     }
@@ -244,6 +248,26 @@ fn reference_llama3_choice_number_text() {
     reference_walks(llama3(), CHOICE_RE, 6, 6, 6);
     reference_walks(llama3(), NUMBER_RE, 7, 6, 12);
     reference_walks(llama3(), TEXT_RE, 8, 4, 20);
+}
+
+/// A recursive network (undeclared members allowed: they call the any-JSON rule) with
+/// counted strings, whose string positions a walk steps whole characters at a time
+/// (`Recursive::body_char_step`) instead of byte by byte: masks equal brute force.
+#[test]
+fn reference_recursive_counted_strings() {
+    use conform::format::{compile_schema, Compiled, Limits, SchemaOptions};
+    let schema = serde_json::json!({
+        "type": "object",
+        "properties": {"name": {"type": "string", "minLength": 2, "maxLength": 7}, "note": {"type": "string", "maxLength": 30}},
+        "required": ["name", "note"],
+        "additionalProperties": true
+    });
+    let (compiled, _) = compile_schema(&schema, &SchemaOptions::default(), &Limits::default()).unwrap();
+    assert!(matches!(compiled, Compiled::Recursive(_)), "an open object is a recursive network");
+    let net: Arc<dyn ByteAutomaton> = Arc::new(compiled);
+    for (l, seed) in [(llama3(), 31), (qwen3(), 32)] {
+        reference_walks_on(l, "recursive counted strings", net.clone(), seed, 3, 40);
+    }
 }
 
 /// Strings whose characters loop in the automaton (bulk accept of whole UTF-8 characters), and

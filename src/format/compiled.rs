@@ -74,4 +74,10 @@ impl ByteAutomaton for Compiled {
     fn saturated(&self) -> bool {
         matches!(self, Compiled::Recursive(r) if r.saturated())
     }
+    fn body_char_step(&self, state: u32) -> Option<u32> {
+        match self {
+            Compiled::Dfa(_) => None,
+            Compiled::Recursive(r) => r.body_char_step(state),
+        }
+    }
 }

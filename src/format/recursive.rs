@@ -26,7 +26,7 @@ use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
 use super::{Automaton, FormatError, Limits};
-use crate::mask::{ByteAutomaton, FastU32};
+use crate::mask::{uniform_body_step, ByteAutomaton, Classes, FastU32};
 
 /// Maps keyed by rule states and stacks of them: hashed with one multiply a word, since a
 /// first visit of a state hashes stacks many times (SipHash was most of its cost).
@@ -146,6 +146,8 @@ struct Interned {
     frames: usize,
     /// Entries over all nodes' `moved`.
     moves: usize,
+    /// Per rule state, where every body character leads it (see [`Recursive::body_char_step`]).
+    body_steps: Map<Frame, Option<u32>>,
 }
 
 /// A recursive transition network over rule DFAs, as one deterministic [`ByteAutomaton`].
@@ -160,6 +162,8 @@ pub struct Recursive {
     max_depth: usize,
     classes: [u8; 256],
     class_rep: Vec<u8>,
+    /// `classes` with what the UTF-8 checks of [`Recursive::body_char_step`] need.
+    walk_classes: Classes,
     interned: RwLock<Interned>,
 }
 
@@ -184,7 +188,8 @@ impl Recursive {
         let info: Vec<Vec<StateInfo>> = rules.iter().map(|r| explore(r, rules.len())).collect();
         let dist = distances(&rules, &info, max_depth);
         let (classes, class_rep) = joint_classes(&rules);
-        let net = Recursive { rules, info, dist, max_depth, classes, class_rep, interned: RwLock::new(Interned::default()) };
+        let walk_classes = Classes::new(classes);
+        let net = Recursive { rules, info, dist, max_depth, classes, class_rep, walk_classes, interned: RwLock::new(Interned::default()) };
         let start = net.close(vec![vec![Frame { rule: 0, state: Automaton::start(&net.rules[0]).0 }]]);
         let start = net.intern(start);
         if net.min_bytes_to_accept(start) == u32::MAX {
@@ -207,6 +212,41 @@ impl Recursive {
             + interned.frames * std::mem::size_of::<Frame>() * 2
             + interned.nodes.len() * (std::mem::size_of::<Node>() + self.class_rep.len() * 4)
             + interned.moves * std::mem::size_of::<(MoveKey, u32)>()
+    }
+
+    /// See [`ByteAutomaton::body_char_step`]. For a state of one stack, the rule DFA on top
+    /// answers (once per rule state), when no frame can call or return inside a character:
+    /// then the state is that stack with its top frame moved, closed and interned exactly as
+    /// stepping byte by byte would build it, without the states inside characters. Not past
+    /// half of the caps on states and frames, where stepping byte by byte may start to find
+    /// dead ends (one step of every request in flight adds far fewer).
+    pub fn body_char_step(&self, state: u32) -> Option<u32> {
+        let (stack, known) = {
+            let interned = self.interned.read().unwrap();
+            let node = interned.nodes.get(state as usize)?;
+            if node.stacks.len() != 1 || interned.nodes.len() >= MAX_STATES / 2 || interned.frames >= MAX_FRAMES / 4 {
+                return None;
+            }
+            let stack = node.stacks[0].clone();
+            let known = interned.body_steps.get(stack.last()?).copied();
+            (stack, known)
+        };
+        let top = *stack.last()?;
+        let to = match known {
+            Some(to) => to,
+            None => {
+                let info = &self.info[top.rule as usize];
+                let inside_ok = |m: u32| info.get(m as usize).is_some_and(|i| i.calls.is_empty() && !i.accepting);
+                let to = uniform_body_step(&*self.rules[top.rule as usize], &self.walk_classes, top.state, &inside_ok);
+                self.interned.write().unwrap().body_steps.insert(top, to);
+                to
+            }
+        }?;
+        let mut moved = stack;
+        moved.last_mut()?.state = to;
+        let next = self.close(vec![moved]);
+        let id = if next.is_empty() { DEAD } else { self.intern(next) };
+        (id != DEAD && self.min_bytes_to_accept(id) != u32::MAX).then_some(id)
     }
 
     /// All stacks reachable from `seeds` without consuming a byte (calls and returns), keeping

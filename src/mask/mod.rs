@@ -17,7 +17,7 @@ mod walk;
 pub use index::{MaskIndex, MaskStats, StateMask};
 pub use matcher::Matcher;
 pub use tokenset::TokenSet;
-pub(crate) use walk::FastU32;
+pub(crate) use walk::{uniform_body_step, Classes, FastU32};
 
 /// A deterministic byte automaton with stable `u32` state ids.
 pub trait ByteAutomaton: Send + Sync {
@@ -45,6 +45,15 @@ pub trait ByteAutomaton: Send + Sync {
     fn saturated(&self) -> bool {
         false
     }
+    /// The state every body character (printable ASCII but `"` and `\`, every multi-byte
+    /// character but U+2028 and U+2029) leads `state` to, every byte on the way live, when the
+    /// automaton can tell without building the states inside characters; `None` when it
+    /// cannot or they go different ways. A lazily built automaton pays for each state a walk
+    /// steps through, and a counted string's walk looks a token's length of characters ahead.
+    /// Default: `None` (the walk steps the characters itself).
+    fn body_char_step(&self, _state: u32) -> Option<u32> {
+        None
+    }
     /// Whether the whole byte string is a complete, valid output.
     fn accepts(&self, bytes: &[u8]) -> bool {
         let mut s = self.start();
@@ -66,6 +75,7 @@ impl<T: ByteAutomaton + ?Sized> ByteAutomaton for std::sync::Arc<T> {
     fn min_bytes_to_accept(&self, state: u32) -> u32 { (**self).min_bytes_to_accept(state) }
     fn byte_classes(&self) -> [u8; 256] { (**self).byte_classes() }
     fn saturated(&self) -> bool { (**self).saturated() }
+    fn body_char_step(&self, state: u32) -> Option<u32> { (**self).body_char_step(state) }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -316,6 +316,9 @@ impl LazyTable {
     #[cold]
     #[inline(never)]
     fn resolve_body_step(&mut self, a: &dyn ByteAutomaton, classes: &Classes, off: u32) -> BodyStep {
+        if let Some(t) = a.body_char_step(self.state(off)) {
+            return BodyStep::To(self.intern(t));
+        }
         let to = self.step(a, classes, off, b' ');
         let row = &self.table[off as usize..off as usize + 256];
         if (b' '..=b'~').any(|b| b != b'"' && b != b'\\' && row[b as usize] != to) {
@@ -368,12 +371,15 @@ impl LazyTable {
         if let Some(Some(t)) = self.multibyte_steps.get(Self::index(off)) {
             return *t;
         }
-        // a candidate: where 'é' goes
-        let mid = self.step(a, classes, off, 0xC3);
-        let mut to = if mid == DEAD { DEAD } else { self.step(a, classes, mid, 0xA9) };
-        if to != DEAD && !self.utf8_chars_step(a, classes, off, to, true) {
-            to = DEAD;
-        }
+        let to = match a.body_char_step(self.state(off)) {
+            Some(t) => self.intern(t),
+            None => {
+                // a candidate: where 'é' goes
+                let mid = self.step(a, classes, off, 0xC3);
+                let to = if mid == DEAD { DEAD } else { self.step(a, classes, mid, 0xA9) };
+                if to != DEAD && self.utf8_chars_step(a, classes, off, to, true) { to } else { DEAD }
+            }
+        };
         if self.multibyte_steps.len() < self.states.len() {
             self.multibyte_steps.resize(self.states.len(), None);
         }
@@ -429,42 +435,7 @@ impl LazyTable {
         if !body && self.step(a, classes, off, 0x7F) != target {
             return false;
         }
-        let (from, to) = (self.state(off), self.state(target));
-        // (state, continuation bytes still needed, range of the next one, after E2 / E2 80:
-        // on the way to U+2028 and U+2029, which `body` leaves out)
-        let mut todo: Vec<(u32, u8, u8, u8, Sep)> = Vec::new();
-        let mut seen: HashSet<(u32, u8, u8, u8, Sep), FastU32> = HashSet::default();
-        // one `next_many` per state: a lazily built automaton shares work across its bytes
-        let (mut bytes, mut targets): (Vec<u8>, Vec<Option<u32>>) = ((0xC2..=0xF4).collect(), Vec::new());
-        a.next_many(from, &bytes, &mut targets);
-        for (&lead, &t) in bytes.iter().zip(&targets) {
-            let (need, lo, hi) = utf8_tail(lead);
-            let Some(t) = t else { return false };
-            let w = (t, need, lo, hi, if body && lead == 0xE2 { Sep::Lead } else { Sep::No });
-            if seen.insert(w) {
-                todo.push(w);
-            }
-        }
-        while let Some((q, need, lo, hi, sep)) = todo.pop() {
-            let reps = classes.continuations(lo, hi, sep);
-            bytes.clear();
-            bytes.extend(reps.iter().map(|r| r.0));
-            a.next_many(q, &bytes, &mut targets);
-            for (&t, &(_, sep)) in targets.iter().zip(reps) {
-                let Some(t) = t else { return false };
-                if need == 1 {
-                    if t != to {
-                        return false;
-                    }
-                } else {
-                    let w = (t, need - 1, 0x80, 0xBF, sep);
-                    if seen.insert(w) {
-                        todo.push(w);
-                    }
-                }
-            }
-        }
-        true
+        utf8_chars_lead_to(a, classes, self.state(off), self.state(target), body, &|_| true)
     }
 
     #[cold]
@@ -495,6 +466,69 @@ impl LazyTable {
         }
         self.loops[(off >> 8) as usize] = loops;
     }
+}
+
+/// True if every valid multi-byte UTF-8 character (for `body`, but U+2028 and U+2029) steps
+/// automaton state `from` to `to`, with every byte on the way live and every state inside a
+/// character `inside_ok`. Steps the automaton itself, one byte per class, each state once for
+/// all its bytes (a lazily built automaton shares work across them).
+fn utf8_chars_lead_to(a: &dyn ByteAutomaton, classes: &Classes, from: u32, to: u32, body: bool, inside_ok: &dyn Fn(u32) -> bool) -> bool {
+    // (state, continuation bytes still needed, range of the next one, after E2 / E2 80:
+    // on the way to U+2028 and U+2029, which `body` leaves out)
+    let mut todo: Vec<(u32, u8, u8, u8, Sep)> = Vec::new();
+    let mut seen: HashSet<(u32, u8, u8, u8, Sep), FastU32> = HashSet::default();
+    let (mut bytes, mut targets): (Vec<u8>, Vec<Option<u32>>) = ((0xC2..=0xF4).collect(), Vec::new());
+    a.next_many(from, &bytes, &mut targets);
+    for (&lead, &t) in bytes.iter().zip(&targets) {
+        let (need, lo, hi) = utf8_tail(lead);
+        let Some(t) = t else { return false };
+        let w = (t, need, lo, hi, if body && lead == 0xE2 { Sep::Lead } else { Sep::No });
+        if seen.insert(w) {
+            if !inside_ok(t) {
+                return false;
+            }
+            todo.push(w);
+        }
+    }
+    while let Some((q, need, lo, hi, sep)) = todo.pop() {
+        let reps = classes.continuations(lo, hi, sep);
+        bytes.clear();
+        bytes.extend(reps.iter().map(|r| r.0));
+        a.next_many(q, &bytes, &mut targets);
+        for (&t, &(_, sep)) in targets.iter().zip(reps) {
+            let Some(t) = t else { return false };
+            if need == 1 {
+                if t != to {
+                    return false;
+                }
+            } else {
+                let w = (t, need - 1, 0x80, 0xBF, sep);
+                if seen.insert(w) {
+                    if !inside_ok(t) {
+                        return false;
+                    }
+                    todo.push(w);
+                }
+            }
+        }
+    }
+    true
+}
+
+/// The state every body character (see [`crate::vocab::trie::BodySplit`]) steps automaton
+/// state `from` to, when they all go to one live state with every byte on the way live and
+/// every state inside a character `inside_ok`; `None` otherwise. For automata that answer
+/// [`ByteAutomaton::body_char_step`] from smaller ones (the rule DFAs of a network).
+pub(crate) fn uniform_body_step(a: &dyn ByteAutomaton, classes: &Classes, from: u32, inside_ok: &dyn Fn(u32) -> bool) -> Option<u32> {
+    let mut seen = [false; 256];
+    let ascii: Vec<u8> = (0x20..0x7F).filter(|&b| BODY_ASCII >> b & 1 != 0 && !std::mem::replace(&mut seen[classes.of_byte[b as usize] as usize], true)).collect();
+    let mut targets = Vec::new();
+    a.next_many(from, &ascii, &mut targets);
+    let to = targets.first().copied().flatten()?;
+    if targets.iter().any(|&t| t != Some(to)) {
+        return None;
+    }
+    utf8_chars_lead_to(a, classes, from, to, true, inside_ok).then_some(to)
 }
 
 /// The automaton states that strings of body characters (see
