@@ -218,8 +218,9 @@ impl Recursive {
     /// answers (once per rule state), when no frame can call or return inside a character:
     /// then the state is that stack with its top frame moved, closed and interned exactly as
     /// stepping byte by byte would build it, without the states inside characters. Not past
-    /// half of the caps on states and frames, where stepping byte by byte may start to find
-    /// dead ends (one step of every request in flight adds far fewer).
+    /// half the state cap or a quarter of the frame cap: nearer them, stepping byte by byte may
+    /// meet a cap (a dead end) where this would not, and one step of every request in flight
+    /// adds far fewer.
     pub fn body_char_step(&self, state: u32) -> Option<u32> {
         let (stack, known) = {
             let interned = self.interned.read().unwrap();
