@@ -252,14 +252,19 @@ fn reference_llama3_choice_number_text() {
 
 /// A recursive network (undeclared members allowed: they call the any-JSON rule) with
 /// counted strings, whose string positions a walk steps whole characters at a time
-/// (`Recursive::body_char_step`) instead of byte by byte: masks equal brute force.
+/// (`Recursive::body_char_step`) instead of byte by byte, and an unanchored pattern, whose body
+/// closure runs on the rule DFA (`Recursive::body_closure_bound`): masks equal brute force.
 #[test]
 fn reference_recursive_counted_strings() {
     use conform::format::{compile_schema, Compiled, Limits, SchemaOptions};
     let schema = serde_json::json!({
         "type": "object",
-        "properties": {"name": {"type": "string", "minLength": 2, "maxLength": 7}, "note": {"type": "string", "maxLength": 30}},
-        "required": ["name", "note"],
+        "properties": {
+            "name": {"type": "string", "minLength": 2, "maxLength": 7},
+            "note": {"type": "string", "maxLength": 30},
+            "code": {"type": "string", "pattern": "x[0-9]y"}
+        },
+        "required": ["name", "note", "code"],
         "additionalProperties": true
     });
     let (compiled, _) = compile_schema(&schema, &SchemaOptions::default(), &Limits::default()).unwrap();

@@ -26,7 +26,7 @@ use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
 use super::{Automaton, FormatError, Limits};
-use crate::mask::{uniform_body_step, ByteAutomaton, Classes, FastU32};
+use crate::mask::{body_closure, uniform_body_step, ByteAutomaton, Classes, FastU32};
 
 /// Maps keyed by rule states and stacks of them: hashed with one multiply a word, since a
 /// first visit of a state hashes stacks many times (SipHash was most of its cost).
@@ -148,6 +148,10 @@ struct Interned {
     moves: usize,
     /// Per rule state, where every body character leads it (see [`Recursive::body_char_step`]).
     body_steps: Map<Frame, Option<u32>>,
+    /// Per rule state, depth left, cap and whether the frame is the root (where accepting
+    /// ends the output instead of returning): the highest rule distance of the body closure
+    /// (see [`Recursive::body_closure_bound`]).
+    body_bounds: Map<(Frame, u32, u32, bool), Option<u32>>,
 }
 
 /// A recursive transition network over rule DFAs, as one deterministic [`ByteAutomaton`].
@@ -222,17 +226,9 @@ impl Recursive {
     /// meet a cap (a dead end) where this would not, and one step of every request in flight
     /// adds far fewer.
     pub fn body_char_step(&self, state: u32) -> Option<u32> {
-        let (stack, known) = {
-            let interned = self.interned.read().unwrap();
-            let node = interned.nodes.get(state as usize)?;
-            if node.stacks.len() != 1 || interned.nodes.len() >= MAX_STATES / 2 || interned.frames >= MAX_FRAMES / 4 {
-                return None;
-            }
-            let stack = node.stacks[0].clone();
-            let known = interned.body_steps.get(stack.last()?).copied();
-            (stack, known)
-        };
+        let stack = self.lone_stack(state)?;
         let top = *stack.last()?;
+        let known = self.interned.read().unwrap().body_steps.get(&top).copied();
         let to = match known {
             Some(to) => to,
             None => {
@@ -248,6 +244,51 @@ impl Recursive {
         let next = self.close(vec![moved]);
         let id = if next.is_empty() { DEAD } else { self.intern(next) };
         (id != DEAD && self.min_bytes_to_accept(id) != u32::MAX).then_some(id)
+    }
+
+    /// See [`ByteAutomaton::body_closure_bound`]. For a state of one stack, the closure runs on
+    /// the rule DFA on top (once per rule state and depth), when no state it meets calls or
+    /// returns and none inside a character accepts: then the network's states there are that
+    /// stack with its top moved, at the top's rule distance plus the frames' below. Below the
+    /// caps as [`Recursive::body_char_step`] is, for the same reason.
+    pub fn body_closure_bound(&self, state: u32, cap: usize, compute: bool) -> Option<u32> {
+        let stack = self.lone_stack(state)?;
+        let (top, below) = stack.split_last()?;
+        let levels = (self.max_depth - stack.len()).min(self.dist.len() - 1);
+        let key = (*top, levels as u32, cap as u32, below.is_empty());
+        let known = self.interned.read().unwrap().body_bounds.get(&key).copied();
+        let top_bound = match known {
+            Some(b) => b,
+            None if !compute => None,
+            None => {
+                let info = &self.info[top.rule as usize];
+                let dist = &self.dist[levels][top.rule as usize];
+                let inside_ok = |m: u32| info.get(m as usize).is_some_and(|i| i.calls.is_empty() && !i.accepting);
+                let settled_dist = |q: u32| {
+                    let i = info.get(q as usize)?;
+                    let d = dist[q as usize];
+                    (i.calls.is_empty() && !(i.accepting && !below.is_empty()) && d != u32::MAX).then_some(d)
+                };
+                let reached = body_closure(&*self.rules[top.rule as usize], &self.walk_classes, top.state, cap, &inside_ok);
+                let b = reached.as_ref().and_then(|r| r.iter().map(|&q| settled_dist(q)).try_fold(0, |m, d| d.map(|d| m.max(d))));
+                let mut interned = self.interned.write().unwrap();
+                interned.body_bounds.insert(key, b);
+                // the states reached lead to fewer: the bound holds for them too
+                for &q in reached.iter().flatten().filter(|_| b.is_some()) {
+                    interned.body_bounds.entry((Frame { state: q, ..*top }, key.1, key.2, key.3)).or_insert(b);
+                }
+                b
+            }
+        }?;
+        Some(self.stack_dist(below).saturating_add(top_bound))
+    }
+
+    /// The one stack of `state`, when it has one and the interned states are well below the
+    /// caps (see [`Recursive::body_char_step`]).
+    fn lone_stack(&self, state: u32) -> Option<Stack> {
+        let interned = self.interned.read().unwrap();
+        let node = interned.nodes.get(state as usize)?;
+        (node.stacks.len() == 1 && interned.nodes.len() < MAX_STATES / 2 && interned.frames < MAX_FRAMES / 4).then(|| node.stacks[0].clone())
     }
 
     /// All stacks reachable from `seeds` without consuming a byte (calls and returns), keeping
@@ -353,7 +394,7 @@ impl Recursive {
     }
 
     /// Fewest bytes to accept the whole output from `stack`, given the depth bound.
-    fn stack_dist(&self, stack: &Stack) -> u32 {
+    fn stack_dist(&self, stack: &[Frame]) -> u32 {
         let mut total: u32 = 0;
         for (i, f) in stack.iter().enumerate() {
             let levels = (self.max_depth - i - 1).min(self.dist.len() - 1);

@@ -461,7 +461,7 @@ impl MaskIndex {
                     let t = if c == 1 { x } else { ends[c - 2] };
                     take(table, End::Row(t), (g.len_start[c - 1], g.len_start[c]));
                 }
-            } else if let Some(bound) = (!exact).then(|| table.body_bound(a, classes, x, MAX_BODY_CLOSURE, &mut |q| self.tokens_bound(q))).flatten() {
+            } else if let Some(bound) = (!exact).then(|| table.body_bound(a, classes, x, MAX_BODY_CLOSURE, self.bytes_bound_tokens, &mut |q| self.tokens_bound(q))).flatten() {
                 // body characters keep every state they reach from `x` live (an unanchored
                 // `pattern` before its match): a bounded mask needs no more
                 sliced[g.first as usize] = true;

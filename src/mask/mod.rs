@@ -17,7 +17,7 @@ mod walk;
 pub use index::{MaskIndex, MaskStats, StateMask};
 pub use matcher::Matcher;
 pub use tokenset::TokenSet;
-pub(crate) use walk::{uniform_body_step, Classes, FastU32};
+pub(crate) use walk::{body_closure, uniform_body_step, Classes, FastU32};
 
 /// A deterministic byte automaton with stable `u32` state ids.
 pub trait ByteAutomaton: Send + Sync {
@@ -54,6 +54,14 @@ pub trait ByteAutomaton: Send + Sync {
     fn body_char_step(&self, _state: u32) -> Option<u32> {
         None
     }
+    /// The highest [`ByteAutomaton::min_bytes_to_accept`] over the states that strings of body
+    /// characters lead `state` to (itself included), when every body character steps each of
+    /// them to a live state, there are at most `cap`, and the automaton can tell without
+    /// building them (only from answers it keeps, unless `compute`); `None` otherwise.
+    /// Default: `None` (the walk follows the characters).
+    fn body_closure_bound(&self, _state: u32, _cap: usize, _compute: bool) -> Option<u32> {
+        None
+    }
     /// Whether the whole byte string is a complete, valid output.
     fn accepts(&self, bytes: &[u8]) -> bool {
         let mut s = self.start();
@@ -76,6 +84,7 @@ impl<T: ByteAutomaton + ?Sized> ByteAutomaton for std::sync::Arc<T> {
     fn byte_classes(&self) -> [u8; 256] { (**self).byte_classes() }
     fn saturated(&self) -> bool { (**self).saturated() }
     fn body_char_step(&self, state: u32) -> Option<u32> { (**self).body_char_step(state) }
+    fn body_closure_bound(&self, state: u32, cap: usize, compute: bool) -> Option<u32> { (**self).body_closure_bound(state, cap, compute) }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -343,15 +343,26 @@ impl LazyTable {
     /// when fewer than half the body bytes loop on `off` (a key among declared names, say:
     /// there the states are many and a walk meets few of them). A bound is kept for every
     /// state reached that has a row (theirs lead to fewer, so it holds for them too); a
-    /// failure for `off` alone.
-    pub fn body_bound(&mut self, a: &dyn ByteAutomaton, classes: &Classes, off: u32, cap: usize, label: &mut dyn FnMut(u32) -> u32) -> Option<u32> {
+    /// failure for `off` alone. `bytes_label`: `label` is `min_bytes_to_accept`.
+    pub fn body_bound(&mut self, a: &dyn ByteAutomaton, classes: &Classes, off: u32, cap: usize, bytes_label: bool, label: &mut dyn FnMut(u32) -> u32) -> Option<u32> {
         if let Some(Some(b)) = self.body_bounds.get(Self::index(off)) {
             return *b;
         }
-        if (self.loops(off) & BODY_ASCII).count_ones() < BODY_ASCII.count_ones() / 2 {
+        let loops_enough = (self.loops(off) & BODY_ASCII).count_ones() >= BODY_ASCII.count_ones() / 2;
+        // An automaton that can answer without building the states (a network, from its rule
+        // DFAs, keeping each answer for the states reached) does, where the label is the
+        // bytes-to-accept it answers with; from what it knew already where few bytes loop.
+        if let Some(bound) = bytes_label.then(|| a.body_closure_bound(self.state(off), cap, loops_enough)).flatten() {
+            if self.body_bounds.len() < self.states.len() {
+                self.body_bounds.resize(self.states.len(), None);
+            }
+            self.body_bounds[Self::index(off)] = Some(Some(bound));
+            return Some(bound);
+        }
+        if !loops_enough {
             return None;
         }
-        let reached = body_closure(a, classes, self.state(off), cap);
+        let reached = body_closure(a, classes, self.state(off), cap, &|_| true);
         let bound = reached.as_ref().map(|r| r.iter().map(|&q| label(q)).max().unwrap_or(0));
         if self.body_bounds.len() < self.states.len() {
             self.body_bounds.resize(self.states.len(), None);
@@ -533,8 +544,9 @@ pub(crate) fn uniform_body_step(a: &dyn ByteAutomaton, classes: &Classes, from: 
 
 /// The automaton states that strings of body characters (see
 /// [`crate::vocab::trie::BodySplit`]) lead to from state `from` (itself included), stepping
-/// one byte per class; `None` if a byte of one dies on the way or there are more than `cap`.
-fn body_closure(a: &dyn ByteAutomaton, classes: &Classes, from: u32, cap: usize) -> Option<Vec<u32>> {
+/// one byte per class; `None` if a byte of one dies on the way, a state inside a character is
+/// not `inside_ok`, or there are more than `cap`.
+pub(crate) fn body_closure(a: &dyn ByteAutomaton, classes: &Classes, from: u32, cap: usize, inside_ok: &dyn Fn(u32) -> bool) -> Option<Vec<u32>> {
     // (state, continuation bytes still needed, range of the next one, on the way to U+2028/9)
     type Item = (u32, u8, u8, u8, Sep);
     let mut firsts: Vec<(u8, u8, u8, u8, Sep)> = Vec::new();
@@ -576,6 +588,8 @@ fn body_closure(a: &dyn ByteAutomaton, classes: &Classes, from: u32, cap: usize)
                     if chars.len() > cap {
                         return None;
                     }
+                } else if !inside_ok(w.0) {
+                    return None;
                 }
                 todo.push(w);
             }
