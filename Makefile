@@ -60,7 +60,7 @@ browser:
 	@command -v chromedriver >/dev/null || { echo "installing: chromium chromium-driver"; $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
 test: setup pydeps browser templates
-	$(CARGO) test --release
+	$(CARGO) test --release --workspace
 	$(PYTHON) tests/openai_client_test.py
 
 # The agent frameworks and client libraries (openai-agents, pydantic-ai, LangChain, instructor,

@@ -45,7 +45,7 @@ fn default_vocab() -> (String, Vocab) {
     let (id, path) = conform::manifest::resolve(None).expect("default model (run `make model`)");
     let params = LlamaModelParams::default().with_vocab_only(true);
     let model = LlamaModel::load_from_file(&backend, &path, &params).expect("loading the default model");
-    (id, Vocab::from_llama(&model))
+    (id, conform::engine::model_vocab(&model))
 }
 
 

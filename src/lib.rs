@@ -1,14 +1,15 @@
 //! conform: an OpenAI-compatible LLM server on llama.cpp whose outputs follow a requested format.
+//!
+//! The format engine is the `conform-format` crate (no llama.cpp); its modules are re-exported
+//! here under their own names, so `conform::format` is `conform_format::format`.
 
 pub mod ab;
 pub mod chat_format;
 pub mod chat_template;
+pub mod distill;
 pub mod engine;
-pub mod format;
 pub mod manifest;
-pub mod mask;
 pub mod metrics;
 pub mod server;
-pub mod tpm;
-pub mod testdata;
-pub mod vocab;
+
+pub use conform_format::{format, mask, testdata, tpm, vocab};

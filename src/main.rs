@@ -353,7 +353,7 @@ fn distill(args: DistillArgs) -> anyhow::Result<()> {
     let (_, model_path) = manifest::resolve(args.engine.model.as_deref())?;
     let out = args.out.clone().unwrap_or_else(|| conform::tpm::default_path(&model_path));
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-    let config = conform::tpm::distill::Config {
+    let config = conform::distill::Config {
         data: args.data,
         samples_path: out.with_extension("samples.jsonl"),
         out,
@@ -368,10 +368,10 @@ fn distill(args: DistillArgs) -> anyhow::Result<()> {
     };
     anyhow::ensure!(config.hidden >= 1 && config.hidden <= 4096, "--hidden must be 1..=4096");
     let engine = args.engine.start()?;
-    let texts = conform::tpm::distill::sample(&engine, &config)?;
+    let texts = conform::distill::sample(&engine, &config)?;
     let fingerprint = engine.info.fingerprint.clone();
     drop(engine);
-    conform::tpm::distill::fit(&texts, &config, &fingerprint)?;
+    conform::distill::fit(&texts, &config, &fingerprint)?;
     eprintln!("wrote {}", config.out.display());
     Ok(())
 }

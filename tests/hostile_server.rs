@@ -1,6 +1,6 @@
 //! Hostile requests against the real server: each gets a 200 or a 4xx naming what it broke,
 //! and the server answers a normal request afterwards. Nothing is timed: the work a request
-//! may cause is bounded by limits whose names the errors carry (see tests/hostile.rs for the
+//! may cause is bounded by limits whose names the errors carry (see crates/conform-format/tests/hostile.rs for the
 //! compile-level cases and their work counters). The HTTP layer's part: slow and idle
 //! connections, more connections than the cap, bodies not declared JSON, foreign Host headers
 //! (DNS rebinding); there a test waits (with a generous guard) for what the server is bound to

@@ -32,7 +32,7 @@ fn backend() -> &'static LlamaBackend {
 fn load(name: &str) -> Loaded {
     let (_, path) = conform::manifest::resolve(Some(name)).unwrap();
     let model = LlamaModel::load_from_file(backend(), path, &LlamaModelParams::default().with_vocab_only(true)).unwrap();
-    let vocab = Arc::new(Vocab::from_llama(&model));
+    let vocab = Arc::new(conform::engine::model_vocab(&model));
     let trie = Arc::new(TokenTrie::new(&vocab));
     Loaded { vocab, trie }
 }
@@ -67,7 +67,7 @@ fn both_vocabularies_decode_to_exact_bytes() {
 }
 
 /// The mask for `state` with budget `remaining_after`, by brute force over every token
-/// (the budget in the index's token distance, checked on its own in tests/masks.rs).
+/// (the budget in the index's token distance, checked on its own in crates/conform-format/tests/masks.rs).
 fn brute_force(a: &Compiled, index: &MaskIndex, vocab: &Vocab, state: u32, remaining_after: u32) -> Vec<u32> {
     (0..vocab.len() as u32)
         .filter(|&t| {

@@ -76,7 +76,7 @@ impl Vocabulary {
             backend.void_logs();
             let params = LlamaModelParams::default().with_vocab_only(true);
             let model = LlamaModel::load_from_file(&backend, path, &params).map_err(|e| format!("{}: {e}", path.display()))?;
-            let vocab = Arc::new(Vocab::from_llama(&model));
+            let vocab = Arc::new(conform::engine::model_vocab(&model));
             Ok(Vocabulary { vocab, tokenizer: Tokenizer::Gguf { model: Arc::new(model), _backend: Arc::new(backend) } })
         } else {
             let vocab = Arc::new(Vocab::from_tokenizer_json(path).map_err(|e| e.to_string())?);

@@ -17,24 +17,12 @@
 //! when finished (or the EOG is accepted) the automaton accepts the output.
 #![no_main]
 
-// conform's engine-free modules, compiled in place (the crate itself links llama.cpp, which
-// would need a sanitizer-instrumented C++ build). They only refer to each other via `crate::`.
-#[allow(dead_code, unused_imports)]
-#[path = "../../src/format/mod.rs"]
-mod format;
-#[allow(dead_code, unused_imports)]
-#[path = "../../src/mask/mod.rs"]
-mod mask;
-#[allow(dead_code, unused_imports)]
-#[path = "../../src/vocab/mod.rs"]
-mod vocab;
-
 use std::sync::{Arc, OnceLock};
 
-use format::{Limits, SchemaOptions};
+use conform_format::format::{self, Limits, SchemaOptions};
+use conform_format::mask::{ByteAutomaton, MaskIndex, Matcher};
+use conform_format::vocab::{TokenTrie, Vocab};
 use libfuzzer_sys::fuzz_target;
-use mask::{ByteAutomaton, MaskIndex, Matcher};
-use vocab::{TokenTrie, Vocab};
 
 const MAX_STEPS: usize = 256;
 

@@ -7,17 +7,10 @@
 //! Checked: no panic; every refusal is a client error (4xx) in OpenAI's shape, with a message,
 //! and a `param` when it is a 400 about a field; an accepted request's values are in range.
 
-// The server's parsing modules, compiled in place with the engine-free modules they use (the
-// crate itself links llama.cpp). They refer to each other via `crate::` and `super::`.
-#[allow(dead_code, unused_imports)]
-#[path = "../../src/format/mod.rs"]
-mod format;
-#[allow(dead_code, unused_imports)]
-#[path = "../../src/mask/mod.rs"]
-mod mask;
-#[allow(dead_code, unused_imports)]
-#[path = "../../src/vocab/mod.rs"]
-mod vocab;
+// The format engine is a library (conform-format). The server's parsing modules live in the
+// `conform` crate, which links llama.cpp, so they are compiled in place here; they refer to the
+// engine and to each other via `crate::` and `super::`.
+use conform_format::format;
 #[allow(dead_code)]
 #[path = "../../src/server/error.rs"]
 mod error;

@@ -10,6 +10,7 @@ pub mod cost;
 pub mod load;
 pub mod sampling;
 pub mod text;
+mod vocab;
 mod worker;
 
 use std::path::Path;
@@ -26,6 +27,7 @@ use crate::vocab::Vocab;
 
 pub use cost::FormatCost;
 pub use sampling::SamplingParams;
+pub use vocab::model_vocab;
 
 /// Engine settings, from the command line.
 #[derive(Clone, Debug)]
@@ -217,7 +219,7 @@ fn backend() -> anyhow::Result<LlamaBackend> {
 
 fn model_info(model: &LlamaModel, id: String, weight_buffers: Vec<load::WeightBuffer>) -> ModelInfo {
     let vocab = model.vocab();
-    let tokens = Arc::new(Vocab::from_llama(model));
+    let tokens = Arc::new(model_vocab(model));
     let piece = |t: LlamaToken| String::from_utf8_lossy(&vocab.token_to_piece(t, true, None)).into_owned();
     ModelInfo {
         id,

@@ -2,9 +2,9 @@
 //! Test helpers: a `ByteAutomaton` adapter over regex-automata's dense DFA
 //! (flattened to an explicit table), vocab loaders, a greedy tokenizer.
 
-use conform::testdata::data_dir;
-use conform::mask::ByteAutomaton;
-use conform::vocab::{TokenTrie, Vocab};
+use conform_format::testdata::data_dir;
+use conform_format::mask::ByteAutomaton;
+use conform_format::vocab::{TokenTrie, Vocab};
 use regex_automata::dfa::{dense, Automaton, StartKind};
 use regex_automata::util::primitives::StateID;
 use regex_automata::util::start;

@@ -1,6 +1,6 @@
 //! JSONSchemaBench: compile real-world schemas, accept valid / reject invalid instances.
-use conform::testdata::data_dir;
-use conform::format::*;
+use conform_format::testdata::data_dir;
+use conform_format::format::*;
 use serde_json::Value;
 use std::collections::BTreeMap;
 mod format_support;
@@ -115,7 +115,7 @@ fn jsonschemabench() {
 /// the shortest way; every 20th schema, 4 walks each.
 #[test]
 fn sampled_outputs_validate() {
-    use conform::mask::ByteAutomaton;
+    use conform_format::mask::ByteAutomaton;
     use rand::{rngs::StdRng, Rng, SeedableRng};
     let dir = data_dir().join("jsonschemabench");
     let Ok(rd) = std::fs::read_dir(&dir) else { eprintln!("SKIP: no data at {}", dir.display()); return };

@@ -15,10 +15,10 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use conform::format::instructions;
-use conform::format::{compile_gbnf, compile_regex, compile_schema, Compiled, FormatError, Limits, SchemaOptions};
-use conform::mask::{ByteAutomaton, MaskIndex, Matcher};
-use conform::vocab::{TokenTrie, Vocab};
+use conform_format::format::instructions;
+use conform_format::format::{compile_gbnf, compile_regex, compile_schema, Compiled, FormatError, Limits, SchemaOptions};
+use conform_format::mask::{ByteAutomaton, MaskIndex, Matcher};
+use conform_format::vocab::{TokenTrie, Vocab};
 use serde_json::{json, Map, Value};
 
 /// A case still running after this long is a hang (release builds take well under a second

@@ -15,7 +15,7 @@ pub(crate) fn string_regex() -> String {
     format!("\"{JSON_CHAR}*\"")
 }
 
-pub(crate) fn ws_regex(ws: Whitespace) -> String {
+pub fn ws_regex(ws: Whitespace) -> String {
     match ws {
         Whitespace::Compact => String::new(),
         Whitespace::Flexible { max: 0 } => String::new(),

@@ -17,8 +17,8 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde_json::{json, Value};
 
-use super::em;
-use super::hmm::{Hmm, TpmInfo};
+use crate::tpm::em;
+use crate::tpm::hmm::{Hmm, TpmInfo};
 use crate::ab::progress::Progress;
 use crate::chat_template::ChatTemplate;
 use crate::engine::{Engine, Event, Job, SamplingParams};

@@ -1,5 +1,5 @@
 #![allow(dead_code)]
-use conform::format::*;
+use conform_format::format::*;
 use serde_json::Value;
 
 /// Why a valid instance may legitimately never be generated. None = no policy reason.

@@ -1,8 +1,8 @@
 mod mask_support;
 
 use mask_support::{greedy_tokenize, llama3, qwen3, Loaded, TableDfa};
-use conform::mask::{ByteAutomaton, MaskError, MaskIndex, MaskStats, Matcher, TokenSet};
-use conform::vocab::{TokenTrie, Vocab};
+use conform_format::mask::{ByteAutomaton, MaskError, MaskIndex, MaskStats, Matcher, TokenSet};
+use conform_format::vocab::{TokenTrie, Vocab};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::sync::Arc;
@@ -256,7 +256,7 @@ fn reference_llama3_choice_number_text() {
 /// closure runs on the rule DFA (`Recursive::body_closure_bound`): masks equal brute force.
 #[test]
 fn reference_recursive_counted_strings() {
-    use conform::format::{compile_schema, Compiled, Limits, SchemaOptions};
+    use conform_format::format::{compile_schema, Compiled, Limits, SchemaOptions};
     let schema = serde_json::json!({
         "type": "object",
         "properties": {
@@ -573,7 +573,7 @@ fn token_distance_is_realised_by_a_token() {
 /// shortest closure is the compact one's.
 #[test]
 fn reference_natural_whitespace_json() {
-    use conform::format::{schema_rules, Limits, SchemaOptions, Whitespace};
+    use conform_format::format::{schema_rules, Limits, SchemaOptions, Whitespace};
     let schema = serde_json::json!({"type": "object", "required": ["name", "tags", "ok"], "properties": {
         "name": {"type": "string", "maxLength": 20},
         "tags": {"type": "array", "items": {"type": "string", "maxLength": 8}, "maxItems": 3},
@@ -603,7 +603,7 @@ fn reference_natural_whitespace_json() {
 /// JSON valid against its schema once escaped.
 #[test]
 fn reference_raw_strings_json() {
-    use conform::format::{schema_rules, validate::validate, Limits, RawStringEscaper, SchemaOptions, Whitespace};
+    use conform_format::format::{schema_rules, validate::validate, Limits, RawStringEscaper, SchemaOptions, Whitespace};
     let schema = serde_json::json!({"type": "object", "required": ["why", "code", "n"], "properties": {
         "why": {"type": "string", "maxLength": 30},
         "code": {"type": "string", "pattern": "^[a-z]{1,4}$"},
@@ -637,7 +637,7 @@ fn reference_raw_strings_json() {
 /// brute force at every step and budget, and texts are accepted or refused as the schema says.
 #[test]
 fn reference_maps_and_decimal_bounds_json() {
-    use conform::format::{schema_rules, Limits, SchemaOptions};
+    use conform_format::format::{schema_rules, Limits, SchemaOptions};
     let schema = serde_json::json!({"type": "object", "required": ["id"], "properties": {
         "id": {"type": "integer", "minimum": 1},
         "scores": {"type": "object", "additionalProperties": {"type": "number", "minimum": 0.1, "exclusiveMaximum": 0.75}, "maxProperties": 3}},

@@ -1,9 +1,9 @@
 //! The probabilistic format model behind `format_mode: "lookahead"` (DESIGN §2): a byte-level
-//! HMM distilled from the served model ([`hmm`], [`em`], [`distill`]), and the dynamic program
+//! HMM distilled from the served model ([`hmm`], [`em`]; the distillation itself samples the
+//! model, so it lives in the server crate), and the dynamic program
 //! that turns it and a format automaton into `P(format satisfied | prefix + candidate)`
 //! ([`lookahead`]).
 
-pub mod distill;
 pub mod em;
 pub mod hmm;
 pub mod lookahead;

@@ -1,14 +1,10 @@
 //! Token vocabulary: the exact byte string of every token id, plus the
 //! end-of-generation (EOG) token ids.
 //!
-//! [`Vocab::from_llama`] reads a loaded model (`token_to_piece(special = false)`);
-//! [`Vocab::from_tokenizer_json`] (in
-//! `tokenizer_json.rs`) builds the same thing from a HF `tokenizer.json` and is
-//! used by tests and tools.
+//! [`Vocab::from_token_bytes`] takes the bytes of each token from whoever has them (the server
+//! reads a loaded llama.cpp model); [`Vocab::from_tokenizer_json`] (in `tokenizer_json.rs`)
+//! builds the same thing from a HF `tokenizer.json`, for tests, tools and embedders.
 
-// The fuzz target builds these modules without llama.cpp.
-#[cfg(not(fuzzing))]
-mod llama;
 pub mod tokenizer_json;
 pub mod trie;
 

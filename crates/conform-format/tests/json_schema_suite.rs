@@ -1,6 +1,6 @@
 //! Runs the official JSON-Schema-Test-Suite (draft 2020-12) against the schema compiler.
-use conform::testdata::data_dir;
-use conform::format::*;
+use conform_format::testdata::data_dir;
+use conform_format::format::*;
 use serde_json::Value;
 use std::collections::BTreeMap;
 

@@ -717,7 +717,7 @@ mod tests {
 
     #[test]
     fn shipped_grammars_compile() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("grammars");
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../grammars");
         let mut n = 0;
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
