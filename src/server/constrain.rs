@@ -9,23 +9,24 @@
 //! token reweighted by the TPM's probability that the format can still be completed; see
 //! `tpm`), `decoupled` (free text first, then the mask; planned in `decoupled`) or `free`
 //! (decode unconstrained, then only report whether the output complied).
-//! Compiled formats are cached by their source, so a schema used again costs nothing; masks per
-//! automaton state are cached inside the index.
+//! Compiling and its cache are the format engine's ([`conform_format::Compiler`]); this module
+//! reads the request's fields into a [`Spec`], and adds the modes and the lookahead.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 
+use conform_format::{Compiled, Compiler, Constraint, Grammar, Spec, TokEnv};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
 use crate::engine::{Summary, TokenConstraint};
-use crate::format::{self, instructions, FormatError, Limits, SchemaOptions, Whitespace};
-use crate::mask::{ByteAutomaton, MaskIndex, Matcher};
+use crate::format::{self, FormatError, Limits, SchemaOptions, Whitespace};
+use crate::mask::{ByteAutomaton, Matcher};
 use crate::tpm::{Caps, Filter, Hmm, Tables, TablesError, HORIZONS};
 use crate::metrics::metrics;
-use crate::vocab::{TokenTrie, Vocab};
+use crate::vocab::Vocab;
 
 /// The format fields of a chat or completion request.
 #[derive(Deserialize, Debug, Default, Clone)]
@@ -167,53 +168,29 @@ enum Lookahead {
 /// A compiled format, ready to constrain or check generations.
 pub struct Format {
     pub mode: Mode,
-    index: Arc<MaskIndex>,
-    automaton: Arc<dyn ByteAutomaton>,
-    /// Unsupported keywords skipped in lenient mode.
-    pub ignored: Vec<String>,
-    tokenize: Tokenizer,
+    grammar: Arc<Grammar>,
     lookahead: Option<Lookahead>,
     /// The model writes strings raw (`format_options.strings`): its text is JSON only once
     /// escaped ([`Format::escaper`]).
     raw_strings: bool,
 }
 
-pub type Tokenizer = Arc<dyn Fn(&[u8]) -> Vec<u32> + Send + Sync>;
-
-/// What a format request compiles from; also the cache key.
-#[derive(Debug, Hash, PartialEq, Eq, Clone)]
-enum Source {
-    Regex(String),
-    Choice(Vec<String>),
-    Grammar(String),
-    JsonObject { whitespace: Whitespace },
-    JsonSchema { schema: String, lenient: bool, whitespace: Whitespace, refuse_unknown: bool, raw_strings: bool },
-    /// Writing instructions (the JSON list as sent), intersected with another format if any.
-    Instructions { list: String, base: Option<Box<Source>> },
-    /// The rule regexes of a recursive network (server-built: tool calls).
-    Rules(Vec<String>),
-}
-
 /// Compiled formats shared across requests, plus what compiling needs.
 pub struct Formats {
-    vocab: Arc<Vocab>,
-    trie: Arc<TokenTrie>,
-    tokenize: Tokenizer,
-    limits: Limits,
-    cache: Mutex<HashMap<Source, (Arc<MaskIndex>, Arc<dyn ByteAutomaton>, Vec<String>)>>,
+    compiler: Compiler,
     /// The model's distilled TPM, if it has one.
     tpm: Option<Arc<Hmm>>,
     uniform_tpm: Arc<Hmm>,
     /// Lookahead tables (or why a format has none), per format and TPM: a cold format pays once.
-    tables: Mutex<HashMap<(Source, TpmChoice), Result<Arc<Tables>, TablesError>>>,
+    tables: Mutex<HashMap<(Spec, TpmChoice), Result<Arc<Tables>, TablesError>>>,
 }
 
-/// Compiled formats kept; past this the cache starts over (formats are cheap to rebuild).
-const CACHE_ENTRIES: usize = 64;
+/// Lookahead tables kept; past this the cache starts over.
+const TABLE_ENTRIES: usize = 64;
 
 impl Formats {
     pub fn limits(&self) -> &Limits {
-        &self.limits
+        self.compiler.limits()
     }
 
     /// The request's response format as the rules of a recursive network starting at rule
@@ -222,15 +199,16 @@ impl Formats {
         let options = fields.format_options.clone().unwrap_or_default();
         let plain = |regex| format::SchemaRegex { regex, ignored: Vec::new(), recursive: false, rules: Vec::new() };
         match source(fields, &options)? {
-            Some((_, Source::JsonSchema { raw_strings: true, .. })) => {
+            Some((_, Spec::JsonSchema { raw_strings: true, .. })) => {
                 Err(ApiError::invalid("format_options.strings", "raw strings do not combine with `tools`"))
             }
-            Some((param, Source::JsonSchema { schema, lenient, whitespace, refuse_unknown, raw_strings: false })) => {
-                let schema: Value = serde_json::from_str(&schema).expect("serialized by `source`");
-                let options = SchemaOptions { whitespace, lenient, refuse_unknown_keywords: refuse_unknown, raw_strings: false };
-                format::schema_rules(&schema, &options, &self.limits, first_rule).map_err(|e| format_error(param, e))
+            Some((param, spec @ Spec::JsonSchema { .. })) => {
+                let Spec::JsonSchema { schema, .. } = &spec else { unreachable!() };
+                let schema: Value = serde_json::from_str(schema).expect("serialized by `source`");
+                let options = spec.schema_options().expect("a JSON Schema spec");
+                format::schema_rules(&schema, &options, self.limits(), first_rule).map_err(|e| format_error(param, e))
             }
-            Some((_, Source::JsonObject { whitespace })) => Ok(plain(format::json_object_regex(self.limits.recursion_depth, whitespace))),
+            Some((_, Spec::JsonObject { whitespace })) => Ok(plain(format::json_object_regex(self.limits().recursion_depth, whitespace))),
             Some((param, _)) => Err(ApiError::invalid(
                 param,
                 "with `tools`, the response format (the final answer beside the calls) must be a JSON Schema or `json_object`",
@@ -239,30 +217,23 @@ impl Formats {
         }
     }
 
-    /// A masked format from a regex the server built itself (tool calls).
     /// A format the server builds itself (tool calls): one regex, or the rules of a recursive
     /// network (see [`format::recursive`]).
-    pub fn compile_internal(&self, param: &str, mut rules: Vec<String>) -> Result<Format, ApiError> {
-        let source = if rules.len() == 1 { Source::Regex(rules.remove(0)) } else { Source::Rules(rules) };
-        self.compiled(param, source, Mode::Mask)
+    pub fn compile_internal(&self, param: &str, rules: Vec<String>) -> Result<Format, ApiError> {
+        self.compiled(param, Spec::rules(rules), Mode::Mask)
     }
 
-    pub fn new(vocab: Arc<Vocab>, tokenize: Tokenizer) -> Self {
-        let trie = Arc::new(TokenTrie::new(&vocab));
+    pub fn new(vocab: Arc<Vocab>, tokenize: conform_format::Tokenize) -> Self {
+        Formats::with_limits(vocab, tokenize, Limits::default())
+    }
+
+    pub fn with_limits(vocab: Arc<Vocab>, tokenize: conform_format::Tokenize, limits: Limits) -> Self {
         Formats {
-            vocab,
-            trie,
-            tokenize,
-            limits: Limits::default(),
-            cache: Mutex::default(),
+            compiler: Compiler::new(TokEnv::new(vocab, tokenize), limits),
             tpm: None,
             uniform_tpm: Arc::new(Hmm::uniform()),
             tables: Mutex::default(),
         }
-    }
-
-    pub fn with_limits(self, limits: Limits) -> Self {
-        Formats { limits, ..self }
     }
 
     /// The TPM that `format_mode: "lookahead"` uses.
@@ -300,22 +271,22 @@ impl Formats {
             )
             .with_code("lookahead_unavailable"));
         }
-        let Some((param, source)) = source(fields, &options)? else {
+        let Some((param, spec)) = source(fields, &options)? else {
             if fields.format_mode.is_some() || fields.format_options.is_some() {
                 return Err(ApiError::invalid("format_mode", "`format_mode` and `format_options` need a format (response_format or guided_*)"));
             }
             return Ok(None);
         };
-        let mut format = self.compiled(param, source.clone(), mode)?;
+        let mut format = self.compiled(param, spec.clone(), mode)?;
         if mode == Mode::Lookahead {
-            format.lookahead = Some(self.lookahead(source, options.tpm, weight, &format.automaton));
+            format.lookahead = Some(self.lookahead(spec, options.tpm, weight, format.grammar.automaton()));
         }
         Ok(Some(format))
     }
 
     /// The lookahead tables of a format (built on first use, then cached).
-    fn lookahead(&self, source: Source, tpm: TpmChoice, weight: f32, automaton: &Arc<dyn ByteAutomaton>) -> Lookahead {
-        let key = (source, tpm);
+    fn lookahead(&self, spec: Spec, tpm: TpmChoice, weight: f32, automaton: &Arc<dyn ByteAutomaton>) -> Lookahead {
+        let key = (spec, tpm);
         // Tables of an automaton that was since rebuilt (see `saturated`) do not fit this one.
         let cached = self.tables.lock().unwrap().get(&key).filter(|t| t.as_ref().map_or(true, |t| t.built_for(automaton))).cloned();
         let built = cached.unwrap_or_else(|| {
@@ -328,7 +299,7 @@ impl Formats {
                 tracing::info!(states = tables.states, ms = tables.build_time.as_millis() as u64, "lookahead tables built");
             }
             let mut cache = self.tables.lock().unwrap();
-            if cache.len() >= CACHE_ENTRIES {
+            if cache.len() >= TABLE_ENTRIES {
                 cache.clear();
             }
             cache.insert(key, built.clone());
@@ -340,89 +311,25 @@ impl Formats {
         }
     }
 
-    fn compiled(&self, param: &str, source: Source, mode: Mode) -> Result<Format, ApiError> {
-        let raw_strings = matches!(source, Source::JsonSchema { raw_strings: true, .. });
-        // A recursive automaton that has interned many states is rebuilt for new requests, so
-        // its state and mask caches stop growing (requests holding the old one keep it).
-        let cached = {
-            let mut cache = self.cache.lock().unwrap();
-            // Masks grow while formats are in use: past the byte budget over all of them, the
-            // cache starts over (requests holding a format keep it until they finish).
-            let mask_bytes: usize = cache.values().map(|(index, _, _)| index.cached_bytes()).sum();
-            if mask_bytes > self.limits.mask_cache_bytes {
-                cache.clear();
-            }
-            cache.get(&source).filter(|(_, a, _)| !a.saturated()).cloned()
-        };
-        let (index, automaton, ignored) = match cached {
-            Some(entry) => {
-                metrics().format_cache_hits.fetch_add(1, Relaxed);
-                entry
-            }
-            None => {
-                let start = std::time::Instant::now();
-                let built = self.build(&source);
-                metrics().format_compiles.fetch_add(1, Relaxed);
-                metrics().format_compile.observe(start.elapsed());
-                let (automaton, ignored) = built.map_err(|e| format_error(param, e))?;
-                let index = MaskIndex::new(automaton.clone(), self.vocab.clone(), self.trie.clone())
-                    .map_err(ApiError::internal)?
-                    .with_cache_budget(self.limits.mask_cache_bytes / 8);
-                let entry = (Arc::new(index), automaton, ignored);
-                let mut cache = self.cache.lock().unwrap();
-                if cache.len() >= CACHE_ENTRIES {
-                    cache.clear();
-                }
-                cache.insert(source, entry.clone());
-                entry
+    fn compiled(&self, param: &str, spec: Spec, mode: Mode) -> Result<Format, ApiError> {
+        let raw_strings = spec.raw_strings();
+        let (grammar, how) = self.compiler.compile(&spec).map_err(|e| format_error(param, e))?;
+        match how {
+            Compiled::Cached => metrics().format_cache_hits.fetch_add(1, Relaxed),
+            Compiled::Fresh(took) => {
+                metrics().format_compile.observe(took);
+                metrics().format_compiles.fetch_add(1, Relaxed)
             }
         };
-        Ok(Format { mode, index, automaton, ignored, tokenize: self.tokenize.clone(), lookahead: None, raw_strings })
-    }
-
-    fn build(&self, source: &Source) -> Result<(Arc<dyn ByteAutomaton>, Vec<String>), FormatError> {
-        let plain = |a: format::Automaton| (Arc::new(a) as Arc<dyn ByteAutomaton>, Vec::new());
-        match source {
-            Source::Regex(pattern) => Ok(plain(format::compile_regex(pattern, &self.limits)?)),
-            Source::Choice(choices) => Ok(plain(format::compile_choice(choices, &self.limits)?)),
-            Source::Grammar(text) => Ok((Arc::new(format::compile_gbnf(text, &self.limits)?), Vec::new())),
-            Source::Rules(rules) => {
-                let rules: Vec<&str> = rules.iter().map(String::as_str).collect();
-                Ok((Arc::new(format::recursive::compile_network(&rules, &self.limits)?), Vec::new()))
-            }
-            Source::JsonObject { whitespace } => Ok((Arc::new(format::compile_json_object(*whitespace, &self.limits)?), Vec::new())),
-            Source::Instructions { list, base } => {
-                let list: Value = serde_json::from_str(list).expect("cache key is serialized JSON");
-                let list = instructions::parse_list(&list)?;
-                let (base, ignored) = match base {
-                    Some(base) => {
-                        let (a, ignored) = self.build(base)?;
-                        (Some(a), ignored)
-                    }
-                    None => (None, Vec::new()),
-                };
-                Ok((Arc::new(instructions::compile(&list, base, &self.limits)?), ignored))
-            }
-            Source::JsonSchema { schema, lenient, whitespace, refuse_unknown, raw_strings } => {
-                let schema: Value = serde_json::from_str(schema).expect("cache key is serialized JSON");
-                let options = SchemaOptions {
-                    whitespace: *whitespace,
-                    lenient: *lenient,
-                    refuse_unknown_keywords: *refuse_unknown,
-                    raw_strings: *raw_strings,
-                };
-                let (compiled, ignored) = format::compile_schema(&schema, &options, &self.limits)?;
-                Ok((Arc::new(compiled), ignored))
-            }
-        }
+        Ok(Format { mode, grammar, lookahead: None, raw_strings })
     }
 }
 
 /// Which field holds the format, and what it says.
-fn source(fields: &FormatFields, options: &FormatOptions) -> Result<Option<(&'static str, Source)>, ApiError> {
-    let mut found: Vec<(&'static str, Source)> = Vec::new();
+fn source(fields: &FormatFields, options: &FormatOptions) -> Result<Option<(&'static str, Spec)>, ApiError> {
+    let mut found: Vec<(&'static str, Spec)> = Vec::new();
     let mut instruction_list: Option<String> = None;
-    let schema_source = |param: &'static str, schema: &Value| -> Result<Source, ApiError> {
+    let schema_source = |param: &'static str, schema: &Value| -> Result<Spec, ApiError> {
         let schema = match schema {
             // vLLM accepts the schema as a JSON string too.
             Value::String(text) => serde_json::from_str(text)
@@ -432,18 +339,20 @@ fn source(fields: &FormatFields, options: &FormatOptions) -> Result<Option<(&'st
         if !schema.is_object() && !schema.is_boolean() {
             return Err(ApiError::invalid(param, "a JSON Schema must be an object or a boolean"));
         }
-        Ok(Source::JsonSchema {
-            schema: schema.to_string(),
-            lenient: options.lenient,
-            whitespace: options.whitespace,
-            refuse_unknown: options.unknown_keywords == UnknownKeywords::Error,
-            raw_strings: options.strings == Strings::Raw,
-        })
+        Ok(Spec::json_schema(
+            &schema,
+            &SchemaOptions {
+                whitespace: options.whitespace,
+                lenient: options.lenient,
+                refuse_unknown_keywords: options.unknown_keywords == UnknownKeywords::Error,
+                raw_strings: options.strings == Strings::Raw,
+            },
+        ))
     };
     if let Some(rf) = &fields.response_format {
         match rf.get("type").and_then(Value::as_str) {
             Some("text") => {}
-            Some("json_object") => found.push(("response_format", Source::JsonObject { whitespace: options.whitespace })),
+            Some("json_object") => found.push(("response_format", Spec::JsonObject { whitespace: options.whitespace })),
             Some("json_schema") => {
                 let schema = rf
                     .get("json_schema")
@@ -456,7 +365,7 @@ fn source(fields: &FormatFields, options: &FormatOptions) -> Result<Option<(&'st
                     .get("grammar")
                     .and_then(Value::as_str)
                     .ok_or_else(|| ApiError::invalid("response_format.grammar", "`grammar` needs a `grammar` string (GBNF)").with_code("invalid_format"))?;
-                found.push(("response_format.grammar", Source::Grammar(text.to_string())));
+                found.push(("response_format.grammar", Spec::Grammar(text.to_string())));
             }
             Some("instructions") => {
                 let list = rf.get("instructions").ok_or_else(|| {
@@ -476,25 +385,25 @@ fn source(fields: &FormatFields, options: &FormatOptions) -> Result<Option<(&'st
         found.push(("guided_json", schema_source("guided_json", schema)?));
     }
     if let Some(pattern) = &fields.guided_regex {
-        found.push(("guided_regex", Source::Regex(pattern.clone())));
+        found.push(("guided_regex", Spec::Regex(pattern.clone())));
     }
     if let Some(choices) = &fields.guided_choice {
-        found.push(("guided_choice", Source::Choice(choices.clone())));
+        found.push(("guided_choice", Spec::Choice(choices.clone())));
     }
     if let Some(text) = &fields.guided_grammar {
-        found.push(("guided_grammar", Source::Grammar(text.clone())));
+        found.push(("guided_grammar", Spec::Grammar(text.clone())));
     }
     if found.len() > 1 {
         let names: Vec<&str> = found.iter().map(|f| f.0).collect();
         return Err(ApiError::invalid(found[1].0, format!("give one format, not several: {}", names.join(", "))));
     }
     let found = match instruction_list {
-        Some(list) => Some(("response_format", Source::Instructions { list, base: found.pop().map(|(_, s)| Box::new(s)) })),
+        Some(list) => Some(("response_format", Spec::Instructions { list, base: found.pop().map(|(_, s)| Box::new(s)) })),
         None => found.pop(),
     };
     // Instructions count the characters of the text as written, and other formats have no
     // strings the server knows how to escape.
-    if options.strings == Strings::Raw && !matches!(found, Some((_, Source::JsonSchema { .. }))) {
+    if options.strings == Strings::Raw && !matches!(found, Some((_, Spec::JsonSchema { .. }))) {
         return Err(ApiError::invalid("format_options.strings", "`strings: \"raw\"` needs a JSON Schema format, without instructions"));
     }
     Ok(found)
@@ -532,7 +441,12 @@ impl Format {
 
     /// The fewest tokens any complete output needs (an upper bound: bytes count as tokens).
     pub fn shortest_tokens(&self) -> u32 {
-        self.index.shortest_tokens(self.automaton.start())
+        self.grammar.shortest_tokens()
+    }
+
+    /// Schema keywords skipped as annotations (or, in lenient mode, as unsupported).
+    pub fn ignored(&self) -> &[String] {
+        self.grammar.ignored()
     }
 
     /// A fresh constraint for one choice, or `None` in free mode.
@@ -561,7 +475,7 @@ impl Format {
     /// watched call that could not close in the budget left is let go as prose.
     pub fn auto_calls_constraint(&self, opener: Option<u32>) -> Box<dyn TokenConstraint> {
         let needed_after_opener = opener.map_or(u32::MAX, |t| {
-            let mut after = Matcher::new(self.index.clone());
+            let mut after = Matcher::new(self.grammar.index().clone());
             match after.accept(t) {
                 Ok(()) => after.tokens_to_accept(),
                 Err(_) => u32::MAX,
@@ -576,8 +490,8 @@ impl Format {
         })
     }
 
-    fn constraint_always(&self) -> FormatConstraint {
-        FormatConstraint { matcher: Matcher::new(self.index.clone()), tokenize: self.tokenize.clone() }
+    fn constraint_always(&self) -> Constraint {
+        self.grammar.constraint()
     }
 
     /// The `format` object reported with each choice.
@@ -586,7 +500,7 @@ impl Format {
     /// over the sampled steps; `overridden_steps`: steps whose most likely token was masked).
     pub fn report(&self, text: &str, summary: &Summary) -> Value {
         let mut report = self.cost_report(summary);
-        report["compliant"] = json!(self.automaton.accepts(text.as_bytes()));
+        report["compliant"] = json!(self.grammar.accepts(text.as_bytes()));
         match &self.lookahead {
             Some(Lookahead::Ready { tpm, tables, weight }) => {
                 report["lookahead"] = json!({"tpm": tpm.name(), "hidden_states": tables.hmm().hidden(), "weight": weight});
@@ -598,8 +512,8 @@ impl Format {
             }
             None => {}
         }
-        if !self.ignored.is_empty() {
-            report["ignored"] = json!(self.ignored);
+        if !self.ignored().is_empty() {
+            report["ignored"] = json!(self.ignored());
         }
         report
     }
@@ -618,49 +532,10 @@ impl Format {
     }
 }
 
-struct FormatConstraint {
-    matcher: Matcher,
-    tokenize: Tokenizer,
-}
-
-impl TokenConstraint for FormatConstraint {
-    fn mask(&mut self, logits: &mut [f32], remaining_after: u32) {
-        self.matcher.apply(logits, remaining_after);
-    }
-    fn accept(&mut self, token: u32) -> anyhow::Result<()> {
-        Ok(self.matcher.accept(token)?)
-    }
-    fn is_finished(&self) -> bool {
-        self.matcher.is_finished()
-    }
-    fn forced_tokens(&mut self, room: u32) -> Vec<u32> {
-        let mut tokens = self.matcher.forced_tokens(|bytes| (self.tokenize)(bytes));
-        // The tokenizer may spell forced bytes in more tokens than the budget's own path to
-        // acceptance; stop forcing where the rest would no longer fit and let sampling go on.
-        let index = self.matcher.index().clone();
-        let mut kept = 0;
-        for (k, &t) in tokens.iter().enumerate() {
-            let left_after = room.saturating_sub(k as u32 + 1);
-            match index.step_token(self.matcher.state(), t) {
-                Some(next) if index.finishes_within(next, left_after) => {
-                    self.matcher.accept(t).expect("forced tokens step the automaton");
-                    kept += 1;
-                }
-                _ => break,
-            }
-        }
-        tokens.truncate(kept);
-        tokens
-    }
-    fn is_accepting(&self) -> bool {
-        self.matcher.is_accepting()
-    }
-}
-
 /// The mask, then the lookahead: each allowed token carrying the model's probability mass is
 /// reweighted by `P_TPM(format completed | output so far + token)`; `p ∝ p_LM · P_TPM`.
 struct LookaheadConstraint {
-    format: FormatConstraint,
+    format: Constraint,
     tables: Arc<Tables>,
     /// Exponent on the TPM's probability.
     weight: f32,
@@ -703,7 +578,7 @@ impl TokenConstraint for LookaheadConstraint {
             return;
         }
 
-        let matcher = &self.format.matcher;
+        let matcher = self.format.matcher();
         let vocab = matcher.index().vocab();
         let remaining_bytes = remaining_after.saturating_mul(BYTES_PER_TOKEN);
         let weights = &mut self.weights;
@@ -729,9 +604,9 @@ impl TokenConstraint for LookaheadConstraint {
         }
     }
     fn accept(&mut self, token: u32) -> anyhow::Result<()> {
-        let before = self.format.matcher.state();
+        let before = self.format.matcher().state();
         self.format.accept(token)?;
-        let vocab = self.format.matcher.index().vocab();
+        let vocab = self.format.matcher().index().vocab();
         self.tables.advance(&mut self.filter, before, vocab.token_bytes(token));
         Ok(())
     }
@@ -739,9 +614,9 @@ impl TokenConstraint for LookaheadConstraint {
         self.format.is_finished()
     }
     fn forced_tokens(&mut self, room: u32) -> Vec<u32> {
-        let before = self.format.matcher.state();
+        let before = self.format.matcher().state();
         let tokens = self.format.forced_tokens(room);
-        let bytes = self.format.matcher.index().vocab().decode(&tokens);
+        let bytes = self.format.matcher().index().vocab().decode(&tokens);
         self.tables.advance(&mut self.filter, before, &bytes);
         tokens
     }
@@ -774,7 +649,7 @@ enum CallPhase {
 struct AutoCallsConstraint {
     opener: Option<u32>,
     needed_after_opener: u32,
-    format: FormatConstraint,
+    format: Constraint,
     phase: CallPhase,
     /// The budget after the token being sampled, as the last mask saw it.
     remaining: u32,
@@ -797,16 +672,16 @@ impl TokenConstraint for AutoCallsConstraint {
         match self.phase {
             CallPhase::Calling => return self.format.accept(token),
             CallPhase::Watching => {
-                let bytes = self.format.matcher.index().vocab().token_bytes(token).to_vec();
+                let bytes = self.format.matcher().index().vocab().token_bytes(token).to_vec();
                 let opens = Some(token) == self.opener || bytes.iter().any(|&b| b == b'{' || b == b'[');
                 self.phase = match self.format.accept(token) {
                     // A call must still be able to close within what is left.
-                    Ok(()) if opens && self.format.matcher.tokens_to_accept() <= self.remaining => CallPhase::Calling,
+                    Ok(()) if opens && self.format.tokens_to_accept() <= self.remaining => CallPhase::Calling,
                     Ok(()) if !opens => CallPhase::Watching,
                     _ => CallPhase::Prose,
                 };
                 if self.phase == CallPhase::Prose {
-                    self.format.matcher.reset();
+                    self.format.reset();
                 }
             }
             CallPhase::Prose => {}

@@ -98,7 +98,7 @@ impl AppState {
         let tokenize = Arc::new(move |bytes: &[u8]| {
             model.vocab().tokenize(bytes, false, false).into_iter().map(|t| t.0 as u32).collect()
         });
-        let formats = Arc::new(Formats::new(info.vocab.clone(), tokenize).with_limits(limits).with_tpm(tpm));
+        let formats = Arc::new(Formats::with_limits(info.vocab.clone(), tokenize, limits).with_tpm(tpm));
         Ok(AppState {
             engine: Arc::new(engine),
             chat_template,
