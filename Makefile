@@ -18,7 +18,7 @@ $(error GPU=$(GPU): the GPU backends are GPU=cuda, or none)
 endif
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: gpu-pack setup deps model templates build serve test pydeps browser fuzz-smoke bench bench-serve bench-mask bench-load bench-peers bench-build distill bench-lookahead ab-lookahead ab-bfcl ab-decoupled bench-decoupled test-clients
+.PHONY: gpu-pack setup deps model templates build serve test python pydeps browser fuzz-smoke bench bench-serve bench-mask bench-load bench-peers bench-build distill bench-lookahead ab-lookahead ab-bfcl ab-decoupled bench-decoupled test-clients
 
 setup: deps model build
 
@@ -59,9 +59,27 @@ pydeps:
 browser:
 	@command -v chromedriver >/dev/null || { echo "installing: chromium chromium-driver"; $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
-test: setup pydeps browser templates
+test: setup pydeps browser templates python
 	$(CARGO) test --release --workspace
 	$(PYTHON) tests/openai_client_test.py
+	$(PYTHON) tests/python_package_test.py
+
+# The format engine as a Python package (crates/conform-py: PyO3, abi3 wheel built by maturin),
+# installed into a venv of its own; its own target dir, so it never waits on the main build's lock.
+# Rebuilt and reinstalled only when the wheel changes. README "From Python".
+PY_VENV := $(HOME)/.cache/conform/py-venv
+MATURIN_VERSION := 1.9.4
+python:
+	@[ -x $(PY_VENV)/bin/python ] || $(PYTHON) -m venv $(PY_VENV)
+	@[ "$$($(PY_VENV)/bin/maturin --version 2>/dev/null)" = "maturin $(MATURIN_VERSION)" ] || \
+	  PIP_ROOT_USER_ACTION=ignore $(PY_VENV)/bin/pip install -q --disable-pip-version-check maturin==$(MATURIN_VERSION)
+	@mkdir -p target/py/wheels
+	@CARGO_TARGET_DIR=target/py $(PY_VENV)/bin/maturin build --release -m crates/conform-py/Cargo.toml \
+	    -i $(PY_VENV)/bin/python --out target/py/wheels >target/py/maturin.log 2>&1 || { cat target/py/maturin.log; exit 1; }
+	@whl=$$(ls -t target/py/wheels/conform_format-*.whl | head -1); \
+	cmp -s $$whl target/py/installed.whl && $(PY_VENV)/bin/python -c "import conform_format" 2>/dev/null || { \
+	  PIP_ROOT_USER_ACTION=ignore $(PY_VENV)/bin/pip install -q --disable-pip-version-check --no-deps --force-reinstall $$whl && \
+	  cp $$whl target/py/installed.whl; }
 
 # The agent frameworks and client libraries (openai-agents, pydantic-ai, LangChain, instructor,
 # LiteLLM, the openai SDK's helpers) against a live server, pinned in a venv of their own; prints
