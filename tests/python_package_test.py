@@ -60,7 +60,7 @@ expr ::= term (("+" | "-") term)*
 term ::= [0-9]+ | "(" expr ")"
 '''
 
-# (name, kind, spec as dump_masks takes it, compile, target text, whitespace)
+# (name, kind, spec as dump_masks takes it, compile, target text); whitespace other than compact: WHITESPACE
 CASES = [
     ("json_schema", "json_schema", json.dumps(SCHEMA), lambda c: c.json_schema(SCHEMA),
      json.dumps(INSTANCE, separators=(",", ":"))),
