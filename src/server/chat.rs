@@ -1,19 +1,17 @@
 //! `POST /v1/chat/completions`: render the model's chat template, generate, answer as one JSON
 //! object or as server-sent events. Tool calls are parsed out of the text (see [`tools`]).
 
-use std::convert::Infallible;
-
 use axum::extract::State;
-use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::sse::Event as SseEvent;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use futures::stream::{self, StreamExt};
 use serde_json::{json, Value};
 
-use super::constrain::{Format, FormatFields, Onset};
+use super::constrain::{Format, FormatFields, FormatMode, Onset};
 use super::decoupled::{self, Plan, Splice};
 use super::error::ApiError;
-use super::generate::{collect_all, compile_fields, merged, submit, token_text, Collected};
+use super::generate::{collect_all, compile_fields, submit, token_text, Collected};
+use super::stream::{self, usage};
 use super::request::{parse_json, typed, ChatRequest, SamplingFields};
 use super::reasoning::{ReasoningStream, Think};
 use super::tools::{self, ToolChoice, ToolStream};
@@ -44,10 +42,10 @@ pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Resu
     let fields_name_a_format = fields.names_a_format();
     let calls_or_answer = tools.is_some() && fields_name_a_format && choice == Some(ToolChoice::Auto);
     let answer_later = tools.is_some() && fields.names_a_format() && matches!(choice, Some(ToolChoice::Required | ToolChoice::Named(_)));
-    let free_calls = match fields.format_mode.as_deref() {
+    let free_calls = match fields.format_mode {
         _ if !(tool_calls_only || calls_or_answer || answer_later) => false,
-        None | Some("mask") => false,
-        Some("free") => true,
+        None | Some(FormatMode::Mask) => false,
+        Some(FormatMode::Free) => true,
         Some(_) => return Err(ApiError::invalid("format_mode", "with `tools`, `format_mode` must be \"mask\" or \"free\"")),
     };
     if tool_calls_only && fields.format_options.is_some() {
@@ -166,7 +164,6 @@ pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Resu
         json!([{"index": i, "delta": delta, "logprobs": logprobs, "finish_reason": null}])
     };
     let opening: Vec<SseEvent> = (0..n).map(|i| chunk(delta(i, json!({"role": "assistant", "content": ""}), None), None)).collect();
-    let mut summaries: Vec<Option<Summary>> = vec![None; n];
     // The delivered content of each choice so far (what its format is checked against).
     let mut texts = vec![String::new(); n];
     let mut tool_streams: Vec<ToolStream> = (0..n).map(|_| ToolStream::new(shown.call_syntax, shown.json_calls, shown.raw_strings.clone())).collect();
@@ -176,8 +173,8 @@ pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Resu
     let mut splices: Vec<Option<Splice>> = (0..n).map(|_| shown.plan.as_ref().and_then(|p| p.field.clone()).map(Splice::new)).collect();
     // Raw strings (`format_options.strings`) are escaped as they stream.
     let mut escapers: Vec<_> = (0..n).map(|_| shown.format.as_ref().and_then(Format::escaper)).collect();
-    let events = merged(receivers).map(move |(i, event)| {
-        let mut out = Vec::new();
+    let usage_chunk = chunk.clone();
+    let on_event = move |i: usize, event: Event, out: &mut Vec<SseEvent>| {
         match event {
             Event::Token { text, logprob } => {
                 let mut logprobs = logprob.map(|lp| json!({"content": [logprob_json(&lp)]}));
@@ -245,21 +242,11 @@ pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Resu
                     choice["format"] = report;
                 }
                 out.push(chunk(json!([choice]), None));
-                summaries[i] = Some(summary);
-                if include_usage && summaries.iter().all(Option::is_some) {
-                    out.push(chunk(json!([]), Some(usage(summaries.iter().flatten()))));
-                }
             }
-            Event::Error(message) => {
-                tracing::error!("generation failed mid-stream: {message}");
-                out.push(SseEvent::default().data(ApiError::internal(message).body().to_string()));
-            }
+            Event::Error(_) => unreachable!("the skeleton answers errors"),
         }
-        stream::iter(out)
-    });
-    let stream = stream::iter(opening).chain(events.flatten()).chain(stream::once(async { SseEvent::default().data("[DONE]") }));
-    let stream = state.deadline.cut(stream).map(Ok::<_, Infallible>);
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()).into_response())
+    };
+    Ok(stream::sse(&state, receivers, opening, include_usage, move |usage| usage_chunk(json!([]), Some(usage)), on_event))
 }
 
 /// The prompt's tokens, and for a decoupled request (`follow_up`) the bridge's. Client strings
@@ -413,12 +400,3 @@ fn logprob_json(lp: &TokenLogprob) -> Value {
     })
 }
 
-/// OpenAI counts the prompt once, however many choices.
-pub fn usage<'a>(summaries: impl Iterator<Item = &'a Summary>) -> Value {
-    let (mut prompt, mut completion) = (0, 0);
-    for s in summaries {
-        prompt = s.prompt_tokens;
-        completion += s.completion_tokens;
-    }
-    json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion})
-}

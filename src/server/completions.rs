@@ -1,22 +1,19 @@
 //! `POST /v1/completions`: raw prompts (a string, several strings, or token ids), no template.
 
-use std::convert::Infallible;
-
 use axum::extract::State;
-use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::sse::Event as SseEvent;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use futures::stream::{self, StreamExt};
 use llama_cpp_2::token::LlamaToken;
 use serde_json::{json, Value};
 
-use super::chat::usage;
 use super::error::ApiError;
 use super::constrain::{Format, Onset};
-use super::generate::{check_admittable, collect_all, compile_format, merged, submit, token_text, Collected};
+use super::generate::{check_admittable, collect_all, compile_format, submit, token_text, Collected};
+use super::stream;
 use super::request::{parse_json, typed, CompletionRequest, Prompt, SamplingFields};
 use super::{check_model, new_id, unix_now, AppState, Body};
-use crate::engine::{Event, Summary, TokenLogprob};
+use crate::engine::{Event, TokenLogprob};
 
 pub async fn completions(State(state): State<AppState>, body: Body) -> Result<Response, ApiError> {
     let body = parse_json(&body.0)?;
@@ -65,11 +62,10 @@ pub async fn completions(State(state): State<AppState>, body: Body) -> Result<Re
         }
         SseEvent::default().data(c.to_string())
     };
-    let mut summaries: Vec<Option<Summary>> = vec![None; n];
     let mut texts = vec![String::new(); n];
     let mut escapers: Vec<_> = (0..n).map(|_| format.as_ref().and_then(Format::escaper)).collect();
-    let events = merged(receivers).map(move |(i, event)| {
-        let mut out = Vec::new();
+    let usage_chunk = chunk.clone();
+    let on_event = move |i: usize, event: Event, out: &mut Vec<SseEvent>| {
         match event {
             Event::Token { text, logprob } if !text.is_empty() || logprob.is_some() => {
                 let text = match &mut escapers[i] {
@@ -88,20 +84,11 @@ pub async fn completions(State(state): State<AppState>, body: Body) -> Result<Re
                     choice["format"] = format.report(&texts[i], &summary);
                 }
                 out.push(chunk(choice, None));
-                summaries[i] = Some(summary);
-                if include_usage && summaries.iter().all(Option::is_some) {
-                    out.push(chunk(Value::Null, Some(usage(summaries.iter().flatten()))));
-                }
             }
-            Event::Error(message) => {
-                out.push(SseEvent::default().data(ApiError::internal(message).body().to_string()));
-            }
+            Event::Error(_) => unreachable!("the skeleton answers errors"),
         }
-        stream::iter(out)
-    });
-    let stream = events.flatten().chain(stream::once(async { SseEvent::default().data("[DONE]") }));
-    let stream = state.deadline.cut(stream).map(Ok::<_, Infallible>);
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()).into_response())
+    };
+    Ok(stream::sse(&state, receivers, Vec::new(), include_usage, move |usage| usage_chunk(Value::Null, Some(usage)), on_event))
 }
 
 /// The client's raw prompt, special tokens parsed: unlike chat, where client text stays text

@@ -12,7 +12,7 @@
 
 use serde_json::{json, Value};
 
-use super::constrain::FormatFields;
+use super::constrain::{FormatFields, FormatMode};
 use super::error::ApiError;
 use crate::engine::FreeFirst;
 use llama_cpp_2::token::LlamaToken;
@@ -43,7 +43,7 @@ pub struct Plan {
 impl Plan {
     /// `None` unless `format_mode` is "decoupled".
     pub fn read(fields: &FormatFields) -> Result<Option<Plan>, ApiError> {
-        if fields.format_mode.as_deref() != Some("decoupled") {
+        if fields.format_mode != Some(FormatMode::Decoupled) {
             return Ok(None);
         }
         if !fields.names_a_format() {
@@ -51,7 +51,7 @@ impl Plan {
         }
         let options = fields.format_options.clone().unwrap_or_default();
         let mut answer = fields.clone();
-        answer.format_mode = Some("mask".into());
+        answer.format_mode = Some(FormatMode::Mask);
         let mut delivered = None;
         let mut field = None;
         if let Some((param, schema)) = schema_of(fields) {

@@ -14,6 +14,7 @@ pub mod reasoning;
 pub mod prompt;
 mod responses;
 pub mod request;
+mod stream;
 mod tools;
 mod xml_calls;
 

@@ -116,7 +116,7 @@ impl Automaton {
             .configure(cfg)
             .build_from_nfa(&nfa)
             .map_err(|e| {
-                if e.is_size_limit_exceeded() || e.to_string().contains("exceeded") || format!("{e:?}").contains("ExceededSizeLimit") {
+                if e.is_size_limit_exceeded() {
                     too_large(&e)
                 } else {
                     FormatError::InvalidRegex { message: e.to_string(), position: None }
