@@ -10,6 +10,7 @@ use regex_automata::{
     Anchored, MatchKind,
 };
 
+use super::accept_distance::bytes_to_accept;
 use super::determinize::{determinize, Table, TooLarge, DEAD};
 use super::{json_char, FormatError, Limits};
 
@@ -129,45 +130,8 @@ impl Automaton {
     fn from_table(mut table: Table) -> Result<Automaton, FormatError> {
         let n = table.len();
         let classes = table.class_count();
-        // Predecessors in compressed rows: `preds[first[t]..first[t + 1]]`.
-        let mut first = vec![0u32; n + 1];
-        for s in 1..n {
-            for &t in &table.trans[s << table.stride2..][..classes] {
-                if t != DEAD {
-                    first[t as usize + 1] += 1;
-                }
-            }
-        }
-        for i in 0..n {
-            first[i + 1] += first[i];
-        }
-        let mut fill = first.clone();
-        let mut preds = vec![0u32; first[n] as usize];
-        for s in 1..n {
-            for &t in &table.trans[s << table.stride2..][..classes] {
-                if t != DEAD {
-                    preds[fill[t as usize] as usize] = s as u32;
-                    fill[t as usize] += 1;
-                }
-            }
-        }
-        let mut dist = vec![u32::MAX; n];
-        // Breadth-first from the accepting states; `queue[..head]` are done.
-        let mut queue: Vec<u32> = (1..n as u32).filter(|&s| table.accepting[s as usize]).collect();
-        for &s in &queue {
-            dist[s as usize] = 0;
-        }
-        let mut head = 0;
-        while let Some(&s) = queue.get(head) {
-            head += 1;
-            let d = dist[s as usize] + 1;
-            for &p in &preds[first[s as usize] as usize..first[s as usize + 1] as usize] {
-                if dist[p as usize] == u32::MAX {
-                    dist[p as usize] = d;
-                    queue.push(p);
-                }
-            }
-        }
+        // State 0 is the dead state: its row leads nowhere.
+        let dist = bytes_to_accept(n, |s| &table.trans[s << table.stride2..][..classes], DEAD, |s| s != 0 && table.accepting[s]);
         if dist[table.start as usize] == u32::MAX {
             return Err(FormatError::EmptyLanguage {
                 message: "no output can satisfy the constraint".into(),

@@ -13,6 +13,7 @@
 //! nesting, long strings capped) but never to widen it: an unsupported keyword is an error
 //! naming the keyword and its JSON pointer.
 
+pub mod accept_distance;
 pub mod automaton;
 pub mod choice;
 pub mod compiled;

@@ -9,9 +9,10 @@
 //! under-estimate, and a state where every component is alive can still be jointly dead.
 //! An empty product is reported, so contradictory constraints fail up front.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::accept_distance::bytes_to_accept;
 use super::{FormatError, Limits};
 use crate::mask::ByteAutomaton;
 
@@ -102,7 +103,7 @@ impl Product {
                 (None, true) => true,
             }))
             .collect();
-        let dist = distances(&table, classes, &accepting);
+        let dist = bytes_to_accept(accepting.len(), |s| &table[s * classes..][..classes], DEAD, |s| accepting[s]);
         if dist[0] == u32::MAX {
             return Err(empty());
         }
@@ -113,7 +114,7 @@ impl Product {
     /// valid state) over the byte classes `class_of`.
     pub fn from_table(table: Vec<u32>, class_of: [u8; 256], accepting: Vec<bool>) -> Product {
         let classes = table.len() / accepting.len();
-        let dist = distances(&table, classes, &accepting);
+        let dist = bytes_to_accept(accepting.len(), |s| &table[s * classes..][..classes], DEAD, |s| accepting[s]);
         Product { table, classes, class_of, accepting, dist }
     }
 
@@ -153,31 +154,6 @@ fn joint_classes(components: &[Component]) -> ([u8; 256], Vec<u8>) {
         class_of[b as usize] = id;
     }
     (class_of, reps)
-}
-
-/// Fewest bytes from each state to an accepting one (backward BFS), `u32::MAX` if none.
-fn distances(table: &[u32], classes: usize, accepting: &[bool]) -> Vec<u32> {
-    let n = accepting.len();
-    let mut preds: Vec<Vec<u32>> = vec![Vec::new(); n];
-    for (i, &t) in table.iter().enumerate() {
-        if t != DEAD {
-            preds[t as usize].push((i / classes) as u32);
-        }
-    }
-    let mut dist = vec![u32::MAX; n];
-    let mut queue: VecDeque<u32> = (0..n as u32).filter(|&s| accepting[s as usize]).collect();
-    for &s in &queue {
-        dist[s as usize] = 0;
-    }
-    while let Some(s) = queue.pop_front() {
-        for &p in &preds[s as usize] {
-            if dist[p as usize] == u32::MAX {
-                dist[p as usize] = dist[s as usize] + 1;
-                queue.push_back(p);
-            }
-        }
-    }
-    dist
 }
 
 impl ByteAutomaton for Product {

@@ -3,6 +3,7 @@
 //! (flattened to an explicit table), vocab loaders, a greedy tokenizer.
 
 use conform_format::testdata::data_dir;
+use conform_format::format::accept_distance::bytes_to_accept;
 use conform_format::mask::ByteAutomaton;
 use conform_format::vocab::{TokenTrie, Vocab};
 use regex_automata::dfa::{dense, Automaton, StartKind};
@@ -54,32 +55,7 @@ impl TableDfa {
             trans.push(row);
             accept.push(dfa.is_match_state(dfa.next_eoi_state(s)));
         }
-        // reverse BFS for d
-        let n = trans.len();
-        let mut rev: Vec<Vec<u32>> = vec![Vec::new(); n];
-        for (s, row) in trans.iter().enumerate() {
-            for &t in row.iter() {
-                if t != NONE {
-                    rev[t as usize].push(s as u32);
-                }
-            }
-        }
-        let mut dist = vec![NONE; n];
-        let mut q = VecDeque::new();
-        for s in 0..n {
-            if accept[s] {
-                dist[s] = 0;
-                q.push_back(s as u32);
-            }
-        }
-        while let Some(s) = q.pop_front() {
-            for &p in &rev[s as usize] {
-                if dist[p as usize] == NONE {
-                    dist[p as usize] = dist[s as usize] + 1;
-                    q.push_back(p);
-                }
-            }
-        }
+        let dist = bytes_to_accept(trans.len(), |s| &trans[s][..], NONE, |s| accept[s]);
         for row in trans.iter_mut() {
             for t in row.iter_mut() {
                 if *t != NONE && dist[*t as usize] == NONE {
