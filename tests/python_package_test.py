@@ -8,7 +8,7 @@ step's mask must be bit for bit the same: `fill_bitmask()`, `allowed_tokens()`, 
 whether the output may end. Once with no token budget, once with the tightest budget the
 instance fits in. Also: errors (bad schema, regex, grammar; a refused token), the end of
 generation (EOS allowed exactly where the output may end), bitmask buffers, a vocabulary
-given as bytes.
+given as bytes, the compiler's cache (the same format compiled again is the same grammar).
 
 Run: `make python && python3 tests/python_package_test.py` (stdlib only; when this Python
 cannot import conform_format, the test re-runs itself in the venv `make python` installs to).
@@ -373,6 +373,44 @@ class Behaviour(unittest.TestCase):
         self.assertEqual(m.allowed_tokens(), [eos])
         with self.assertRaises(TypeError):
             cf.Tokenizer.from_token_bytes(["a"], [])  # str, not bytes
+
+    def test_compiler_keeps_what_it_compiled(self):
+        # The same format compiled again is the same grammar (equal, same hash); a schema given
+        # as a dict or as its JSON text is the same format.
+        c = cf.Compiler(self.tok)
+        first = c.regex("[a-z]+[0-9]")
+        self.assertEqual(c.regex("[a-z]+[0-9]"), first)
+        self.assertEqual(hash(c.regex("[a-z]+[0-9]")), hash(first))
+        self.assertNotEqual(c.regex("[a-z]+[0-9]?"), first)
+        self.assertEqual(c.json_schema(SCHEMA), c.json_schema(json.dumps(SCHEMA)))
+        self.assertNotEqual(c.json_schema(SCHEMA), c.json_schema(SCHEMA, whitespace="natural"))
+        self.assertEqual(c.choice(CHOICES), c.choice(list(CHOICES)))
+        self.assertEqual(c.grammar(GBNF), c.grammar(GBNF))
+        self.assertEqual(c.any_json(), c.any_json())
+        self.assertNotEqual(c.any_json(), c.any_json(object_only=True))
+        self.assertEqual(len({c.regex("x"), c.regex("x"), c.regex("y")}), 2)
+        # Another compiler compiles its own; a cached grammar's matchers start afresh.
+        self.assertNotEqual(cf.Compiler(self.tok).regex("[a-z]+[0-9]"), first)
+        self.assertNotEqual(first, "not a grammar")
+        m = cf.Matcher(first)
+        feed(m, "ab7")
+        self.assertTrue(m.is_accepting())
+        self.assertFalse(cf.Matcher(c.regex("[a-z]+[0-9]")).is_accepting())
+
+    def test_any_json(self):
+        g = self.c.any_json()
+        for ok in ["1", "[1,[2,{\"x\":null}]]", "\"a\"", "{}", "true"]:
+            self.assertTrue(g.accepts(ok), ok)
+        for bad in ["{", "[1,]", "nul", ""]:
+            self.assertFalse(g.accepts(bad), bad)
+        o = self.c.any_json(object_only=True)
+        self.assertTrue(o.accepts('{"a":[1]}'))
+        self.assertFalse(o.accepts("[1]"))
+        n = self.c.any_json(whitespace="natural")
+        self.assertTrue(n.accepts('{"a": [1, 2]}'))
+        self.assertFalse(g.accepts('{"a": [1, 2]}'))
+        with self.assertRaises(ValueError):
+            self.c.any_json(whitespace="lots")
 
     def test_tokenizer_json_text(self):
         with open(LLAMA3, encoding="utf-8") as f:

@@ -16,14 +16,16 @@
 //! `{"step", "count", "accepting", "finished", "first_ids", "mask_hex"}`, where `mask_hex` is
 //! the bitmask as the Python package fills it (`ceil(vocab / 32)` little-endian 32-bit words,
 //! bit `i % 32` of word `i / 32` = token `i` allowed), in hex, and `first_ids` its first 16
-//! allowed ids. A token the matcher refuses ends the run with a non-zero status.
+//! allowed ids. A token the constraint refuses ends the run with a non-zero status.
+//!
+//! It goes through the engine's front door, as an embedder would: a [`TokEnv`], a [`Compiler`]
+//! under the default [`Limits`], a [`Spec`], and the grammar's [`Constraint`](conform_format::Constraint).
 
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use conform_format::format::{self, Compiled, Limits, SchemaOptions, Whitespace};
-use conform_format::mask::{ByteAutomaton, MaskIndex, Matcher};
-use conform_format::vocab::{TokenTrie, Vocab};
+use conform_format::vocab::Vocab;
+use conform_format::{Compiler, Limits, SchemaOptions, Spec, TokEnv, Whitespace};
 
 fn usage() -> ! {
     eprintln!("usage: dump_masks TOKENIZER_JSON json_schema|regex|choice|grammar SPEC TOKENS [--whitespace W] [--max-tokens N]");
@@ -64,35 +66,28 @@ fn main() {
         eprintln!("dump_masks: {e}");
         std::process::exit(1)
     });
-    let trie = Arc::new(TokenTrie::new(&vocab));
-    let vocab = Arc::new(vocab);
+    let n_bytes = vocab.len().div_ceil(32) * 4;
+    let compiler = Compiler::new(TokEnv::with_greedy_tokenizer(Arc::new(vocab)), Limits::default());
 
-    let limits = Limits::default();
-    let compiled: Result<Compiled, format::FormatError> = match kind.as_str() {
+    let spec = match kind.as_str() {
         "json_schema" => {
             let schema: serde_json::Value = serde_json::from_str(spec).unwrap_or_else(|e| {
                 eprintln!("dump_masks: the schema is not valid JSON: {e}");
                 std::process::exit(1)
             });
-            let options = SchemaOptions { whitespace, ..SchemaOptions::default() };
-            format::compile_schema(&schema, &options, &limits).map(|(a, _)| a)
+            Spec::json_schema(&schema, &SchemaOptions { whitespace, ..SchemaOptions::default() })
         }
-        "regex" => format::compile_regex(spec, &limits).map(Compiled::Dfa),
-        "choice" => {
-            let choices: Vec<String> = serde_json::from_str(spec).unwrap_or_else(|_| usage());
-            format::compile_choice(&choices, &limits).map(Compiled::Dfa)
-        }
-        "grammar" => format::compile_gbnf(spec, &limits),
+        "regex" => Spec::Regex(spec.clone()),
+        "choice" => Spec::Choice(serde_json::from_str(spec).unwrap_or_else(|_| usage())),
+        "grammar" => Spec::Grammar(spec.clone()),
         _ => usage(),
     };
-    let automaton: Arc<dyn ByteAutomaton> = Arc::new(compiled.unwrap_or_else(|e| {
+    let (grammar, _) = compiler.compile(&spec).unwrap_or_else(|e| {
         eprintln!("dump_masks: {e}");
         std::process::exit(1)
-    }));
-    let index = Arc::new(MaskIndex::new(automaton, vocab.clone(), trie).expect("vocabulary and trie agree"));
-    let mut matcher = Matcher::new(index);
+    });
+    let mut constraint = grammar.constraint();
 
-    let n_bytes = vocab.len().div_ceil(32) * 4;
     let mut out = std::io::stdout().lock();
     for step in 0..=tokens.len() {
         // Tokens that may follow the one sampled at this step; no token at all once the budget is spent.
@@ -102,7 +97,7 @@ fn main() {
         };
         let (count, first_ids, hex) = match remaining_after {
             Some(r) => {
-                let set = matcher.allowed(r);
+                let set = constraint.allowed(r);
                 let mut bytes: Vec<u8> = set.words().iter().flat_map(|w| w.to_le_bytes()).collect();
                 bytes.resize(n_bytes, 0);
                 let mut hex = String::with_capacity(2 * n_bytes);
@@ -116,15 +111,15 @@ fn main() {
         let line = serde_json::json!({
             "step": step,
             "count": count,
-            "accepting": matcher.is_accepting(),
-            "finished": matcher.is_finished(),
+            "accepting": constraint.is_accepting(),
+            "finished": constraint.is_finished(),
             "first_ids": first_ids,
             "mask_hex": hex,
         });
         use std::io::Write as _;
         writeln!(out, "{line}").unwrap();
         if let Some(&t) = tokens.get(step) {
-            if let Err(e) = matcher.accept(t) {
+            if let Err(e) = constraint.commit(t) {
                 eprintln!("dump_masks: step {step}: {e}");
                 std::process::exit(1);
             }

@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::format::{FormatError, Limits};
+use crate::format::json::any_json_level;
+use crate::format::{recursive, FormatError, Limits, Whitespace};
 use crate::mask::{ByteAutomaton, MaskIndex};
 use crate::vocab::{TokenTrie, Vocab};
 use crate::{Constraint, Spec};
@@ -17,7 +18,8 @@ use crate::{Constraint, Spec};
 pub type Tokenize = Arc<dyn Fn(&[u8]) -> Vec<u32> + Send + Sync>;
 
 /// A vocabulary as the engine needs it: each token's bytes and the end-of-generation tokens
-/// ([`Vocab`]), their trie, and the tokenizer.
+/// ([`Vocab`]), their trie, and the tokenizer. Cloning is cheap: the clones share all three.
+#[derive(Clone)]
 pub struct TokEnv {
     vocab: Arc<Vocab>,
     trie: Arc<TokenTrie>,
@@ -120,6 +122,16 @@ pub enum Compiled {
     Fresh(Duration),
 }
 
+impl Spec {
+    /// Any JSON value, nesting up to the compiler's `limits.max_nesting` levels: the network
+    /// [`format::compile_any_json`](crate::format::compile_any_json) builds (one rule, a value
+    /// whose array items and member values call it again), as a [`Spec::Rules`]. (Defined here
+    /// because it needs the crate-private JSON building blocks; it belongs with [`Spec`].)
+    pub fn any_json(whitespace: Whitespace) -> Spec {
+        Spec::Rules(vec![any_json_level(&recursive::call(0), whitespace)])
+    }
+}
+
 /// Compiled grammars kept; past this the cache starts over (grammars are cheap to rebuild).
 const CACHE_ENTRIES: usize = 64;
 
@@ -174,5 +186,45 @@ impl Compiler {
         }
         cache.insert(spec.clone(), grammar.clone());
         Ok((grammar, Compiled::Fresh(start.elapsed())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every ASCII byte as a token, and an end-of-generation token (id 128, no bytes).
+    fn ascii_env() -> TokEnv {
+        let mut tokens: Vec<Option<Vec<u8>>> = (0u8..128).map(|b| Some(vec![b])).collect();
+        tokens.push(None);
+        TokEnv::with_greedy_tokenizer(Arc::new(Vocab::from_token_bytes(tokens, vec![128])))
+    }
+
+    #[test]
+    fn the_same_spec_compiles_once() {
+        let compiler = Compiler::new(ascii_env(), Limits::default());
+        let spec = Spec::Regex("[0-9]+".into());
+        let (first, how) = compiler.compile(&spec).unwrap();
+        assert!(matches!(how, Compiled::Fresh(_)));
+        let (again, how) = compiler.compile(&spec).unwrap();
+        assert_eq!(how, Compiled::Cached);
+        assert!(Arc::ptr_eq(&first, &again));
+        let (other, _) = compiler.compile(&Spec::Regex("[0-9]*".into())).unwrap();
+        assert!(!Arc::ptr_eq(&first, &other));
+    }
+
+    #[test]
+    fn any_json_is_the_compile_any_json_network() {
+        let limits = Limits::default();
+        let compiler = Compiler::new(ascii_env(), limits.clone());
+        for ws in [Whitespace::Compact, Whitespace::NATURAL] {
+            let (grammar, _) = compiler.compile(&Spec::any_json(ws)).unwrap();
+            let reference = crate::format::compile_any_json(ws, &limits).unwrap();
+            for text in ["1", "-0.5e3", "\"a\\\"b\"", "[1,[2,{\"x\":null}]]", "{}", "[]", "true", "{", "[1,]", "nul", ""] {
+                assert_eq!(grammar.accepts(text.as_bytes()), reference.accepts(text.as_bytes()), "{text:?}");
+            }
+        }
+        let (grammar, _) = compiler.compile(&Spec::any_json(Whitespace::Compact)).unwrap();
+        assert!(grammar.accepts(b"[1,{\"a\":\"b\"}]") && !grammar.accepts(b"[1,"));
     }
 }

@@ -1,20 +1,27 @@
 //! `conform_format`: conform's format engine from Python (PyO3, abi3).
 //!
-//! * [`Tokenizer`]: a vocabulary as the exact bytes of each token id, plus its trie.
-//! * [`Compiler`]: JSON Schema, regex, choice lists and GBNF grammars into a [`Grammar`], under
-//!   the engine's [`Limits`].
+//! A thin layer over the engine's front door (`conform_format::{TokEnv, Compiler, Spec,
+//! Grammar, Constraint}`):
+//!
+//! * [`Tokenizer`]: a vocabulary as the exact bytes of each token id, plus its trie (a
+//!   [`TokEnv`]).
+//! * [`Compiler`]: JSON Schema, regex, choice lists and GBNF grammars (each a [`Spec`]) into a
+//!   [`Grammar`], under the engine's [`Limits`]; it keeps what it compiled, so the same format
+//!   compiled again is the same grammar.
 //! * [`Grammar`]: the compiled automaton and its shared mask index (masks are cached per state
 //!   and shared by every matcher of the grammar).
-//! * [`Matcher`]: one sequence; fills XGrammar/llguidance-layout bitmasks (little-endian int32
-//!   words, bit `i` of the whole = token `i` allowed), accepts tokens, fast-forwards.
+//! * [`Matcher`]: one sequence (a [`Constraint`]); fills XGrammar/llguidance-layout bitmasks
+//!   (little-endian int32 words, bit `i` of the whole = token `i` allowed), accepts tokens,
+//!   reports the bytes the format forces next.
 //!
 //! The GIL is released while compiling and while a mask is built.
 
 use std::sync::Arc;
 
-use conform_format::format::{self, Compiled, FormatError, Limits, SchemaOptions, Whitespace};
-use conform_format::mask::{self, ByteAutomaton, MaskIndex, TokenSet};
-use conform_format::vocab::{TokenTrie, Vocab};
+use conform_format::format::{Limits, SchemaOptions, Whitespace};
+use conform_format::mask::TokenSet;
+use conform_format::vocab::Vocab;
+use conform_format::{Constraint, Spec, TokEnv};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyMemoryView, PySlice, PyString};
@@ -34,17 +41,31 @@ fn remaining_after(remaining_tokens: Option<u64>) -> Option<u32> {
     }
 }
 
+/// The `whitespace` argument of the JSON formats.
+fn parse_whitespace(name: &str) -> PyResult<Whitespace> {
+    match name {
+        "compact" => Ok(Whitespace::Compact),
+        "natural" => Ok(Whitespace::NATURAL),
+        "flexible" => Ok(Whitespace::Flexible { max: 2 }),
+        other => Err(PyValueError::new_err(format!("whitespace={other:?}: expected \"compact\", \"natural\" or \"flexible\""))),
+    }
+}
+
 /// A tokenizer's vocabulary: the exact bytes of every token id, and the end-of-sequence ids.
 #[pyclass(frozen, module = "conform_format")]
 struct Tokenizer {
-    vocab: Arc<Vocab>,
-    trie: Arc<TokenTrie>,
+    /// Forced bytes would be spelled by greedy longest match (the package exposes them only as
+    /// bytes, `Matcher.forced_bytes`, for the caller's own tokenizer).
+    env: TokEnv,
 }
 
 impl Tokenizer {
     fn build(vocab: Vocab) -> Tokenizer {
-        let trie = Arc::new(TokenTrie::new(&vocab));
-        Tokenizer { vocab: Arc::new(vocab), trie }
+        Tokenizer { env: TokEnv::with_greedy_tokenizer(Arc::new(vocab)) }
+    }
+
+    fn vocab(&self) -> &Vocab {
+        self.env.vocab()
     }
 }
 
@@ -74,49 +95,44 @@ impl Tokenizer {
     /// Number of token ids (control tokens included).
     #[getter]
     fn vocab_size(&self) -> usize {
-        self.vocab.len()
+        self.vocab().len()
     }
 
     /// Sorted end-of-sequence token ids.
     #[getter]
     fn eos_tokens(&self) -> Vec<u32> {
-        self.vocab.eog_tokens().to_vec()
+        self.vocab().eog_tokens().to_vec()
     }
 
     /// Int32 words of one bitmask row: `ceil(vocab_size / 32)`.
     #[getter]
     fn bitmask_words(&self) -> usize {
-        self.vocab.len().div_ceil(32)
+        self.vocab().len().div_ceil(32)
     }
 
     /// The exact bytes of a token (`b""` for control and end-of-sequence tokens).
     fn token_bytes<'py>(&self, py: Python<'py>, token: u32) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, self.vocab.token_bytes(token))
+        PyBytes::new(py, self.vocab().token_bytes(token))
     }
 
     fn __repr__(&self) -> String {
-        format!("Tokenizer(vocab_size={}, eos_tokens={:?})", self.vocab.len(), self.vocab.eog_tokens())
+        format!("Tokenizer(vocab_size={}, eos_tokens={:?})", self.vocab().len(), self.vocab().eog_tokens())
     }
 }
 
 /// Compiles formats for one tokenizer, under the engine's limits (keyword arguments override
-/// the defaults; see `conform_format::format::Limits`).
+/// the defaults; see `conform_format::format::Limits`), and keeps what it compiled: the same
+/// format compiled again by this compiler is the same grammar (`==`), at the cost of a lookup.
 #[pyclass(frozen, module = "conform_format")]
 struct Compiler {
-    vocab: Arc<Vocab>,
-    trie: Arc<TokenTrie>,
-    limits: Limits,
+    inner: conform_format::Compiler,
 }
 
 impl Compiler {
-    fn finish(&self, py: Python<'_>, kind: &'static str, compile: impl FnOnce(&Limits) -> Result<Compiled, FormatError> + Send) -> PyResult<Grammar> {
-        let (vocab, trie, limits) = (self.vocab.clone(), self.trie.clone(), self.limits.clone());
-        py.detach(move || {
-            let automaton: Arc<dyn ByteAutomaton> = Arc::new(compile(&limits).map_err(|e| e.to_string())?);
-            let index = MaskIndex::new(automaton, vocab, trie).map_err(|e| e.to_string())?.with_cache_budget(limits.mask_cache_bytes / 4);
-            Ok::<_, String>(Grammar { index: Arc::new(index), kind })
-        })
-        .map_err(PyValueError::new_err)
+    fn finish(&self, py: Python<'_>, kind: &'static str, spec: Spec) -> PyResult<Grammar> {
+        let inner = &self.inner;
+        let (grammar, _compiled) = py.detach(|| inner.compile(&spec)).map_err(value_error)?;
+        Ok(Grammar { inner: grammar, kind })
     }
 }
 
@@ -152,7 +168,7 @@ impl Compiler {
             mask_cache_bytes: mask_cache_bytes.unwrap_or(d.mask_cache_bytes),
             ..d
         };
-        Compiler { vocab: tokenizer.vocab.clone(), trie: tokenizer.trie.clone(), limits }
+        Compiler { inner: conform_format::Compiler::new(tokenizer.env.clone(), limits) }
     }
 
     /// A JSON Schema (its JSON text, or a dict/bool that `json.dumps` accepts). `whitespace`:
@@ -167,57 +183,44 @@ impl Compiler {
         };
         let schema: serde_json::Value =
             serde_json::from_str(&text).map_err(|e| PyValueError::new_err(format!("the schema is not valid JSON: {e}")))?;
-        let whitespace = match whitespace {
-            "compact" => Whitespace::Compact,
-            "natural" => Whitespace::NATURAL,
-            "flexible" => Whitespace::Flexible { max: 2 },
-            other => return Err(PyValueError::new_err(format!("whitespace={other:?}: expected \"compact\", \"natural\" or \"flexible\""))),
-        };
-        let options = SchemaOptions { whitespace, ..SchemaOptions::default() };
-        self.finish(py, "json_schema", move |limits| format::compile_schema(&schema, &options, limits).map(|(a, _ignored)| a))
+        let options = SchemaOptions { whitespace: parse_whitespace(whitespace)?, ..SchemaOptions::default() };
+        self.finish(py, "json_schema", Spec::json_schema(&schema, &options))
     }
 
     /// Any JSON value (`object_only=True`: any JSON object, OpenAI's `json_object` mode).
     #[pyo3(signature = (whitespace="compact", object_only=false))]
     fn any_json(&self, py: Python<'_>, whitespace: &str, object_only: bool) -> PyResult<Grammar> {
-        let ws = match whitespace {
-            "compact" => Whitespace::Compact,
-            "natural" => Whitespace::NATURAL,
-            "flexible" => Whitespace::Flexible { max: 2 },
-            other => return Err(PyValueError::new_err(format!("whitespace={other:?}: expected \"compact\", \"natural\" or \"flexible\""))),
-        };
-        if object_only {
-            self.finish(py, "any_json", move |limits| format::compile_json_object(ws, limits))
-        } else {
-            self.finish(py, "any_json", move |limits| format::compile_any_json(ws, limits))
-        }
+        let whitespace = parse_whitespace(whitespace)?;
+        let spec = if object_only { Spec::JsonObject { whitespace } } else { Spec::any_json(whitespace) };
+        self.finish(py, "any_json", spec)
     }
 
     /// A regex (Rust `regex` syntax), matched against the whole output.
     fn regex(&self, py: Python<'_>, pattern: String) -> PyResult<Grammar> {
-        self.finish(py, "regex", move |limits| format::compile_regex(&pattern, limits).map(Compiled::Dfa))
+        self.finish(py, "regex", Spec::Regex(pattern))
     }
 
     /// Exactly one of the given strings.
     fn choice(&self, py: Python<'_>, choices: Vec<String>) -> PyResult<Grammar> {
-        self.finish(py, "choice", move |limits| format::compile_choice(&choices, limits).map(Compiled::Dfa))
+        self.finish(py, "choice", Spec::Choice(choices))
     }
 
     /// A GBNF grammar (llama.cpp's syntax; the rule `root` is the output).
     fn grammar(&self, py: Python<'_>, gbnf: String) -> PyResult<Grammar> {
-        self.finish(py, "grammar", move |limits| format::compile_gbnf(&gbnf, limits))
+        self.finish(py, "grammar", Spec::Grammar(gbnf))
     }
 
     fn __repr__(&self) -> String {
-        format!("Compiler(vocab_size={})", self.vocab.len())
+        format!("Compiler(vocab_size={})", self.inner.env().vocab().len())
     }
 }
 
 /// A compiled format over one tokenizer. Immutable and thread-safe; masks computed for it are
-/// cached and shared by all its matchers.
+/// cached and shared by all its matchers. Two grammars are equal (`==`, same hash) when they are
+/// the same compiled grammar: what one compiler returns for the same format while it keeps it.
 #[pyclass(frozen, module = "conform_format")]
 struct Grammar {
-    index: Arc<MaskIndex>,
+    inner: Arc<conform_format::Grammar>,
     kind: &'static str,
 }
 
@@ -225,7 +228,15 @@ struct Grammar {
 impl Grammar {
     #[getter]
     fn vocab_size(&self) -> usize {
-        self.index.vocab().len()
+        self.inner.index().vocab().len()
+    }
+
+    fn __eq__(&self, other: &Grammar) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    fn __hash__(&self) -> u64 {
+        Arc::as_ptr(&self.inner) as usize as u64
     }
 
     /// Whether `text` (str or bytes) is a complete output of this format.
@@ -237,18 +248,18 @@ impl Grammar {
         } else {
             return Err(PyTypeError::new_err("accepts() takes str or bytes"));
         };
-        Ok(self.index.automaton().accepts(&bytes))
+        Ok(self.inner.accepts(&bytes))
     }
 
     fn __repr__(&self) -> String {
-        format!("Grammar(kind={:?}, vocab_size={})", self.kind, self.index.vocab().len())
+        format!("Grammar(kind={:?}, vocab_size={})", self.kind, self.vocab_size())
     }
 }
 
 /// One sequence's position in a grammar.
 #[pyclass(module = "conform_format")]
 struct Matcher {
-    inner: mask::Matcher,
+    inner: Constraint,
 }
 
 impl Matcher {
@@ -263,7 +274,7 @@ impl Matcher {
 impl Matcher {
     #[new]
     fn new(grammar: &Grammar) -> Matcher {
-        Matcher { inner: mask::Matcher::new(grammar.index.clone()) }
+        Matcher { inner: grammar.inner.constraint() }
     }
 
     /// Writes the allowed-token bitmask into `buf` (a writable, C-contiguous buffer: a
@@ -281,7 +292,7 @@ impl Matcher {
         }
         let view = view.call_method1("cast", ("B",))?;
         let n_bytes = view.len()?;
-        let need = self.inner.index().vocab().len().div_ceil(32) * 4;
+        let need = self.inner.matcher().index().vocab().len().div_ceil(32) * 4;
         if n_bytes < need {
             return Err(PyValueError::new_err(format!("bitmask buffer has {n_bytes} bytes; the vocabulary needs {need}")));
         }
@@ -308,9 +319,10 @@ impl Matcher {
     /// `logits` with every disallowed entry set to `-inf` (entries past the vocabulary too).
     #[pyo3(signature = (logits, remaining_tokens=None))]
     fn mask_logits(&mut self, py: Python<'_>, mut logits: Vec<f32>, remaining_tokens: Option<u64>) -> Vec<f32> {
-        match self.allowed_set(py, remaining_tokens) {
-            Some(set) => {
-                set.apply_to_logits(&mut logits);
+        match remaining_after(remaining_tokens) {
+            Some(r) => {
+                let inner = &mut self.inner;
+                py.detach(|| inner.mask_logits(&mut logits, r));
             }
             None => logits.fill(f32::NEG_INFINITY),
         }
@@ -320,13 +332,13 @@ impl Matcher {
     /// Advances by `token`. Raises ValueError (the matcher unchanged) when the token is not
     /// allowed here; an end-of-sequence token is allowed where the output may end, and ends it.
     fn accept(&mut self, token: u32) -> PyResult<()> {
-        self.inner.accept(token).map_err(value_error)
+        self.inner.commit(token).map_err(value_error)
     }
 
     /// The bytes every valid continuation starts with (until the output could end or branch):
     /// the caller may tokenize and append them without sampling.
     fn forced_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, &self.inner.forced_bytes())
+        PyBytes::new(py, &self.inner.matcher().forced_bytes())
     }
 
     /// Whether the output so far is complete (an end-of-sequence token is allowed now).
