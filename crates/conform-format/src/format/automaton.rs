@@ -12,7 +12,7 @@ use regex_automata::{
 
 use super::accept_distance::bytes_to_accept;
 use super::determinize::{determinize, Table, TooLarge, DEAD};
-use super::{json_char, FormatError, Limits};
+use super::{json_char, FormatError, Limit, Limits};
 
 /// How deep groups may nest in a regex we compile (ours or lowered from a format): the NFA
 /// compiler recurses once per level, so this bounds its native stack.
@@ -68,7 +68,7 @@ impl Automaton {
         if pattern.len() > limits.max_regex_len {
             return Err(FormatError::too_complex(
                 format!("regex is {} bytes long", pattern.len()),
-                format!("max_regex_len = {}", limits.max_regex_len),
+                Limit::MaxRegexLen(limits.max_regex_len),
             ));
         }
         // Parsed once, here, for precise error positions; the NFA is built from the result.
@@ -81,7 +81,7 @@ impl Automaton {
         let too_large = |e: &dyn std::fmt::Display| {
             FormatError::too_complex(
                 format!("the automaton is too large ({e})"),
-                format!("dfa_size_bytes = {}, determinize_size_bytes = {}", limits.dfa_size_bytes, limits.determinize_size_bytes),
+                Limit::AutomatonSize { dfa_size_bytes: limits.dfa_size_bytes, determinize_size_bytes: limits.determinize_size_bytes },
             )
         };
         thread_local! {
@@ -293,7 +293,7 @@ pub(crate) fn syntax_error(e: &regex_syntax::Error) -> FormatError {
         // Nesting is a resource limit (and schemas with hundreds of optional properties hit it
         // in the regex they lower to), not a syntax mistake.
         regex_syntax::Error::Parse(p) if matches!(p.kind(), regex_syntax::ast::ErrorKind::NestLimitExceeded(_)) => {
-            FormatError::too_complex("the expression is nested too deeply", "regex nesting limit = 1000")
+            FormatError::too_complex("the expression is nested too deeply", Limit::RegexNesting(MAX_REGEX_NESTING))
         }
         regex_syntax::Error::Parse(p) => FormatError::InvalidRegex {
             message: p.kind().to_string(),

@@ -1,8 +1,8 @@
 //! Explicit resource limits for format compilation.
 
 /// Limits that keep every compile bounded in time and memory. A constraint that would exceed
-/// one fails with [`crate::format::FormatError::TooComplex`] naming the limit, never with an
-/// out-of-memory or a hang.
+/// one fails with [`crate::format::FormatError::TooComplex`] naming the limit (a
+/// [`crate::format::Limit`], named after the field), never with an out-of-memory or a hang.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
     /// Maximum heap size of the final dense DFA, in bytes. Default 16 MiB.

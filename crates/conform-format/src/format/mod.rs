@@ -37,7 +37,7 @@ pub mod validate;
 pub use automaton::{Automaton, StateId};
 pub use choice::{choice_regex, compile_choice};
 pub use compiled::Compiled;
-pub use error::FormatError;
+pub use error::{FormatError, Limit};
 pub use gbnf::compile_gbnf;
 pub use json::{any_json_regex, compile_any_json, compile_json_object, json_object_regex, RawStringEscaper};
 pub use json_schema::{canonical_json, canonical_json_ordered, compile_schema, KeyOrder, schema_rules, SchemaOptions, SchemaRegex, Whitespace};

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::accept_distance::bytes_to_accept;
-use super::{FormatError, Limits};
+use super::{FormatError, Limit, Limits};
 use crate::mask::ByteAutomaton;
 
 /// One automaton of the product; a `negated` one must *not* accept the output.
@@ -48,7 +48,7 @@ impl Product {
         if components.len() > limits.max_product_components {
             return Err(FormatError::too_complex(
                 format!("{} automata to intersect", components.len()),
-                format!("max_product_components = {}", limits.max_product_components),
+                Limit::MaxProductComponents(limits.max_product_components),
             ));
         }
         let (class_of, reps) = joint_classes(components);
@@ -81,7 +81,7 @@ impl Product {
                         if tuples.len() >= max_states {
                             return Err(FormatError::too_complex(
                                 format!("the combined automaton exceeds {max_states} states"),
-                                format!("dfa_size_bytes = {} (determinize_size_bytes = {} while building)", limits.dfa_size_bytes, limits.determinize_size_bytes),
+                                Limit::ProductSize { dfa_size_bytes: limits.dfa_size_bytes, determinize_size_bytes: limits.determinize_size_bytes },
                             ));
                         }
                         let id = tuples.len() as u32;

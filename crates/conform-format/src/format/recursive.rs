@@ -25,7 +25,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
-use super::{Automaton, FormatError, Limits};
+use super::{Automaton, FormatError, Limit, Limits};
 use crate::mask::{body_closure, uniform_body_step, ByteAutomaton, Classes, FastU32};
 
 /// Maps keyed by rule states and stacks of them: hashed with one multiply a word, since a
@@ -88,7 +88,7 @@ pub fn compile_network(regexes: &[&str], limits: &Limits) -> Result<Recursive, F
         if bytes > limits.dfa_size_bytes {
             return Err(FormatError::too_complex(
                 format!("the {} rule automata are too large together", regexes.len()),
-                format!("dfa_size_bytes = {}", limits.dfa_size_bytes),
+                Limit::DfaSizeBytes(limits.dfa_size_bytes),
             ));
         }
         rules.push(rule);
@@ -186,7 +186,7 @@ impl Recursive {
     /// `rules[0]` is the whole output; `max_depth` bounds the stack (the root frame included).
     pub fn new(rules: Vec<Arc<Automaton>>, max_depth: u32) -> Result<Recursive, FormatError> {
         if rules.is_empty() || rules.len() > MAX_RULES {
-            return Err(FormatError::too_complex(format!("a recursive automaton of {} rules", rules.len()), format!("1 to {MAX_RULES} rules")));
+            return Err(FormatError::too_complex(format!("a recursive automaton of {} rules", rules.len()), Limit::RecursiveRules(MAX_RULES)));
         }
         let max_depth = max_depth.max(1) as usize;
         let info: Vec<Vec<StateInfo>> = rules.iter().map(|r| explore(r, rules.len())).collect();

@@ -6,7 +6,7 @@
 use crate::format::automaton::MAX_REGEX_NESTING;
 use crate::format::grammar::{Expr, Grammar};
 use crate::format::recursive;
-use crate::format::{FormatError, Limits};
+use crate::format::{FormatError, Limit, Limits};
 
 /// A regex for the grammar's language, recursive rules unrolled `limits.recursion_depth` deep.
 pub fn grammar_regex(g: &Grammar, limits: &Limits) -> Result<String, FormatError> {
@@ -36,7 +36,7 @@ impl Lower<'_> {
         if self.depth >= MAX_REGEX_NESTING {
             return Err(FormatError::too_complex(
                 format!("rule references and groups nest more than {MAX_REGEX_NESTING} deep"),
-                format!("max regex nesting = {MAX_REGEX_NESTING}"),
+                Limit::GrammarNesting(MAX_REGEX_NESTING),
             ));
         }
         self.depth += 1;
@@ -98,7 +98,7 @@ impl Lower<'_> {
                 if *min > cap || max.is_some_and(|m| m > cap) {
                     return Err(FormatError::too_complex(
                         format!("repetition {{{min},{}}}", max.map(|m| m.to_string()).unwrap_or_default()),
-                        format!("max_repetition = {cap}"),
+                        Limit::MaxRepetition(cap),
                     ));
                 }
                 out.push_str("(?:");
@@ -114,7 +114,7 @@ impl Lower<'_> {
         if out.len() > self.limits.max_regex_len {
             return Err(FormatError::too_complex(
                 "the grammar expands to too large an automaton (recursive rules are unrolled)",
-                format!("max_regex_len = {}", self.limits.max_regex_len),
+                Limit::MaxRegexLen(self.limits.max_regex_len),
             ));
         }
         Ok(())

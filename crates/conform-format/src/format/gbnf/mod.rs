@@ -36,7 +36,7 @@ pub use parse::parse_gbnf;
 use lower::Lower;
 use recursion::recursive_rules;
 use super::recursive;
-use super::{Automaton, Compiled, FormatError, Limits};
+use super::{Automaton, Compiled, FormatError, Limit, Limits};
 
 /// Parses `text` and compiles it into an automaton: a DFA when no rule is recursive, else a
 /// [`Recursive`](super::Recursive) network with one rule DFA per recursive rule (nesting up to
@@ -46,7 +46,7 @@ pub fn compile_gbnf(text: &str, limits: &Limits) -> Result<Compiled, FormatError
     if text.len() > limits.max_regex_len {
         return Err(FormatError::too_complex(
             format!("grammar is {} bytes long", text.len()),
-            format!("max_regex_len = {}", limits.max_regex_len),
+            Limit::MaxRegexLen(limits.max_regex_len),
         ));
     }
     let grammar = parse_gbnf(text)?;

@@ -20,7 +20,7 @@ use super::json::any_json_regex;
 use super::json_schema::Whitespace;
 use super::product::{Component, Product};
 use count::Unit;
-use super::{Automaton, FormatError, Limits};
+use super::{Automaton, FormatError, Limit, Limits};
 use crate::mask::ByteAutomaton;
 
 /// `less than` / `at least`, IFEval's two comparisons.
@@ -496,7 +496,7 @@ pub fn compile(
             if words.len() > limits.max_listed_words {
                 return Err(FormatError::too_complex(
                     format!("instructions[{i}] lists {} words", words.len()),
-                    format!("max_listed_words = {}", limits.max_listed_words),
+                    Limit::MaxListedWords(limits.max_listed_words),
                 ));
             }
         }
@@ -507,7 +507,7 @@ pub fn compile(
         // Checked before compiling any of them: thousands of keywords are thousands of DFAs.
         return Err(FormatError::too_complex(
             format!("the instructions need {count} automata (one per keyword that must appear)"),
-            format!("max_product_components = {}", limits.max_product_components),
+            Limit::MaxProductComponents(limits.max_product_components),
         ));
     }
     for (i, (instruction, planned)) in instructions.iter().zip(planned).enumerate() {

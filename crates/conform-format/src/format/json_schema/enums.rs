@@ -4,7 +4,7 @@
 use serde_json::{Map, Value};
 
 use crate::format::validate::validate;
-use crate::format::{error::pointer_display, FormatError};
+use crate::format::{error::pointer_display, FormatError, Limit};
 
 use super::keywords::ANNOTATIONS;
 use super::lower::{Gen, R};
@@ -55,7 +55,7 @@ impl<'a> Gen<'a> {
             let r = self.unrolled(|g| g.lower(&Value::Object(rest), ptr))?;
             let Some(r) = r else { return Ok(Vec::new()) };
             let re = regex_automata::meta::Regex::new(&format!("^(?:{r})$")).map_err(|e| {
-                FormatError::too_complex(format!("checking enum values at {}: {e}", pointer_display(ptr)), "regex build")
+                FormatError::too_complex(format!("checking enum values at {}: {e}", pointer_display(ptr)), Limit::RegexBuild)
             })?;
             vals.retain(|v| re.is_match(serde_json::to_string(v).unwrap().as_str()));
         }

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use crate::format::json::any_json_regex;
 use crate::format::recursive;
-use crate::format::{error::pointer_display, FormatError, Limits};
+use crate::format::{error::pointer_display, FormatError, Limit, Limits};
 
 use super::keywords::{ANNOTATIONS, CHECKED_ON_VALUES, KNOWN_UNSUPPORTED, SUPPORTED};
 use super::node::{contains_ref, is_trivial, join_ptr, ALL_TYPES};
@@ -83,7 +83,7 @@ impl<'a> Gen<'a> {
         if s.len() > self.limits.max_regex_len {
             return Err(FormatError::too_complex(
                 format!("the schema expands to a regex of more than {} bytes", self.limits.max_regex_len),
-                format!("max_regex_len = {}", self.limits.max_regex_len),
+                Limit::MaxRegexLen(self.limits.max_regex_len),
             ));
         }
         Ok(())
@@ -93,7 +93,7 @@ impl<'a> Gen<'a> {
         if n > self.limits.max_repetition as u64 {
             return Err(FormatError::too_complex(
                 format!("`{kw}` = {n} at {} would be unrolled into the automaton", pointer_display(ptr)),
-                format!("max_repetition = {}", self.limits.max_repetition),
+                Limit::MaxRepetition(self.limits.max_repetition),
             ));
         }
         Ok(n as u32)
@@ -120,7 +120,7 @@ impl<'a> Gen<'a> {
             self.depth -= 1;
             return Err(FormatError::too_complex(
                 format!("schema nesting at {} is too deep", pointer_display(ptr)),
-                format!("max_schema_depth = {}", self.limits.max_schema_depth),
+                Limit::MaxSchemaDepth(self.limits.max_schema_depth),
             ));
         }
         let r = self.lower_inner(s, ptr);
@@ -136,7 +136,7 @@ impl<'a> Gen<'a> {
         if r.is_ok() && self.work > self.limits.max_lowering_work {
             return Err(FormatError::too_complex(
                 "the schema expands too much while lowering (definitions used many times over)",
-                format!("max_lowering_work = {}", self.limits.max_lowering_work),
+                Limit::MaxLoweringWork(self.limits.max_lowering_work),
             ));
         }
         r

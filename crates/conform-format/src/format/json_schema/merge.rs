@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::format::{error::pointer_display, FormatError};
+use crate::format::{error::pointer_display, FormatError, Limit};
 
 use super::keywords::{ANNOTATIONS, KNOWN_UNSUPPORTED, NO_UNDECLARED, SUPPORTED};
 use super::lower::Gen;
@@ -18,7 +18,7 @@ impl<'a> Gen<'a> {
         if depth > self.limits.max_schema_depth {
             return Err(FormatError::too_complex(
                 format!("merging schemas at {} nests too deeply", pointer_display(ptr)),
-                format!("max_schema_depth = {}", self.limits.max_schema_depth),
+                Limit::MaxSchemaDepth(self.limits.max_schema_depth),
             ));
         }
         if is_trivial(a) && !matches!(b, Value::Object(o) if o.contains_key("unevaluatedProperties") || o.contains_key("unevaluatedItems")) {

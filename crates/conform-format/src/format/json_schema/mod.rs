@@ -97,7 +97,7 @@ use serde_json::Value;
 
 use super::json::{any_json_level, ws_regex};
 use super::recursive;
-use super::{Automaton, Compiled, FormatError, Limits};
+use super::{Automaton, Compiled, FormatError, Limit, Limits};
 
 mod arrays;
 mod canonical;
@@ -339,7 +339,7 @@ pub fn compile_schema(schema: &Value, options: &SchemaOptions, limits: &Limits) 
 /// Whether a lowering error may go away with [`Calls::Split`]: a size limit may (parts become
 /// short calls), the lowering-work limit does not (parts are still lowered at every use).
 fn splitting_may_help(e: &FormatError) -> bool {
-    matches!(e, FormatError::TooComplex { limit, .. } if !limit.starts_with("max_lowering_work"))
+    matches!(e, FormatError::TooComplex { limit, .. } if !matches!(limit, Limit::MaxLoweringWork(_)))
 }
 
 /// Which parts of a schema become rules of a recursive network.

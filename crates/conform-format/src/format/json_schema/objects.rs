@@ -5,7 +5,7 @@
 use serde_json::{Map, Value};
 
 use crate::format::pattern;
-use crate::format::{error::pointer_display, FormatError};
+use crate::format::{error::pointer_display, FormatError, Limit};
 
 use super::keywords::NO_UNDECLARED;
 use super::lower::{Gen, R};
@@ -19,7 +19,7 @@ impl<'a> Gen<'a> {
             let re = match r {
                 None => None,
                 Some(r) => Some(regex_automata::meta::Regex::new(&format!("^(?:{r})$")).map_err(|e| {
-                    FormatError::too_complex(format!("property name check at {}: {e}", pointer_display(ptr)), "regex build")
+                    FormatError::too_complex(format!("property name check at {}: {e}", pointer_display(ptr)), Limit::RegexBuild)
                 })?),
             };
             self.name_cache.insert(key.clone(), re);
