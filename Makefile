@@ -18,7 +18,7 @@ $(error GPU=$(GPU): the GPU backends are GPU=cuda, or none)
 endif
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: gpu-pack setup deps model templates build serve test python pydeps browser fuzz-smoke bench bench-serve bench-mask bench-load bench-peers bench-build distill bench-lookahead ab-lookahead ab-bfcl ab-decoupled bench-decoupled test-clients
+.PHONY: lint gpu-pack setup deps model templates build serve test python pydeps browser fuzz-smoke bench bench-serve bench-mask bench-load bench-peers bench-build distill bench-lookahead ab-lookahead ab-bfcl ab-decoupled bench-decoupled test-clients
 
 setup: deps model build
 
@@ -41,7 +41,7 @@ model:
 	@$(PYTHON) models/fetch.py smollm2-135m-instruct
 
 # Real chat templates of ~70 model families (llama-cpp-python's source distribution, sha256-checked),
-# for tests/chat_formats.rs; cached in ~/.cache/conform/templates.
+# for tests/integration/chat_formats.rs; cached in ~/.cache/conform/templates.
 templates:
 	@$(PYTHON) models/templates.py >/dev/null
 
@@ -55,7 +55,7 @@ serve: setup
 pydeps:
 	@$(PYTHON) -c "import openai, jinja2" 2>/dev/null || PIP_ROOT_USER_ACTION=ignore $(PYTHON) -m pip install -q openai jinja2
 
-# Headless Chromium drives the playground page in tests/playground.rs.
+# Headless Chromium drives the playground page in tests/integration/playground.rs.
 browser:
 	@command -v chromedriver >/dev/null || { echo "installing: chromium chromium-driver"; $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
@@ -90,6 +90,14 @@ test-clients: setup
 	@PIP_ROOT_USER_ACTION=ignore $(CLIENTS_VENV)/bin/pip install -q --disable-pip-version-check -r tests/clients/requirements.txt
 	@PIP_ROOT_USER_ACTION=ignore $(CLIENTS_VENV)/bin/pip install -q --disable-pip-version-check --no-deps -r tests/clients/requirements-nodeps.txt
 	$(CLIENTS_VENV)/bin/python tests/clients/run.py --bin $(BIN)
+
+# Formatting (rustfmt.toml) and clippy with warnings as errors, as CI checks them; the allowed
+# lints and why are in Cargo.toml's [workspace.lints.clippy].
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) fmt --check --manifest-path crates/conform-py/Cargo.toml
+	$(CARGO) fmt --check --manifest-path fuzz/Cargo.toml
+	$(CARGO) clippy --release --quiet --workspace --all-targets -- -D warnings
 
 # A short, deterministic pass of each fuzz target over its seeds (compile_and_walk: every mode,
 # regex, schema, choice, instructions, GBNF; parse_request: request bodies). Stable Rust; cargo-fuzz is installed when missing. Long runs:

@@ -2,7 +2,7 @@
 """The reference chat-template renderer: Jinja2 set up the way Hugging Face transformers renders
 chat templates (sandboxed, trim_blocks and lstrip_blocks, loop controls, `tojson` as
 `json.dumps` without ASCII escaping, `raise_exception`, `strftime_now`), as an independent check
-of conform's own renderer (tests/chat_formats.rs).
+of conform's own renderer (tests/integration/chat_formats.rs).
 
 Reads one JSON object on stdin: {template, messages, tools, kwargs, bos_token, eos_token}; writes
 {"text": …} or {"error": …} on stdout.

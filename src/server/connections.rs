@@ -75,7 +75,7 @@ async fn serve_connection(
 ) {
     // `half_close` stays off. On, a client that half-closes after its request gets its answer,
     // but a half-close looks the same as a client that went away (a FIN either way): tried,
-    // the abandoned request of tests/isolation.rs ran all its 800 tokens instead of being
+    // the abandoned request of tests/integration/isolation.rs ran all its 800 tokens instead of being
     // cancelled.
     let mut builder = http1::Builder::new();
     builder.timer(TokioTimer::new()).header_read_timeout(header_timeout);

@@ -155,7 +155,7 @@ fn templates_render_as_the_reference_renderer_does() {
 // it can in that family's words (its own are Qwen's); the format holds whatever it writes to the
 // family's syntax, and the server parses it back.
 
-mod common;
+use crate::common;
 
 use common::{chat_body, health, post, Server};
 

@@ -2,7 +2,7 @@
 //! key) and with its own in-process server, checking the report files. Generations are kept
 //! short; the scoring itself is unit-tested in `src/ab`.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

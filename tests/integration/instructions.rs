@@ -2,7 +2,7 @@
 //! real server, real model, outputs scored by the IFEval-faithful checker, which is separate
 //! from the automata that constrained them.
 
-mod common;
+use crate::common;
 
 use std::sync::OnceLock;
 

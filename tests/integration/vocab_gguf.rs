@@ -8,7 +8,6 @@ use std::sync::{Arc, OnceLock};
 use conform::format::{self, Compiled, Limits, SchemaOptions};
 use conform::mask::{ByteAutomaton, MaskIndex, Matcher};
 use conform::vocab::{TokenTrie, Vocab};
-use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::LlamaModel;
 use rand::rngs::StdRng;
@@ -20,18 +19,9 @@ struct Loaded {
     trie: Arc<TokenTrie>,
 }
 
-fn backend() -> &'static LlamaBackend {
-    static BACKEND: OnceLock<LlamaBackend> = OnceLock::new();
-    BACKEND.get_or_init(|| {
-        let mut b = LlamaBackend::init().unwrap();
-        b.void_logs();
-        b
-    })
-}
-
 fn load(name: &str) -> Loaded {
     let (_, path) = conform::manifest::resolve(Some(name)).unwrap();
-    let model = LlamaModel::load_from_file(backend(), path, &LlamaModelParams::default().with_vocab_only(true)).unwrap();
+    let model = LlamaModel::load_from_file(crate::common::backend(), path, &LlamaModelParams::default().with_vocab_only(true)).unwrap();
     let vocab = Arc::new(conform::engine::model_vocab(&model));
     let trie = Arc::new(TokenTrie::new(&vocab));
     Loaded { vocab, trie }

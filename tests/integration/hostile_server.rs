@@ -6,7 +6,7 @@
 //! (DNS rebinding); there a test waits (with a generous guard) for what the server is bound to
 //! do, such as closing a connection, and asserts that it happened.
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;

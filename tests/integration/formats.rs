@@ -1,6 +1,6 @@
 //! Constrained generation end to end: real server, real model, formats through the OpenAI API.
 
-mod common;
+use crate::common;
 
 use conform::testdata::data_dir;
 use std::sync::OnceLock;

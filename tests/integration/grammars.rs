@@ -1,7 +1,7 @@
 //! The shipped GBNF grammars (`grammars/`) end to end: real server, real model, and every output
 //! checked by an independent parser written here (not by the automaton that produced it).
 
-mod common;
+use crate::common;
 
 use std::sync::OnceLock;
 

@@ -2,7 +2,7 @@
 //! comply and close, the response says which mode ran, same seed same output; a model without a
 //! TPM answers 400; a TPM from another model or a damaged file stops the server at start-up.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

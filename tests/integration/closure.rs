@@ -3,8 +3,7 @@
 //! forced bytes in more tokens than the budget's own path — the mask is never empty and the
 //! output is complete when the budget runs out.
 
-#[path = "../crates/conform-format/tests/mask_support/mod.rs"]
-mod mask_support;
+use crate::mask_support;
 
 use std::sync::Arc;
 

@@ -3,7 +3,7 @@
 //! the page loads, submits (its `run=1` link parameter presses Run), streams both arms and
 //! shows each arm's compliance and token count.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::time::{Duration, Instant};

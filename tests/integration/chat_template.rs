@@ -5,7 +5,6 @@ use std::sync::OnceLock;
 
 use conform::chat_template::ChatTemplate;
 use conform::server::prompt::ControlTokens;
-use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::LlamaModel;
 use serde_json::{json, Value};
@@ -19,12 +18,7 @@ struct Loaded {
 /// llama.cpp's backend initialises once per process, so each model is loaded once too.
 /// `template` stands in for a model that has none of its own.
 fn load(name: &str, template: Option<&str>) -> Loaded {
-    static BACKEND: OnceLock<LlamaBackend> = OnceLock::new();
-    let backend = BACKEND.get_or_init(|| {
-        let mut backend = LlamaBackend::init().unwrap();
-        backend.void_logs();
-        backend
-    });
+    let backend = crate::common::backend();
     let (_, path) = conform::manifest::resolve(Some(name)).unwrap();
     let params = LlamaModelParams::default().with_vocab_only(true);
     let model = LlamaModel::load_from_file(backend, path, &params).unwrap();

@@ -1,7 +1,7 @@
 //! Behaviour that needs a server of its own: one KV slot (so a leaked slot would block the next
 //! request) and no concurrent traffic (so seeded sampling sees identical batches).
 
-mod common;
+use crate::common;
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};

@@ -1,5 +1,5 @@
-//! Starts the real `conform` binary on the real default model, on a free port.
-#![allow(dead_code)]
+//! Starts the real `conform` binary on the real default model, on a free port; and the one
+//! llama.cpp backend of this test process, for tests that load a model's vocabulary in-process.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -128,4 +128,15 @@ pub async fn wait_for_health(server: &Server, what: &str, done: impl Fn(&Value) 
         assert!(start.elapsed() < PATIENCE, "{what}: still {h} after {PATIENCE:?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// llama.cpp's backend initialises once per process: every test that loads a model in-process
+/// shares this one.
+pub fn backend() -> &'static llama_cpp_2::llama_backend::LlamaBackend {
+    static BACKEND: std::sync::OnceLock<llama_cpp_2::llama_backend::LlamaBackend> = std::sync::OnceLock::new();
+    BACKEND.get_or_init(|| {
+        let mut backend = llama_cpp_2::llama_backend::LlamaBackend::init().unwrap();
+        backend.void_logs();
+        backend
+    })
 }
