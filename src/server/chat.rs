@@ -21,6 +21,7 @@ use crate::chat_format::{CallSyntax, PromptReasoning, Reasoning};
 use crate::chat_template::ChatTemplate;
 use crate::engine::{Event, FinishReason, Summary, TokenLogprob};
 use llama_cpp_2::token::LlamaToken;
+use tokio::sync::mpsc::UnboundedReceiver as Receiver;
 
 pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Result<Response, ApiError> {
     let body = parse_json(&body.0)?;
@@ -132,24 +133,24 @@ pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Resu
     let created = unix_now();
     let model = state.engine.info.id.clone();
     let with_logprobs = validated.params.top_logprobs.is_some();
-
-    if !validated.stream {
-        let choices = collect_all(receivers).await?;
-        let usage = usage(choices.iter().map(|c| &c.summary));
-        let choices: Vec<Value> = choices
-            .iter()
-            .enumerate()
-            .map(|(i, c)| choice_json(i, c, with_logprobs, &shown))
-            .collect();
-        return Ok(Json(json!({
-            "id": id, "object": "chat.completion", "created": created, "model": model,
-            "choices": choices, "usage": usage,
-        }))
-        .into_response());
+    if validated.stream {
+        return Ok(streamed(&state, receivers, shown, validated.include_usage, (id, created, model)));
     }
+    let choices = collect_all(receivers).await?;
+    let usage = usage(choices.iter().map(|c| &c.summary));
+    let choices: Vec<Value> = choices.iter().enumerate().map(|(i, c)| choice_json(i, c, with_logprobs, &shown)).collect();
+    Ok(Json(json!({
+        "id": id, "object": "chat.completion", "created": created, "model": model,
+        "choices": choices, "usage": usage,
+    }))
+    .into_response())
+}
 
+/// The choices as server-sent events: reasoning, content and tool calls as deltas, delivered
+/// text escaped and spliced as it streams, each choice's `format` report in its last chunk.
+fn streamed(state: &AppState, receivers: Vec<Receiver<Event>>, shown: Shown, include_usage: bool, (id, created, model): (String, u64, String)) -> Response {
     let n = receivers.len();
-    let include_usage = validated.include_usage;
+    let with_tools = shown.with_tools;
     let chunk = move |choices: Value, usage: Option<Value>| {
         let mut c = json!({
             "id": id, "object": "chat.completion.chunk", "created": created, "model": model,
@@ -246,7 +247,7 @@ pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Resu
             Event::Error(_) => unreachable!("the skeleton answers errors"),
         }
     };
-    Ok(stream::sse(&state, receivers, opening, include_usage, move |usage| usage_chunk(json!([]), Some(usage)), on_event))
+    stream::sse(state, receivers, opening, include_usage, move |usage| usage_chunk(json!([]), Some(usage)), on_event)
 }
 
 /// The prompt's tokens, and for a decoupled request (`follow_up`) the bridge's. Client strings

@@ -7,8 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::format::json::any_json_level;
-use crate::format::{recursive, FormatError, Limits, Whitespace};
+use crate::format::{FormatError, Limits};
 use crate::mask::{ByteAutomaton, MaskIndex};
 use crate::vocab::{TokenTrie, Vocab};
 use crate::{Constraint, Spec};
@@ -122,16 +121,6 @@ pub enum Compiled {
     Fresh(Duration),
 }
 
-impl Spec {
-    /// Any JSON value, nesting up to the compiler's `limits.max_nesting` levels: the network
-    /// [`format::compile_any_json`](crate::format::compile_any_json) builds (one rule, a value
-    /// whose array items and member values call it again), as a [`Spec::Rules`]. (Defined here
-    /// because it needs the crate-private JSON building blocks; it belongs with [`Spec`].)
-    pub fn any_json(whitespace: Whitespace) -> Spec {
-        Spec::Rules(vec![any_json_level(&recursive::call(0), whitespace)])
-    }
-}
-
 /// Compiled grammars kept; past this the cache starts over (grammars are cheap to rebuild).
 const CACHE_ENTRIES: usize = 64;
 
@@ -192,6 +181,7 @@ impl Compiler {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::Whitespace;
 
     /// Every ASCII byte as a token, and an end-of-generation token (id 128, no bytes).
     fn ascii_env() -> TokEnv {

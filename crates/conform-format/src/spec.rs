@@ -43,6 +43,13 @@ impl Spec {
         }
     }
 
+    /// Any JSON value, nesting up to the compiler's `limits.max_nesting` levels: the network
+    /// [`format::compile_any_json`] builds (one rule, a value whose array items and member
+    /// values call it again), as a [`Spec::Rules`].
+    pub fn any_json(whitespace: Whitespace) -> Spec {
+        Spec::Rules(vec![format::json::any_json_level(&format::recursive::call(0), whitespace)])
+    }
+
     /// One regex, or the rules of a recursive network when there are several.
     pub fn rules(mut rules: Vec<String>) -> Spec {
         if rules.len() == 1 {
