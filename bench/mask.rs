@@ -21,13 +21,13 @@ use std::time::Instant;
 
 use conform::format::{compile_schema, FormatError, Limits, SchemaOptions};
 use conform::mask::{MaskIndex, Matcher};
+use conform::testdata::data_dir;
 use conform::vocab::{TokenTrie, Vocab};
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::LlamaModel;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use conform::testdata::data_dir;
 use serde_json::{json, Value};
 
 #[path = "percentile.rs"]
@@ -47,7 +47,6 @@ fn default_vocab() -> (String, Vocab) {
     let model = LlamaModel::load_from_file(&backend, &path, &params).expect("loading the default model");
     (id, conform::engine::model_vocab(&model))
 }
-
 
 fn summary(v: &mut [f64], ps: &[f64]) -> Value {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
@@ -176,7 +175,13 @@ fn main() {
                     }
                     // A uniformly random allowed token (not timed).
                     let pick = rng.gen_range(0..n);
-                    let tok = logits.iter().enumerate().filter(|(_, l)| l.is_finite()).nth(pick).map(|(i, _)| i as u32).unwrap();
+                    let tok = logits
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, l)| l.is_finite())
+                        .nth(pick)
+                        .map(|(i, _)| i as u32)
+                        .unwrap();
                     m.accept(tok).unwrap_or_else(|e| panic!("{id}: allowed token {tok} rejected: {e}"));
                 }
             }
@@ -226,7 +231,10 @@ fn main() {
     row("mask, cached state", &cached, "us");
     row("mask, first visit", &first, "us");
     println!();
-    println!("slowest compile: {:.1} ms ({}); slowest mask: {:.0} us ({})", slowest_compile.0, slowest_compile.1, slowest_mask.0, slowest_mask.1);
+    println!(
+        "slowest compile: {:.1} ms ({}); slowest mask: {:.0} us ({})",
+        slowest_compile.0, slowest_compile.1, slowest_mask.0, slowest_mask.1
+    );
     let mask_p99_ms = all["p99"].as_f64().unwrap_or(f64::NAN) / 1e3;
     let compile_p50 = compile["p50"].as_f64().unwrap_or(f64::NAN);
     println!(

@@ -207,7 +207,11 @@ impl ChatFormat {
         } else if has("<|tool_call|>") {
             "granite3"
         } else if has("<tool_call>") {
-            if thinks { "qwen3" } else { "hermes" }
+            if thinks {
+                "qwen3"
+            } else {
+                "hermes"
+            }
         } else if has("\"parameters\": dictionary") || has("<|python_tag|>") {
             "llama3"
         } else if thinks {
@@ -241,8 +245,7 @@ impl CallSyntax {
         };
         let mut rest = strip_prefix_loose(&text[start..], self.begin)?;
         let mut calls = Vec::new();
-        loop {
-            let Some(after_open) = strip_prefix_loose(rest, self.open) else { break };
+        while let Some(after_open) = strip_prefix_loose(rest, self.open) {
             let Some((call, after)) = self.parse_body(after_open) else { break };
             calls.push(call);
             rest = strip_prefix_loose(after, self.close).unwrap_or(after);
@@ -316,11 +319,7 @@ impl Reasoning {
     /// opened the section (the model's output starts inside it). Reasoning that never closed
     /// (cut by the budget) is all reasoning.
     pub fn split<'t>(&self, text: &'t str, opened: bool) -> (Option<&'t str>, &'t str) {
-        let inside = if opened {
-            Some(text)
-        } else {
-            text.trim_start().strip_prefix(self.open)
-        };
+        let inside = if opened { Some(text) } else { text.trim_start().strip_prefix(self.open) };
         let Some(inside) = inside else { return (None, text) };
         match inside.split_once(self.close) {
             Some((reasoning, after)) => (Some(reasoning.trim()), after.trim_start()),

@@ -39,7 +39,12 @@ impl ChatTemplate {
 
     /// [`render`](Self::render) with the request's own template variables (`chat_template_kwargs`,
     /// such as `enable_thinking`); they cannot replace the messages, tools or special tokens.
-    pub fn render_with(&self, messages: &[Json], tools: Option<&[Json]>, kwargs: &serde_json::Map<String, Json>) -> Result<String, Error> {
+    pub fn render_with(
+        &self,
+        messages: &[Json],
+        tools: Option<&[Json]>,
+        kwargs: &serde_json::Map<String, Json>,
+    ) -> Result<String, Error> {
         let messages: Vec<Json> = messages.iter().map(normalise_message).collect();
         let template = self.env.get_template("chat")?;
         template.render(minijinja::context! {
@@ -76,11 +81,8 @@ impl ChatTemplate {
 pub fn normalise_message(message: &Json) -> Json {
     let mut message = message.clone();
     if let Some(Json::Array(parts)) = message.get("content") {
-        let text: String = parts
-            .iter()
-            .filter_map(|p| p.get("text").and_then(Json::as_str))
-            .collect::<Vec<_>>()
-            .join("");
+        let text: String =
+            parts.iter().filter_map(|p| p.get("text").and_then(Json::as_str)).collect::<Vec<_>>().join("");
         message["content"] = Json::String(text);
     }
     if let Some(Json::Array(calls)) = message.get_mut("tool_calls") {
@@ -103,8 +105,20 @@ fn unix_now() -> u64 {
 
 /// Python's `strftime` for the date fields templates use (`%Y %m %d %B %b %H %M %S %%`), UTC.
 fn strftime(format: &str, unix: u64) -> String {
-    const MONTHS: [&str; 12] =
-        ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"];
+    const MONTHS: [&str; 12] = [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ];
     // Days to a civil date (Howard Hinnant's algorithm).
     let days = (unix / 86_400) as i64 + 719_468;
     let era = days.div_euclid(146_097);
@@ -153,8 +167,8 @@ fn python_tojson(value: Value, kwargs: minijinja::value::Kwargs) -> Result<Value
     let sort_keys: Option<bool> = kwargs.get("sort_keys")?;
     let _: Option<Value> = kwargs.get("separators")?;
     kwargs.assert_all_used()?;
-    let mut json: Json = serde_json::to_value(&value)
-        .map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))?;
+    let mut json: Json =
+        serde_json::to_value(&value).map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))?;
     if sort_keys == Some(true) {
         sort_json_keys(&mut json);
     }
@@ -171,7 +185,9 @@ fn python_tojson(value: Value, kwargs: minijinja::value::Kwargs) -> Result<Value
 fn python_formatter(out: &mut minijinja::Output, state: &minijinja::State, value: &Value) -> Result<(), Error> {
     use minijinja::value::ValueKind;
     match value.kind() {
-        ValueKind::Map | ValueKind::Seq | ValueKind::Bool | ValueKind::None => out.write_str(&python_str(value)).map_err(Error::from),
+        ValueKind::Map | ValueKind::Seq | ValueKind::Bool | ValueKind::None => {
+            out.write_str(&python_str(value)).map_err(Error::from)
+        }
         _ => minijinja::escape_formatter(out, state, value),
     }
 }
@@ -180,7 +196,9 @@ fn python_formatter(out: &mut minijinja::Output, state: &minijinja::State, value
 fn python_str(value: &Value) -> String {
     use minijinja::value::ValueKind;
     match value.kind() {
-        ValueKind::Map | ValueKind::Seq => serde_json::to_value(value).map_or_else(|_| value.to_string(), |json| python_repr(&json)),
+        ValueKind::Map | ValueKind::Seq => {
+            serde_json::to_value(value).map_or_else(|_| value.to_string(), |json| python_repr(&json))
+        }
         ValueKind::Bool => if value.is_true() { "True" } else { "False" }.to_string(),
         ValueKind::None => "None".to_string(),
         ValueKind::Undefined => String::new(),
@@ -216,7 +234,10 @@ fn python_repr(value: &Json) -> String {
         }
         Json::Array(items) => format!("[{}]", items.iter().map(python_repr).collect::<Vec<_>>().join(", ")),
         Json::Object(map) => {
-            let entries: Vec<String> = map.iter().map(|(k, v)| format!("{}: {}", python_repr(&Json::String(k.clone())), python_repr(v))).collect();
+            let entries: Vec<String> = map
+                .iter()
+                .map(|(k, v)| format!("{}: {}", python_repr(&Json::String(k.clone())), python_repr(v)))
+                .collect();
             format!("{{{}}}", entries.join(", "))
         }
     }
@@ -308,8 +329,18 @@ mod tests {
 
     #[test]
     fn tojson_takes_python_keywords() {
-        let t = ChatTemplate::new("{{ x | tojson(ensure_ascii=True, sort_keys=True) }}|{{ x | tojson(ensure_ascii=False) }}", "", "").unwrap();
-        let out = t.env.get_template("chat").unwrap().render(minijinja::context! { x => Value::from_serialize(json!({"b": "é😀", "a": 1})) }).unwrap();
+        let t = ChatTemplate::new(
+            "{{ x | tojson(ensure_ascii=True, sort_keys=True) }}|{{ x | tojson(ensure_ascii=False) }}",
+            "",
+            "",
+        )
+        .unwrap();
+        let out = t
+            .env
+            .get_template("chat")
+            .unwrap()
+            .render(minijinja::context! { x => Value::from_serialize(json!({"b": "é😀", "a": 1})) })
+            .unwrap();
         assert_eq!(out, r#"{"a": 1, "b": "\u00e9\ud83d\ude00"}|{"b": "é😀", "a": 1}"#);
     }
 
@@ -325,7 +356,10 @@ mod tests {
     #[test]
     fn strftime_writes_dates_as_python_does() {
         // 2024-07-23 13:05:09 UTC
-        assert_eq!(strftime("%d %b %Y, %B %d, %Y-%m-%d %H:%M:%S %%", 1_721_739_909), "23 Jul 2024, July 23, 2024-07-23 13:05:09 %");
+        assert_eq!(
+            strftime("%d %b %Y, %B %d, %Y-%m-%d %H:%M:%S %%", 1_721_739_909),
+            "23 Jul 2024, July 23, 2024-07-23 13:05:09 %"
+        );
         assert_eq!(strftime("%Y-%m-%d", 951_782_400), "2000-02-29");
     }
 

@@ -17,11 +17,11 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde_json::{json, Value};
 
-use crate::tpm::em;
-use crate::tpm::hmm::{Hmm, TpmInfo};
 use crate::ab::progress::Progress;
 use crate::chat_template::ChatTemplate;
 use crate::engine::{Engine, Event, Job, SamplingParams};
+use crate::tpm::em;
+use crate::tpm::hmm::{Hmm, TpmInfo};
 
 /// Added to every expected count: keeps every byte possible in every state (a format may need
 /// bytes the samples never show) at a small cost in fit.
@@ -56,11 +56,15 @@ pub fn prompts(data: &Path, count: usize, seed: u64) -> anyhow::Result<Vec<Strin
     };
     let text = |v: &Value, key: &str| v.get(key).and_then(Value::as_str).map(str::to_string);
     let mut gsm8k: Vec<String> = read("gsm8k/train.jsonl")?.iter().filter_map(|v| text(v, "question")).collect();
-    let mut ifeval: Vec<String> = read("ifeval/input_data_dev.jsonl")?.iter().skip(IFEVAL_EVALUATED).filter_map(|v| text(v, "prompt")).collect();
+    let mut ifeval: Vec<String> =
+        read("ifeval/input_data_dev.jsonl")?.iter().skip(IFEVAL_EVALUATED).filter_map(|v| text(v, "prompt")).collect();
     let mut bfcl = Vec::new();
     for category in ["simple_python", "multiple", "live_simple"] {
         for item in read(&format!("bfcl/{category}.jsonl"))? {
-            let first = item.pointer("/question/0").and_then(Value::as_array).and_then(|turn| turn.iter().find(|m| m["role"] == "user"));
+            let first = item
+                .pointer("/question/0")
+                .and_then(Value::as_array)
+                .and_then(|turn| turn.iter().find(|m| m["role"] == "user"));
             if let Some(q) = first.and_then(|m| text(m, "content")) {
                 bfcl.push(q);
             }
@@ -88,7 +92,8 @@ pub fn sample(engine: &Engine, config: &Config) -> anyhow::Result<Vec<Vec<u8>>> 
     let mut texts: Vec<Vec<u8>> = Vec::new();
     if path.exists() {
         for line in std::io::BufReader::new(std::fs::File::open(path)?).lines() {
-            let v: Value = serde_json::from_str(&line?).with_context(|| format!("{} has a damaged line", path.display()))?;
+            let v: Value =
+                serde_json::from_str(&line?).with_context(|| format!("{} has a damaged line", path.display()))?;
             texts.push(v["text"].as_str().unwrap_or_default().as_bytes().to_vec());
         }
     }
@@ -100,7 +105,12 @@ pub fn sample(engine: &Engine, config: &Config) -> anyhow::Result<Vec<Vec<u8>>> 
     let source = engine.info.chat_template.as_deref().context("the model has no chat template")?;
     let template = ChatTemplate::new(source, &engine.info.bos_token, &engine.info.eos_token)?;
     let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
-    eprintln!("sampling {} answers ({} already there), {} tokens at most each", prompts.len() - texts.len(), texts.len(), config.max_tokens);
+    eprintln!(
+        "sampling {} answers ({} already there), {} tokens at most each",
+        prompts.len() - texts.len(),
+        texts.len(),
+        config.max_tokens
+    );
     let mut progress = Progress::new(prompts.len() - texts.len());
     let window = engine.config.parallel.max(1) as usize;
     let mut pending = std::collections::VecDeque::new();
@@ -111,7 +121,11 @@ pub fn sample(engine: &Engine, config: &Config) -> anyhow::Result<Vec<Vec<u8>>> 
             let (events, rx) = tokio::sync::mpsc::unbounded_channel();
             engine.submit(Job {
                 prompt: engine.tokenize(&rendered, false, true),
-                params: SamplingParams { temperature: config.temperature, seed: Some(config.seed + next as u64), ..SamplingParams::default() },
+                params: SamplingParams {
+                    temperature: config.temperature,
+                    seed: Some(config.seed + next as u64),
+                    ..SamplingParams::default()
+                },
                 max_tokens: config.max_tokens,
                 stop: Vec::new(),
                 constraint: None,
@@ -164,7 +178,13 @@ pub fn fit(texts: &[Vec<u8>], config: &Config, model_fingerprint: &str) -> anyho
     let mut hmm = if config.resume && config.out.exists() {
         let (hmm, info) = Hmm::load(&config.out)?;
         ensure!(info.model == model_fingerprint, "{} was distilled from another model", config.out.display());
-        ensure!(hmm.hidden() == config.hidden, "{} has {} hidden states, not {}", config.out.display(), hmm.hidden(), config.hidden);
+        ensure!(
+            hmm.hidden() == config.hidden,
+            "{} has {} hidden states, not {}",
+            config.out.display(),
+            hmm.hidden(),
+            config.hidden
+        );
         eprintln!("resuming from {}", config.out.display());
         hmm
     } else {

@@ -5,11 +5,11 @@ use std::io::Write;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use conform::ab::{self, client::Endpoint};
+use conform::chat_format::ChatFormat;
 use conform::engine::{Engine, EngineConfig, Event, Job, SamplingParams};
 use conform::format::Limits;
 use conform::server::connections::{self, ConnectionLimits};
 use conform::server::request::RequestLimits;
-use conform::chat_format::ChatFormat;
 use conform::{manifest, server};
 
 #[derive(Parser)]
@@ -266,9 +266,8 @@ impl FormatLimitArgs {
 impl EngineArgs {
     fn start(&self) -> anyhow::Result<Engine> {
         let (id, path) = manifest::resolve(self.model.as_deref())?;
-        let threads = self.threads.unwrap_or_else(|| {
-            std::thread::available_parallelism().map(|n| n.get() as i32).unwrap_or(2)
-        });
+        let threads =
+            self.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get() as i32).unwrap_or(2));
         anyhow::ensure!(self.parallel >= 1 && self.parallel <= 256, "--parallel must be 1..=256");
         anyhow::ensure!(self.ctx_size >= 16, "--ctx-size must be at least 16");
         anyhow::ensure!(self.batch_size >= self.parallel, "--batch-size must be at least --parallel");
@@ -391,7 +390,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let before = api_keys.len();
         api_keys.extend(keys.split(',').map(str::trim).filter(|k| !k.is_empty()).map(String::from));
         if api_keys.len() == before {
-            anyhow::bail!("CONFORM_API_KEY is set but holds no key: refusing to start, since that would turn authentication off");
+            anyhow::bail!(
+                "CONFORM_API_KEY is set but holds no key: refusing to start, since that would turn authentication off"
+            );
         }
     }
     let loopback = args.host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback()) || args.host == "localhost";
@@ -408,11 +409,18 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_queue: args.max_queue,
         queue_timeout: std::time::Duration::from_secs(args.queue_timeout),
         limits: args.limits.limits(),
-        request_limits: RequestLimits { max_n: args.max_n, max_messages: args.max_messages, max_completion_tokens: args.max_completion_tokens },
+        request_limits: RequestLimits {
+            max_n: args.max_n,
+            max_messages: args.max_messages,
+            max_completion_tokens: args.max_completion_tokens,
+        },
         tpm: args.engine.tpm(&engine)?,
         allowed_hosts: check_hosts.then(|| args.allowed_hosts.clone()),
         chat_template: match &args.chat_template_file {
-            Some(path) => Some(std::fs::read_to_string(path).with_context(|| format!("reading --chat-template-file {}", path.display()))?),
+            Some(path) => Some(
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("reading --chat-template-file {}", path.display()))?,
+            ),
             None => None,
         },
         chat_format: args.chat_format,

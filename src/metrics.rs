@@ -90,7 +90,9 @@ impl Metrics {
     /// The text exposition; `gauges` are point-in-time values the caller reads (queue, slots).
     pub fn render(&self, gauges: &[(&str, &str, u64)]) -> String {
         let mut out = String::new();
-        out.push_str("# HELP conform_requests_total HTTP requests by route and status.\n# TYPE conform_requests_total counter\n");
+        out.push_str(
+            "# HELP conform_requests_total HTTP requests by route and status.\n# TYPE conform_requests_total counter\n",
+        );
         for ((route, status), n) in self.requests.lock().unwrap().iter() {
             let _ = writeln!(out, "conform_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}");
         }
@@ -102,15 +104,27 @@ impl Metrics {
             ("conform_completion_tokens_total", "Tokens generated (sampled or forced).", &self.completion_tokens),
             ("conform_forced_tokens_total", "Tokens appended by format fast-forward.", &self.forced_tokens),
             ("conform_format_compiles_total", "Formats compiled.", &self.format_compiles),
-            ("conform_format_cache_hits_total", "Formats served from the compiled-format cache.", &self.format_cache_hits),
+            (
+                "conform_format_cache_hits_total",
+                "Formats served from the compiled-format cache.",
+                &self.format_cache_hits,
+            ),
         ];
         for (name, help, counter) in counters {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", counter.load(Relaxed));
         }
-        self.time_to_first_token.render("conform_time_to_first_token_seconds", "From admission to the first token.", &mut out);
+        self.time_to_first_token.render(
+            "conform_time_to_first_token_seconds",
+            "From admission to the first token.",
+            &mut out,
+        );
         self.decode_step.render("conform_decode_step_seconds", "One batched llama.cpp decode call.", &mut out);
         self.mask.render("conform_mask_seconds", "Applying a format mask to one token's logits.", &mut out);
-        self.format_compile.render("conform_format_compile_seconds", "Compiling a format that was not cached.", &mut out);
+        self.format_compile.render(
+            "conform_format_compile_seconds",
+            "Compiling a format that was not cached.",
+            &mut out,
+        );
         out
     }
 }

@@ -75,7 +75,8 @@ impl Vocabulary {
             let mut backend = LlamaBackend::init().map_err(|e| e.to_string())?;
             backend.void_logs();
             let params = LlamaModelParams::default().with_vocab_only(true);
-            let model = LlamaModel::load_from_file(&backend, path, &params).map_err(|e| format!("{}: {e}", path.display()))?;
+            let model =
+                LlamaModel::load_from_file(&backend, path, &params).map_err(|e| format!("{}: {e}", path.display()))?;
             let vocab = Arc::new(conform::engine::model_vocab(&model));
             Ok(Vocabulary { vocab, tokenizer: Tokenizer::Gguf { model: Arc::new(model), _backend: Arc::new(backend) } })
         } else {
@@ -93,7 +94,9 @@ impl Vocabulary {
     pub fn tokenize(&self, text: &str) -> Result<Vec<u32>, String> {
         match &self.tokenizer {
             Tokenizer::Hf(t) => t.encode(text, false).map(|e| e.get_ids().to_vec()).map_err(|e| e.to_string()),
-            Tokenizer::Gguf { model, .. } => Ok(model.vocab().tokenize(text.as_bytes(), false, false).into_iter().map(|t| t.0 as u32).collect()),
+            Tokenizer::Gguf { model, .. } => {
+                Ok(model.vocab().tokenize(text.as_bytes(), false, false).into_iter().map(|t| t.0 as u32).collect())
+            }
         }
     }
 
@@ -110,7 +113,9 @@ impl Vocabulary {
             "outlines" => Box::new(Outlines::new(self)),
             "xgrammar" => Box::new(XGrammar::new(self)?),
             "llamacpp" => match &self.tokenizer {
-                Tokenizer::Gguf { model, .. } => Box::new(LlamaCpp { model: model.clone(), eos: self.vocab.eog_tokens().to_vec() }),
+                Tokenizer::Gguf { model, .. } => {
+                    Box::new(LlamaCpp { model: model.clone(), eos: self.vocab.eog_tokens().to_vec() })
+                }
                 Tokenizer::Hf(_) => return Err("llamacpp needs a GGUF vocabulary".into()),
             },
             other => return Err(format!("unknown engine `{other}` (known: {})", ENGINES.join(", "))),
@@ -144,8 +149,11 @@ struct ConformGrammar {
 
 impl Engine for Conform {
     fn compile(&mut self, schema: &Value) -> Result<Box<dyn Grammar>, String> {
-        let (automaton, _ignored) = compile_schema(schema, &self.options, &Limits::default()).map_err(|e| e.to_string())?;
-        let index = Arc::new(MaskIndex::new(Arc::new(automaton), self.vocab.clone(), self.trie.clone()).map_err(|e| e.to_string())?);
+        let (automaton, _ignored) =
+            compile_schema(schema, &self.options, &Limits::default()).map_err(|e| e.to_string())?;
+        let index = Arc::new(
+            MaskIndex::new(Arc::new(automaton), self.vocab.clone(), self.trie.clone()).map_err(|e| e.to_string())?,
+        );
         let mut matcher = Matcher::new(index.clone());
         matcher.allowed(BUDGET);
         Ok(Box::new(ConformGrammar { index, matcher }))
@@ -189,12 +197,19 @@ impl Llguidance {
         let eos = v.eos();
         // Control tokens are "special" to toktrie: a 0xFF marker byte, then a name.
         let words: Vec<Vec<u8>> = (0..v.vocab.len() as u32)
-            .map(|id| if v.vocab.is_text(id) { v.vocab.token_bytes(id).to_vec() } else { [&[0xFF][..], format!("<ctrl{id}>").as_bytes()].concat() })
+            .map(|id| {
+                if v.vocab.is_text(id) {
+                    v.vocab.token_bytes(id).to_vec()
+                } else {
+                    [&[0xFF][..], format!("<ctrl{id}>").as_bytes()].concat()
+                }
+            })
             .collect();
         let info = toktrie::TokRxInfo::new(words.len() as u32, eos);
         let env: toktrie::TokEnv = Arc::new(BytesEnv { trie: toktrie::TokTrie::from(&info, &words) });
         let slices = llguidance::earley::SlicedBiasComputer::general_slices();
-        let mut factory = llguidance::ParserFactory::new(&env, toktrie::InferenceCapabilities::default(), &slices).map_err(|e| e.to_string())?;
+        let mut factory = llguidance::ParserFactory::new(&env, toktrie::InferenceCapabilities::default(), &slices)
+            .map_err(|e| e.to_string())?;
         factory.quiet();
         Ok(Llguidance { factory })
     }
@@ -329,7 +344,8 @@ impl Engine for LlamaCpp {
         let gbnf = llama_cpp_2::json_schema_to_grammar(&schema.to_string()).map_err(|e| e.to_string())?;
         let sampler = LlamaSampler::grammar(&self.model, &gbnf, "root").map_err(|e| e.to_string())?;
         let n = self.model.vocab().n_tokens() as usize;
-        let template: Vec<LlamaTokenData> = (0..n).map(|i| LlamaTokenData::new(LlamaToken(i as i32), 0.0, 0.0)).collect();
+        let template: Vec<LlamaTokenData> =
+            (0..n).map(|i| LlamaTokenData::new(LlamaToken(i as i32), 0.0, 0.0)).collect();
         let candidates = LlamaTokenDataArray::new(template.clone(), false);
         let mut g = LlamaCppGrammar { sampler, template, candidates, eos: self.eos.clone() };
         g.sampler.apply(&mut g.candidates);
@@ -349,7 +365,8 @@ impl Grammar for LlamaCppGrammar {
     }
     fn step(&mut self, token: u32) -> bool {
         self.sampler.apply(&mut self.candidates);
-        self.candidates.data[token as usize].logit().is_finite() && self.sampler.try_accept(LlamaToken(token as i32)).is_ok()
+        self.candidates.data[token as usize].logit().is_finite()
+            && self.sampler.try_accept(LlamaToken(token as i32)).is_ok()
     }
     fn accepts_end(&mut self) -> bool {
         self.refill();
@@ -376,7 +393,9 @@ impl XGrammar {
     fn python() -> PathBuf {
         match std::env::var_os("MASKBENCH_PYTHON") {
             Some(p) => p.into(),
-            None => Path::new(&std::env::var_os("HOME").unwrap_or_default()).join(".cache/conform/peers-venv/bin/python"),
+            None => {
+                Path::new(&std::env::var_os("HOME").unwrap_or_default()).join(".cache/conform/peers-venv/bin/python")
+            }
         }
     }
 
@@ -388,8 +407,14 @@ impl XGrammar {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
-            .map_err(|e| format!("{}: {e} (make bench-peers installs XGrammar there; or set MASKBENCH_PYTHON)", python.display()))?;
-        let mut x = XGrammar { stdin: BufWriter::new(child.stdin.take().unwrap()), stdout: BufReader::new(child.stdout.take().unwrap()), child };
+            .map_err(|e| {
+                format!("{}: {e} (make bench-peers installs XGrammar there; or set MASKBENCH_PYTHON)", python.display())
+            })?;
+        let mut x = XGrammar {
+            stdin: BufWriter::new(child.stdin.take().unwrap()),
+            stdout: BufReader::new(child.stdout.take().unwrap()),
+            child,
+        };
         // The vocabulary once: each token's bytes in hex, control tokens empty (never allowed).
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut hex = String::with_capacity(v.vocab.len() * 12);
@@ -406,7 +431,9 @@ impl XGrammar {
         }
         hex.push(']');
         let setup = format!("{{\"vocab\":{hex},\"eos\":{},\"max_threads\":1}}", v.eos());
-        let ready = x.exchange(&setup).map_err(|e| format!("the XGrammar helper ({} {}) did not start: {e}", python.display(), Self::SCRIPT))?;
+        let ready = x
+            .exchange(&setup)
+            .map_err(|e| format!("the XGrammar helper ({} {}) did not start: {e}", python.display(), Self::SCRIPT))?;
         if ready != "ready" {
             return Err(format!("the XGrammar helper said `{ready}` instead of `ready`"));
         }
@@ -415,7 +442,9 @@ impl XGrammar {
 
     /// One line out, one line back.
     fn exchange(&mut self, line: &str) -> Result<String, String> {
-        writeln!(self.stdin, "{line}").and_then(|_| self.stdin.flush()).map_err(|e| format!("writing to the XGrammar helper: {e}"))?;
+        writeln!(self.stdin, "{line}")
+            .and_then(|_| self.stdin.flush())
+            .map_err(|e| format!("writing to the XGrammar helper: {e}"))?;
         let mut answer = String::new();
         match self.stdout.read_line(&mut answer) {
             Ok(0) => Err("the XGrammar helper exited".into()),

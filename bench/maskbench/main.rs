@@ -95,7 +95,9 @@ fn load_records(data: &Path, limit: Option<usize>) -> Result<Vec<Record>, String
         .map(|line| {
             let rec: Value = serde_json::from_str(line).map_err(|e| format!("bad record: {e}"))?;
             let tests = rec["tests"].as_array().cloned().unwrap_or_default();
-            let pick = |valid: bool| tests.iter().filter(|t| t["valid"].as_bool() == Some(valid)).map(|t| t["data"].clone()).collect();
+            let pick = |valid: bool| {
+                tests.iter().filter(|t| t["valid"].as_bool() == Some(valid)).map(|t| t["data"].clone()).collect()
+            };
             let job = Job { schema: rec["schema"].clone(), valid: pick(true), invalid: pick(false) };
             Ok(Record {
                 id: rec["id"].as_str().unwrap_or("?").into(),
@@ -136,7 +138,13 @@ fn run(args: &Args) -> Result<(), String> {
     }
     let records = load_records(&args.data, args.limit)?;
     let vocab = Vocabulary::load(&args.vocab)?;
-    eprintln!("{} schemas, vocabulary {} ({} ids), engines {}", records.len(), args.vocab.display(), vocab.vocab.len(), names.join(", "));
+    eprintln!(
+        "{} schemas, vocabulary {} ({} ids), engines {}",
+        records.len(),
+        args.vocab.display(),
+        vocab.vocab.len(),
+        names.join(", ")
+    );
     drop(vocab);
 
     let mut workers = Vec::new();
@@ -173,7 +181,8 @@ fn run(args: &Args) -> Result<(), String> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
         }
-        std::fs::write(path, serde_json::to_string_pretty(&report).unwrap() + "\n").map_err(|e| format!("{}: {e}", path.display()))?;
+        std::fs::write(path, serde_json::to_string_pretty(&report).unwrap() + "\n")
+            .map_err(|e| format!("{}: {e}", path.display()))?;
         let svg = path.with_extension("svg");
         std::fs::write(&svg, report::svg(&results)).map_err(|e| format!("{}: {e}", svg.display()))?;
         eprintln!("wrote {} and {}", path.display(), svg.display());

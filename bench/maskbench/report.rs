@@ -49,7 +49,6 @@ fn passes(a: &Answer) -> bool {
     a.compile_us.is_some() && a.valid.iter().all(|&v| v) && a.invalid.iter().all(|&v| !v)
 }
 
-
 fn summary(mut v: Vec<f64>, ps: &[(&str, f64)]) -> Value {
     v.sort_by(|a, b| a.total_cmp(b));
     let mut o = Map::new();
@@ -84,7 +83,8 @@ fn error_kind(e: &str) -> String {
 }
 
 pub fn build(results: &[EngineResults], ids: &[String], config: Value) -> Value {
-    let common: Vec<usize> = (0..ids.len()).filter(|i| results.iter().all(|r| r.compiled().any(|(j, _)| j == *i))).collect();
+    let common: Vec<usize> =
+        (0..ids.len()).filter(|i| results.iter().all(|r| r.compiled().any(|(j, _)| j == *i))).collect();
     let in_common = |i: usize| common.binary_search(&i).is_ok();
     let mut engines = Map::new();
     for r in results {
@@ -125,8 +125,10 @@ pub fn build(results: &[EngineResults], ids: &[String], config: Value) -> Value 
             }
         }
         // The schemas behind the tail: each one's slowest step, slowest first.
-        let mut slowest: Vec<(f64, &str)> =
-            r.compiled().filter_map(|(i, a)| a.mask_us.iter().copied().reduce(f64::max).map(|m| (m, ids[i].as_str()))).collect();
+        let mut slowest: Vec<(f64, &str)> = r
+            .compiled()
+            .filter_map(|(i, a)| a.mask_us.iter().copied().reduce(f64::max).map(|m| (m, ids[i].as_str())))
+            .collect();
         slowest.sort_by(|a, b| b.0.total_cmp(&a.0));
         let mut kinds: Vec<(String, u32)> = error_kinds.into_iter().collect();
         kinds.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
@@ -172,9 +174,12 @@ fn ratios(engines: &Map<String, Value>) -> Value {
     for (name, e) in engines.iter().filter(|(n, _)| n.as_str() != "conform") {
         let mut o = Map::new();
         for (scope, prefix) in [("all", ""), ("common", "common.")] {
-            for (col, keys) in [("compile_us", &["p50", "p99", "max"][..]), ("mask_us", &["p50", "p99", "p999", "max"][..])] {
+            for (col, keys) in
+                [("compile_us", &["p50", "p99", "max"][..]), ("mask_us", &["p50", "p99", "p999", "max"][..])]
+            {
                 for k in keys {
-                    let get = |v: &Value| if scope == "all" { v[col][*k].as_f64() } else { v["common"][col][*k].as_f64() };
+                    let get =
+                        |v: &Value| if scope == "all" { v[col][*k].as_f64() } else { v["common"][col][*k].as_f64() };
                     if let (Some(p), Some(c)) = (get(e), get(base)) {
                         if c > 0.0 && p.is_finite() && c.is_finite() {
                             o.insert(format!("{prefix}{col}.{k}"), json!((p / c * 100.0).round() / 100.0));
@@ -199,7 +204,12 @@ fn fmt(v: &Value) -> String {
 pub fn table(report: &Value) -> String {
     let mut s = String::new();
     let engines = report["engines"].as_object().unwrap();
-    let _ = writeln!(s, "\n== maskbench: {} schemas, vocabulary {} ==", report["schemas"], report["config"]["vocab"].as_str().unwrap_or("?"));
+    let _ = writeln!(
+        s,
+        "\n== maskbench: {} schemas, vocabulary {} ==",
+        report["schemas"],
+        report["config"]["vocab"].as_str().unwrap_or("?")
+    );
     let _ = writeln!(
         s,
         "{:<15} {:>8} {:>7} {:>7} {:>7} {:>7} {:>9} {:>9} {:>9} {:>9}",
@@ -236,8 +246,18 @@ pub fn table(report: &Value) -> String {
             let _ = writeln!(
                 s,
                 "{:<15} {:>6} {:>7} {:>7} {:>7} {:>7} | {:>8} {:>7} {:>7} {:>7} {:>7} {:>7}",
-                name, c["n"].to_string(), ms("p50"), ms("p90"), ms("p99"), ms("max"),
-                m["n"].to_string(), fmt(&m["p50"]), fmt(&m["p90"]), fmt(&m["p99"]), fmt(&m["p999"]), fmt(&m["max"]),
+                name,
+                c["n"].to_string(),
+                ms("p50"),
+                ms("p90"),
+                ms("p99"),
+                ms("max"),
+                m["n"].to_string(),
+                fmt(&m["p50"]),
+                fmt(&m["p90"]),
+                fmt(&m["p99"]),
+                fmt(&m["p999"]),
+                fmt(&m["max"]),
             );
         }
     }
@@ -274,13 +294,26 @@ pub fn svg(results: &[EngineResults]) -> String {
     let x = |us: f64| L + (us.max(lo).log10() - lx0) / (lx1 - lx0) * (W - L - R);
     let y = |f: f64| T + (1.0 - f) * (H - T - B);
     let mut s = String::new();
-    let _ = writeln!(s, r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="12">"#);
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="12">"#
+    );
     let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    let _ = writeln!(s, r#"<text x="{}" y="18" text-anchor="middle" font-size="14">Mask + commit time per token (cumulative fraction of masks)</text>"#, W / 2.0);
+    let _ = writeln!(
+        s,
+        r#"<text x="{}" y="18" text-anchor="middle" font-size="14">Mask + commit time per token (cumulative fraction of masks)</text>"#,
+        W / 2.0
+    );
     for d in lx0 as i32..=lx1 as i32 {
         let px = x(10f64.powi(d));
         let _ = writeln!(s, r##"<line x1="{px:.1}" y1="{T}" x2="{px:.1}" y2="{}" stroke="#ddd"/>"##, H - B);
-        let label = if d >= 6 { format!("{}s", 10f64.powi(d - 6)) } else if d >= 3 { format!("{}ms", 10f64.powi(d - 3)) } else { format!("{}µs", 10f64.powi(d)) };
+        let label = if d >= 6 {
+            format!("{}s", 10f64.powi(d - 6))
+        } else if d >= 3 {
+            format!("{}ms", 10f64.powi(d - 3))
+        } else {
+            format!("{}µs", 10f64.powi(d))
+        };
         let _ = writeln!(s, r#"<text x="{px:.1}" y="{}" text-anchor="middle">{label}</text>"#, H - B + 16.0);
     }
     for f in [0.0, 0.25, 0.5, 0.75, 0.9, 1.0] {
@@ -288,19 +321,31 @@ pub fn svg(results: &[EngineResults]) -> String {
         let _ = writeln!(s, r##"<line x1="{L}" y1="{py:.1}" x2="{}" y2="{py:.1}" stroke="#eee"/>"##, W - R);
         let _ = writeln!(s, r#"<text x="{}" y="{:.1}" text-anchor="end">{f}</text>"#, L - 6.0, py + 4.0);
     }
-    let _ = writeln!(s, r#"<text x="{}" y="{}" text-anchor="middle">µs per mask (log scale)</text>"#, W / 2.0, H - 12.0);
+    let _ =
+        writeln!(s, r#"<text x="{}" y="{}" text-anchor="middle">µs per mask (log scale)</text>"#, W / 2.0, H - 12.0);
     for (k, (name, v)) in series.iter().enumerate() {
         let color = COLORS[k % COLORS.len()];
         if !v.is_empty() {
             let n = v.len();
-            let pts: Vec<String> = (0..=400).map(|q| {
-                let i = ((q as f64 / 400.0) * (n - 1) as f64).round() as usize;
-                format!("{:.1},{:.1}", x(v[i]), y((i + 1) as f64 / n as f64))
-            }).collect();
-            let _ = writeln!(s, r#"<polyline fill="none" stroke="{color}" stroke-width="2" points="{}"/>"#, pts.join(" "));
+            let pts: Vec<String> = (0..=400)
+                .map(|q| {
+                    let i = ((q as f64 / 400.0) * (n - 1) as f64).round() as usize;
+                    format!("{:.1},{:.1}", x(v[i]), y((i + 1) as f64 / n as f64))
+                })
+                .collect();
+            let _ =
+                writeln!(s, r#"<polyline fill="none" stroke="{color}" stroke-width="2" points="{}"/>"#, pts.join(" "));
         }
         let ly = T + 14.0 + 18.0 * k as f64;
-        let _ = writeln!(s, r#"<line x1="{}" y1="{ly}" x2="{}" y2="{ly}" stroke="{color}" stroke-width="3"/><text x="{}" y="{}">{name} (n={})</text>"#, L + 10.0, L + 34.0, L + 40.0, ly + 4.0, v.len());
+        let _ = writeln!(
+            s,
+            r#"<line x1="{}" y1="{ly}" x2="{}" y2="{ly}" stroke="{color}" stroke-width="3"/><text x="{}" y="{}">{name} (n={})</text>"#,
+            L + 10.0,
+            L + 34.0,
+            L + 40.0,
+            ly + 4.0,
+            v.len()
+        );
     }
     s.push_str("</svg>\n");
     s

@@ -147,7 +147,10 @@ impl Worker {
             _ => {
                 let _ = w.child.kill();
                 let _ = w.child.wait();
-                Err(format!("the {engine} worker did not start (run `maskbench --worker {engine} --vocab {}` to see why)", vocab.display()))
+                Err(format!(
+                    "the {engine} worker did not start (run `maskbench --worker {engine} --vocab {}` to see why)",
+                    vocab.display()
+                ))
             }
         }
     }

@@ -39,10 +39,46 @@ fn small_vocab() -> &'static SmallVocab {
     V.get_or_init(|| {
         let mut toks: Vec<Option<Vec<u8>>> = (0..=255u8).map(|b| Some(vec![b])).collect();
         let multi: &[&[u8]] = &[
-            b"ab", b"abc", b"aa", b"aaaa", b"{\"", b"\":", b"\":\"", b"\",\"", b"\"}", b"\",", b"},{", b"[]",
-            b"{}", b"[{", b"}]", b"null", b"true", b"false", b"12", b"0.", b".5", b"-1", b"e+", b"  ", b"\n",
-            b"\\n", b"\\\"", b"\\u00", b"name", b" the", b"-0", b"00", "é".as_bytes(), "€".as_bytes(),
-            b"\xE2\x82", b"\x82\xAC", "😀".as_bytes(), b"\xF0\x9F", b"T12:", b"Z\"",
+            b"ab",
+            b"abc",
+            b"aa",
+            b"aaaa",
+            b"{\"",
+            b"\":",
+            b"\":\"",
+            b"\",\"",
+            b"\"}",
+            b"\",",
+            b"},{",
+            b"[]",
+            b"{}",
+            b"[{",
+            b"}]",
+            b"null",
+            b"true",
+            b"false",
+            b"12",
+            b"0.",
+            b".5",
+            b"-1",
+            b"e+",
+            b"  ",
+            b"\n",
+            b"\\n",
+            b"\\\"",
+            b"\\u00",
+            b"name",
+            b" the",
+            b"-0",
+            b"00",
+            "é".as_bytes(),
+            "€".as_bytes(),
+            b"\xE2\x82",
+            b"\x82\xAC",
+            "😀".as_bytes(),
+            b"\xF0\x9F",
+            b"T12:",
+            b"Z\"",
         ];
         for t in multi {
             toks.push(Some(t.to_vec()));
@@ -66,13 +102,18 @@ fn grow(mode: u8, spec: &str, factor: usize) -> String {
         0 => vec![format!("(?:{spec})"); factor * 16].join("|"),
         1 => {
             let Ok(schema) = serde_json::from_str::<serde_json::Value>(spec) else { return spec.to_string() };
-            let properties: serde_json::Map<String, serde_json::Value> = (0..factor * 16).map(|i| (format!("p{i}"), schema.clone())).collect();
+            let properties: serde_json::Map<String, serde_json::Value> =
+                (0..factor * 16).map(|i| (format!("p{i}"), schema.clone())).collect();
             serde_json::json!({"type": "object", "properties": properties}).to_string()
         }
-        2 => (0..factor * 16).flat_map(|i| spec.split('\n').map(move |line| format!("{line}{i}"))).collect::<Vec<_>>().join("\n"),
+        2 => (0..factor * 16)
+            .flat_map(|i| spec.split('\n').map(move |line| format!("{line}{i}")))
+            .collect::<Vec<_>>()
+            .join("\n"),
         3 => {
             let Ok(mut instruction) = serde_json::from_str::<serde_json::Value>(spec) else { return spec.to_string() };
-            if let Some(list) = instruction.as_object_mut().and_then(|o| o.values_mut().find_map(|v| v.as_array_mut())) {
+            if let Some(list) = instruction.as_object_mut().and_then(|o| o.values_mut().find_map(|v| v.as_array_mut()))
+            {
                 list.extend((0..factor * 32).map(|i| serde_json::Value::String(format!("w{i}x"))));
             }
             serde_json::Value::Array(vec![instruction; factor.max(1)]).to_string()
@@ -91,7 +132,9 @@ fn grow(mode: u8, spec: &str, factor: usize) -> String {
 
 fn compile(mode: u8, spec: &str) -> Option<Arc<dyn ByteAutomaton>> {
     let limits = Limits::default();
-    fn dyn_ok<A: ByteAutomaton + 'static>(r: Result<A, format::FormatError>) -> Result<Arc<dyn ByteAutomaton>, format::FormatError> {
+    fn dyn_ok<A: ByteAutomaton + 'static>(
+        r: Result<A, format::FormatError>,
+    ) -> Result<Arc<dyn ByteAutomaton>, format::FormatError> {
         r.map(|a| Arc::new(a) as Arc<dyn ByteAutomaton>)
     }
     let r = match mode % 5 {
@@ -99,7 +142,9 @@ fn compile(mode: u8, spec: &str) -> Option<Arc<dyn ByteAutomaton>> {
         1 => {
             let schema: serde_json::Value = serde_json::from_str(spec).ok()?;
             // The mode byte's other values pick the whitespace between JSON tokens.
-            let whitespace = [format::Whitespace::Compact, format::Whitespace::NATURAL, format::Whitespace::Flexible { max: 2 }][(mode / 5 % 3) as usize];
+            let whitespace =
+                [format::Whitespace::Compact, format::Whitespace::NATURAL, format::Whitespace::Flexible { max: 2 }]
+                    [(mode / 5 % 3) as usize];
             let options = SchemaOptions { whitespace, ..SchemaOptions::default() };
             dyn_ok(format::compile_schema(&schema, &options, &limits).map(|(a, _)| a))
         }
@@ -145,14 +190,28 @@ fn oracle(a: &dyn ByteAutomaton, index: &MaskIndex, v: &Vocab, s: u32, tok: u32,
     a.min_bytes_to_accept(q) != u32::MAX && index.shortest_tokens(q) <= remaining_after
 }
 
-fn check_mask(m: &mut Matcher, a: &dyn ByteAutomaton, index: &MaskIndex, v: &Vocab, s: u32, remaining_after: u32, logits: &mut [f32]) -> usize {
+fn check_mask(
+    m: &mut Matcher,
+    a: &dyn ByteAutomaton,
+    index: &MaskIndex,
+    v: &Vocab,
+    s: u32,
+    remaining_after: u32,
+    logits: &mut [f32],
+) -> usize {
     logits.fill(0.0);
     let n = m.apply(logits, remaining_after);
     let mut count = 0;
     for tok in 0..v.len() as u32 {
         let want = oracle(a, index, v, s, tok, remaining_after);
         let got = logits[tok as usize].is_finite();
-        assert_eq!(got, want, "token {tok} ({:?}) in state {} with budget {remaining_after}: mask {got}, oracle {want}", String::from_utf8_lossy(v.token_bytes(tok)), s);
+        assert_eq!(
+            got,
+            want,
+            "token {tok} ({:?}) in state {} with budget {remaining_after}: mask {got}, oracle {want}",
+            String::from_utf8_lossy(v.token_bytes(tok)),
+            s
+        );
         count += want as usize;
     }
     assert_eq!(n, count, "apply's count");

@@ -12,23 +12,23 @@
 // engine and to each other via `crate::` and `super::`.
 use conform_format::format;
 #[allow(dead_code)]
+#[path = "../../src/chat_format.rs"]
+mod chat_format;
+#[allow(dead_code)]
 #[path = "../../src/server/error.rs"]
 mod error;
 #[allow(dead_code)]
 #[path = "../../src/server/request.rs"]
 mod request;
 #[allow(dead_code)]
+#[path = "../../src/engine/sampling.rs"]
+mod sampling;
+#[allow(dead_code)]
 #[path = "../../src/server/tools.rs"]
 mod tools;
 #[allow(dead_code)]
-#[path = "../../src/chat_format.rs"]
-mod chat_format;
-#[allow(dead_code)]
 #[path = "../../src/server/xml_calls.rs"]
 mod xml_calls;
-#[allow(dead_code)]
-#[path = "../../src/engine/sampling.rs"]
-mod sampling;
 
 mod engine {
     pub use crate::sampling::SamplingParams;
@@ -72,8 +72,14 @@ fuzz_target!(|data: &[u8]| {
     let chat = request::typed::<ChatRequest>(&body);
     let completion = request::typed::<CompletionRequest>(&body);
     for outcome in [
-        sampling.as_ref().map_err(|e| e).and_then(|s| chat.as_ref().map_err(|e| e).map(|c| c.validate(s, N_VOCAB, &limits))),
-        sampling.as_ref().map_err(|e| e).and_then(|s| completion.as_ref().map_err(|e| e).map(|c| c.validate(s, N_VOCAB, &limits))),
+        sampling
+            .as_ref()
+            .map_err(|e| e)
+            .and_then(|s| chat.as_ref().map_err(|e| e).map(|c| c.validate(s, N_VOCAB, &limits))),
+        sampling
+            .as_ref()
+            .map_err(|e| e)
+            .and_then(|s| completion.as_ref().map_err(|e| e).map(|c| c.validate(s, N_VOCAB, &limits))),
     ] {
         match outcome {
             Err(e) => refused(e),
@@ -83,7 +89,12 @@ fuzz_target!(|data: &[u8]| {
     }
     // Both with and without an answer format beside the tools (auto calls then take the tagged surface only).
     for with_answer_format in [false, true] {
-        match tools::read(&body, &chat_format::ChatFormat::named("hermes").unwrap(), &format::Limits::default(), with_answer_format) {
+        match tools::read(
+            &body,
+            &chat_format::ChatFormat::named("hermes").unwrap(),
+            &format::Limits::default(),
+            with_answer_format,
+        ) {
             Err(e) => refused(&e),
             Ok(Some(t)) => assert!(t.call_rules.is_some() || t.choice == tools::ToolChoice::None),
             Ok(None) => {}

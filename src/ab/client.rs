@@ -89,7 +89,8 @@ impl Endpoint {
 
     /// The first model the server lists.
     pub async fn first_model(&self) -> anyhow::Result<String> {
-        let list: Value = self.request(reqwest::Method::GET, "/v1/models").send().await?.error_for_status()?.json().await?;
+        let list: Value =
+            self.request(reqwest::Method::GET, "/v1/models").send().await?.error_for_status()?.json().await?;
         list["data"][0]["id"].as_str().map(String::from).context("the server lists no model (give --model)")
     }
 

@@ -18,14 +18,31 @@ use crate::format::{compile_choice, compile_regex, Automaton, Limits};
 
 #[derive(Clone)]
 pub enum TaskFormat {
-    JsonSchema { schema: Value, validator: Arc<jsonschema::Validator> },
-    Regex { pattern: String, automaton: Arc<Automaton> },
-    Choice { choices: Vec<String>, automaton: Arc<Automaton> },
+    JsonSchema {
+        schema: Value,
+        validator: Arc<jsonschema::Validator>,
+    },
+    Regex {
+        pattern: String,
+        automaton: Arc<Automaton>,
+    },
+    Choice {
+        choices: Vec<String>,
+        automaton: Arc<Automaton>,
+    },
     /// IFEval writing instructions: the API list as sent, and its parsed form.
-    Instructions { list: Value, parsed: Arc<Vec<Instruction>> },
+    Instructions {
+        list: Value,
+        parsed: Arc<Vec<Instruction>>,
+    },
     /// OpenAI tool calls: the tools as sent, whether a call is required, whether several may
     /// be made, and each function's argument validator. Outputs are [`ToolTranscript`]s.
-    Tools { tools: Vec<Value>, required: bool, parallel: bool, validators: HashMap<String, Arc<jsonschema::Validator>> },
+    Tools {
+        tools: Vec<Value>,
+        required: bool,
+        parallel: bool,
+        validators: HashMap<String, Arc<jsonschema::Validator>>,
+    },
 }
 
 /// A tool-call answer as recorded: the message's text and its calls, arguments as sent (a
@@ -44,7 +61,8 @@ pub struct RawCall {
 
 impl TaskFormat {
     pub fn json_schema(schema: Value) -> anyhow::Result<Self> {
-        let validator = jsonschema::validator_for(&schema).map_err(|e| anyhow::anyhow!("the jsonschema crate rejects the schema: {e}"))?;
+        let validator = jsonschema::validator_for(&schema)
+            .map_err(|e| anyhow::anyhow!("the jsonschema crate rejects the schema: {e}"))?;
         Ok(TaskFormat::JsonSchema { schema, validator: Arc::new(validator) })
     }
 
@@ -85,7 +103,9 @@ impl TaskFormat {
             }),
             TaskFormat::Regex { pattern, .. } => json!({"guided_regex": pattern}),
             TaskFormat::Choice { choices, .. } => json!({"guided_choice": choices}),
-            TaskFormat::Instructions { list, .. } => json!({"response_format": {"type": "instructions", "instructions": list}}),
+            TaskFormat::Instructions { list, .. } => {
+                json!({"response_format": {"type": "instructions", "instructions": list}})
+            }
             TaskFormat::Tools { tools, required, parallel, .. } => json!({
                 "tools": tools, "tool_choice": if *required { "required" } else { "auto" }, "parallel_tool_calls": parallel,
             }),
@@ -108,7 +128,9 @@ impl TaskFormat {
     pub fn instructions(&self) -> String {
         match self {
             TaskFormat::JsonSchema { schema, .. } => {
-                format!("Answer with only a JSON value that is valid under this JSON Schema, and no other text:\n{schema}")
+                format!(
+                    "Answer with only a JSON value that is valid under this JSON Schema, and no other text:\n{schema}"
+                )
             }
             TaskFormat::Regex { pattern, .. } => {
                 format!("Answer with only text that fully matches this regular expression, and nothing else: {pattern}")
@@ -127,7 +149,9 @@ impl TaskFormat {
             TaskFormat::JsonSchema { validator, .. } => {
                 serde_json::from_str::<Value>(output).is_ok_and(|value| validator.is_valid(&value))
             }
-            TaskFormat::Regex { automaton, .. } | TaskFormat::Choice { automaton, .. } => automaton.accepts(output.as_bytes()),
+            TaskFormat::Regex { automaton, .. } | TaskFormat::Choice { automaton, .. } => {
+                automaton.accepts(output.as_bytes())
+            }
             TaskFormat::Instructions { parsed, .. } => check::follows_all(parsed, output),
             TaskFormat::Tools { required, .. } => match self.call_counts(output) {
                 Some([made, _, valid]) => valid == made && (made > 0 || !required),
@@ -155,7 +179,8 @@ impl TaskFormat {
     /// For instruction formats, each instruction's id and whether the output follows it.
     pub fn followed(&self, output: &str) -> Option<Vec<(String, bool)>> {
         let TaskFormat::Instructions { list, parsed } = self else { return None };
-        let ids = list.as_array().into_iter().flatten().map(|entry| entry["id"].as_str().unwrap_or_default().to_string());
+        let ids =
+            list.as_array().into_iter().flatten().map(|entry| entry["id"].as_str().unwrap_or_default().to_string());
         Some(ids.zip(parsed.iter()).map(|(id, instruction)| (id, check::follows(instruction, output))).collect())
     }
 }
@@ -166,7 +191,10 @@ mod tests {
 
     #[test]
     fn compliance_is_checked_on_the_raw_output() {
-        let schema = TaskFormat::json_schema(json!({"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]})).unwrap();
+        let schema = TaskFormat::json_schema(
+            json!({"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}),
+        )
+        .unwrap();
         assert!(schema.complies(r#"{"a":1}"#));
         assert!(schema.complies(r#"{ "a": 1 }"#));
         assert!(!schema.complies(r#"{"a":"1"}"#));

@@ -41,7 +41,8 @@ pub fn render(report: &Report) -> String {
     page += "</div>\n<h2>Completion tokens</h2>\n<div class=\"charts\">\n";
     let max_tokens = report.items.iter().map(|i| i.tokens).max().unwrap_or(0).max(1);
     for arm in &report.arms {
-        let tokens: Vec<u64> = report.items.iter().filter(|i| i.arm == arm.arm && i.error.is_none()).map(|i| i.tokens).collect();
+        let tokens: Vec<u64> =
+            report.items.iter().filter(|i| i.arm == arm.arm && i.error.is_none()).map(|i| i.tokens).collect();
         page += &histogram(arm.arm, &tokens, max_tokens);
     }
     page += "</div>\n";
@@ -131,7 +132,8 @@ fn comparison_table(comparisons: &[Comparison]) -> String {
 
 /// IFEval: instruction-level accuracy per id and arm (empty for other suites).
 fn instruction_table(arms: &[ArmStats]) -> String {
-    let levels: Vec<(&ArmStats, &InstructionStats)> = arms.iter().filter_map(|a| a.instruction_level.as_ref().map(|l| (a, l))).collect();
+    let levels: Vec<(&ArmStats, &InstructionStats)> =
+        arms.iter().filter_map(|a| a.instruction_level.as_ref().map(|l| (a, l))).collect();
     if levels.is_empty() {
         return String::new();
     }
@@ -203,7 +205,12 @@ fn bar_chart(title: &str, bars: impl Iterator<Item = (Arm, Option<f64>, f64)>) -
                 lo = y(p - se),
             );
         }
-        let _ = write!(svg, "<text x=\"{center}\" y=\"{}\" text-anchor=\"middle\">{}</text>", top + plot_h + 18.0, arm.name());
+        let _ = write!(
+            svg,
+            "<text x=\"{center}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
+            top + plot_h + 18.0,
+            arm.name()
+        );
     }
     svg + "</svg>\n"
 }

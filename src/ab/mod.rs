@@ -43,7 +43,8 @@ pub enum Decoding {
 }
 
 impl Decoding {
-    const ALL: [Decoding; 5] = [Decoding::Free, Decoding::Mask, Decoding::Lookahead, Decoding::LookaheadUniform, Decoding::Decoupled];
+    const ALL: [Decoding; 5] =
+        [Decoding::Free, Decoding::Mask, Decoding::Lookahead, Decoding::LookaheadUniform, Decoding::Decoupled];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -86,10 +87,9 @@ impl Arm {
             None => (text, None),
         };
         let names: Vec<&str> = Decoding::ALL.iter().map(|d| d.name()).collect();
-        let decoding = *Decoding::ALL
-            .iter()
-            .find(|d| d.name() == decoding)
-            .ok_or_else(|| format!("unknown arm `{decoding}`: one of {}, optionally with `:task` or `:format`", names.join(", ")))?;
+        let decoding = *Decoding::ALL.iter().find(|d| d.name() == decoding).ok_or_else(|| {
+            format!("unknown arm `{decoding}`: one of {}, optionally with `:task` or `:format`", names.join(", "))
+        })?;
         let prompt = match prompt {
             None => None,
             Some("task") => Some(Prompt::Task),
@@ -149,7 +149,8 @@ pub fn load_tasks(config: &Config) -> anyhow::Result<Vec<Task>> {
 
 /// Runs every task under every arm, `concurrency` requests at a time, with a progress bar.
 pub async fn run(config: &Config, tasks: &[Task], endpoint: &Endpoint, model: &str) -> anyhow::Result<Report> {
-    let jobs: Vec<(usize, usize)> = (0..tasks.len()).flat_map(|t| (0..config.arms.len()).map(move |a| (t, a))).collect();
+    let jobs: Vec<(usize, usize)> =
+        (0..tasks.len()).flat_map(|t| (0..config.arms.len()).map(move |a| (t, a))).collect();
     let mut progress = progress::Progress::new(jobs.len());
     let mut results = futures::stream::iter(jobs)
         .map(|(t, a)| async move { ((t, a), attempt(config, endpoint, model, &tasks[t], config.arms[a]).await) })
@@ -163,7 +164,13 @@ pub async fn run(config: &Config, tasks: &[Task], endpoint: &Endpoint, model: &s
     Ok(Report::new(config, model, tasks.len(), items.into_iter().map(|(_, item)| item).collect()))
 }
 
-async fn attempt(config: &Config, endpoint: &Endpoint, model: &str, task: &Task, arm: Arm) -> anyhow::Result<ItemResult> {
+async fn attempt(
+    config: &Config,
+    endpoint: &Endpoint,
+    model: &str,
+    task: &Task,
+    arm: Arm,
+) -> anyhow::Result<ItemResult> {
     let mut body = json!({
         "model": model,
         "messages": task.prompt(arm.prompt.unwrap_or(config.prompt)),
@@ -197,7 +204,8 @@ async fn attempt(config: &Config, endpoint: &Endpoint, model: &str, task: &Task,
     let start = Instant::now();
     let reply = endpoint.chat(&body).await?;
     let latency_s = start.elapsed().as_secs_f64();
-    let output = if matches!(task.format, TaskFormat::Tools { .. }) { reply.tool_transcript() } else { reply.content.clone() };
+    let output =
+        if matches!(task.format, TaskFormat::Tools { .. }) { reply.tool_transcript() } else { reply.content.clone() };
     let compliant = reply.error.is_none() && task.format.complies(&output);
     Ok(ItemResult {
         id: task.id.clone(),
@@ -206,7 +214,10 @@ async fn attempt(config: &Config, endpoint: &Endpoint, model: &str, task: &Task,
         tool_calls: task.format.call_counts(&output),
         // A refused item follows none of its instructions.
         instructions: task.format.followed(&reply.content).map(|followed| {
-            followed.into_iter().map(|(id, followed)| InstructionResult { id, followed: followed && reply.error.is_none() }).collect()
+            followed
+                .into_iter()
+                .map(|(id, followed)| InstructionResult { id, followed: followed && reply.error.is_none() })
+                .collect()
         }),
         compliant,
         output,

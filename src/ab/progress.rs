@@ -36,7 +36,13 @@ fn render(done: usize, total: usize, elapsed: Duration) -> String {
     let fraction = if total == 0 { 1.0 } else { done as f64 / total as f64 };
     let filled = (fraction * WIDTH as f64).round() as usize;
     let eta = if done == 0 { "?".to_string() } else { clock(elapsed.mul_f64((total - done) as f64 / done as f64)) };
-    format!("[{}{}] {done}/{total} {:3.0}%  elapsed {}  ETA {eta}", "#".repeat(filled), " ".repeat(WIDTH - filled), fraction * 100.0, clock(elapsed))
+    format!(
+        "[{}{}] {done}/{total} {:3.0}%  elapsed {}  ETA {eta}",
+        "#".repeat(filled),
+        " ".repeat(WIDTH - filled),
+        fraction * 100.0,
+        clock(elapsed)
+    )
 }
 
 fn clock(d: Duration) -> String {

@@ -131,7 +131,15 @@ impl Comparison {
             }
         }
         let [neither, b_only, a_only, both] = counts;
-        (counts.iter().sum::<usize>() > 0).then(|| Comparison { a, b, both, a_only, b_only, neither, p_value: sign_test(a_only, b_only) })
+        (counts.iter().sum::<usize>() > 0).then(|| Comparison {
+            a,
+            b,
+            both,
+            a_only,
+            b_only,
+            neither,
+            p_value: sign_test(a_only, b_only),
+        })
     }
 }
 
@@ -176,7 +184,16 @@ impl Report {
             .flat_map(|i| (i + 1..config.arms.len()).map(move |j| (i, j)))
             .filter_map(|(i, j)| Comparison::of(config.arms[i], config.arms[j], &items))
             .collect();
-        Report { suite: config.suite, model: model.to_string(), n, prompt: config.prompt, config: config.clone(), arms, comparisons, items }
+        Report {
+            suite: config.suite,
+            model: model.to_string(),
+            n,
+            prompt: config.prompt,
+            config: config.clone(),
+            arms,
+            comparisons,
+            items,
+        }
     }
 
     /// Writes `report.json` and `report.html` into `dir` (created if missing).
@@ -192,7 +209,10 @@ impl Report {
         let prompt = if self.prompt == Prompt::Task { "task-only" } else { "task + format" };
         let mut out = format!("{} on {} ({} tasks, {prompt} prompt)\n", self.model, self.config.data.display(), self.n);
         let width = self.arms.iter().map(|a| a.arm.name().len()).max().unwrap_or(0).max(10);
-        out += &format!("{:<width$} {:>12} {:>18} {:>11} {:>8} {:>7}\n", "arm", "compliance", "accuracy ± se", "mean tok", "tok/s", "errors");
+        out += &format!(
+            "{:<width$} {:>12} {:>18} {:>11} {:>8} {:>7}\n",
+            "arm", "compliance", "accuracy ± se", "mean tok", "tok/s", "errors"
+        );
         for a in &self.arms {
             let accuracy = match (a.accuracy, a.accuracy_se) {
                 (Some(acc), Some(se)) => format!("{:.1}% ± {:.1}", acc * 100.0, se * 100.0),
@@ -231,7 +251,15 @@ impl Report {
         for c in &self.comparisons {
             out += &format!(
                 "{} vs {}: right only in {}: {}, only in {}: {}, both {}, neither {}; sign test p = {:.3}\n",
-                c.a.name(), c.b.name(), c.a.name(), c.a_only, c.b.name(), c.b_only, c.both, c.neither, c.p_value
+                c.a.name(),
+                c.b.name(),
+                c.a.name(),
+                c.a_only,
+                c.b.name(),
+                c.b_only,
+                c.both,
+                c.neither,
+                c.p_value
             );
         }
         out
@@ -265,7 +293,8 @@ impl ArmStats {
             stats
         });
         let tool_calls = items.iter().any(|i| i.tool_calls.is_some()).then(|| {
-            let [made, parse, valid] = items.iter().filter_map(|i| i.tool_calls).fold([0; 3], |a, c| [a[0] + c[0], a[1] + c[1], a[2] + c[2]]);
+            let [made, parse, valid] =
+                items.iter().filter_map(|i| i.tool_calls).fold([0; 3], |a, c| [a[0] + c[0], a[1] + c[1], a[2] + c[2]]);
             CallStats { made, parse: share(parse, made), valid: share(valid, made) }
         });
         let costs: Vec<FormatCost> = items.iter().filter_map(|i| i.format_cost).collect();
@@ -274,7 +303,12 @@ impl ArmStats {
             let steps: u64 = costs.iter().map(|c| c.sampled_steps).sum();
             let overridden: u64 = costs.iter().map(|c| c.overridden_steps).sum();
             let per_step = |x: f64| if steps == 0 { 0.0 } else { x / steps as f64 };
-            CostStats { mean_nats: nats / costs.len() as f64, nats_per_step: per_step(nats), overridden_share: per_step(overridden as f64), sampled_steps: steps }
+            CostStats {
+                mean_nats: nats / costs.len() as f64,
+                nats_per_step: per_step(nats),
+                overridden_share: per_step(overridden as f64),
+                sampled_steps: steps,
+            }
         });
         ArmStats {
             arm,
@@ -345,7 +379,12 @@ pub(crate) mod tests {
         assert_eq!(cost.mean_nats, 2.0);
         assert_eq!(cost.nats_per_step, 0.1);
         assert_eq!(cost.overridden_share, 0.1);
-        assert!(ArmStats::of(Arm::from(Decoding::Free), [item(Arm::from(Decoding::Free), true, None, 5, "stop")].iter()).format_cost.is_none());
+        assert!(ArmStats::of(
+            Arm::from(Decoding::Free),
+            [item(Arm::from(Decoding::Free), true, None, 5, "stop")].iter()
+        )
+        .format_cost
+        .is_none());
     }
 
     pub fn report() -> Report {
@@ -400,7 +439,10 @@ pub(crate) mod tests {
         let free = Arm::from(Decoding::Free);
         let mask = Arm::from(Decoding::Mask);
         let mut items = Vec::new();
-        for (k, (x, y)) in [(true, false), (false, true), (false, true), (false, true), (true, true), (false, false)].into_iter().enumerate() {
+        for (k, (x, y)) in [(true, false), (false, true), (false, true), (false, true), (true, true), (false, false)]
+            .into_iter()
+            .enumerate()
+        {
             for (arm, correct) in [(free, x), (mask, y)] {
                 let mut i = item(arm, true, Some(correct), 1, "stop");
                 i.id = format!("t{k}");

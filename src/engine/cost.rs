@@ -118,7 +118,10 @@ fn exp_neg(x: f32) -> f32 {
     let t = x * std::f32::consts::LOG2_E;
     let r = t + SHIFT;
     let f = t - (r - SHIFT);
-    let p = 1.0 + f * (0.693_147_2 + f * (0.240_226_5 + f * (0.055_504_11 + f * (0.009_618_129 + f * (0.001_333_355_8 + f * 0.000_154_035_3)))));
+    let p = 1.0
+        + f * (std::f32::consts::LN_2
+            + f * (0.240_226_5
+                + f * (0.055_504_11 + f * (0.009_618_129 + f * (0.001_333_355_8 + f * 0.000_154_035_3)))));
     f32::from_bits(r.to_bits().wrapping_sub(SHIFT.to_bits()).wrapping_add(127) << 23) * p
 }
 

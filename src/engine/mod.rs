@@ -121,7 +121,10 @@ pub struct TokenLogprob {
 #[derive(Debug)]
 pub enum Event {
     /// New text (possibly empty while a stop string or a UTF-8 character is pending) for one token.
-    Token { text: String, logprob: Option<TokenLogprob> },
+    Token {
+        text: String,
+        logprob: Option<TokenLogprob>,
+    },
     /// A decoupled job's free text is complete: the tokens after this are the format's.
     FormatStarts,
     Done(Summary),

@@ -81,10 +81,7 @@ impl LogitProcessor for LogitBias {
 pub fn pipeline(params: &SamplingParams) -> Vec<Box<dyn LogitProcessor>> {
     let mut stages: Vec<Box<dyn LogitProcessor>> = Vec::new();
     if params.presence_penalty != 0.0 || params.frequency_penalty != 0.0 {
-        stages.push(Box::new(Penalties {
-            presence: params.presence_penalty,
-            frequency: params.frequency_penalty,
-        }));
+        stages.push(Box::new(Penalties { presence: params.presence_penalty, frequency: params.frequency_penalty }));
     }
     if !params.logit_bias.is_empty() {
         stages.push(Box::new(LogitBias(params.logit_bias.clone())));
@@ -128,11 +125,7 @@ impl Sampler {
                 (Some(log_z), top_n(logits, n as usize, log_z))
             }
         };
-        let token = if self.params.temperature <= 0.0 {
-            max_token
-        } else {
-            self.sample_tempered(logits, max_logit)
-        };
+        let token = if self.params.temperature <= 0.0 { max_token } else { self.sample_tempered(logits, max_logit) };
         Some(Sampled { token, logprob: logprob.map(|log_z| logits[token as usize] - log_z), top })
     }
 
@@ -217,12 +210,8 @@ fn top_n(logits: &[f32], n: usize, log_z: f32) -> Vec<(u32, f32)> {
     if n == 0 {
         return Vec::new();
     }
-    let mut all: Vec<(u32, f32)> = logits
-        .iter()
-        .enumerate()
-        .filter(|(_, l)| l.is_finite())
-        .map(|(i, &l)| (i as u32, l))
-        .collect();
+    let mut all: Vec<(u32, f32)> =
+        logits.iter().enumerate().filter(|(_, l)| l.is_finite()).map(|(i, &l)| (i as u32, l)).collect();
     let n = n.min(all.len());
     if n < all.len() {
         all.select_nth_unstable_by(n - 1, |a, b| b.1.total_cmp(&a.1));
@@ -242,11 +231,7 @@ mod tests {
 
     #[test]
     fn greedy_takes_the_argmax_and_reports_logprobs() {
-        let mut s = Sampler::new(SamplingParams {
-            temperature: 0.0,
-            top_logprobs: Some(2),
-            ..params()
-        });
+        let mut s = Sampler::new(SamplingParams { temperature: 0.0, top_logprobs: Some(2), ..params() });
         let out = s.sample(&[0.0, 2.0, 1.0, f32::NEG_INFINITY]).unwrap();
         assert_eq!(out.token, 1);
         assert_eq!(out.top.iter().map(|t| t.0).collect::<Vec<_>>(), vec![1, 2]);

@@ -269,9 +269,7 @@ fn fill_batch(batch: &mut LlamaBatch, active: &mut [Sequence], capacity: usize) 
         let finishes = take == seq.pending.len();
         for (k, &token) in seq.pending[..take].iter().enumerate() {
             let wants_logits = finishes && k + 1 == take;
-            batch
-                .add(token, (seq.n_past + k) as i32, &[seq.slot], wants_logits)
-                .expect("batch sized to capacity");
+            batch.add(token, (seq.n_past + k) as i32, &[seq.slot], wants_logits).expect("batch sized to capacity");
         }
         if finishes {
             seq.logits_at = Some(batch.n_tokens() - 1);

@@ -11,9 +11,9 @@ use super::constrain::{Format, FormatFields, FormatMode, Onset};
 use super::decoupled::{self, Plan, Splice};
 use super::error::ApiError;
 use super::generate::{collect_all, compile_fields, submit, token_text, Collected};
-use super::stream::{self, usage};
-use super::request::{parse_json, typed, ChatRequest, SamplingFields};
 use super::reasoning::{ReasoningStream, Think};
+use super::request::{parse_json, typed, ChatRequest, SamplingFields};
+use super::stream::{self, usage};
 use super::tools::{self, ToolChoice, ToolStream};
 use super::xml_calls::RawStrings;
 use super::{check_model, new_id, unix_now, AppState, Body};
@@ -27,7 +27,8 @@ pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Resu
     let body = parse_json(&body.0)?;
     let request: ChatRequest = typed(&body)?;
     check_model(&state, &request.model)?;
-    let mut validated = request.validate(&typed::<SamplingFields>(&body)?, state.engine.info.n_vocab, &state.request_limits)?;
+    let mut validated =
+        request.validate(&typed::<SamplingFields>(&body)?, state.engine.info.n_vocab, &state.request_limits)?;
     let fields: FormatFields = typed(&body)?;
     let tools = tools::read(&body, &state.chat_format, state.formats.limits(), fields.names_a_format())?;
     let plan = Plan::read(&fields)?;
@@ -42,15 +43,22 @@ pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Resu
     let choice = tools.as_ref().map(|t| t.choice.clone());
     let fields_name_a_format = fields.names_a_format();
     let calls_or_answer = tools.is_some() && fields_name_a_format && choice == Some(ToolChoice::Auto);
-    let answer_later = tools.is_some() && fields.names_a_format() && matches!(choice, Some(ToolChoice::Required | ToolChoice::Named(_)));
+    let answer_later = tools.is_some()
+        && fields.names_a_format()
+        && matches!(choice, Some(ToolChoice::Required | ToolChoice::Named(_)));
     let free_calls = match fields.format_mode {
         _ if !(tool_calls_only || calls_or_answer || answer_later) => false,
         None | Some(FormatMode::Mask) => false,
         Some(FormatMode::Free) => true,
-        Some(_) => return Err(ApiError::invalid("format_mode", "with `tools`, `format_mode` must be \"mask\" or \"free\"")),
+        Some(_) => {
+            return Err(ApiError::invalid("format_mode", "with `tools`, `format_mode` must be \"mask\" or \"free\""))
+        }
     };
     if tool_calls_only && fields.format_options.is_some() {
-        return Err(ApiError::invalid("format_options", "`format_options` apply to response formats, not to tool calls"));
+        return Err(ApiError::invalid(
+            "format_options",
+            "`format_options` apply to response formats, not to tool calls",
+        ));
     }
     let (format, delivered) = match &plan {
         // Decoupled: the mask holds the answer's format; the delivered text (the free text
@@ -117,7 +125,16 @@ pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Resu
     let reasoning = state.chat_format.reasoning.filter(|_| plan.is_none());
     let constrained = constraint.is_some();
     let (prompt, bridge, reasoning) = tokio::task::spawn_blocking(move || {
-        chat_prompt(&prompt_state, &template, &request.messages, shown_tools, follow_up.as_deref(), &kwargs, reasoning, constrained)
+        chat_prompt(
+            &prompt_state,
+            &template,
+            &request.messages,
+            shown_tools,
+            follow_up.as_deref(),
+            &kwargs,
+            reasoning,
+            constrained,
+        )
     })
     .await
     .map_err(ApiError::internal)??;
@@ -128,7 +145,17 @@ pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Resu
     });
     let decoupled = plan.as_ref().zip(bridge.as_deref());
     let receivers = submit(&state, prompt, &validated, constraint, onset, decoupled, think.as_ref()).await?;
-    let shown = Shown { format, calls: tool_format, with_tools, call_syntax, json_calls, raw_strings, reasoning, plan, delivered };
+    let shown = Shown {
+        format,
+        calls: tool_format,
+        with_tools,
+        call_syntax,
+        json_calls,
+        raw_strings,
+        reasoning,
+        plan,
+        delivered,
+    };
     let id = new_id("chatcmpl");
     let created = unix_now();
     let model = state.engine.info.id.clone();
@@ -138,7 +165,8 @@ pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Resu
     }
     let choices = collect_all(receivers).await?;
     let usage = usage(choices.iter().map(|c| &c.summary));
-    let choices: Vec<Value> = choices.iter().enumerate().map(|(i, c)| choice_json(i, c, with_logprobs, &shown)).collect();
+    let choices: Vec<Value> =
+        choices.iter().enumerate().map(|(i, c)| choice_json(i, c, with_logprobs, &shown)).collect();
     Ok(Json(json!({
         "id": id, "object": "chat.completion", "created": created, "model": model,
         "choices": choices, "usage": usage,
@@ -148,7 +176,13 @@ pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Resu
 
 /// The choices as server-sent events: reasoning, content and tool calls as deltas, delivered
 /// text escaped and spliced as it streams, each choice's `format` report in its last chunk.
-fn streamed(state: &AppState, receivers: Vec<Receiver<Event>>, shown: Shown, include_usage: bool, (id, created, model): (String, u64, String)) -> Response {
+fn streamed(
+    state: &AppState,
+    receivers: Vec<Receiver<Event>>,
+    shown: Shown,
+    include_usage: bool,
+    (id, created, model): (String, u64, String),
+) -> Response {
     let n = receivers.len();
     let with_tools = shown.with_tools;
     let chunk = move |choices: Value, usage: Option<Value>| {
@@ -161,91 +195,98 @@ fn streamed(state: &AppState, receivers: Vec<Receiver<Event>>, shown: Shown, inc
         }
         SseEvent::default().data(c.to_string())
     };
-    let delta = |i: usize, delta: Value, logprobs: Option<Value>| {
-        json!([{"index": i, "delta": delta, "logprobs": logprobs, "finish_reason": null}])
-    };
-    let opening: Vec<SseEvent> = (0..n).map(|i| chunk(delta(i, json!({"role": "assistant", "content": ""}), None), None)).collect();
+    let delta = |i: usize, delta: Value, logprobs: Option<Value>| json!([{"index": i, "delta": delta, "logprobs": logprobs, "finish_reason": null}]);
+    let opening: Vec<SseEvent> =
+        (0..n).map(|i| chunk(delta(i, json!({"role": "assistant", "content": ""}), None), None)).collect();
     // The delivered content of each choice so far (what its format is checked against).
     let mut texts = vec![String::new(); n];
-    let mut tool_streams: Vec<ToolStream> = (0..n).map(|_| ToolStream::new(shown.call_syntax, shown.json_calls, shown.raw_strings.clone())).collect();
-    let mut reasoning_streams: Vec<Option<ReasoningStream>> = (0..n).map(|_| shown.reasoning.map(|(r, opened)| ReasoningStream::new(r, opened))).collect();
+    let mut tool_streams: Vec<ToolStream> =
+        (0..n).map(|_| ToolStream::new(shown.call_syntax, shown.json_calls, shown.raw_strings.clone())).collect();
+    let mut reasoning_streams: Vec<Option<ReasoningStream>> =
+        (0..n).map(|_| shown.reasoning.map(|(r, opened)| ReasoningStream::new(r, opened))).collect();
     // Decoupled choices: still writing freely, and their free text's field, if it has one.
     let mut writing_freely = vec![shown.plan.is_some(); n];
-    let mut splices: Vec<Option<Splice>> = (0..n).map(|_| shown.plan.as_ref().and_then(|p| p.field.clone()).map(Splice::new)).collect();
+    let mut splices: Vec<Option<Splice>> =
+        (0..n).map(|_| shown.plan.as_ref().and_then(|p| p.field.clone()).map(Splice::new)).collect();
     // Raw strings (`format_options.strings`) are escaped as they stream.
     let mut escapers: Vec<_> = (0..n).map(|_| shown.format.as_ref().and_then(Format::escaper)).collect();
     let usage_chunk = chunk.clone();
-    let on_event = move |i: usize, event: Event, out: &mut Vec<SseEvent>| {
-        match event {
-            Event::Token { text, logprob } => {
-                let mut logprobs = logprob.map(|lp| json!({"content": [logprob_json(&lp)]}));
-                let text = match &mut reasoning_streams[i] {
-                    Some(split) => {
-                        let (reasoning, content) = split.push(&text);
-                        if !reasoning.is_empty() || logprobs.is_some() {
-                            out.push(chunk(delta(i, json!({"reasoning_content": reasoning}), logprobs.take()), None));
-                        }
-                        content
+    let on_event = move |i: usize, event: Event, out: &mut Vec<SseEvent>| match event {
+        Event::Token { text, logprob } => {
+            let mut logprobs = logprob.map(|lp| json!({"content": [logprob_json(&lp)]}));
+            let text = match &mut reasoning_streams[i] {
+                Some(split) => {
+                    let (reasoning, content) = split.push(&text);
+                    if !reasoning.is_empty() || logprobs.is_some() {
+                        out.push(chunk(delta(i, json!({"reasoning_content": reasoning}), logprobs.take()), None));
                     }
-                    None => text,
-                };
-                let text = match &mut escapers[i] {
-                    Some(escaper) if !writing_freely[i] => escaper.push(&text),
-                    _ => text,
-                };
-                let (key, piece) = match &mut splices[i] {
-                    Some(splice) if writing_freely[i] => ("content", splice.free(&text)),
-                    Some(splice) => ("content", splice.answer(&text)),
-                    None if writing_freely[i] => ("reasoning_content", text),
-                    None if with_tools => ("content", tool_streams[i].push(&text)),
-                    None => ("content", text),
-                };
-                if key == "content" {
-                    texts[i].push_str(&piece);
+                    content
                 }
-                if !piece.is_empty() || logprobs.is_some() {
-                    out.push(chunk(delta(i, json!({key: piece}), logprobs), None));
-                }
+                None => text,
+            };
+            let text = match &mut escapers[i] {
+                Some(escaper) if !writing_freely[i] => escaper.push(&text),
+                _ => text,
+            };
+            let (key, piece) = match &mut splices[i] {
+                Some(splice) if writing_freely[i] => ("content", splice.free(&text)),
+                Some(splice) => ("content", splice.answer(&text)),
+                None if writing_freely[i] => ("reasoning_content", text),
+                None if with_tools => ("content", tool_streams[i].push(&text)),
+                None => ("content", text),
+            };
+            if key == "content" {
+                texts[i].push_str(&piece);
             }
-            Event::FormatStarts => {
-                writing_freely[i] = false;
-                if let Some(splice) = &mut splices[i] {
-                    let piece = splice.free_ends();
+            if !piece.is_empty() || logprobs.is_some() {
+                out.push(chunk(delta(i, json!({key: piece}), logprobs), None));
+            }
+        }
+        Event::FormatStarts => {
+            writing_freely[i] = false;
+            if let Some(splice) = &mut splices[i] {
+                let piece = splice.free_ends();
+                texts[i].push_str(&piece);
+                out.push(chunk(delta(i, json!({"content": piece}), None), None));
+            }
+        }
+        Event::Done(summary) => {
+            if let Some((reasoning, content)) = reasoning_streams[i].as_mut().map(ReasoningStream::finish) {
+                if !reasoning.is_empty() {
+                    out.push(chunk(delta(i, json!({"reasoning_content": reasoning}), None), None));
+                }
+                if !content.is_empty() {
+                    let piece = if with_tools { tool_streams[i].push(&content) } else { content };
                     texts[i].push_str(&piece);
                     out.push(chunk(delta(i, json!({"content": piece}), None), None));
                 }
             }
-            Event::Done(summary) => {
-                if let Some((reasoning, content)) = reasoning_streams[i].as_mut().map(ReasoningStream::finish) {
-                    if !reasoning.is_empty() {
-                        out.push(chunk(delta(i, json!({"reasoning_content": reasoning}), None), None));
-                    }
-                    if !content.is_empty() {
-                        let piece = if with_tools { tool_streams[i].push(&content) } else { content };
-                        texts[i].push_str(&piece);
-                        out.push(chunk(delta(i, json!({"content": piece}), None), None));
-                    }
+            let mut finish_reason = json!(summary.finish_reason);
+            if shown.with_tools {
+                let (rest, calls) = std::mem::take(&mut tool_streams[i]).finish();
+                if !rest.is_empty() {
+                    out.push(chunk(delta(i, json!({"content": rest}), None), None));
                 }
-                let mut finish_reason = json!(summary.finish_reason);
-                if shown.with_tools {
-                    let (rest, calls) = std::mem::take(&mut tool_streams[i]).finish();
-                    if !rest.is_empty() {
-                        out.push(chunk(delta(i, json!({"content": rest}), None), None));
-                    }
-                    if !calls.is_empty() {
-                        let indexed: Vec<Value> = calls.into_iter().enumerate().map(|(k, mut c)| { c["index"] = json!(k); c }).collect();
-                        out.push(chunk(delta(i, json!({"tool_calls": indexed}), None), None));
-                        finish_reason = json!(tool_finish_reason(&summary));
-                    }
+                if !calls.is_empty() {
+                    let indexed: Vec<Value> = calls
+                        .into_iter()
+                        .enumerate()
+                        .map(|(k, mut c)| {
+                            c["index"] = json!(k);
+                            c
+                        })
+                        .collect();
+                    out.push(chunk(delta(i, json!({"tool_calls": indexed}), None), None));
+                    finish_reason = json!(tool_finish_reason(&summary));
                 }
-                let mut choice = json!({"index": i, "delta": {}, "logprobs": null, "finish_reason": finish_reason});
-                if let Some(report) = shown.report(&texts[i], &summary) {
-                    choice["format"] = report;
-                }
-                out.push(chunk(json!([choice]), None));
             }
-            Event::Error(_) => unreachable!("the skeleton answers errors"),
+            let mut choice = json!({"index": i, "delta": {}, "logprobs": null, "finish_reason": finish_reason});
+            if let Some(report) = shown.report(&texts[i], &summary) {
+                choice["format"] = report;
+            }
+            out.push(chunk(json!([choice]), None));
         }
+        Event::Error(_) => unreachable!("the skeleton answers errors"),
     };
     stream::sse(state, receivers, opening, include_usage, move |usage| usage_chunk(json!([]), Some(usage)), on_event)
 }
@@ -271,7 +312,8 @@ fn chat_prompt(
 ) -> Result<(Vec<LlamaToken>, Option<Vec<LlamaToken>>, Option<(Reasoning, bool)>), ApiError> {
     let control = &state.control_tokens;
     let messages: Vec<Value> = messages.iter().map(|m| control.mark_message(m)).collect();
-    let rejected = |e: minijinja::Error| ApiError::invalid("messages", format!("the chat template rejected the messages: {e}"));
+    let rejected =
+        |e: minijinja::Error| ApiError::invalid("messages", format!("the chat template rejected the messages: {e}"));
     let tokens = |text: &str| control.tokenize(text, |plain| state.engine.tokenize(plain, false, false));
     let Some(follow_up) = follow_up else {
         tools.iter_mut().flatten().for_each(|t| control.mark(t));
@@ -288,9 +330,13 @@ fn chat_prompt(
         });
         return Ok((tokens(&prompt), None, reasoning));
     };
-    let (prompt, bridge) = template.render_continued(&messages, &control.mark_str(follow_up)).map_err(rejected)?.ok_or_else(|| {
-        ApiError::invalid("format_mode", "this model's chat template does not write an answer verbatim, so it cannot be decoupled")
-    })?;
+    let (prompt, bridge) =
+        template.render_continued(&messages, &control.mark_str(follow_up)).map_err(rejected)?.ok_or_else(|| {
+            ApiError::invalid(
+                "format_mode",
+                "this model's chat template does not write an answer verbatim, so it cannot be decoupled",
+            )
+        })?;
     Ok((tokens(&prompt), Some(tokens(&bridge)), None))
 }
 
@@ -374,7 +420,8 @@ fn choice_json(index: usize, c: &Collected, with_logprobs: bool, shown: &Shown) 
         "finish_reason": c.summary.finish_reason,
     });
     if shown.with_tools {
-        let (content, calls) = tools::parse_calls(answer, shown.call_syntax.as_ref(), shown.json_calls, &shown.raw_strings);
+        let (content, calls) =
+            tools::parse_calls(answer, shown.call_syntax.as_ref(), shown.json_calls, &shown.raw_strings);
         if !calls.is_empty() {
             choice["message"] = json!({"role": "assistant", "content": content, "tool_calls": calls});
             choice["finish_reason"] = json!(tool_finish_reason(&c.summary));
@@ -400,4 +447,3 @@ fn logprob_json(lp: &TokenLogprob) -> Value {
         })).collect::<Vec<_>>(),
     })
 }
-

@@ -7,11 +7,11 @@ use axum::Json;
 use llama_cpp_2::token::LlamaToken;
 use serde_json::{json, Value};
 
-use super::error::ApiError;
 use super::constrain::{Format, Onset};
+use super::error::ApiError;
 use super::generate::{check_admittable, collect_all, compile_format, submit, token_text, Collected};
-use super::stream;
 use super::request::{parse_json, typed, CompletionRequest, Prompt, SamplingFields};
+use super::stream;
 use super::{check_model, new_id, unix_now, AppState, Body};
 use crate::engine::{Event, TokenLogprob};
 
@@ -19,7 +19,8 @@ pub async fn completions(State(state): State<AppState>, body: Body) -> Result<Re
     let body = parse_json(&body.0)?;
     let request: CompletionRequest = typed(&body)?;
     check_model(&state, &request.model)?;
-    let validated = request.validate(&typed::<SamplingFields>(&body)?, state.engine.info.n_vocab, &state.request_limits)?;
+    let validated =
+        request.validate(&typed::<SamplingFields>(&body)?, state.engine.info.n_vocab, &state.request_limits)?;
     let format = compile_format(&state, &body).await?;
     // Tokenising a long prompt takes seconds: off the async workers.
     let prompt_state = state.clone();
@@ -79,7 +80,8 @@ pub async fn completions(State(state): State<AppState>, body: Body) -> Result<Re
             // Decoupled jobs are chat-only.
             Event::Token { .. } | Event::FormatStarts => {}
             Event::Done(summary) => {
-                let mut choice = json!({"index": i, "text": "", "logprobs": null, "finish_reason": summary.finish_reason});
+                let mut choice =
+                    json!({"index": i, "text": "", "logprobs": null, "finish_reason": summary.finish_reason});
                 if let Some(format) = &format {
                     choice["format"] = format.report(&texts[i], &summary);
                 }
@@ -88,7 +90,14 @@ pub async fn completions(State(state): State<AppState>, body: Body) -> Result<Re
             Event::Error(_) => unreachable!("the skeleton answers errors"),
         }
     };
-    Ok(stream::sse(&state, receivers, Vec::new(), include_usage, move |usage| usage_chunk(Value::Null, Some(usage)), on_event))
+    Ok(stream::sse(
+        &state,
+        receivers,
+        Vec::new(),
+        include_usage,
+        move |usage| usage_chunk(Value::Null, Some(usage)),
+        on_event,
+    ))
 }
 
 /// The client's raw prompt, special tokens parsed: unlike chat, where client text stays text

@@ -129,7 +129,10 @@ impl Deadline {
 
     /// `events` (a whole SSE answer, `[DONE]` included) until the deadline, where it ends with
     /// an error event instead.
-    pub fn cut(&self, events: impl Stream<Item = SseEvent> + Send + 'static) -> impl Stream<Item = SseEvent> + Send + 'static {
+    pub fn cut(
+        &self,
+        events: impl Stream<Item = SseEvent> + Send + 'static,
+    ) -> impl Stream<Item = SseEvent> + Send + 'static {
         let (deadline, after) = (self.clone(), self.clone());
         let error = || SseEvent::default().data(ApiError::shut_down().body().to_string());
         events

@@ -24,8 +24,8 @@ use super::error::ApiError;
 use crate::engine::{Summary, TokenConstraint};
 use crate::format::{self, FormatError, Limits, SchemaOptions, Whitespace};
 use crate::mask::{ByteAutomaton, Matcher};
-use crate::tpm::{Caps, Filter, Hmm, Tables, TablesError, HORIZONS};
 use crate::metrics::metrics;
+use crate::tpm::{Caps, Filter, Hmm, Tables, TablesError, HORIZONS};
 use crate::vocab::Vocab;
 
 /// The format fields of a chat or completion request.
@@ -43,7 +43,8 @@ pub struct FormatFields {
 impl FormatFields {
     /// Whether a field names an output format (`format_mode`/`format_options` only qualify one).
     pub fn names_a_format(&self) -> bool {
-        let text = self.response_format.as_ref().is_some_and(|rf| rf.get("type").and_then(Value::as_str) == Some("text"));
+        let text =
+            self.response_format.as_ref().is_some_and(|rf| rf.get("type").and_then(Value::as_str) == Some("text"));
         (self.response_format.is_some() && !text)
             || self.guided_json.is_some()
             || self.guided_regex.is_some()
@@ -103,7 +104,9 @@ fn whitespace_option<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Resul
         Ok(Given::Bytes(max)) => Ok(Whitespace::Flexible { max }),
         Ok(Given::Named(name)) if name == "compact" => Ok(Whitespace::Compact),
         Ok(Given::Named(name)) if name == "natural" => Ok(Whitespace::NATURAL),
-        _ => Err(serde::de::Error::custom("`whitespace` must be \"compact\", \"natural\" or a number of bytes (0-255)")),
+        _ => {
+            Err(serde::de::Error::custom("`whitespace` must be \"compact\", \"natural\" or a number of bytes (0-255)"))
+        }
     }
 }
 
@@ -172,9 +175,16 @@ impl Mode {
 /// The lookahead part of a format: its tables, or why the request runs on the mask alone.
 #[derive(Clone)]
 enum Lookahead {
-    Ready { tpm: TpmChoice, tables: Arc<Tables>, weight: f32 },
+    Ready {
+        tpm: TpmChoice,
+        tables: Arc<Tables>,
+        weight: f32,
+    },
     /// The format is past the lookahead caps: the mask runs, and the response says why.
-    Fallback { tpm: TpmChoice, reason: String },
+    Fallback {
+        tpm: TpmChoice,
+        reason: String,
+    },
 }
 
 /// A compiled format, ready to constrain or check generations.
@@ -261,13 +271,19 @@ impl Formats {
             Some(FormatMode::Lookahead) => Mode::Lookahead,
             Some(FormatMode::Free) => Mode::Free,
             Some(FormatMode::Decoupled) => {
-                return Err(ApiError::invalid("format_mode", "`format_mode: \"decoupled\"` needs chat messages: use /v1/chat/completions"))
+                return Err(ApiError::invalid(
+                    "format_mode",
+                    "`format_mode: \"decoupled\"` needs chat messages: use /v1/chat/completions",
+                ))
             }
         };
         let options = fields.format_options.clone().unwrap_or_default();
         let weight = options.lookahead_weight.unwrap_or(DEFAULT_LOOKAHEAD_WEIGHT);
         if !(0.0..=4.0).contains(&weight) {
-            return Err(ApiError::invalid("format_options.lookahead_weight", "`lookahead_weight` must be between 0 and 4"));
+            return Err(ApiError::invalid(
+                "format_options.lookahead_weight",
+                "`lookahead_weight` must be between 0 and 4",
+            ));
         }
         if mode == Mode::Lookahead && options.tpm == TpmChoice::Distilled && self.tpm.is_none() {
             return Err(ApiError::invalid(
@@ -279,7 +295,10 @@ impl Formats {
         }
         let Some((param, spec)) = source(fields, &options)? else {
             if fields.format_mode.is_some() || fields.format_options.is_some() {
-                return Err(ApiError::invalid("format_mode", "`format_mode` and `format_options` need a format (response_format or guided_*)"));
+                return Err(ApiError::invalid(
+                    "format_mode",
+                    "`format_mode` and `format_options` need a format (response_format or guided_*)",
+                ));
             }
             return Ok(None);
         };
@@ -294,7 +313,13 @@ impl Formats {
     fn lookahead(&self, spec: Spec, tpm: TpmChoice, weight: f32, automaton: &Arc<dyn ByteAutomaton>) -> Lookahead {
         let key = (spec, tpm);
         // Tables of an automaton that was since rebuilt (see `saturated`) do not fit this one.
-        let cached = self.tables.lock().unwrap().get(&key).filter(|t| t.as_ref().map_or(true, |t| t.built_for(automaton))).cloned();
+        let cached = self
+            .tables
+            .lock()
+            .unwrap()
+            .get(&key)
+            .filter(|t| t.as_ref().map_or(true, |t| t.built_for(automaton)))
+            .cloned();
         let built = cached.unwrap_or_else(|| {
             let hmm = match tpm {
                 TpmChoice::Distilled => self.tpm.clone().expect("checked when the request was read"),
@@ -302,7 +327,11 @@ impl Formats {
             };
             let built = Tables::build(hmm, automaton.clone(), &HORIZONS, Caps::default()).map(Arc::new);
             if let Ok(tables) = &built {
-                tracing::info!(states = tables.states, ms = tables.build_time.as_millis() as u64, "lookahead tables built");
+                tracing::info!(
+                    states = tables.states,
+                    ms = tables.build_time.as_millis() as u64,
+                    "lookahead tables built"
+                );
             }
             let mut cache = self.tables.lock().unwrap();
             if cache.len() >= TABLE_ENTRIES {
@@ -404,13 +433,18 @@ fn source(fields: &FormatFields, options: &FormatOptions) -> Result<Option<(&'st
         return Err(ApiError::invalid(found[1].0, format!("give one format, not several: {}", names.join(", "))));
     }
     let found = match instruction_list {
-        Some(list) => Some(("response_format", Spec::Instructions { list, base: found.pop().map(|(_, s)| Box::new(s)) })),
+        Some(list) => {
+            Some(("response_format", Spec::Instructions { list, base: found.pop().map(|(_, s)| Box::new(s)) }))
+        }
         None => found.pop(),
     };
     // Instructions count the characters of the text as written, and other formats have no
     // strings the server knows how to escape.
     if options.strings == Strings::Raw && !matches!(found, Some((_, Spec::JsonSchema { .. }))) {
-        return Err(ApiError::invalid("format_options.strings", "`strings: \"raw\"` needs a JSON Schema format, without instructions"));
+        return Err(ApiError::invalid(
+            "format_options.strings",
+            "`strings: \"raw\"` needs a JSON Schema format, without instructions",
+        ));
     }
     Ok(found)
 }
@@ -509,7 +543,8 @@ impl Format {
         report["compliant"] = json!(self.grammar.accepts(text.as_bytes()));
         match &self.lookahead {
             Some(Lookahead::Ready { tpm, tables, weight }) => {
-                report["lookahead"] = json!({"tpm": tpm.name(), "hidden_states": tables.hmm().hidden(), "weight": weight});
+                report["lookahead"] =
+                    json!({"tpm": tpm.name(), "hidden_states": tables.hmm().hidden(), "weight": weight});
             }
             Some(Lookahead::Fallback { tpm, reason }) => {
                 // What actually ran: the mask alone.
@@ -594,7 +629,13 @@ impl TokenConstraint for LookaheadConstraint {
                 // Ending now: the output is complete (EOG is only allowed when accepting).
                 1.0
             } else {
-                self.tables.score(&self.filter, matcher.state(), vocab.token_bytes(token), remaining_bytes, &mut self.scratch)
+                self.tables.score(
+                    &self.filter,
+                    matcher.state(),
+                    vocab.token_bytes(token),
+                    remaining_bytes,
+                    &mut self.scratch,
+                )
             };
             weights.push(w);
         }

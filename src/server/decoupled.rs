@@ -23,8 +23,18 @@ const FREE_TEXT_FIELDS: [&str; 8] =
 
 /// Top-level schema keywords a split leaves intact (others, such as `minProperties`, could be
 /// broken by moving a property out of the generated part, so such schemas are not split).
-const SPLITTABLE_KEYWORDS: [&str; 10] =
-    ["type", "properties", "required", "additionalProperties", "title", "description", "$schema", "$id", "$defs", "definitions"];
+const SPLITTABLE_KEYWORDS: [&str; 10] = [
+    "type",
+    "properties",
+    "required",
+    "additionalProperties",
+    "title",
+    "description",
+    "$schema",
+    "$id",
+    "$defs",
+    "definitions",
+];
 
 /// A decoupled request, read from its format fields.
 pub struct Plan {
@@ -47,7 +57,10 @@ impl Plan {
             return Ok(None);
         }
         if !fields.names_a_format() {
-            return Err(ApiError::invalid("format_mode", "`format_mode: \"decoupled\"` needs a format (response_format or guided_*)"));
+            return Err(ApiError::invalid(
+                "format_mode",
+                "`format_mode: \"decoupled\"` needs a format (response_format or guided_*)",
+            ));
         }
         let options = fields.format_options.clone().unwrap_or_default();
         let mut answer = fields.clone();
@@ -61,7 +74,10 @@ impl Plan {
                 field = Some(name);
             }
         } else if options.free_text_field.is_some() {
-            return Err(ApiError::invalid("format_options.free_text_field", "`free_text_field` needs a JSON Schema format"));
+            return Err(ApiError::invalid(
+                "format_options.free_text_field",
+                "`free_text_field` needs a JSON Schema format",
+            ));
         }
         let follow_up = options.format_prompt.clone().unwrap_or_else(|| follow_up(&answer));
         Ok(Some(Plan { answer, delivered, field, follow_up, max_free_tokens: options.free_tokens }))
@@ -126,7 +142,7 @@ fn split(schema: &Value, named: Option<&str>) -> Result<Option<(String, Value)>,
     let properties = object.get("properties").and_then(Value::as_object);
     let is_free_text = |name: &str| properties.and_then(|p| p.get(name)).is_some_and(unrestricted_string);
     let splittable = object.keys().all(|k| SPLITTABLE_KEYWORDS.contains(&k.as_str()))
-        && object.get("type").map_or(true, |t| t == "object");
+        && object.get("type").is_none_or(|t| t == "object");
     let name = match named {
         Some(name) if !is_free_text(name) => {
             return Err(ApiError::invalid(
@@ -137,7 +153,10 @@ fn split(schema: &Value, named: Option<&str>) -> Result<Option<(String, Value)>,
         Some(_) if !splittable => {
             return Err(ApiError::invalid(
                 param,
-                format!("the schema has keywords besides {} at its top level; it cannot be split", SPLITTABLE_KEYWORDS.join(", ")),
+                format!(
+                    "the schema has keywords besides {} at its top level; it cannot be split",
+                    SPLITTABLE_KEYWORDS.join(", ")
+                ),
             ))
         }
         Some(name) => name.to_string(),
@@ -375,13 +394,15 @@ mod tests {
             json!({"type": "object", "properties": {"reasoning": {"type": "string"}}, "minProperties": 1}),
             json!({"type": "array"}),
         ] {
-            let plan = Plan::read(&fields(json!({"guided_json": schema, "format_mode": "decoupled"}))).unwrap().unwrap();
+            let plan =
+                Plan::read(&fields(json!({"guided_json": schema, "format_mode": "decoupled"}))).unwrap().unwrap();
             assert!(plan.field.is_none() && plan.delivered.is_none());
         }
         let named = fields(json!({"guided_json": {"type": "object", "properties": {"a": {"type": "integer"}}},
                                   "format_mode": "decoupled", "format_options": {"free_text_field": "a"}}));
         assert_eq!(Plan::read(&named).err().unwrap().param.as_deref(), Some("format_options.free_text_field"));
-        let regex = Plan::read(&fields(json!({"guided_regex": "[0-9]+", "format_mode": "decoupled"}))).unwrap().unwrap();
+        let regex =
+            Plan::read(&fields(json!({"guided_regex": "[0-9]+", "format_mode": "decoupled"}))).unwrap().unwrap();
         assert!(regex.follow_up.contains("[0-9]+"));
     }
 

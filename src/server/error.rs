@@ -68,7 +68,10 @@ impl ApiError {
     pub fn unsupported_media_type(given: Option<&str>) -> Self {
         ApiError {
             status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            message: format!("the body must be JSON, sent with `Content-Type: application/json` (got {})", given.map_or("none".into(), |t| format!("`{t}`"))),
+            message: format!(
+                "the body must be JSON, sent with `Content-Type: application/json` (got {})",
+                given.map_or("none".into(), |t| format!("`{t}`"))
+            ),
             kind: "invalid_request_error",
             param: None,
             code: Some("unsupported_media_type"),
@@ -102,7 +105,9 @@ impl ApiError {
     pub fn busy(queued: usize, limit: usize) -> Self {
         ApiError {
             status: StatusCode::TOO_MANY_REQUESTS,
-            message: format!("the server is busy: {queued} requests are waiting (limit {limit}, --max-queue); retry shortly"),
+            message: format!(
+                "the server is busy: {queued} requests are waiting (limit {limit}, --max-queue); retry shortly"
+            ),
             kind: "server_busy",
             param: None,
             code: Some("server_busy"),

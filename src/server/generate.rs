@@ -42,8 +42,15 @@ pub fn check_admittable(state: &AppState, generations: usize, field: &'static st
     let capacity = state.engine.config.parallel as usize + state.max_queue;
     let bound = max_n.min(capacity);
     if generations > bound {
-        let why = if generations > max_n { format!("--max-n is {max_n}") } else { format!("{capacity} fit in the slots and the queue") };
-        return Err(ApiError::invalid(field, format!("this request asks for {generations} generations, but at most {bound} can run ({why})")));
+        let why = if generations > max_n {
+            format!("--max-n is {max_n}")
+        } else {
+            format!("{capacity} fit in the slots and the queue")
+        };
+        return Err(ApiError::invalid(
+            field,
+            format!("this request asks for {generations} generations, but at most {bound} can run ({why})"),
+        ));
     }
     Ok(())
 }
@@ -90,7 +97,9 @@ pub async fn submit(
     if let Some(needed) = upfront.map(|_| answer_needs + marker_needs).filter(|&n| n > max_tokens) {
         return Err(ApiError::invalid(
             "max_tokens",
-            format!("the requested format needs at least {needed} tokens to complete, but only {max_tokens} are allowed"),
+            format!(
+                "the requested format needs at least {needed} tokens to complete, but only {max_tokens} are allowed"
+            ),
         )
         .with_code("format_exceeds_max_tokens"));
     }
@@ -125,7 +134,13 @@ pub async fn submit(
                     (None, _) => None,
                 }
                 .map(|inner| match think {
-                    Some(t) => Box::new(ReasoningConstraint::new(inner, state.engine.info.vocab.clone(), t.marker, t.close.clone(), answer_needs)) as Box<dyn TokenConstraint>,
+                    Some(t) => Box::new(ReasoningConstraint::new(
+                        inner,
+                        state.engine.info.vocab.clone(),
+                        t.marker,
+                        t.close.clone(),
+                        answer_needs,
+                    )) as Box<dyn TokenConstraint>,
                     None => inner,
                 }),
                 free_first: decoupled.map(|(plan, bridge)| {
@@ -179,10 +194,7 @@ pub async fn collect_all(receivers: Vec<mpsc::UnboundedReceiver<Event>>) -> Resu
 /// All choices' events as one stream, each tagged with its choice index.
 pub fn merged(receivers: Vec<mpsc::UnboundedReceiver<Event>>) -> impl Stream<Item = (usize, Event)> {
     stream::select_all(
-        receivers
-            .into_iter()
-            .enumerate()
-            .map(|(i, rx)| UnboundedReceiverStream::new(rx).map(move |e| (i, e)).boxed()),
+        receivers.into_iter().enumerate().map(|(i, rx)| UnboundedReceiverStream::new(rx).map(move |e| (i, e)).boxed()),
     )
 }
 

@@ -30,7 +30,11 @@ impl AllowedHosts {
     }
 }
 
-pub async fn check_host(State(allowed): State<AllowedHosts>, request: Request, next: Next) -> Result<Response, ApiError> {
+pub async fn check_host(
+    State(allowed): State<AllowedHosts>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
     if let Some(host) = request.headers().get(HOST) {
         let host = String::from_utf8_lossy(host.as_bytes());
         if !allowed.allows(&host) {
@@ -43,7 +47,11 @@ pub async fn check_host(State(allowed): State<AllowedHosts>, request: Request, n
 /// `name:8080` → `name`, `[::1]:8080` → `[::1]`; a bare IPv6 address has no port to strip.
 fn strip_port(host: &str) -> &str {
     match host.rsplit_once(':') {
-        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) && (!name.contains(':') || name.ends_with(']')) => name,
+        Some((name, port))
+            if port.bytes().all(|b| b.is_ascii_digit()) && (!name.contains(':') || name.ends_with(']')) =>
+        {
+            name
+        }
         _ => host,
     }
 }
@@ -60,10 +68,28 @@ mod tests {
     #[test]
     fn loopback_names_pass_with_any_port_and_others_only_when_allowed() {
         let allowed = AllowedHosts::new(&["Box.Lan".into(), "".into()]);
-        for host in ["localhost", "LOCALHOST:8080", "localhost.", "127.0.0.1", "127.0.0.1:80", "127.1.2.3:9", "[::1]", "[::1]:8080", "box.lan:8080"] {
+        for host in [
+            "localhost",
+            "LOCALHOST:8080",
+            "localhost.",
+            "127.0.0.1",
+            "127.0.0.1:80",
+            "127.1.2.3:9",
+            "[::1]",
+            "[::1]:8080",
+            "box.lan:8080",
+        ] {
             assert!(allowed.allows(host), "{host}");
         }
-        for host in ["evil.example", "evil.example:8080", "localhost.evil.example", "10.0.0.1:8080", "[::2]:80", "", "127.0.0.1.evil"] {
+        for host in [
+            "evil.example",
+            "evil.example:8080",
+            "localhost.evil.example",
+            "10.0.0.1:8080",
+            "[::2]:80",
+            "",
+            "127.0.0.1.evil",
+        ] {
             assert!(!allowed.allows(host), "{host}");
         }
     }

@@ -10,10 +10,10 @@ mod decoupled;
 pub mod error;
 mod generate;
 mod host;
-pub mod reasoning;
 pub mod prompt;
-mod responses;
+pub mod reasoning;
 pub mod request;
+mod responses;
 mod stream;
 mod tools;
 mod xml_calls;
@@ -32,8 +32,8 @@ use crate::chat_format::ChatFormat;
 use crate::chat_template::ChatTemplate;
 use crate::engine::Engine;
 use constrain::Formats;
-use prompt::ControlTokens;
 pub use error::ApiError;
+use prompt::ControlTokens;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -84,8 +84,18 @@ pub struct ServerConfig {
 
 impl AppState {
     pub fn new(engine: Engine, config: ServerConfig) -> anyhow::Result<Self> {
-        let ServerConfig { body_limit, api_keys, max_queue, queue_timeout, limits, request_limits, tpm, allowed_hosts, chat_template, chat_format } =
-            config;
+        let ServerConfig {
+            body_limit,
+            api_keys,
+            max_queue,
+            queue_timeout,
+            limits,
+            request_limits,
+            tpm,
+            allowed_hosts,
+            chat_template,
+            chat_format,
+        } = config;
         let info = &engine.info;
         let source = chat_template.or_else(|| info.chat_template.clone());
         let chat_format = chat_format.unwrap_or_else(|| ChatFormat::detect(source.as_deref().unwrap_or_default()));
@@ -134,10 +144,7 @@ pub fn app(state: AppState) -> Router {
     if let Some(allowed) = state.allowed_hosts.clone() {
         router = router.layer(axum::middleware::from_fn_with_state(allowed, host::check_host));
     }
-    router
-        .layer(axum::middleware::from_fn(request_id))
-        .layer(DefaultBodyLimit::max(state.body_limit))
-        .with_state(state)
+    router.layer(axum::middleware::from_fn(request_id)).layer(DefaultBodyLimit::max(state.body_limit)).with_state(state)
 }
 
 /// The playground: one prompt and format, free and mask arms streamed side by side. One
@@ -156,14 +163,17 @@ async fn request_id(mut request: Request, next: axum::middleware::Next) -> axum:
         .filter(|v| !v.is_empty() && v.len() <= 128)
         .map(String::from)
         .unwrap_or_else(|| new_id("req"));
-    let value = axum::http::HeaderValue::from_str(&id).unwrap_or_else(|_| axum::http::HeaderValue::from_static("invalid"));
+    let value =
+        axum::http::HeaderValue::from_str(&id).unwrap_or_else(|_| axum::http::HeaderValue::from_static("invalid"));
     request.headers_mut().insert("x-request-id", value.clone());
     let (method, path) = (request.method().clone(), request.uri().path().to_string());
     let route = route_label(&path);
     let start = std::time::Instant::now();
     let span = tracing::info_span!("request", id = %id, %method, %path);
     let mut response = tracing::Instrument::instrument(next.run(request), span.clone()).await;
-    span.in_scope(|| tracing::info!(status = response.status().as_u16(), ms = start.elapsed().as_millis() as u64, "answered"));
+    span.in_scope(|| {
+        tracing::info!(status = response.status().as_u16(), ms = start.elapsed().as_millis() as u64, "answered")
+    });
     crate::metrics::metrics().request(route, response.status().as_u16());
     response.headers_mut().insert("x-request-id", value);
     response
@@ -204,7 +214,11 @@ async fn require_api_key(
         .filter(|key| !key.is_empty());
     // Compare against every key in full, so timing says nothing about which bytes matched.
     let matched = given.is_some_and(|given| {
-        state.api_keys.iter().filter(|key| !key.is_empty()).fold(false, |any, key| any | constant_time_eq(given.as_bytes(), key.as_bytes()))
+        state
+            .api_keys
+            .iter()
+            .filter(|key| !key.is_empty())
+            .fold(false, |any, key| any | constant_time_eq(given.as_bytes(), key.as_bytes()))
     });
     if matched {
         Ok(next.run(request).await)
@@ -235,7 +249,8 @@ impl<S: Send + Sync> FromRequest<S> for Body {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let content_type = req.headers().get(axum::http::header::CONTENT_TYPE).map(|v| String::from_utf8_lossy(v.as_bytes()));
+        let content_type =
+            req.headers().get(axum::http::header::CONTENT_TYPE).map(|v| String::from_utf8_lossy(v.as_bytes()));
         // Parameters such as `charset=utf-8` may follow the media type.
         let media_type = content_type.as_deref().and_then(|t| t.split(';').next()).map(str::trim);
         if !media_type.is_some_and(|t| t.eq_ignore_ascii_case("application/json")) {
@@ -277,7 +292,10 @@ async fn models(State(state): State<AppState>) -> Json<Value> {
     Json(json!({"object": "list", "data": [model_json(&state)]}))
 }
 
-async fn model(State(state): State<AppState>, axum::extract::Path(id): axum::extract::Path<String>) -> Result<Json<Value>, ApiError> {
+async fn model(
+    State(state): State<AppState>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<Json<Value>, ApiError> {
     check_model(&state, &id)?;
     Ok(Json(model_json(&state)))
 }

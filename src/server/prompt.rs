@@ -141,7 +141,8 @@ impl ControlTokens {
     /// Leftmost occurrences first, the longest at one place; one that overlaps a wrapped one is
     /// cut by its markers, so it cannot be read as a token either.
     fn mark_text(&self, text: &str) -> Option<String> {
-        let mut found: Vec<(usize, usize)> = self.finder.find_overlapping_iter(text).map(|m| (m.start(), m.end())).collect();
+        let mut found: Vec<(usize, usize)> =
+            self.finder.find_overlapping_iter(text).map(|m| (m.start(), m.end())).collect();
         if found.is_empty() && !text.contains([OPEN, CLOSE]) {
             return None;
         }

@@ -43,15 +43,27 @@ pub struct ReasoningConstraint {
 enum Phase {
     /// Inside the section; `tail` holds its last bytes (a possible start of the marker), and
     /// `forced` how many of the marker's tokens have been forced once forcing began.
-    Thinking { tail: Vec<u8>, forced: Option<usize> },
+    Thinking {
+        tail: Vec<u8>,
+        forced: Option<usize>,
+    },
     /// After the marker, before the answer's first token; `open`: the last mask let whitespace
     /// through.
-    Gap { blanks: u32, open: bool },
+    Gap {
+        blanks: u32,
+        open: bool,
+    },
     Answer,
 }
 
 impl ReasoningConstraint {
-    pub fn new(inner: Box<dyn TokenConstraint>, vocab: Arc<Vocab>, marker: &'static str, close: Vec<u32>, inner_needs: u32) -> Self {
+    pub fn new(
+        inner: Box<dyn TokenConstraint>,
+        vocab: Arc<Vocab>,
+        marker: &'static str,
+        close: Vec<u32>,
+        inner_needs: u32,
+    ) -> Self {
         let marker = marker.as_bytes();
         let last = *marker.last().expect("markers are not empty");
         let ids = 0..vocab.len() as u32;
@@ -108,7 +120,8 @@ impl TokenConstraint for ReasoningConstraint {
                 }
                 for &t in &self.completing {
                     let bytes = self.vocab.token_bytes(t);
-                    let runs_on = marker_end(self.marker, tail, bytes).is_some_and(|end| !bytes[end..].iter().all(u8::is_ascii_whitespace));
+                    let runs_on = marker_end(self.marker, tail, bytes)
+                        .is_some_and(|end| !bytes[end..].iter().all(u8::is_ascii_whitespace));
                     if runs_on {
                         logits[t as usize] = f32::NEG_INFINITY;
                     }
@@ -116,7 +129,8 @@ impl TokenConstraint for ReasoningConstraint {
             }
             Phase::Gap { blanks, open } => {
                 *open = *blanks < MAX_GAP && remaining_after >= self.inner_needs;
-                let saved: Vec<(u32, f32)> = if *open { self.blank.iter().map(|&t| (t, logits[t as usize])).collect() } else { Vec::new() };
+                let saved: Vec<(u32, f32)> =
+                    if *open { self.blank.iter().map(|&t| (t, logits[t as usize])).collect() } else { Vec::new() };
                 self.inner.mask(logits, remaining_after);
                 for (t, l) in saved {
                     logits[t as usize] = l;
@@ -190,7 +204,9 @@ enum StreamPhase {
     Undecided,
     Inside,
     /// After the section (or without one); `started`: content has been shown.
-    After { started: bool },
+    After {
+        started: bool,
+    },
 }
 
 impl ReasoningStream {

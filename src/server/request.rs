@@ -140,7 +140,12 @@ impl Default for RequestLimits {
 
 impl SamplingFields {
     /// Checks ranges; `top_logprobs` comes from the endpoint-specific field.
-    pub fn validate(&self, n_vocab: u32, top_logprobs: Option<u32>, limits: &RequestLimits) -> Result<Validated, ApiError> {
+    pub fn validate(
+        &self,
+        n_vocab: u32,
+        top_logprobs: Option<u32>,
+        limits: &RequestLimits,
+    ) -> Result<Validated, ApiError> {
         let range = |name: &str, v: Option<f32>, lo: f32, hi: f32| match v {
             Some(x) if !(lo..=hi).contains(&x) || x.is_nan() => {
                 Err(ApiError::invalid(name, format!("`{name}` must be between {lo} and {hi}, got {x}")))
@@ -169,7 +174,10 @@ impl SamplingFields {
             Some((name, 0)) => return Err(ApiError::invalid(name, format!("`{name}` must be at least 1"))),
             Some((name, m)) if m > limits.max_completion_tokens => {
                 let cap = limits.max_completion_tokens;
-                return Err(ApiError::invalid(name, format!("`{name}` is {m}, above this server's limit of {cap} (--max-completion-tokens)")));
+                return Err(ApiError::invalid(
+                    name,
+                    format!("`{name}` is {m}, above this server's limit of {cap} (--max-completion-tokens)"),
+                ));
             }
             _ => {}
         }
@@ -183,11 +191,9 @@ impl SamplingFields {
         let mut logit_bias = Vec::new();
         for (key, &bias) in self.logit_bias.iter().flatten() {
             let param = format!("logit_bias.{key}");
-            let token: u32 = key
-                .parse()
-                .ok()
-                .filter(|&t| t < n_vocab)
-                .ok_or_else(|| ApiError::invalid(&param, format!("`{key}` is not a token id of this model (0..{n_vocab})")))?;
+            let token: u32 = key.parse().ok().filter(|&t| t < n_vocab).ok_or_else(|| {
+                ApiError::invalid(&param, format!("`{key}` is not a token id of this model (0..{n_vocab})"))
+            })?;
             if !(-100.0..=100.0).contains(&bias) {
                 return Err(ApiError::invalid(param, format!("bias must be between -100 and 100, got {bias}")));
             }
@@ -219,13 +225,21 @@ impl SamplingFields {
 }
 
 impl ChatRequest {
-    pub fn validate(&self, sampling: &SamplingFields, n_vocab: u32, limits: &RequestLimits) -> Result<Validated, ApiError> {
+    pub fn validate(
+        &self,
+        sampling: &SamplingFields,
+        n_vocab: u32,
+        limits: &RequestLimits,
+    ) -> Result<Validated, ApiError> {
         if self.messages.is_empty() {
             return Err(ApiError::invalid("messages", "`messages` must not be empty"));
         }
         if self.messages.len() > limits.max_messages {
             let (n, cap) = (self.messages.len(), limits.max_messages);
-            return Err(ApiError::invalid("messages", format!("{n} messages, above this server's limit of {cap} (--max-messages)")));
+            return Err(ApiError::invalid(
+                "messages",
+                format!("{n} messages, above this server's limit of {cap} (--max-messages)"),
+            ));
         }
         for (i, m) in self.messages.iter().enumerate() {
             let role = m.get("role").and_then(Value::as_str);
@@ -262,7 +276,12 @@ impl ChatRequest {
 }
 
 impl CompletionRequest {
-    pub fn validate(&self, sampling: &SamplingFields, n_vocab: u32, limits: &RequestLimits) -> Result<Validated, ApiError> {
+    pub fn validate(
+        &self,
+        sampling: &SamplingFields,
+        n_vocab: u32,
+        limits: &RequestLimits,
+    ) -> Result<Validated, ApiError> {
         if let Some(k) = self.logprobs.filter(|&k| k > 5) {
             return Err(ApiError::invalid("logprobs", format!("`logprobs` must be between 0 and 5, got {k}")));
         }
@@ -298,9 +317,15 @@ mod tests {
 
     #[test]
     fn ranges_are_checked() {
-        let (req, s): (ChatRequest, _) = parse_body(br#"{"model": "m", "messages": [{"role": "user", "content": "x"}], "top_p": 1.5}"#).unwrap();
+        let (req, s): (ChatRequest, _) =
+            parse_body(br#"{"model": "m", "messages": [{"role": "user", "content": "x"}], "top_p": 1.5}"#).unwrap();
         assert_eq!(req.validate(&s, 100, &RequestLimits::default()).err().unwrap().param.as_deref(), Some("top_p"));
-        let (req, s): (ChatRequest, _) = parse_body(br#"{"model": "m", "messages": [{"role": "user", "content": "x"}], "logit_bias": {"100": 1}}"#).unwrap();
-        assert_eq!(req.validate(&s, 100, &RequestLimits::default()).err().unwrap().param.as_deref(), Some("logit_bias.100"));
+        let (req, s): (ChatRequest, _) =
+            parse_body(br#"{"model": "m", "messages": [{"role": "user", "content": "x"}], "logit_bias": {"100": 1}}"#)
+                .unwrap();
+        assert_eq!(
+            req.validate(&s, 100, &RequestLimits::default()).err().unwrap().param.as_deref(),
+            Some("logit_bias.100")
+        );
     }
 }

@@ -24,9 +24,23 @@ use super::{unix_now, AppState, Body};
 
 /// Fields copied unchanged into the chat body.
 const PASSED: &[&str] = &[
-    "model", "temperature", "top_p", "top_k", "min_p", "seed", "presence_penalty", "frequency_penalty",
-    "logit_bias", "stop", "parallel_tool_calls", "format_mode", "format_options", "guided_json", "guided_regex",
-    "guided_choice", "guided_grammar",
+    "model",
+    "temperature",
+    "top_p",
+    "top_k",
+    "min_p",
+    "seed",
+    "presence_penalty",
+    "frequency_penalty",
+    "logit_bias",
+    "stop",
+    "parallel_tool_calls",
+    "format_mode",
+    "format_options",
+    "guided_json",
+    "guided_regex",
+    "guided_choice",
+    "guided_grammar",
 ];
 
 pub async fn responses(State(state): State<AppState>, body: Body) -> Result<Response, ApiError> {
@@ -134,7 +148,12 @@ fn translate(body: &Value) -> Result<Value, ApiError> {
                 json!({"type": "function", "function": {"name": o["name"]}})
             }
             Value::String(_) => choice.clone(),
-            _ => return Err(ApiError::invalid("tool_choice", "`tool_choice` must be \"none\", \"auto\", \"required\" or {\"type\": \"function\", \"name\": …}")),
+            _ => {
+                return Err(ApiError::invalid(
+                    "tool_choice",
+                    "`tool_choice` must be \"none\", \"auto\", \"required\" or {\"type\": \"function\", \"name\": …}",
+                ))
+            }
         };
         if chat.contains_key("tools") {
             chat.insert("tool_choice".into(), choice);
@@ -157,11 +176,19 @@ fn input_messages(input: Option<&Value>) -> Result<Vec<Value>, ApiError> {
         let kind = item.get("type").and_then(Value::as_str).unwrap_or("message");
         match kind {
             "message" => {
-                let role = item.get("role").and_then(Value::as_str).ok_or_else(|| ApiError::invalid(field("role"), format!("`{}` is required", field("role"))))?;
+                let role = item
+                    .get("role")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| ApiError::invalid(field("role"), format!("`{}` is required", field("role"))))?;
                 let role = match role {
                     "user" | "assistant" | "system" => role,
                     "developer" => "system",
-                    _ => return Err(ApiError::invalid(field("role"), format!("`{}` must be user, assistant, system or developer", field("role")))),
+                    _ => {
+                        return Err(ApiError::invalid(
+                            field("role"),
+                            format!("`{}` must be user, assistant, system or developer", field("role")),
+                        ))
+                    }
                 };
                 let content = match item.get("content") {
                     Some(Value::String(s)) => s.clone(),
@@ -169,7 +196,9 @@ fn input_messages(input: Option<&Value>) -> Result<Vec<Value>, ApiError> {
                         let mut text = String::new();
                         for (k, part) in parts.iter().enumerate() {
                             match part.get("type").and_then(Value::as_str) {
-                                Some("input_text" | "output_text" | "text") => text.push_str(part.get("text").and_then(Value::as_str).unwrap_or("")),
+                                Some("input_text" | "output_text" | "text") => {
+                                    text.push_str(part.get("text").and_then(Value::as_str).unwrap_or(""))
+                                }
                                 other => {
                                     return Err(ApiError::invalid(
                                         format!("input[{i}].content[{k}].type"),
@@ -180,7 +209,12 @@ fn input_messages(input: Option<&Value>) -> Result<Vec<Value>, ApiError> {
                         }
                         text
                     }
-                    _ => return Err(ApiError::invalid(field("content"), format!("`{}` must be a string or an array of text parts", field("content")))),
+                    _ => {
+                        return Err(ApiError::invalid(
+                            field("content"),
+                            format!("`{}` must be a string or an array of text parts", field("content")),
+                        ))
+                    }
                 };
                 messages.push(json!({"role": role, "content": content}));
             }
@@ -202,12 +236,16 @@ fn input_messages(input: Option<&Value>) -> Result<Vec<Value>, ApiError> {
                 let output = match item.get("output") {
                     Some(Value::String(s)) => s.clone(),
                     Some(v) => v.to_string(),
-                    None => return Err(ApiError::invalid(field("output"), format!("`{}` is required", field("output")))),
+                    None => {
+                        return Err(ApiError::invalid(field("output"), format!("`{}` is required", field("output"))))
+                    }
                 };
                 messages.push(json!({"role": "tool", "tool_call_id": item.get("call_id").cloned().unwrap_or(Value::Null), "content": output}));
             }
             "reasoning" => {}
-            other => return Err(ApiError::invalid(field("type"), format!("input item type {other:?} is not supported"))),
+            other => {
+                return Err(ApiError::invalid(field("type"), format!("input item type {other:?} is not supported")))
+            }
         }
     }
     Ok(messages)
@@ -227,7 +265,10 @@ fn response_format(format: &Value) -> Result<Value, ApiError> {
             }
             Ok(json!({"type": "json_schema", "json_schema": schema}))
         }
-        _ => Err(ApiError::invalid("text.format.type", "`text.format.type` must be \"text\", \"json_object\" or \"json_schema\"")),
+        _ => Err(ApiError::invalid(
+            "text.format.type",
+            "`text.format.type` must be \"text\", \"json_object\" or \"json_schema\"",
+        )),
     }
 }
 
@@ -344,7 +385,11 @@ impl SseData {
         let mut out = Vec::new();
         while let Some(end) = self.pending.find("\n\n") {
             let event: String = self.pending.drain(..end + 2).collect();
-            let data: Vec<&str> = event.lines().filter_map(|l| l.strip_prefix("data:")).map(|d| d.strip_prefix(' ').unwrap_or(d)).collect();
+            let data: Vec<&str> = event
+                .lines()
+                .filter_map(|l| l.strip_prefix("data:"))
+                .map(|d| d.strip_prefix(' ').unwrap_or(d))
+                .collect();
             if !data.is_empty() {
                 out.push(data.join("\n"));
             }
@@ -381,8 +426,18 @@ impl StreamedResponse {
     fn new(request: Value) -> StreamedResponse {
         let model = request.get("model").cloned().unwrap_or(Value::Null);
         StreamedResponse {
-            request, id: new_id("resp"), created: unix_now(), sequence: 0, output: Vec::new(), message: None, reasoning: None,
-            finish_reason: None, format: None, usage: Value::Null, model, finished: false,
+            request,
+            id: new_id("resp"),
+            created: unix_now(),
+            sequence: 0,
+            output: Vec::new(),
+            message: None,
+            reasoning: None,
+            finish_reason: None,
+            format: None,
+            usage: Value::Null,
+            model,
+            finished: false,
         }
     }
 
@@ -564,10 +619,13 @@ impl StreamedResponse {
     fn fail(&mut self, error: &Value, out: &mut Vec<Value>) {
         self.close_reasoning(out);
         self.close_message(out);
-        out.push(self.event(json!({"type": "error", "code": error["code"], "message": error["message"], "param": error["param"]})));
+        out.push(self.event(
+            json!({"type": "error", "code": error["code"], "message": error["message"], "param": error["param"]}),
+        ));
         let mut response = self.snapshot(None);
         response["status"] = json!("failed");
-        response["error"] = json!({"code": error["code"].as_str().unwrap_or("server_error"), "message": error["message"]});
+        response["error"] =
+            json!({"code": error["code"].as_str().unwrap_or("server_error"), "message": error["message"]});
         out.push(self.event(json!({"type": "response.failed", "response": response})));
         self.finished = true;
     }
@@ -605,14 +663,25 @@ mod tests {
             events.extend(r.on_data(&data.to_string()));
         }
         events.extend(r.on_data("[DONE]"));
-        assert_eq!(types(&events), [
-            "response.created", "response.in_progress",
-            "response.output_item.added", "response.reasoning_text.delta", "response.reasoning_text.delta",
-            "response.reasoning_text.done", "response.output_item.done",
-            "response.output_item.added", "response.content_part.added", "response.output_text.delta",
-            "response.output_text.done", "response.content_part.done", "response.output_item.done",
-            "response.completed",
-        ]);
+        assert_eq!(
+            types(&events),
+            [
+                "response.created",
+                "response.in_progress",
+                "response.output_item.added",
+                "response.reasoning_text.delta",
+                "response.reasoning_text.delta",
+                "response.reasoning_text.done",
+                "response.output_item.done",
+                "response.output_item.added",
+                "response.content_part.added",
+                "response.output_text.delta",
+                "response.output_text.done",
+                "response.content_part.done",
+                "response.output_item.done",
+                "response.completed",
+            ]
+        );
         let done = &events.last().unwrap()["response"];
         assert_eq!(done["output"][0]["type"], "reasoning");
         assert_eq!(done["output"][0]["content"][0]["text"], "2+3 is 5");
@@ -636,15 +705,25 @@ mod tests {
         }
         events.extend(r.on_data("[DONE]"));
         events.extend(r.on_data("[DONE]")); // a second end adds nothing
-        assert_eq!(types(&events), [
-            "response.created", "response.in_progress",
-            "response.output_item.added", "response.content_part.added",
-            "response.output_text.delta", "response.output_text.delta",
-            "response.output_text.done", "response.content_part.done", "response.output_item.done",
-            "response.output_item.added", "response.function_call_arguments.delta",
-            "response.function_call_arguments.done", "response.output_item.done",
-            "response.completed",
-        ]);
+        assert_eq!(
+            types(&events),
+            [
+                "response.created",
+                "response.in_progress",
+                "response.output_item.added",
+                "response.content_part.added",
+                "response.output_text.delta",
+                "response.output_text.delta",
+                "response.output_text.done",
+                "response.content_part.done",
+                "response.output_item.done",
+                "response.output_item.added",
+                "response.function_call_arguments.delta",
+                "response.function_call_arguments.done",
+                "response.output_item.done",
+                "response.completed",
+            ]
+        );
         let numbers: Vec<u64> = events.iter().map(|e| e["sequence_number"].as_u64().unwrap()).collect();
         assert_eq!(numbers, (0..events.len() as u64).collect::<Vec<_>>());
         let done = &events.last().unwrap()["response"];
@@ -659,17 +738,27 @@ mod tests {
     #[test]
     fn a_cut_stream_is_incomplete_and_a_failed_one_says_so() {
         let mut r = StreamedResponse::new(json!({"model": "m"}));
-        let mut events = r.on_data(&json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "length"}]}).to_string());
+        let mut events =
+            r.on_data(&json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "length"}]}).to_string());
         events.extend(r.on_data("[DONE]"));
-        assert_eq!(types(&events), [
-            "response.output_item.added", "response.content_part.added", "response.output_text.done",
-            "response.content_part.done", "response.output_item.done", "response.incomplete",
-        ]);
+        assert_eq!(
+            types(&events),
+            [
+                "response.output_item.added",
+                "response.content_part.added",
+                "response.output_text.done",
+                "response.content_part.done",
+                "response.output_item.done",
+                "response.incomplete",
+            ]
+        );
         assert_eq!(events.last().unwrap()["response"]["incomplete_details"]["reason"], "max_output_tokens");
 
         let mut r = StreamedResponse::new(json!({"model": "m"}));
         let mut events = r.on_data(&json!({"choices": [{"index": 0, "delta": {"content": "a"}}]}).to_string());
-        events.extend(r.on_data(&json!({"error": {"message": "boom", "type": "server_error", "param": null, "code": null}}).to_string()));
+        events.extend(r.on_data(
+            &json!({"error": {"message": "boom", "type": "server_error", "param": null, "code": null}}).to_string(),
+        ));
         events.extend(r.on_data("[DONE]"));
         assert_eq!(&types(&events)[events.len() - 2..], ["error", "response.failed"]);
         assert_eq!(events.last().unwrap()["response"]["status"], "failed");

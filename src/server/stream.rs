@@ -46,7 +46,8 @@ pub fn sse(
         }
         stream::iter(out)
     });
-    let stream = stream::iter(opening).chain(events.flatten()).chain(stream::once(async { SseEvent::default().data("[DONE]") }));
+    let stream =
+        stream::iter(opening).chain(events.flatten()).chain(stream::once(async { SseEvent::default().data("[DONE]") }));
     let stream = state.deadline.cut(stream).map(Ok::<_, Infallible>);
     Sse::new(stream).keep_alive(KeepAlive::default()).into_response()
 }

@@ -49,33 +49,57 @@ pub struct Tools {
 /// parameter schemas into one regex for the tool-call output in `chat`'s syntax.
 /// `with_answer_format`: the request also names a response format (a JSON answer), so a bare
 /// JSON object is that answer, not a call.
-pub fn read(body: &Value, chat: &ChatFormat, limits: &Limits, with_answer_format: bool) -> Result<Option<Tools>, ApiError> {
+pub fn read(
+    body: &Value,
+    chat: &ChatFormat,
+    limits: &Limits,
+    with_answer_format: bool,
+) -> Result<Option<Tools>, ApiError> {
     let Some(tools) = body.get("tools").filter(|t| !t.is_null()) else {
         if body.get("tool_choice").is_some_and(|c| !c.is_null() && c != "none" && c != "auto") {
             return Err(ApiError::invalid("tool_choice", "`tool_choice` needs `tools`"));
         }
         return Ok(None);
     };
-    let tools = tools.as_array().filter(|t| !t.is_empty()).ok_or_else(|| ApiError::invalid("tools", "`tools` must be a non-empty list"))?;
+    let tools = tools
+        .as_array()
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::invalid("tools", "`tools` must be a non-empty list"))?;
     let mut functions: Vec<(String, Value)> = Vec::new();
     for (i, tool) in tools.iter().enumerate() {
         let param = format!("tools[{i}]");
         if tool.get("type").and_then(Value::as_str) != Some("function") {
             return Err(ApiError::invalid(format!("{param}.type"), "only tools of type \"function\" are supported"));
         }
-        let function = tool.get("function").filter(|f| f.is_object()).ok_or_else(|| ApiError::invalid(format!("{param}.function"), "a tool needs a `function` object"))?;
+        let function = tool
+            .get("function")
+            .filter(|f| f.is_object())
+            .ok_or_else(|| ApiError::invalid(format!("{param}.function"), "a tool needs a `function` object"))?;
         let name = function.get("name").and_then(Value::as_str).unwrap_or_default();
-        if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.') {
-            return Err(ApiError::invalid(format!("{param}.function.name"), "a function name must be 1-64 characters of a-z, A-Z, 0-9, _, - or ."));
+        if name.is_empty()
+            || name.len() > 64
+            || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+        {
+            return Err(ApiError::invalid(
+                format!("{param}.function.name"),
+                "a function name must be 1-64 characters of a-z, A-Z, 0-9, _, - or .",
+            ));
         }
         if functions.iter().any(|(n, _)| n == name) {
-            return Err(ApiError::invalid(format!("{param}.function.name"), format!("the function name `{name}` is used twice")));
+            return Err(ApiError::invalid(
+                format!("{param}.function.name"),
+                format!("the function name `{name}` is used twice"),
+            ));
         }
-        let mut parameters = function.get("parameters").cloned().unwrap_or_else(|| json!({"type": "object", "properties": {}}));
+        let mut parameters =
+            function.get("parameters").cloned().unwrap_or_else(|| json!({"type": "object", "properties": {}}));
         // Arguments are an object (clients parse them as keyword arguments): a schema without
         // a type means an object, any other type is refused.
         let Some(schema) = parameters.as_object_mut() else {
-            return Err(ApiError::invalid(format!("{param}.function.parameters"), "`parameters` must be a JSON Schema object"));
+            return Err(ApiError::invalid(
+                format!("{param}.function.parameters"),
+                "`parameters` must be a JSON Schema object",
+            ));
         };
         match schema.get("type") {
             None => {
@@ -97,12 +121,25 @@ pub fn read(body: &Value, chat: &ChatFormat, limits: &Limits, with_answer_format
             "none" => ToolChoice::None,
             "auto" => ToolChoice::Auto,
             "required" => ToolChoice::Required,
-            _ => return Err(ApiError::invalid("tool_choice", "`tool_choice` must be \"none\", \"auto\", \"required\" or a named function")),
+            _ => {
+                return Err(ApiError::invalid(
+                    "tool_choice",
+                    "`tool_choice` must be \"none\", \"auto\", \"required\" or a named function",
+                ))
+            }
         },
         Some(named) => {
-            let name = named.pointer("/function/name").and_then(Value::as_str).ok_or_else(|| ApiError::invalid("tool_choice", "a named `tool_choice` is {\"type\": \"function\", \"function\": {\"name\": …}}"))?;
+            let name = named.pointer("/function/name").and_then(Value::as_str).ok_or_else(|| {
+                ApiError::invalid(
+                    "tool_choice",
+                    "a named `tool_choice` is {\"type\": \"function\", \"function\": {\"name\": …}}",
+                )
+            })?;
             if !functions.iter().any(|(n, _)| n == name) {
-                return Err(ApiError::invalid("tool_choice.function.name", format!("`{name}` is not one of the given tools")));
+                return Err(ApiError::invalid(
+                    "tool_choice.function.name",
+                    format!("`{name}` is not one of the given tools"),
+                ));
             }
             ToolChoice::Named(name.to_string())
         }
@@ -113,7 +150,12 @@ pub fn read(body: &Value, chat: &ChatFormat, limits: &Limits, with_answer_format
         Some(_) => return Err(ApiError::invalid("parallel_tool_calls", "`parallel_tool_calls` must be a boolean")),
     };
     if choice == ToolChoice::None {
-        return Ok(Some(Tools { rendered: tools.clone(), choice, call_rules: None, raw_strings: RawStrings::default() }));
+        return Ok(Some(Tools {
+            rendered: tools.clone(),
+            choice,
+            call_rules: None,
+            raw_strings: RawStrings::default(),
+        }));
     }
     if chat.calls == Calls::Unsupported {
         return Err(ApiError::invalid(
@@ -137,7 +179,14 @@ pub fn read(body: &Value, chat: &ChatFormat, limits: &Limits, with_answer_format
     };
     let surfaces = Surfaces { native, json: native.is_none() || !(choice == ToolChoice::Auto && with_answer_format) };
     let mut raw_strings = RawStrings::default();
-    let call_rules = call_rules(&callable, parallel && !matches!(choice, ToolChoice::Named(_)), surfaces, tools, limits, &mut raw_strings)?;
+    let call_rules = call_rules(
+        &callable,
+        parallel && !matches!(choice, ToolChoice::Named(_)),
+        surfaces,
+        tools,
+        limits,
+        &mut raw_strings,
+    )?;
     Ok(Some(Tools { rendered: tools.clone(), choice, call_rules: Some(call_rules), raw_strings }))
 }
 
@@ -170,21 +219,32 @@ fn call_rules(
         let call = match syntax.body {
             CallBody::XmlParameters => functions
                 .iter()
-                .map(|(name, parameters)| xml_calls::call_regex(name, parameters, &tool_param(tools, name), limits, &mut rules, raw_strings))
+                .map(|(name, parameters)| {
+                    xml_calls::call_regex(name, parameters, &tool_param(tools, name), limits, &mut rules, raw_strings)
+                })
                 .collect::<Result<Vec<_>, _>>()?,
-            CallBody::Json { arguments_key } => call_objects(functions, Whitespace::Flexible { max: 1 }, tools, limits, &mut rules)?
-                .iter()
-                .map(|(name, arguments)| format!(r#"\{{"name": {}, "{arguments_key}": (?:{arguments})\}}"#, json_name(name)))
-                .collect(),
-            CallBody::NameThenArgs { between } => call_objects(functions, Whitespace::Flexible { max: 1 }, tools, limits, &mut rules)?
-                .iter()
-                .map(|(name, arguments)| format!("{}{}(?:{arguments})", regex_syntax::escape(name), regex_syntax::escape(between)))
-                .collect(),
+            CallBody::Json { arguments_key } => {
+                call_objects(functions, Whitespace::Flexible { max: 1 }, tools, limits, &mut rules)?
+                    .iter()
+                    .map(|(name, arguments)| {
+                        format!(r#"\{{"name": {}, "{arguments_key}": (?:{arguments})\}}"#, json_name(name))
+                    })
+                    .collect()
+            }
+            CallBody::NameThenArgs { between } => {
+                call_objects(functions, Whitespace::Flexible { max: 1 }, tools, limits, &mut rules)?
+                    .iter()
+                    .map(|(name, arguments)| {
+                        format!("{}{}(?:{arguments})", regex_syntax::escape(name), regex_syntax::escape(between))
+                    })
+                    .collect()
+            }
         }
         .join("|");
         let escape = regex_syntax::escape;
         let one = format!("{}(?:{call}){}", escape(syntax.open), escape(syntax.close));
-        let calls = if parallel && syntax.parallel { format!("{one}(?:{}{one})*", escape(syntax.separator)) } else { one };
+        let calls =
+            if parallel && syntax.parallel { format!("{one}(?:{}{one})*", escape(syntax.separator)) } else { one };
         // Where the template ends the calls with a newline, a model that is done writes one
         // and then stops, so that newline may not force another call.
         let trailing = if syntax.trailing_newline { "\n?" } else { "" };
@@ -195,7 +255,9 @@ fn call_rules(
         let ws = format::json::ws_regex(Whitespace::NATURAL);
         let call = call_objects(functions, Whitespace::NATURAL, tools, limits, &mut rules)?
             .iter()
-            .map(|(name, arguments)| format!(r#"\{{{ws}"name":{ws}{},{ws}"arguments":{ws}(?:{arguments}){ws}\}}"#, json_name(name)))
+            .map(|(name, arguments)| {
+                format!(r#"\{{{ws}"name":{ws}{},{ws}"arguments":{ws}(?:{arguments}){ws}\}}"#, json_name(name))
+            })
             .collect::<Vec<_>>()
             .join("|");
         let calls = if parallel { format!(r"(?:{call})|\[{ws}(?:{call})(?:{ws},{ws}(?:{call}))*{ws}\]") } else { call };
@@ -207,7 +269,8 @@ fn call_rules(
 
 /// How errors name a function's parameter schema: `tools[i].function.parameters`.
 fn tool_param(tools: &[Value], name: &str) -> String {
-    let index = tools.iter().position(|t| t.pointer("/function/name").and_then(Value::as_str) == Some(name)).unwrap_or(0);
+    let index =
+        tools.iter().position(|t| t.pointer("/function/name").and_then(Value::as_str) == Some(name)).unwrap_or(0);
     format!("tools[{index}].function.parameters")
 }
 
@@ -218,7 +281,13 @@ fn json_name(name: &str) -> String {
 
 /// Each function's name and its arguments' regex with whitespace `ws`; recursive argument
 /// schemas append their rules to `rules`.
-fn call_objects(functions: &[&(String, Value)], ws: Whitespace, tools: &[Value], limits: &Limits, rules: &mut Vec<String>) -> Result<Vec<(String, String)>, ApiError> {
+fn call_objects(
+    functions: &[&(String, Value)],
+    ws: Whitespace,
+    tools: &[Value],
+    limits: &Limits,
+    rules: &mut Vec<String>,
+) -> Result<Vec<(String, String)>, ApiError> {
     let options = SchemaOptions { whitespace: ws, ..SchemaOptions::default() };
     let mut calls = Vec::new();
     for (name, parameters) in functions {
@@ -244,7 +313,12 @@ pub fn calls_or_answer(
 /// The calls in a choice's text, in OpenAI's response shape, and the prose before them: calls
 /// in the family's syntax, or a whole output that is a JSON call (a list of them, fenced or not;
 /// see the module comment).
-pub fn parse_calls(text: &str, syntax: Option<&CallSyntax>, json_surface: bool, raw: &RawStrings) -> (Option<String>, Vec<Value>) {
+pub fn parse_calls(
+    text: &str,
+    syntax: Option<&CallSyntax>,
+    json_surface: bool,
+    raw: &RawStrings,
+) -> (Option<String>, Vec<Value>) {
     if let Some((start, calls)) = syntax.and_then(|s| s.parse(text)) {
         let content = text[..start].trim_end();
         let xml = syntax.is_some_and(|s| s.body == CallBody::XmlParameters);
@@ -338,14 +412,23 @@ mod tests {
 
     #[test]
     fn the_call_regex_takes_the_templates_syntax_and_only_the_given_functions() {
-        let t = read(&json!({"tools": tools(), "tool_choice": "required"}), &hermes(), &Limits::default(), false).unwrap().unwrap();
+        let t = read(&json!({"tools": tools(), "tool_choice": "required"}), &hermes(), &Limits::default(), false)
+            .unwrap()
+            .unwrap();
         assert_eq!(t.call_rules.as_ref().unwrap().len(), 1, "no recursion: one regex");
         let a = compile(&t);
         assert!(a.accepts(b"<tool_call>\n{\"name\": \"add\", \"arguments\": {\"a\": 1, \"b\": 2}}\n</tool_call>"));
         assert!(a.accepts(b"<tool_call>\n{\"name\": \"add\", \"arguments\": {\"a\":1,\"b\":2}}\n</tool_call>\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Oslo\"}}\n</tool_call>"));
         assert!(!a.accepts(b"<tool_call>\n{\"name\": \"sub\", \"arguments\": {\"a\": 1, \"b\": 2}}\n</tool_call>"));
         assert!(!a.accepts(b"<tool_call>\n{\"name\": \"add\", \"arguments\": {\"a\": 1}}\n</tool_call>"));
-        let named = read(&json!({"tools": tools(), "tool_choice": {"type": "function", "function": {"name": "get_weather"}}}), &hermes(), &Limits::default(), false).unwrap().unwrap();
+        let named = read(
+            &json!({"tools": tools(), "tool_choice": {"type": "function", "function": {"name": "get_weather"}}}),
+            &hermes(),
+            &Limits::default(),
+            false,
+        )
+        .unwrap()
+        .unwrap();
         let a = compile(&named);
         assert!(!a.accepts(b"<tool_call>\n{\"name\": \"add\", \"arguments\": {\"a\": 1, \"b\": 2}}\n</tool_call>"));
     }
@@ -356,7 +439,14 @@ mod tests {
     fn a_newline_after_the_last_call_ends_the_calls() {
         let call = "<tool_call>\n{\"name\": \"add\", \"arguments\": {\"a\": 1, \"b\": 2}}\n</tool_call>";
         for parallel in [true, false] {
-            let t = read(&json!({"tools": tools(), "tool_choice": "required", "parallel_tool_calls": parallel}), &hermes(), &Limits::default(), false).unwrap().unwrap();
+            let t = read(
+                &json!({"tools": tools(), "tool_choice": "required", "parallel_tool_calls": parallel}),
+                &hermes(),
+                &Limits::default(),
+                false,
+            )
+            .unwrap()
+            .unwrap();
             let a = compile(&t);
             assert!(a.accepts(call.as_bytes()) && a.accepts(format!("{call}\n").as_bytes()));
             assert!(!a.accepts(format!("{call}\n\n").as_bytes()));
@@ -372,8 +462,12 @@ mod tests {
         let tree = json!({"$defs": {"node": {"type": "object", "properties": {"kids": {"type": "array", "items": {"$ref": "#/$defs/node"}}},
             "required": ["kids"]}}, "$ref": "#/$defs/node"});
         let mut list = tools();
-        list.as_array_mut().unwrap().push(json!({"type": "function", "function": {"name": "plant", "parameters": tree}}));
-        let t = read(&json!({"tools": list, "tool_choice": "required"}), &hermes(), &Limits::default(), false).unwrap().unwrap();
+        list.as_array_mut()
+            .unwrap()
+            .push(json!({"type": "function", "function": {"name": "plant", "parameters": tree}}));
+        let t = read(&json!({"tools": list, "tool_choice": "required"}), &hermes(), &Limits::default(), false)
+            .unwrap()
+            .unwrap();
         assert!(t.call_rules.as_ref().unwrap().len() > 1);
         let a = compile(&t);
         let deep = format!("{}{}", "{\"kids\": [".repeat(6), "]}".repeat(6));
@@ -385,7 +479,12 @@ mod tests {
 
     #[test]
     fn calls_parse_into_openai_shape() {
-        let (content, calls) = parse_calls("Let me check.\n<tool_call>\n{\"name\": \"add\", \"arguments\": {\"a\": 1, \"b\": 2}}\n</tool_call>", hermes_syntax().as_ref(), false, &RawStrings::default());
+        let (content, calls) = parse_calls(
+            "Let me check.\n<tool_call>\n{\"name\": \"add\", \"arguments\": {\"a\": 1, \"b\": 2}}\n</tool_call>",
+            hermes_syntax().as_ref(),
+            false,
+            &RawStrings::default(),
+        );
         assert_eq!(content.as_deref(), Some("Let me check."));
         assert_eq!(calls[0]["function"]["name"], "add");
         assert_eq!(calls[0]["function"]["arguments"], "{\"a\":1,\"b\":2}");
@@ -414,7 +513,16 @@ mod tests {
         }
         // Under `required` calls come in either surface; the answer waits for a later turn.
         for with_answer_format in [false, true] {
-            let a = compile(&read(&json!({"tools": tools(), "tool_choice": "required"}), &hermes(), &Limits::default(), with_answer_format).unwrap().unwrap());
+            let a = compile(
+                &read(
+                    &json!({"tools": tools(), "tool_choice": "required"}),
+                    &hermes(),
+                    &Limits::default(),
+                    with_answer_format,
+                )
+                .unwrap()
+                .unwrap(),
+            );
             assert!(a.accepts(pretty.as_bytes()));
         }
     }
@@ -426,11 +534,21 @@ mod tests {
         assert_eq!(content, None);
         assert_eq!(calls[0]["function"]["name"], "add");
         assert_eq!(calls[0]["function"]["arguments"], "{\"a\":1,\"b\":2}");
-        assert_eq!(parse_calls(fenced, hermes_syntax().as_ref(), false, &RawStrings::default()).1.len(), 0, "not where a JSON answer may stand instead");
+        assert_eq!(
+            parse_calls(fenced, hermes_syntax().as_ref(), false, &RawStrings::default()).1.len(),
+            0,
+            "not where a JSON answer may stand instead"
+        );
         let list = "[{\"name\": \"add\", \"arguments\": {}}, {\"name\": \"get_weather\", \"arguments\": {\"city\": \"Oslo\"}}]";
         assert_eq!(parse_calls(list, hermes_syntax().as_ref(), true, &RawStrings::default()).1.len(), 2);
-        for prose in ["Use add: {\"name\": \"add\", \"arguments\": {}}", "{\"name\": \"add\"}", "{\"name\": \"add\", \"arguments\": 3}",
-            "{\"name\": \"add\", \"arguments\": {}, \"x\": 1}", "[]", "```json\n{\"name\": \"add\", \"arguments\": {}}"] {
+        for prose in [
+            "Use add: {\"name\": \"add\", \"arguments\": {}}",
+            "{\"name\": \"add\"}",
+            "{\"name\": \"add\", \"arguments\": 3}",
+            "{\"name\": \"add\", \"arguments\": {}, \"x\": 1}",
+            "[]",
+            "```json\n{\"name\": \"add\", \"arguments\": {}}",
+        ] {
             let (content, calls) = parse_calls(prose, hermes_syntax().as_ref(), true, &RawStrings::default());
             assert!(calls.is_empty(), "{prose}");
             assert_eq!(content.as_deref(), Some(prose));
@@ -451,11 +569,16 @@ mod tests {
         ];
         for (name, call) in cases {
             let chat = ChatFormat::named(name).unwrap();
-            let t = read(&json!({"tools": tools(), "tool_choice": "required"}), &chat, &Limits::default(), false).unwrap().unwrap();
+            let t = read(&json!({"tools": tools(), "tool_choice": "required"}), &chat, &Limits::default(), false)
+                .unwrap()
+                .unwrap();
             let a = compile(&t);
             assert!(a.accepts(call.as_bytes()), "{name}: {call}");
             assert!(!a.accepts(call.replace("add", "sub").as_bytes()), "{name}: another function's name");
-            assert!(!a.accepts(call.replace("\"a\": 1", "\"a\": \"one\"").as_bytes()), "{name}: arguments off their schema");
+            assert!(
+                !a.accepts(call.replace("\"a\": 1", "\"a\": \"one\"").as_bytes()),
+                "{name}: arguments off their schema"
+            );
             // Bare JSON calls are taken from every family.
             assert!(a.accepts(br#"{"name": "add", "arguments": {"a": 1, "b": 2}}"#), "{name}");
             let (content, calls) = parse_calls(call, chat.call_syntax().as_ref(), true, &RawStrings::default());
@@ -465,21 +588,33 @@ mod tests {
         }
         // XML parameters: values in the template's spelling, typed back by the schema.
         let chat = ChatFormat::named("qwen3-coder").unwrap();
-        let t = read(&json!({"tools": tools(), "tool_choice": "required"}), &chat, &Limits::default(), false).unwrap().unwrap();
+        let t = read(&json!({"tools": tools(), "tool_choice": "required"}), &chat, &Limits::default(), false)
+            .unwrap()
+            .unwrap();
         let a = compile(&t);
-        let call = |a_value: &str| format!("<tool_call>\n<function=add>\n<parameter=a>\n{a_value}\n</parameter>\n<parameter=b>\n2\n</parameter>\n</function>\n</tool_call>");
+        let call = |a_value: &str| {
+            format!("<tool_call>\n<function=add>\n<parameter=a>\n{a_value}\n</parameter>\n<parameter=b>\n2\n</parameter>\n</function>\n</tool_call>")
+        };
         assert!(a.accepts(call("1").as_bytes()));
         assert!(!a.accepts(call("one").as_bytes()), "an integer parameter");
-        let weather = "<tool_call>\n<function=get_weather>\n<parameter=city>\nSão Paulo\n</parameter>\n</function>\n</tool_call>";
+        let weather =
+            "<tool_call>\n<function=get_weather>\n<parameter=city>\nSão Paulo\n</parameter>\n</function>\n</tool_call>";
         assert!(a.accepts(weather.as_bytes()));
         let (_, calls) = parse_calls(&call("1"), chat.call_syntax().as_ref(), true, &t.raw_strings);
         assert_eq!(calls[0]["function"]["arguments"], r#"{"a":1,"b":2}"#);
         let (_, calls) = parse_calls(weather, chat.call_syntax().as_ref(), true, &t.raw_strings);
         assert_eq!(calls[0]["function"]["arguments"], r#"{"city":"São Paulo"}"#);
         let single = ChatFormat::named("llama3").unwrap();
-        let t = read(&json!({"tools": tools(), "tool_choice": "required"}), &single, &Limits::default(), false).unwrap().unwrap();
+        let t = read(&json!({"tools": tools(), "tool_choice": "required"}), &single, &Limits::default(), false)
+            .unwrap()
+            .unwrap();
         let a = compile(&t);
-        assert!(!a.accepts(br#"{"name": "add", "parameters": {"a": 1, "b": 2}}{"name": "add", "parameters": {"a": 1, "b": 2}}"#), "Llama 3 calls one at a time");
+        assert!(
+            !a.accepts(
+                br#"{"name": "add", "parameters": {"a": 1, "b": 2}}{"name": "add", "parameters": {"a": 1, "b": 2}}"#
+            ),
+            "Llama 3 calls one at a time"
+        );
     }
 
     /// A stream holds back an output that may still be a JSON call, and shows prose at once.
@@ -506,21 +641,39 @@ mod tests {
         let limits = Limits::default();
         let e = read(&json!({"tools": [{"type": "retrieval"}]}), &hermes(), &limits, false).err().unwrap();
         assert_eq!(e.param.as_deref(), Some("tools[0].type"));
-        let e = read(&json!({"tools": tools(), "tool_choice": {"type": "function", "function": {"name": "nope"}}}), &hermes(), &limits, false).err().unwrap();
+        let e = read(
+            &json!({"tools": tools(), "tool_choice": {"type": "function", "function": {"name": "nope"}}}),
+            &hermes(),
+            &limits,
+            false,
+        )
+        .err()
+        .unwrap();
         assert_eq!(e.param.as_deref(), Some("tool_choice.function.name"));
         let e = read(&json!({"tool_choice": "required"}), &hermes(), &limits, false).err().unwrap();
         assert_eq!(e.param.as_deref(), Some("tool_choice"));
         let string_args = json!([{"type": "function", "function": {"name": "f", "parameters": {"type": "string"}}}]);
         let e = read(&json!({"tools": string_args}), &hermes(), &limits, false).err().unwrap();
         assert_eq!(e.param.as_deref(), Some("tools[0].function.parameters.type"));
-        let e = read(&json!({"tools": [{"type": "function", "function": {"name": "f", "parameters": 3}}]}), &hermes(), &limits, false).err().unwrap();
+        let e = read(
+            &json!({"tools": [{"type": "function", "function": {"name": "f", "parameters": 3}}]}),
+            &hermes(),
+            &limits,
+            false,
+        )
+        .err()
+        .unwrap();
         assert_eq!(e.param.as_deref(), Some("tools[0].function.parameters"));
     }
 
     #[test]
     fn untyped_parameters_take_objects_only() {
         let list = json!([{"type": "function", "function": {"name": "f", "parameters": {"properties": {"a": {"type": "integer"}}}}}]);
-        let a = compile(&read(&json!({"tools": list, "tool_choice": "required"}), &hermes(), &Limits::default(), false).unwrap().unwrap());
+        let a = compile(
+            &read(&json!({"tools": list, "tool_choice": "required"}), &hermes(), &Limits::default(), false)
+                .unwrap()
+                .unwrap(),
+        );
         let call = |args: &str| format!("<tool_call>\n{{\"name\": \"f\", \"arguments\": {args}}}\n</tool_call>");
         assert!(a.accepts(call("{\"a\": 1}").as_bytes()));
         assert!(!a.accepts(call("\"x\"").as_bytes()), "arguments must be an object");

@@ -30,7 +30,8 @@ use crate::format::{self, Limits, SchemaOptions, Whitespace};
 /// real values seldom hold.)
 fn text_without(word: &str) -> String {
     let chars: Vec<char> = word.chars().collect();
-    let class = |c: char| format!("[^{}{}]", regex_syntax::escape(&c.to_string()), regex_syntax::escape(&chars[0].to_string()));
+    let class =
+        |c: char| format!("[^{}{}]", regex_syntax::escape(&c.to_string()), regex_syntax::escape(&chars[0].to_string()));
     let literal = |c: char| regex_syntax::escape(&c.to_string());
     // After the first `i` characters matched: any character that breaks the match.
     let mut breaks = class(chars[chars.len() - 1]);
@@ -89,12 +90,16 @@ pub fn call_regex(
 ) -> Result<String, ApiError> {
     let empty = Map::new();
     let properties = parameters.get("properties").and_then(Value::as_object).unwrap_or(&empty);
-    let required: HashSet<&str> = parameters.get("required").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
+    let required: HashSet<&str> =
+        parameters.get("required").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
     let mut body = String::new();
     for (key, schema) in properties {
         let field = format!("{param}.properties.{key}");
         if key.contains(['>', '<', '\n']) {
-            return Err(ApiError::invalid(field, "a parameter name written in XML may not contain `<`, `>` or a newline"));
+            return Err(ApiError::invalid(
+                field,
+                "a parameter name written in XML may not contain `<`, `>` or a newline",
+            ));
         }
         let value = match string_values(schema, &field)? {
             Some(value) => {
@@ -115,7 +120,8 @@ fn string_values(schema: &Value, field: &str) -> Result<Option<String>, ApiError
     let Some(object) = schema.as_object().filter(|o| o.get("type").and_then(Value::as_str) == Some("string")) else {
         return Ok(None);
     };
-    let listed = object.get("enum").and_then(Value::as_array).cloned().or_else(|| object.get("const").map(|c| vec![c.clone()]));
+    let listed =
+        object.get("enum").and_then(Value::as_array).cloned().or_else(|| object.get("const").map(|c| vec![c.clone()]));
     if let Some(values) = listed {
         let values: Option<Vec<String>> = values.iter().map(|v| v.as_str().map(regex_syntax::escape)).collect();
         return match values {
@@ -134,7 +140,13 @@ fn string_values(schema: &Value, field: &str) -> Result<Option<String>, ApiError
 
 /// Any other parameter: its schema's JSON format, with the root's definitions in reach, and
 /// booleans and null in Python's spelling too.
-fn json_value(schema: &Value, root: &Value, field: &str, limits: &Limits, rules: &mut Vec<String>) -> Result<String, ApiError> {
+fn json_value(
+    schema: &Value,
+    root: &Value,
+    field: &str,
+    limits: &Limits,
+    rules: &mut Vec<String>,
+) -> Result<String, ApiError> {
     let mut schema = schema.clone();
     if let Some(object) = schema.as_object_mut() {
         for defs in ["$defs", "definitions"] {
@@ -165,7 +177,17 @@ mod tests {
 
     #[test]
     fn raw_text_is_anything_but_the_closing_tag() {
-        for text in ["", "plain", "fn main() {\n    if a < b && c > d {}\n}", "</div>", "<<x", "</p>", "a<", "</paramete", "<parameter=x>"] {
+        for text in [
+            "",
+            "plain",
+            "fn main() {\n    if a < b && c > d {}\n}",
+            "</div>",
+            "<<x",
+            "</p>",
+            "a<",
+            "</paramete",
+            "<parameter=x>",
+        ] {
             assert!(accepts(&text_without("</parameter>"), text), "{text:?}");
         }
         for text in ["</parameter>", "x</parameter>y", "<</parameter>"] {
@@ -183,11 +205,22 @@ mod tests {
             "tags": {"type": "array", "items": {"type": "string"}}},
             "required": ["path", "count"]});
         let (mut rules, mut raw) = (vec![String::new()], RawStrings::default());
-        let regex = call_regex("write", &parameters, "tools[0].function.parameters", &Limits::default(), &mut rules, &mut raw).unwrap();
+        let regex =
+            call_regex("write", &parameters, "tools[0].function.parameters", &Limits::default(), &mut rules, &mut raw)
+                .unwrap();
         let call = |params: &str| format!("<function=write>\n{params}</function>");
         let p = |k: &str, v: &str| format!("<parameter={k}>\n{v}\n</parameter>\n");
         assert!(accepts(&regex, &call(&(p("path", "a b\nc") + &p("count", "3")))));
-        assert!(accepts(&regex, &call(&(p("path", "x") + &p("mode", "w") + &p("count", "3") + &p("force", "True") + &p("tags", "[\"a\", \"b\"]")))));
+        assert!(accepts(
+            &regex,
+            &call(
+                &(p("path", "x")
+                    + &p("mode", "w")
+                    + &p("count", "3")
+                    + &p("force", "True")
+                    + &p("tags", "[\"a\", \"b\"]"))
+            )
+        ));
         assert!(!accepts(&regex, &call(&p("path", "x"))), "count is required");
         assert!(!accepts(&regex, &call(&(p("path", "x") + &p("count", "0")))), "count's minimum");
         assert!(!accepts(&regex, &call(&(p("path", "x") + &p("mode", "a") + &p("count", "3")))), "mode's enum");
@@ -199,7 +232,15 @@ mod tests {
     #[test]
     fn a_string_bound_raw_text_cannot_hold_is_refused_by_name() {
         let parameters = json!({"type": "object", "properties": {"id": {"type": "string", "pattern": "^[0-9]+$"}}});
-        let e = call_regex("f", &parameters, "tools[0].function.parameters", &Limits::default(), &mut vec![String::new()], &mut RawStrings::default()).unwrap_err();
+        let e = call_regex(
+            "f",
+            &parameters,
+            "tools[0].function.parameters",
+            &Limits::default(),
+            &mut vec![String::new()],
+            &mut RawStrings::default(),
+        )
+        .unwrap_err();
         assert_eq!(e.param.as_deref(), Some("tools[0].function.parameters.properties.id"));
         assert!(e.message.contains("pattern"), "{}", e.message);
     }

@@ -64,16 +64,44 @@ async fn gsm8k_against_a_running_server() {
     // One slot and no queue: with two requests in flight one is refused (429) and must be retried.
     // `conform ab` sends a refused request again until a deadline of an hour, so however slow the
     // request holding the slot is, the retry is never recorded as the item's error.
-    let server = Server::start(&["--parallel", "1", "--max-queue", "0", "--ctx-size", "1024", "--threads", "1", "--api-key", "ab-key"]);
+    let server = Server::start(&[
+        "--parallel",
+        "1",
+        "--max-queue",
+        "0",
+        "--ctx-size",
+        "1024",
+        "--threads",
+        "1",
+        "--api-key",
+        "ab-key",
+    ]);
     let data = conform::testdata::data_dir().join("gsm8k/test_dev.jsonl");
     let dir = out_dir("gsm8k");
     let args: Vec<String> = [
-        "--suite", "gsm8k", "--data", data.to_str().unwrap(), "--arms", "free,mask", "--limit", "2", "--max-tokens", "64",
-        "--concurrency", "2", "--server", server.base.as_str(), "--api-key", "ab-key", "--out", dir.to_str().unwrap(),
+        "--suite",
+        "gsm8k",
+        "--data",
+        data.to_str().unwrap(),
+        "--arms",
+        "free,mask",
+        "--limit",
+        "2",
+        "--max-tokens",
+        "64",
+        "--concurrency",
+        "2",
+        "--server",
+        server.base.as_str(),
+        "--api-key",
+        "ab-key",
+        "--out",
+        dir.to_str().unwrap(),
     ]
     .map(String::from)
     .into();
-    let output = tokio::task::spawn_blocking(move || ab(&args.iter().map(String::as_str).collect::<Vec<_>>())).await.unwrap();
+    let output =
+        tokio::task::spawn_blocking(move || ab(&args.iter().map(String::as_str).collect::<Vec<_>>())).await.unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     // The server's own counters: the two requests in flight against one slot and no queue met a
     // 429 (the first is admitted at once, the second is sent before the first can have generated
@@ -123,8 +151,24 @@ fn custom_suite_in_process() {
     .unwrap();
     let out = dir.join("out");
     let output = ab(&[
-        "--suite", "custom", "--data", data.to_str().unwrap(), "--arms", "mask,free", "--max-tokens", "24",
-        "--prompt", "task", "--ctx-size", "512", "--parallel", "2", "--threads", "1", "--out", out.to_str().unwrap(),
+        "--suite",
+        "custom",
+        "--data",
+        data.to_str().unwrap(),
+        "--arms",
+        "mask,free",
+        "--max-tokens",
+        "24",
+        "--prompt",
+        "task",
+        "--ctx-size",
+        "512",
+        "--parallel",
+        "2",
+        "--threads",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
     ]);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let (report, html) = read_report(&out);
@@ -146,16 +190,24 @@ fn custom_suite_in_process() {
 
 #[test]
 fn bad_arms_and_data_are_refused_before_loading() {
-    for (args, message) in [(["--suite", "gsm8k", "--arms", "lookahead,lookahead"], "listed twice")] {
-        let output = ab(&[&args[..], &["--data", "x.jsonl", "--out", "/nonexistent"]].concat());
-        assert!(!output.status.success());
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(stderr.contains(message), "{stderr}");
-    }
+    let output =
+        ab(&["--suite", "gsm8k", "--arms", "lookahead,lookahead", "--data", "x.jsonl", "--out", "/nonexistent"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("listed twice"), "{stderr}");
     // A BFCL category with several calls per item fails on reading, before any model loads.
     let data = conform::testdata::data_dir().join("bfcl/parallel.jsonl");
     // The model path does not exist: had it been opened first, the error would name it instead.
-    let output = ab(&["--suite", "bfcl", "--data", data.to_str().unwrap(), "--out", "/nonexistent", "--model", "/nonexistent.gguf"]);
+    let output = ab(&[
+        "--suite",
+        "bfcl",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        "/nonexistent",
+        "--model",
+        "/nonexistent.gguf",
+    ]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success() && stderr.contains("one call per question"), "{stderr}");
     assert!(!stderr.contains("nonexistent.gguf"), "the model was looked for before the data was read: {stderr}");
@@ -168,12 +220,26 @@ fn bfcl_tools_suite_counts_calls_per_arm() {
     let dir = out_dir("bfcl-tools");
     std::fs::create_dir_all(&dir).unwrap();
     let bfcl = conform::testdata::data_dir().join("bfcl");
-    let first = |category: &str| std::fs::read_to_string(bfcl.join(format!("{category}.jsonl"))).unwrap().lines().next().unwrap().to_string();
+    let first = |category: &str| {
+        std::fs::read_to_string(bfcl.join(format!("{category}.jsonl"))).unwrap().lines().next().unwrap().to_string()
+    };
     let data = dir.join("bfcl.jsonl");
     std::fs::write(&data, [first("parallel"), first("irrelevance")].join("\n")).unwrap();
     let output = ab(&[
-        "--suite", "bfcl-tools", "--data", data.to_str().unwrap(), "--arms", "free,mask", "--max-tokens", "120",
-        "--ctx-size", "2048", "--threads", "1", "--out", dir.to_str().unwrap(),
+        "--suite",
+        "bfcl-tools",
+        "--data",
+        data.to_str().unwrap(),
+        "--arms",
+        "free,mask",
+        "--max-tokens",
+        "120",
+        "--ctx-size",
+        "2048",
+        "--threads",
+        "1",
+        "--out",
+        dir.to_str().unwrap(),
     ]);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let (report, html) = read_report(&dir);
@@ -204,8 +270,20 @@ fn ifeval_suite_in_process_scores_each_instruction() {
     ];
     std::fs::write(&data, lines.join("\n")).unwrap();
     let output = ab(&[
-        "--suite", "ifeval", "--data", data.to_str().unwrap(), "--arms", "free,mask", "--max-tokens", "48",
-        "--ctx-size", "1024", "--threads", "1", "--out", dir.to_str().unwrap(),
+        "--suite",
+        "ifeval",
+        "--data",
+        data.to_str().unwrap(),
+        "--arms",
+        "free,mask",
+        "--max-tokens",
+        "48",
+        "--ctx-size",
+        "1024",
+        "--threads",
+        "1",
+        "--out",
+        dir.to_str().unwrap(),
     ]);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let (report, html) = read_report(&dir);

@@ -18,7 +18,12 @@ fn content(resp: &Value, i: usize) -> &str {
 
 #[tokio::test]
 async fn chat_answers_with_openai_shape_and_usage() {
-    let (status, resp) = post(server(), "/v1/chat/completions", &chat_body("What is 2+3? Answer with the number only.", json!({"max_tokens": 8}))).await;
+    let (status, resp) = post(
+        server(),
+        "/v1/chat/completions",
+        &chat_body("What is 2+3? Answer with the number only.", json!({"max_tokens": 8})),
+    )
+    .await;
     assert_eq!(status, 200, "{resp}");
     assert_eq!(resp["object"], "chat.completion");
     assert_eq!(resp["model"], MODEL);
@@ -27,7 +32,7 @@ async fn chat_answers_with_openai_shape_and_usage() {
     assert!(content(&resp, 0).contains('5'), "{resp}");
     let usage = &resp["usage"];
     let (p, c) = (usage["prompt_tokens"].as_u64().unwrap(), usage["completion_tokens"].as_u64().unwrap());
-    assert!(p > 10 && c >= 1 && c <= 8);
+    assert!(p > 10 && (1..=8).contains(&c));
     assert_eq!(usage["total_tokens"].as_u64().unwrap(), p + c);
 }
 
@@ -61,7 +66,10 @@ async fn completions_take_strings_lists_and_token_ids() {
 
 #[tokio::test]
 async fn streaming_sends_role_first_then_content_then_finish_usage_and_done() {
-    let body = chat_body("Count from 1 to 5.", json!({"max_tokens": 12, "stream": true, "stream_options": {"include_usage": true}}));
+    let body = chat_body(
+        "Count from 1 to 5.",
+        json!({"max_tokens": 12, "stream": true, "stream_options": {"include_usage": true}}),
+    );
     let resp = client().post(server().url("/v1/chat/completions")).json(&body).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
@@ -103,7 +111,8 @@ async fn completions_stream_too() {
 
 #[tokio::test]
 async fn stop_strings_end_the_output_and_are_not_emitted() {
-    let body = json!({"model": MODEL, "prompt": "1, 2, 3, 4, 5, 6, 7,", "max_tokens": 30, "temperature": 0, "stop": [" 9"]});
+    let body =
+        json!({"model": MODEL, "prompt": "1, 2, 3, 4, 5, 6, 7,", "max_tokens": 30, "temperature": 0, "stop": [" 9"]});
     let (_, resp) = post(server(), "/v1/completions", &body).await;
     let text = resp["choices"][0]["text"].as_str().unwrap();
     assert_eq!(resp["choices"][0]["finish_reason"], "stop", "{resp}");
@@ -183,8 +192,20 @@ async fn client_mistakes_are_400s_naming_the_field() {
     expect_error(chat, &json!({"model": MODEL}), 400, Some("messages")).await;
     expect_error(chat, &json!({"model": MODEL, "messages": []}), 400, Some("messages")).await;
     expect_error(chat, &json!({"model": MODEL, "messages": "hi"}), 400, Some("messages")).await;
-    expect_error(chat, &json!({"model": MODEL, "messages": [{"role": "wizard", "content": "x"}]}), 400, Some("messages[0].role")).await;
-    expect_error(chat, &json!({"model": MODEL, "messages": [{"role": "user", "content": 5}]}), 400, Some("messages[0].content")).await;
+    expect_error(
+        chat,
+        &json!({"model": MODEL, "messages": [{"role": "wizard", "content": "x"}]}),
+        400,
+        Some("messages[0].role"),
+    )
+    .await;
+    expect_error(
+        chat,
+        &json!({"model": MODEL, "messages": [{"role": "user", "content": 5}]}),
+        400,
+        Some("messages[0].content"),
+    )
+    .await;
     for (field, value) in [
         ("temperature", json!("hot")),
         ("temperature", json!(3)),
@@ -206,9 +227,22 @@ async fn client_mistakes_are_400s_naming_the_field() {
         body[field] = value;
         expect_error(chat, &body, 400, Some(field)).await;
     }
-    expect_error(chat, &json!({"model": MODEL, "messages": user, "logprobs": true, "top_logprobs": 50}), 400, Some("top_logprobs")).await;
-    expect_error(chat, &json!({"model": MODEL, "messages": user, "logit_bias": {"999999999": 5}}), 400, Some("logit_bias.999999999")).await;
-    expect_error(chat, &json!({"model": MODEL, "messages": user, "logit_bias": {"5": 500}}), 400, Some("logit_bias.5")).await;
+    expect_error(
+        chat,
+        &json!({"model": MODEL, "messages": user, "logprobs": true, "top_logprobs": 50}),
+        400,
+        Some("top_logprobs"),
+    )
+    .await;
+    expect_error(
+        chat,
+        &json!({"model": MODEL, "messages": user, "logit_bias": {"999999999": 5}}),
+        400,
+        Some("logit_bias.999999999"),
+    )
+    .await;
+    expect_error(chat, &json!({"model": MODEL, "messages": user, "logit_bias": {"5": 500}}), 400, Some("logit_bias.5"))
+        .await;
     let completions = "/v1/completions";
     expect_error(completions, &json!({"model": MODEL}), 400, Some("prompt")).await;
     expect_error(completions, &json!({"model": MODEL, "prompt": "x", "logprobs": 9}), 400, Some("logprobs")).await;
@@ -229,7 +263,8 @@ async fn malformed_json_unknown_model_and_route() {
     let body: Value = resp.json().await.unwrap();
     assert!(body["error"]["message"].as_str().unwrap().contains("JSON"));
 
-    let r = expect_error("/v1/chat/completions", &chat_body("hi", json!({"model": "gpt-4o"})), 404, Some("model")).await;
+    let r =
+        expect_error("/v1/chat/completions", &chat_body("hi", json!({"model": "gpt-4o"})), 404, Some("model")).await;
     assert_eq!(r["error"]["code"], "model_not_found");
     let resp = client().get(server().url("/v1/nothing")).send().await.unwrap();
     assert_eq!(resp.status(), 404);
@@ -242,7 +277,9 @@ async fn prompt_longer_than_context_is_context_length_exceeded() {
     let long = "word ".repeat(700);
     let r = expect_error("/v1/chat/completions", &chat_body(&long, json!({})), 400, None).await;
     assert_eq!(r["error"]["code"], "context_length_exceeded");
-    let r = expect_error("/v1/chat/completions", &chat_body("hi", json!({"max_tokens": 30000})), 400, Some("max_tokens")).await;
+    let r =
+        expect_error("/v1/chat/completions", &chat_body("hi", json!({"max_tokens": 30000})), 400, Some("max_tokens"))
+            .await;
     assert_eq!(r["error"]["code"], "context_length_exceeded");
 }
 
@@ -294,9 +331,18 @@ async fn format_mode_applies_to_tool_calls() {
     assert!(arguments["city"].is_string(), "{arguments}");
     let (status, free) = post(server(), "/v1/chat/completions", &body(json!({"format_mode": "free"}))).await;
     assert_eq!(status, 200, "{free}");
-    assert_ne!(free["choices"][0]["message"], constrained["choices"][0]["message"], "free decoding is not the constrained call");
+    assert_ne!(
+        free["choices"][0]["message"], constrained["choices"][0]["message"],
+        "free decoding is not the constrained call"
+    );
     expect_error("/v1/chat/completions", &body(json!({"format_mode": "lookahead"})), 400, Some("format_mode")).await;
-    expect_error("/v1/chat/completions", &body(json!({"format_options": {"whitespace": 2}})), 400, Some("format_options")).await;
+    expect_error(
+        "/v1/chat/completions",
+        &body(json!({"format_options": {"whitespace": 2}})),
+        400,
+        Some("format_options"),
+    )
+    .await;
 }
 
 /// Tools with a response format: the agent's loop. Under "auto" the output is a call or the
@@ -309,8 +355,10 @@ async fn tools_together_with_a_response_format() {
     let schema = json!({"type": "object", "properties": {"city": {"type": "string"}, "celsius": {"type": "integer"}},
         "required": ["city", "celsius"], "additionalProperties": false});
     let rf = json!({"type": "json_schema", "json_schema": {"name": "report", "strict": true, "schema": schema}});
-    let body = |messages: Value, choice: &str| json!({"model": MODEL, "messages": messages, "tools": tools, "tool_choice": choice,
-        "response_format": rf, "max_tokens": 60, "temperature": 0});
+    let body = |messages: Value, choice: &str| {
+        json!({"model": MODEL, "messages": messages, "tools": tools, "tool_choice": choice,
+        "response_format": rf, "max_tokens": 60, "temperature": 0})
+    };
     let ask = json!([{"role": "user", "content": "What is the weather in Paris?"}]);
     // Either shape is valid; whichever it is must be complete and well-formed.
     let check = |resp: &Value| -> bool {
@@ -321,7 +369,8 @@ async fn tools_together_with_a_response_format() {
             assert_eq!(resp["choices"][0]["finish_reason"], "tool_calls", "{resp}");
             true
         } else {
-            let answer: Value = serde_json::from_str(message["content"].as_str().unwrap()).unwrap_or_else(|e| panic!("{e}: {resp}"));
+            let answer: Value =
+                serde_json::from_str(message["content"].as_str().unwrap()).unwrap_or_else(|e| panic!("{e}: {resp}"));
             assert!(answer["city"].is_string() && answer["celsius"].is_i64(), "{resp}");
             false
         }
@@ -335,7 +384,8 @@ async fn tools_together_with_a_response_format() {
     let call = &required["choices"][0]["message"]["tool_calls"][0];
     let mut turns = ask.as_array().unwrap().clone();
     turns.push(json!({"role": "assistant", "content": null, "tool_calls": [call]}));
-    turns.push(json!({"role": "tool", "tool_call_id": call["id"], "content": "{\"city\": \"Paris\", \"celsius\": 18}"}));
+    turns
+        .push(json!({"role": "tool", "tool_call_id": call["id"], "content": "{\"city\": \"Paris\", \"celsius\": 18}"}));
     let (status, answered) = post(server(), "/v1/chat/completions", &body(Value::Array(turns), "auto")).await;
     assert_eq!(status, 200, "{answered}");
     check(&answered);
@@ -349,7 +399,8 @@ async fn tools_together_with_a_response_format() {
 #[tokio::test]
 async fn api_keys_guard_v1_but_not_health() {
     static KEYED: OnceLock<Server> = OnceLock::new();
-    let keyed = KEYED.get_or_init(|| Server::start(&["--parallel", "1", "--ctx-size", "256", "--api-key", "k1", "--api-key", "k2"]));
+    let keyed = KEYED
+        .get_or_init(|| Server::start(&["--parallel", "1", "--ctx-size", "256", "--api-key", "k1", "--api-key", "k2"]));
     let models = keyed.url("/v1/models");
     let resp = client().get(&models).send().await.unwrap();
     assert_eq!(resp.status(), 401);
@@ -366,14 +417,22 @@ async fn api_keys_guard_v1_but_not_health() {
 
 #[tokio::test]
 async fn metrics_are_prometheus_text_and_count_what_happened() {
-    let (status, _) = post(server(), "/v1/chat/completions", &chat_body("Say hi.", json!({"max_tokens": 2, "guided_choice": ["hi", "hello"]}))).await;
+    let (status, _) = post(
+        server(),
+        "/v1/chat/completions",
+        &chat_body("Say hi.", json!({"max_tokens": 2, "guided_choice": ["hi", "hello"]})),
+    )
+    .await;
     assert_eq!(status, 200);
     let _ = client().get(server().url("/no/such/path")).send().await.unwrap();
     let resp = client().get(server().url("/metrics")).send().await.unwrap();
     assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
     let text = resp.text().await.unwrap();
     let value = |prefix: &str| -> f64 {
-        text.lines().find(|l| l.starts_with(prefix)).and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse().ok())
+        text.lines()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
             .unwrap_or_else(|| panic!("no `{prefix}` in:\n{text}"))
     };
     assert!(value("conform_requests_total{route=\"/v1/chat/completions\",status=\"200\"}") >= 1.0);
@@ -400,7 +459,8 @@ async fn weights_avoid_amx_and_long_prompts_decode() {
     let schema = json!({"type": "object", "properties": {"animal": {"type": "string"}}, "required": ["animal"]});
     let json_schema = json!({"max_tokens": 12, "response_format": {"type": "json_schema", "json_schema": {"name": "a", "schema": schema}}});
     for sentences in [2, 40] {
-        let prompt = format!("{}Which animal is this about?", "A cat lives in Paris and loves cheese. ".repeat(sentences));
+        let prompt =
+            format!("{}Which animal is this about?", "A cat lives in Paris and loves cheese. ".repeat(sentences));
         for extra in [json!({"max_tokens": 12}), json_schema.clone()] {
             let (status, resp) = post(server(), "/v1/chat/completions", &chat_body(&prompt, extra)).await;
             assert_eq!(status, 200, "{resp}");
@@ -431,7 +491,8 @@ async fn tool_calls_end_where_the_model_ends_them() {
     // The same call with a budget one token short of what it took: cut, so "length" either way.
     let (_, cut) = post(server(), "/v1/chat/completions", &body(used as u32 - 1, false)).await;
     assert_eq!(cut["choices"][0]["finish_reason"], "length", "{cut}");
-    let resp = client().post(server().url("/v1/chat/completions")).json(&body(used as u32 - 1, true)).send().await.unwrap();
+    let resp =
+        client().post(server().url("/v1/chat/completions")).json(&body(used as u32 - 1, true)).send().await.unwrap();
     let payloads = sse_payloads(resp).await;
     let finish: Vec<Value> = payloads
         .iter()
@@ -468,14 +529,20 @@ async fn auto_calls_in_the_models_own_surface_come_back_as_tool_calls() {
     let arguments: Value = serde_json::from_str(call["arguments"].as_str().unwrap()).unwrap();
     assert!(arguments["number"].is_i64(), "{arguments}");
 
-    let streamed = client().post(server().url("/v1/chat/completions")).json(&body(question, json!({"stream": true}))).send().await.unwrap();
+    let streamed = client()
+        .post(server().url("/v1/chat/completions"))
+        .json(&body(question, json!({"stream": true})))
+        .send()
+        .await
+        .unwrap();
     let chunks: Vec<Value> = sse_payloads(streamed).await.iter().filter_map(|p| serde_json::from_str(p).ok()).collect();
     let text: String = chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
     assert_eq!(text, "", "no call text leaks into the content: {chunks:?}");
     let calls: Vec<&Value> = chunks.iter().filter_map(|c| c["choices"][0]["delta"].get("tool_calls")).collect();
     assert_eq!(calls.len(), 1, "{chunks:?}");
     assert_eq!(calls[0][0]["function"]["name"], "math.factorial", "{chunks:?}");
-    let streamed_arguments: Value = serde_json::from_str(calls[0][0]["function"]["arguments"].as_str().unwrap()).unwrap();
+    let streamed_arguments: Value =
+        serde_json::from_str(calls[0][0]["function"]["arguments"].as_str().unwrap()).unwrap();
     assert!(streamed_arguments["number"].is_i64(), "{streamed_arguments}");
 
     let (_, prose) = post(server(), "/v1/chat/completions", &body("Who wrote Hamlet? One sentence.", json!({}))).await;
@@ -492,8 +559,11 @@ async fn decoupled_mode_answers_freely_then_formats() {
         "required": ["reasoning", "answer"], "additionalProperties": false});
     let question = "Tom has 12 apples and buys 30 more. How many apples does he have now?";
     let body = |max_tokens: u32, stream: bool| {
-        chat_body(question, json!({"max_tokens": max_tokens, "stream": stream, "format_mode": "decoupled",
-            "response_format": {"type": "json_schema", "json_schema": {"name": "a", "schema": schema}}}))
+        chat_body(
+            question,
+            json!({"max_tokens": max_tokens, "stream": stream, "format_mode": "decoupled",
+            "response_format": {"type": "json_schema", "json_schema": {"name": "a", "schema": schema}}}),
+        )
     };
     let (status, resp) = post(server(), "/v1/chat/completions", &body(160, false)).await;
     assert_eq!(status, 200, "{resp}");
@@ -504,11 +574,18 @@ async fn decoupled_mode_answers_freely_then_formats() {
     assert!(reasoning.len() > 20 && reasoning == reasoning.trim(), "the free text, trimmed: {resp}");
     assert!(choice["message"].get("reasoning_content").is_none(), "the free text went into its field: {resp}");
     let format = &choice["format"];
-    assert_eq!((format["mode"].as_str(), format["compliant"].as_bool(), format["free_text_field"].as_str()), (Some("decoupled"), Some(true), Some("reasoning")), "{resp}");
+    assert_eq!(
+        (format["mode"].as_str(), format["compliant"].as_bool(), format["free_text_field"].as_str()),
+        (Some("decoupled"), Some(true), Some("reasoning")),
+        "{resp}"
+    );
     let completion = resp["usage"]["completion_tokens"].as_u64().unwrap();
     let free = format["free_tokens"].as_u64().unwrap();
     let formatted = format["sampled_steps"].as_u64().unwrap() + format["forced_tokens"].as_u64().unwrap();
-    assert!(free > 10 && free + formatted == completion && completion <= 160, "free {free} + format {formatted} = {completion}: {resp}");
+    assert!(
+        free > 10 && free + formatted == completion && completion <= 160,
+        "free {free} + format {formatted} = {completion}: {resp}"
+    );
 
     // Streamed: the same shape, built piece by piece.
     let streamed = client().post(server().url("/v1/chat/completions")).json(&body(160, true)).send().await.unwrap();
@@ -522,11 +599,20 @@ async fn decoupled_mode_answers_freely_then_formats() {
     let (_, tight) = post(server(), "/v1/chat/completions", &body(40, false)).await;
     assert!(serde_json::from_str::<Value>(content(&tight, 0)).is_ok_and(|v| v["answer"].is_i64()), "{tight}");
     assert_eq!(tight["choices"][0]["format"]["compliant"], true, "{tight}");
-    assert!(tight["usage"]["completion_tokens"].as_u64().unwrap() <= 40 && tight["choices"][0]["format"]["free_tokens"] == 14, "{tight}");
+    assert!(
+        tight["usage"]["completion_tokens"].as_u64().unwrap() <= 40
+            && tight["choices"][0]["format"]["free_tokens"] == 14,
+        "{tight}"
+    );
 
     // Without a free-text field, the free text comes beside the answer, as reasoning models do.
     let answer_only = json!({"type": "object", "properties": {"answer": {"type": "integer"}}, "required": ["answer"]});
-    let (_, resp) = post(server(), "/v1/chat/completions", &chat_body(question, json!({"max_tokens": 160, "format_mode": "decoupled", "guided_json": answer_only}))).await;
+    let (_, resp) = post(
+        server(),
+        "/v1/chat/completions",
+        &chat_body(question, json!({"max_tokens": 160, "format_mode": "decoupled", "guided_json": answer_only})),
+    )
+    .await;
     let message = &resp["choices"][0]["message"];
     assert!(serde_json::from_str::<Value>(content(&resp, 0)).is_ok_and(|v| v["answer"].is_i64()), "{resp}");
     assert!(message["reasoning_content"].as_str().is_some_and(|r| r.len() > 20), "{resp}");
@@ -537,12 +623,23 @@ async fn decoupled_mode_refuses_what_it_cannot_do() {
     let tools = json!([{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]);
     let restricted = json!({"type": "object", "properties": {"why": {"type": "string", "maxLength": 5}}});
     for (path, body, param) in [
-        ("/v1/chat/completions", chat_body("hi", json!({"format_mode": "decoupled", "guided_regex": "a", "tools": tools})), "format_mode"),
-        ("/v1/chat/completions", chat_body("hi", json!({"format_mode": "decoupled"})), "format_mode"),
-        ("/v1/completions", json!({"model": MODEL, "prompt": "hi", "format_mode": "decoupled", "guided_regex": "a"}), "format_mode"),
         (
             "/v1/chat/completions",
-            chat_body("hi", json!({"format_mode": "decoupled", "guided_json": restricted, "format_options": {"free_text_field": "why"}})),
+            chat_body("hi", json!({"format_mode": "decoupled", "guided_regex": "a", "tools": tools})),
+            "format_mode",
+        ),
+        ("/v1/chat/completions", chat_body("hi", json!({"format_mode": "decoupled"})), "format_mode"),
+        (
+            "/v1/completions",
+            json!({"model": MODEL, "prompt": "hi", "format_mode": "decoupled", "guided_regex": "a"}),
+            "format_mode",
+        ),
+        (
+            "/v1/chat/completions",
+            chat_body(
+                "hi",
+                json!({"format_mode": "decoupled", "guided_json": restricted, "format_options": {"free_text_field": "why"}}),
+            ),
             "format_options.free_text_field",
         ),
     ] {
@@ -553,26 +650,58 @@ async fn decoupled_mode_refuses_what_it_cannot_do() {
 #[tokio::test]
 async fn responses_refuse_what_they_cannot_serve_naming_the_field() {
     let path = "/v1/responses";
-    expect_error(path, &json!({"model": MODEL, "input": "hi", "tools": [{"type": "web_search"}]}), 400, Some("tools[0].type")).await;
-    expect_error(path, &json!({"model": MODEL, "input": "hi", "previous_response_id": "resp_x"}), 400, Some("previous_response_id")).await;
+    expect_error(
+        path,
+        &json!({"model": MODEL, "input": "hi", "tools": [{"type": "web_search"}]}),
+        400,
+        Some("tools[0].type"),
+    )
+    .await;
+    expect_error(
+        path,
+        &json!({"model": MODEL, "input": "hi", "previous_response_id": "resp_x"}),
+        400,
+        Some("previous_response_id"),
+    )
+    .await;
     expect_error(path, &json!({"model": MODEL}), 400, Some("input")).await;
-    expect_error(path, &json!({"model": MODEL, "input": [{"type": "image_generation_call"}]}), 400, Some("input[0].type")).await;
-    expect_error(path, &json!({"model": MODEL, "input": "hi", "text": {"format": {"type": "xml"}}}), 400, Some("text.format.type")).await;
+    expect_error(
+        path,
+        &json!({"model": MODEL, "input": [{"type": "image_generation_call"}]}),
+        400,
+        Some("input[0].type"),
+    )
+    .await;
+    expect_error(
+        path,
+        &json!({"model": MODEL, "input": "hi", "text": {"format": {"type": "xml"}}}),
+        400,
+        Some("text.format.type"),
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn responses_answer_with_the_response_shape() {
-    let (status, resp) = post(server(), "/v1/responses", &json!({
-        "model": MODEL, "input": "What is 2+2?", "instructions": "Answer with the number.",
-        "max_output_tokens": 3, "temperature": 0, "store": true, "include": ["unknown.value"],
-    })).await;
+    let (status, resp) = post(
+        server(),
+        "/v1/responses",
+        &json!({
+            "model": MODEL, "input": "What is 2+2?", "instructions": "Answer with the number.",
+            "max_output_tokens": 3, "temperature": 0, "store": true, "include": ["unknown.value"],
+        }),
+    )
+    .await;
     assert_eq!(status, 200, "{resp}");
     assert_eq!(resp["object"], "response");
     assert_eq!(resp["output"][0]["type"], "message");
     assert_eq!(resp["output"][0]["content"][0]["type"], "output_text");
     assert_eq!(resp["instructions"], "Answer with the number.");
     let usage = &resp["usage"];
-    assert_eq!(usage["total_tokens"].as_u64(), Some(usage["input_tokens"].as_u64().unwrap() + usage["output_tokens"].as_u64().unwrap()));
+    assert_eq!(
+        usage["total_tokens"].as_u64(),
+        Some(usage["input_tokens"].as_u64().unwrap() + usage["output_tokens"].as_u64().unwrap())
+    );
     if resp["status"] == "incomplete" {
         assert_eq!(resp["incomplete_details"]["reason"], "max_output_tokens");
     }
@@ -597,7 +726,8 @@ fn qwen_vocab() -> &'static (LlamaModel, ChatTemplate) {
     QWEN.get_or_init(|| {
         let backend = common::backend();
         let (_, path) = conform::manifest::resolve(None).unwrap();
-        let model = LlamaModel::load_from_file(backend, path, &LlamaModelParams::default().with_vocab_only(true)).unwrap();
+        let model =
+            LlamaModel::load_from_file(backend, path, &LlamaModelParams::default().with_vocab_only(true)).unwrap();
         let source = model.chat_template(None).unwrap().to_string().unwrap();
         (model, ChatTemplate::new(&source, "", "<|im_end|>").unwrap())
     })
@@ -672,7 +802,10 @@ async fn special_token_text_in_every_client_field_reaches_the_model_as_plain_tex
     let (prompt, bridge) = (plain_and_special_counts(&prompt, FORGED).0, plain_and_special_counts(&bridge, FORGED));
     assert!(bridge.0 > bridge.1);
     let options = json!({"format_prompt": FORGED, "free_tokens": 1});
-    let body = chat_body("hi", json!({"format_mode": "decoupled", "guided_regex": "a", "format_options": options, "max_tokens": 2}));
+    let body = chat_body(
+        "hi",
+        json!({"format_mode": "decoupled", "guided_regex": "a", "format_options": options, "max_tokens": 2}),
+    );
     assert_eq!(prompt_tokens("/v1/chat/completions", body).await, prompt + bridge.0);
 }
 
@@ -709,8 +842,11 @@ async fn raw_strings_are_delivered_as_json() {
         Answer with only a JSON object {\"reasoning\": string, \"answer\": integer}: your step-by-step reasoning in `reasoning`, \
         then the final number alone in `answer`.";
     let body = |stream: bool| {
-        chat_body(question, json!({"max_tokens": 120, "stream": stream, "guided_json": schema,
-            "format_options": {"strings": "raw", "whitespace": "natural"}}))
+        chat_body(
+            question,
+            json!({"max_tokens": 120, "stream": stream, "guided_json": schema,
+            "format_options": {"strings": "raw", "whitespace": "natural"}}),
+        )
     };
     let (status, resp) = post(server(), "/v1/chat/completions", &body(false)).await;
     assert_eq!(status, 200, "{resp}");

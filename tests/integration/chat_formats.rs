@@ -68,7 +68,11 @@ fn weather_tool() -> Value {
 fn conversations() -> Vec<(&'static str, Vec<Value>, Option<Vec<Value>>)> {
     let call = json!({"id": "call12345", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\": \"Oslo\"}"}});
     vec![
-        ("plain", vec![json!({"role": "system", "content": "Be brief."}), json!({"role": "user", "content": "Hi there!"})], None),
+        (
+            "plain",
+            vec![json!({"role": "system", "content": "Be brief."}), json!({"role": "user", "content": "Hi there!"})],
+            None,
+        ),
         ("tools offered", vec![json!({"role": "user", "content": "Weather in Oslo?"})], Some(vec![weather_tool()])),
         (
             "tool round",
@@ -109,7 +113,11 @@ fn reference(source: &str, messages: &[Value], tools: Option<&[Value]>) -> Resul
 #[test]
 fn templates_render_as_the_reference_renderer_does() {
     let dir = templates();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "jinja")).collect();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jinja"))
+        .collect();
     files.sort();
     assert!(files.len() >= 60, "{} templates in {}", files.len(), dir.display());
     let mut mismatches = Vec::new();
@@ -142,7 +150,11 @@ fn templates_render_as_the_reference_renderer_does() {
             }
         }
     }
-    eprintln!("{} of {compared} renderings differ from the reference; {} the reference refuses", mismatches.len(), lenient.len());
+    eprintln!(
+        "{} of {compared} renderings differ from the reference; {} the reference refuses",
+        mismatches.len(),
+        lenient.len()
+    );
     for m in mismatches.iter().chain(&lenient) {
         eprintln!("  {m}");
     }
@@ -235,11 +247,15 @@ async fn qwen3_reasoning_then_a_valid_json_answer() {
     let schema = json!({"type": "object", "properties": {"answer": {"type": "integer"}}, "required": ["answer"], "additionalProperties": false});
     let format = json!({"type": "json_schema", "json_schema": {"name": "sum", "schema": schema, "strict": true}});
     for max_tokens in [24, 120] {
-        let body = chat_body("What is 17 + 25? Think it through, then answer.", json!({"max_tokens": max_tokens, "response_format": format}));
+        let body = chat_body(
+            "What is 17 + 25? Think it through, then answer.",
+            json!({"max_tokens": max_tokens, "response_format": format}),
+        );
         let (status, r) = post(&server, "/v1/chat/completions", &body).await;
         assert_eq!(status, 200, "{r}");
         let message = &r["choices"][0]["message"];
-        let answer: Value = serde_json::from_str(message["content"].as_str().unwrap()).unwrap_or_else(|e| panic!("{e}: {r}"));
+        let answer: Value =
+            serde_json::from_str(message["content"].as_str().unwrap()).unwrap_or_else(|e| panic!("{e}: {r}"));
         assert!(answer["answer"].is_i64(), "{r}");
         assert!(message["reasoning_content"].is_string(), "{r}");
         assert!(!message["content"].as_str().unwrap().contains("think>"), "{r}");
@@ -266,10 +282,14 @@ async fn qwen3_reasoning_then_a_valid_json_answer() {
     assert_eq!(status, 200, "{r}");
     assert_eq!(r["output"][0]["type"], "reasoning", "{r}");
     assert_eq!(r["output"][1]["type"], "message", "{r}");
-    let answer: Value = serde_json::from_str(r["output"][1]["content"][0]["text"].as_str().unwrap()).unwrap_or_else(|e| panic!("{e}: {r}"));
+    let answer: Value = serde_json::from_str(r["output"][1]["content"][0]["text"].as_str().unwrap())
+        .unwrap_or_else(|e| panic!("{e}: {r}"));
     assert!(answer["answer"].is_i64(), "{r}");
     // Thinking off: the template closes the section itself; no reasoning comes back.
-    let body = chat_body("What is 2 + 3?", json!({"max_tokens": 20, "response_format": format, "chat_template_kwargs": {"enable_thinking": false}}));
+    let body = chat_body(
+        "What is 2 + 3?",
+        json!({"max_tokens": 20, "response_format": format, "chat_template_kwargs": {"enable_thinking": false}}),
+    );
     let (status, r) = post(&server, "/v1/chat/completions", &body).await;
     assert_eq!(status, 200, "{r}");
     assert!(r["choices"][0]["message"].get("reasoning_content").is_none(), "{r}");
@@ -291,7 +311,14 @@ async fn an_unconstrained_family_refuses_tools_clearly() {
     let (status, r) = post(&server, "/v1/chat/completions", &chat_body("Say hi.", json!({"max_tokens": 4}))).await;
     assert_eq!(status, 200, "{r}");
     let path = templates().join("openai-gpt-oss-120b.jinja");
-    let generic = Server::start(&["--ctx-size", "2048", "--chat-template-file", path.to_str().unwrap(), "--chat-format", "generic"]);
+    let generic = Server::start(&[
+        "--ctx-size",
+        "2048",
+        "--chat-template-file",
+        path.to_str().unwrap(),
+        "--chat-format",
+        "generic",
+    ]);
     assert_eq!(health(&generic).await["chat_format"], "generic");
     let (status, r) = post(&generic, "/v1/chat/completions", &body).await;
     assert_eq!(status, 200, "{r}");
@@ -305,7 +332,10 @@ async fn smollm2_serves_tools_and_schemas_through_the_generic_format() {
     let server = Server::start(&["--model", "smollm2-135m-instruct", "--parallel", "2", "--ctx-size", "2048"]);
     assert_eq!(health(&server).await["chat_format"], "generic");
     let model = "smollm2-135m-instruct";
-    let mut body = chat_body("Add 17 and 25 with the tool.", json!({"max_tokens": 60, "tools": [add_tool()], "tool_choice": "required"}));
+    let mut body = chat_body(
+        "Add 17 and 25 with the tool.",
+        json!({"max_tokens": 60, "tools": [add_tool()], "tool_choice": "required"}),
+    );
     body["model"] = json!(model);
     let (status, r) = post(&server, "/v1/chat/completions", &body).await;
     assert_eq!(status, 200, "{r}");
@@ -315,11 +345,14 @@ async fn smollm2_serves_tools_and_schemas_through_the_generic_format() {
     assert!(arguments["a"].is_i64() && arguments["b"].is_i64(), "{r}");
     let schema = json!({"type": "object", "properties": {"city": {"type": "string", "maxLength": 20}, "population": {"type": "integer"}},
         "required": ["city", "population"], "additionalProperties": false});
-    let mut body = chat_body("Name a big city and its population as JSON.",
-        json!({"max_tokens": 60, "response_format": {"type": "json_schema", "json_schema": {"name": "city", "schema": schema, "strict": true}}}));
+    let mut body = chat_body(
+        "Name a big city and its population as JSON.",
+        json!({"max_tokens": 60, "response_format": {"type": "json_schema", "json_schema": {"name": "city", "schema": schema, "strict": true}}}),
+    );
     body["model"] = json!(model);
     let (status, r) = post(&server, "/v1/chat/completions", &body).await;
     assert_eq!(status, 200, "{r}");
-    let answer: Value = serde_json::from_str(r["choices"][0]["message"]["content"].as_str().unwrap()).unwrap_or_else(|e| panic!("{e}: {r}"));
+    let answer: Value = serde_json::from_str(r["choices"][0]["message"]["content"].as_str().unwrap())
+        .unwrap_or_else(|e| panic!("{e}: {r}"));
     assert!(answer["city"].is_string() && answer["population"].is_i64(), "{r}");
 }

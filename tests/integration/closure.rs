@@ -38,7 +38,13 @@ fn lookahead_keeps_the_closure_guarantee() {
 fn tight_budgets_always_close_with_bytewise_fast_forward() {
     let vocab = qwen3().vocab.clone();
     let singles = vocab.single_byte_tokens();
-    walks(Formats::new(vocab, Arc::new(move |bytes: &[u8]| bytes.iter().map(|&b| singles[b as usize].unwrap()).collect())), None);
+    walks(
+        Formats::new(
+            vocab,
+            Arc::new(move |bytes: &[u8]| bytes.iter().map(|&b| singles[b as usize].unwrap()).collect()),
+        ),
+        None,
+    );
 }
 
 /// Random walks under each case's format; `mode` adds request fields (e.g. lookahead).
@@ -76,11 +82,14 @@ fn walks(formats: Formats, mode: Option<serde_json::Value>) {
             while used < budget && !constraint.is_finished() {
                 let mut logits = vec![0f32; vocab.len()];
                 constraint.mask(&mut logits, budget - used - 1);
-                let allowed: Vec<u32> = (0..vocab.len() as u32)
-                    .filter(|&t| logits[t as usize].is_finite() && !vocab.is_eog(t))
-                    .collect();
+                let allowed: Vec<u32> =
+                    (0..vocab.len() as u32).filter(|&t| logits[t as usize].is_finite() && !vocab.is_eog(t)).collect();
                 let eog_allowed = vocab.eog_tokens().iter().any(|&t| logits[t as usize].is_finite());
-                assert!(!allowed.is_empty() || eog_allowed, "{case}: dead end at budget {budget}, used {used}, text {:?}", String::from_utf8_lossy(&text));
+                assert!(
+                    !allowed.is_empty() || eog_allowed,
+                    "{case}: dead end at budget {budget}, used {used}, text {:?}",
+                    String::from_utf8_lossy(&text)
+                );
                 if allowed.is_empty() || (eog_allowed && rng.gen_bool(0.1)) {
                     break;
                 }
@@ -94,7 +103,11 @@ fn walks(formats: Formats, mode: Option<serde_json::Value>) {
                 }
                 assert!(used <= budget);
             }
-            assert!(constraint.is_accepting(), "{case}: incomplete at budget {budget}: {:?}", String::from_utf8_lossy(&text));
+            assert!(
+                constraint.is_accepting(),
+                "{case}: incomplete at budget {budget}: {:?}",
+                String::from_utf8_lossy(&text)
+            );
             let summary = Summary {
                 finish_reason: FinishReason::Stop,
                 prompt_tokens: 0,

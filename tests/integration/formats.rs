@@ -14,7 +14,18 @@ const SLOTS: usize = 4;
 
 fn server() -> &'static Server {
     static SERVER: OnceLock<Server> = OnceLock::new();
-    SERVER.get_or_init(|| Server::start(&["--parallel", &SLOTS.to_string(), "--ctx-size", "2048", "--max-queue", "512", "--queue-timeout", "3600"]))
+    SERVER.get_or_init(|| {
+        Server::start(&[
+            "--parallel",
+            &SLOTS.to_string(),
+            "--ctx-size",
+            "2048",
+            "--max-queue",
+            "512",
+            "--queue-timeout",
+            "3600",
+        ])
+    })
 }
 
 /// Runs the requests `SLOTS` at a time; answers come in the order they finish. Sending them all
@@ -25,7 +36,6 @@ async fn in_slots<T>(requests: impl IntoIterator<Item = impl std::future::Future
     futures::stream::iter(requests).buffer_unordered(SLOTS).collect().await
 }
 
-
 fn choice(resp: &Value) -> &Value {
     &resp["choices"][0]
 }
@@ -35,7 +45,8 @@ fn text(resp: &Value) -> &str {
 }
 
 fn assert_valid(schema: &Value, output: &str, context: &str) {
-    let instance: Value = serde_json::from_str(output).unwrap_or_else(|e| panic!("{context}: not JSON ({e}): {output}"));
+    let instance: Value =
+        serde_json::from_str(output).unwrap_or_else(|e| panic!("{context}: not JSON ({e}): {output}"));
     let validator = jsonschema::options().should_validate_formats(true).build(schema).unwrap();
     let errors: Vec<String> = validator.iter_errors(&instance).map(|e| e.to_string()).collect();
     assert!(errors.is_empty(), "{context}: {output} violates the schema: {errors:?}");
@@ -46,8 +57,11 @@ async fn json_schema_output_is_valid_complete_and_reported() {
     let schema = json!({"type": "object", "properties": {
         "name": {"type": "string"}, "age": {"type": "integer", "minimum": 0, "maximum": 150},
         "email": {"type": "string", "format": "email"}}, "required": ["name", "age", "email"]});
-    let body = chat_body("Invent a person.", json!({"max_tokens": 80,
-        "response_format": {"type": "json_schema", "json_schema": {"name": "person", "schema": schema, "strict": true}}}));
+    let body = chat_body(
+        "Invent a person.",
+        json!({"max_tokens": 80,
+        "response_format": {"type": "json_schema", "json_schema": {"name": "person", "schema": schema, "strict": true}}}),
+    );
     let (status, resp) = post(server(), "/v1/chat/completions", &body).await;
     assert_eq!(status, 200, "{resp}");
     assert_valid(&schema, text(&resp), "person");
@@ -80,11 +94,15 @@ async fn recursive_schema_outputs_validate_and_close() {
         "required": ["name", "children"]}}, "$ref": "#/$defs/dir"});
     // Flexible whitespace lets the model indent as it likes to, so it nests (compact JSON
     // makes this model close every `children` at once).
-    let prompt = "Give the directory tree of a web project as JSON. Each node is {\"name\": ..., \"children\": [...]}. \
+    let prompt =
+        "Give the directory tree of a web project as JSON. Each node is {\"name\": ..., \"children\": [...]}. \
         The root \"app\" contains \"src\" (which contains \"components\" and \"utils\") and \"tests\".";
     for max_tokens in [200, 40] {
-        let body = chat_body(prompt, json!({"max_tokens": max_tokens, "n": 2, "temperature": 0.7, "seed": 7,
-            "guided_json": schema, "format_options": {"whitespace": 16}}));
+        let body = chat_body(
+            prompt,
+            json!({"max_tokens": max_tokens, "n": 2, "temperature": 0.7, "seed": 7,
+            "guided_json": schema, "format_options": {"whitespace": 16}}),
+        );
         let (status, resp) = post(server(), "/v1/chat/completions", &body).await;
         assert_eq!(status, 200, "{resp}");
         for c in resp["choices"].as_array().unwrap() {
@@ -98,7 +116,10 @@ async fn recursive_schema_outputs_validate_and_close() {
 
 #[tokio::test]
 async fn regex_and_choice_formats() {
-    let body = chat_body("What is the date of the first moon landing?", json!({"guided_regex": r"\d{4}-\d{2}-\d{2}", "max_tokens": 20}));
+    let body = chat_body(
+        "What is the date of the first moon landing?",
+        json!({"guided_regex": r"\d{4}-\d{2}-\d{2}", "max_tokens": 20}),
+    );
     let (status, resp) = post(server(), "/v1/chat/completions", &body).await;
     assert_eq!(status, 200, "{resp}");
     let out = text(&resp);
@@ -117,8 +138,11 @@ async fn regex_and_choice_formats() {
 
 #[tokio::test]
 async fn json_object_mode_streams_and_works_with_n() {
-    let body = chat_body("Describe a car as JSON.", json!({"response_format": {"type": "json_object"},
-        "max_tokens": 40, "n": 2, "temperature": 0.8, "seed": 3, "stream": true}));
+    let body = chat_body(
+        "Describe a car as JSON.",
+        json!({"response_format": {"type": "json_object"},
+        "max_tokens": 40, "n": 2, "temperature": 0.8, "seed": 3, "stream": true}),
+    );
     let resp = client().post(server().url("/v1/chat/completions")).json(&body).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     let payloads = sse_payloads(resp).await;
@@ -161,11 +185,23 @@ async fn bad_formats_are_400s_with_reasons() {
     let cases = [
         (json!({"guided_regex": "(ab"}), "guided_regex", "invalid_format"),
         (json!({"guided_choice": []}), "guided_choice", "invalid_format"),
-        (json!({"guided_json": {"type": "object", "properties": {"a": {"type": "string", "maxLenght": 3}}}, "format_options": {"unknown_keywords": "error"}}), "guided_json", "unsupported_schema_keyword"),
-        (json!({"guided_json": {"type": "object", "properties": {"a": {"$dynamicRef": "#node"}}}}), "guided_json", "unsupported_schema_keyword"),
+        (
+            json!({"guided_json": {"type": "object", "properties": {"a": {"type": "string", "maxLenght": 3}}}, "format_options": {"unknown_keywords": "error"}}),
+            "guided_json",
+            "unsupported_schema_keyword",
+        ),
+        (
+            json!({"guided_json": {"type": "object", "properties": {"a": {"$dynamicRef": "#node"}}}}),
+            "guided_json",
+            "unsupported_schema_keyword",
+        ),
         (json!({"guided_regex": "(a|b)*a(a|b){40}"}), "guided_regex", "format_too_complex"),
         (json!({"guided_grammar": "root ::= \"a\" item"}), "guided_grammar", "invalid_format"),
-        (json!({"response_format": {"type": "grammar", "grammar": "root ::= e\ne ::= e \"+\" | \"1\""}}), "response_format.grammar", "invalid_format"),
+        (
+            json!({"response_format": {"type": "grammar", "grammar": "root ::= e\ne ::= e \"+\" | \"1\""}}),
+            "response_format.grammar",
+            "invalid_format",
+        ),
         (json!({"response_format": {"type": "grammar"}}), "response_format.grammar", "invalid_format"),
     ];
     for (extra, param, code) in cases {
@@ -183,7 +219,10 @@ async fn bad_formats_are_400s_with_reasons() {
     for (extra, param) in [
         (json!({"guided_regex": "a", "guided_choice": ["a"]}), "guided_choice"),
         (json!({"response_format": {"type": "xml"}}), "response_format.type"),
-        (json!({"response_format": {"type": "json_schema", "json_schema": {"name": "x"}}}), "response_format.json_schema.schema"),
+        (
+            json!({"response_format": {"type": "json_schema", "json_schema": {"name": "x"}}}),
+            "response_format.json_schema.schema",
+        ),
         (json!({"guided_regex": "a", "format_mode": "fast"}), "format_mode"),
         (json!({"format_mode": "free"}), "format_mode"),
         (json!({"guided_json": "{not json"}), "guided_json"),
@@ -207,7 +246,10 @@ async fn a_format_that_cannot_fit_max_tokens_is_refused_up_front() {
 #[tokio::test]
 async fn lenient_mode_lists_what_it_ignored() {
     let schema = json!({"type": "object", "properties": {"a": {"type": "integer", "javaType": "Long"}, "b": {"type": "string", "format": "url"}}, "required": ["a"]});
-    let body = chat_body("Give a number.", json!({"guided_json": schema, "format_options": {"lenient": true}, "max_tokens": 12}));
+    let body = chat_body(
+        "Give a number.",
+        json!({"guided_json": schema, "format_options": {"lenient": true}, "max_tokens": 12}),
+    );
     let (status, resp) = post(server(), "/v1/chat/completions", &body).await;
     assert_eq!(status, 200, "{resp}");
     let ignored = choice(&resp)["format"]["ignored"].as_array().unwrap();
@@ -223,7 +265,10 @@ async fn lenient_mode_lists_what_it_ignored() {
         assert_eq!(status, 200, "{resp}");
         let ignored = choice(&resp)["format"]["ignored"].as_array().unwrap();
         assert!(ignored.iter().any(|i| i.as_str().unwrap().contains("javaType")), "{ignored:?}");
-        assert!(ignored.iter().any(|i| i.as_str().unwrap().contains("format `url`")), "a format of no draft is an annotation too: {ignored:?}");
+        assert!(
+            ignored.iter().any(|i| i.as_str().unwrap().contains("format `url`")),
+            "a format of no draft is an annotation too: {ignored:?}"
+        );
         assert_valid(&schema, text(&resp), "unknown keywords ignored");
     }
     let body = chat_body("x", json!({"guided_json": schema, "format_options": {"unknown_keywords": "error"}}));
@@ -246,7 +291,8 @@ async fn lenient_mode_lists_what_it_ignored() {
 async fn jsonschemabench_sample_validates_end_to_end() {
     let limits = conform::format::Limits::default();
     let mut sample = Vec::new();
-    let mut files: Vec<_> = std::fs::read_dir(data_dir().join("jsonschemabench")).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<_> =
+        std::fs::read_dir(data_dir().join("jsonschemabench")).unwrap().map(|e| e.unwrap().path()).collect();
     files.sort();
     for file in &files {
         let text = std::fs::read_to_string(file).unwrap();
@@ -270,7 +316,8 @@ async fn jsonschemabench_sample_validates_end_to_end() {
     assert!(sample.len() >= 50, "only {} schemas sampled", sample.len());
 
     let run = |id: String, schema: Value, max_tokens: u32| async move {
-        let body = chat_body("Produce one realistic JSON instance.", json!({"guided_json": schema, "max_tokens": max_tokens}));
+        let body =
+            chat_body("Produce one realistic JSON instance.", json!({"guided_json": schema, "max_tokens": max_tokens}));
         let (status, resp) = post(server(), "/v1/chat/completions", &body).await;
         (id, schema, status, resp)
     };
@@ -315,9 +362,12 @@ async fn natural_whitespace_costs_the_model_less_than_compact() {
         "name": {"type": "string"}, "age": {"type": "integer"}, "hobbies": {"type": "array", "items": {"type": "string"}}}});
     let mut costs = Vec::new();
     for whitespace in ["compact", "natural"] {
-        let body = chat_body("Give me a person named Ann aged 31 with her hobbies as JSON.", json!({"max_tokens": 80,
+        let body = chat_body(
+            "Give me a person named Ann aged 31 with her hobbies as JSON.",
+            json!({"max_tokens": 80,
             "response_format": {"type": "json_schema", "json_schema": {"name": "p", "schema": schema}},
-            "format_options": {"whitespace": whitespace}}));
+            "format_options": {"whitespace": whitespace}}),
+        );
         let (status, resp) = post(server(), "/v1/chat/completions", &body).await;
         assert_eq!(status, 200, "{resp}");
         let out = text(&resp);

@@ -122,7 +122,10 @@ async fn chess_grammar_outputs_numbered_san_moves() {
     let mut tokens = out.split(' ').peekable();
     let mut pairs = 0;
     while let Some(number) = tokens.next() {
-        assert!(number.ends_with('.') && number[..number.len() - 1].parse::<u32>().is_ok(), "move number {number:?} in {out}");
+        assert!(
+            number.ends_with('.') && number[..number.len() - 1].parse::<u32>().is_ok(),
+            "move number {number:?} in {out}"
+        );
         let first = tokens.next().unwrap_or_else(|| panic!("{out}"));
         assert!(is_move(first), "{first:?} in {out}");
         if tokens.peek().is_some_and(|t| !t.ends_with('.')) {
@@ -140,7 +143,13 @@ async fn sql_grammar_outputs_select_statements() {
     let rest = out.strip_prefix("SELECT ").unwrap_or_else(|| panic!("{out}"));
     assert!(rest.ends_with(';'), "{out}");
     let (columns, rest) = rest.split_once(" FROM ").unwrap_or_else(|| panic!("{out}"));
-    assert!(columns == "*" || columns.split(", ").all(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')), "{out}");
+    assert!(
+        columns == "*"
+            || columns
+                .split(", ")
+                .all(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')),
+        "{out}"
+    );
     let table = rest.split([' ', ';']).next().unwrap();
     assert!(!table.is_empty() && table.as_bytes()[0].is_ascii_lowercase() || table.starts_with('_'), "{out}");
 }

@@ -20,7 +20,8 @@ use tokio::net::TcpStream;
 /// Default body limit (8 MiB), so inputs up to the sizes an attacker can send reach the compiler.
 fn server() -> &'static Server {
     static SERVER: OnceLock<Server> = OnceLock::new();
-    SERVER.get_or_init(|| Server::start(&["--parallel", "2", "--max-queue", "16", "--max-n", "32", "--ctx-size", "512"]))
+    SERVER
+        .get_or_init(|| Server::start(&["--parallel", "2", "--max-queue", "16", "--max-n", "32", "--ctx-size", "512"]))
 }
 
 /// A short greedy chat must still work: the server survived what came before.
@@ -52,7 +53,8 @@ async fn grammar_rule_chains_are_400s_not_crashes() {
             g.push_str(&format!("r{i} ::= \"x\" r{}\n", i + 1));
         }
         g.push_str(&format!("r{n} ::= \"y\"\n"));
-        let message = refused(s, &chat_body("x", json!({"guided_grammar": g, "max_tokens": 4})), 400, "guided_grammar").await;
+        let message =
+            refused(s, &chat_body("x", json!({"guided_grammar": g, "max_tokens": 4})), 400, "guided_grammar").await;
         assert!(message.contains("nest"), "{name}: {message}");
     }
     // Mutually recursive: more recursive rules than call codes, so recursion is unrolled.
@@ -60,7 +62,8 @@ async fn grammar_rule_chains_are_400s_not_crashes() {
     for i in 0..3_400 {
         g.push_str(&format!("m{i} ::= \"(\" m{} \")\" | \"x\"\n", (i + 1) % 3_400));
     }
-    let (status, resp) = post(s, "/v1/chat/completions", &chat_body("x", json!({"guided_grammar": g, "max_tokens": 4}))).await;
+    let (status, resp) =
+        post(s, "/v1/chat/completions", &chat_body("x", json!({"guided_grammar": g, "max_tokens": 4}))).await;
     assert!(status == 200 || status == 400, "{status} {resp}");
     still_serves(s).await;
 }
@@ -114,7 +117,8 @@ async fn huge_inputs_are_not_echoed_back() {
 async fn non_object_tool_parameters_are_refused() {
     let s = server();
     let tools = json!([{"type": "function", "function": {"name": "f", "parameters": {"type": "string"}}}]);
-    refused(s, &chat_body("x", json!({"tools": tools, "max_tokens": 2})), 400, "tools[0].function.parameters.type").await;
+    refused(s, &chat_body("x", json!({"tools": tools, "max_tokens": 2})), 400, "tools[0].function.parameters.type")
+        .await;
 }
 
 // ------------------------------------------------------------------ authentication
@@ -168,13 +172,26 @@ async fn bearer_scheme_is_case_insensitive_and_empty_credentials_never_match() {
 /// Short header timeout and a small connection cap, so both are quick to reach.
 fn strict() -> &'static Server {
     static SERVER: OnceLock<Server> = OnceLock::new();
-    SERVER.get_or_init(|| Server::start(&["--parallel", "1", "--ctx-size", "1024", "--header-timeout", "1", "--max-connections", "20"]))
+    SERVER.get_or_init(|| {
+        Server::start(&["--parallel", "1", "--ctx-size", "1024", "--header-timeout", "1", "--max-connections", "20"])
+    })
 }
 
 /// The default cap, a header timeout no test outlives, and one extra allowed Host.
 fn lenient() -> &'static Server {
     static SERVER: OnceLock<Server> = OnceLock::new();
-    SERVER.get_or_init(|| Server::start(&["--parallel", "1", "--ctx-size", "1024", "--header-timeout", "600", "--allowed-host", "Box.Lan"]))
+    SERVER.get_or_init(|| {
+        Server::start(&[
+            "--parallel",
+            "1",
+            "--ctx-size",
+            "1024",
+            "--header-timeout",
+            "600",
+            "--allowed-host",
+            "Box.Lan",
+        ])
+    })
 }
 
 fn address(server: &Server) -> String {
@@ -286,7 +303,9 @@ async fn bodies_not_declared_json_get_415() {
 async fn a_loopback_server_answers_only_loopback_and_allowed_hosts() {
     let server = lenient();
     let port = address(server).rsplit_once(':').unwrap().1.to_string();
-    let get = |host: String| async move { client().get(lenient().url("/v1/models")).header("host", host).send().await.unwrap() };
+    let get = |host: String| async move {
+        client().get(lenient().url("/v1/models")).header("host", host).send().await.unwrap()
+    };
     for host in ["evil.example".to_string(), format!("evil.example:{port}"), format!("localhost.evil.example:{port}")] {
         let resp = get(host.clone()).await;
         assert_eq!(resp.status(), 403, "{host}");
@@ -294,7 +313,13 @@ async fn a_loopback_server_answers_only_loopback_and_allowed_hosts() {
         assert_eq!(error["error"]["code"], "host_not_allowed", "{error}");
         assert!(error["error"]["message"].as_str().unwrap().contains(&host), "{error}");
     }
-    for host in [format!("localhost:{port}"), format!("127.0.0.1:{port}"), format!("[::1]:{port}"), "box.lan".to_string(), format!("BOX.LAN:{port}")] {
+    for host in [
+        format!("localhost:{port}"),
+        format!("127.0.0.1:{port}"),
+        format!("[::1]:{port}"),
+        "box.lan".to_string(),
+        format!("BOX.LAN:{port}"),
+    ] {
         assert_eq!(get(host.clone()).await.status(), 200, "{host}");
     }
 }

@@ -18,13 +18,20 @@ fn server() -> &'static Server {
 }
 
 fn with_instructions(prompt: &str, list: Value, max_tokens: u32) -> Value {
-    chat_body(prompt, json!({"max_tokens": max_tokens, "seed": 1, "response_format": {"type": "instructions", "instructions": list}}))
+    chat_body(
+        prompt,
+        json!({"max_tokens": max_tokens, "seed": 1, "response_format": {"type": "instructions", "instructions": list}}),
+    )
 }
 
 #[tokio::test]
 async fn bad_instructions_are_400_naming_the_field() {
     let cases = [
-        (json!([{"id": "punctuation:no_comma"}, {"id": "keywords:nope"}]), "response_format.instructions[1].id", "invalid_format"),
+        (
+            json!([{"id": "punctuation:no_comma"}, {"id": "keywords:nope"}]),
+            "response_format.instructions[1].id",
+            "invalid_format",
+        ),
         (
             json!([{"id": "length_constraints:number_words", "num_words": 5, "relation": "about"}]),
             "response_format.instructions[0].relation",

@@ -32,7 +32,10 @@ async fn wait_until_idle(server: &Server) {
 #[tokio::test]
 async fn a_disconnected_stream_frees_its_slot_and_the_next_request_runs() {
     let _turn = TURN.lock().await;
-    let body = chat_body("Write a very long essay about the sea.", json!({"max_tokens": 800, "stream": true, "logit_bias": no_eos()}));
+    let body = chat_body(
+        "Write a very long essay about the sea.",
+        json!({"max_tokens": 800, "stream": true, "logit_bias": no_eos()}),
+    );
     let resp = client().post(server().url("/v1/chat/completions")).json(&body).send().await.unwrap();
     let mut stream = resp.bytes_stream();
     let mut seen = 0;
@@ -55,8 +58,10 @@ async fn an_abandoned_plain_request_is_cancelled_too() {
     let _turn = TURN.lock().await;
     let generated = "conform_completion_tokens_total";
     let before = metric(server(), generated).await;
-    let body = chat_body("Write a very long essay about mountains.", json!({"max_tokens": 800, "logit_bias": no_eos()}));
-    let request = tokio::spawn(async move { client().post(server().url("/v1/chat/completions")).json(&body).send().await });
+    let body =
+        chat_body("Write a very long essay about mountains.", json!({"max_tokens": 800, "logit_bias": no_eos()}));
+    let request =
+        tokio::spawn(async move { client().post(server().url("/v1/chat/completions")).json(&body).send().await });
     wait_for_health(server(), "the request never took the slot", |h| h["active_sequences"] == 1).await;
     request.abort();
     assert!(request.await.unwrap_err().is_cancelled());
@@ -94,16 +99,25 @@ async fn same_seed_same_output_and_n_gives_distinct_choices() {
 async fn a_full_queue_answers_429_with_retry_after_and_loses_nothing() {
     let _turn = TURN.lock().await;
     // Occupy the only slot with a long stream.
-    let long = chat_body("Write a very long essay about rivers.", json!({"max_tokens": 800, "stream": true, "logit_bias": no_eos()}));
+    let long = chat_body(
+        "Write a very long essay about rivers.",
+        json!({"max_tokens": 800, "stream": true, "logit_bias": no_eos()}),
+    );
     let resp = client().post(server().url("/v1/chat/completions")).json(&long).send().await.unwrap();
     let mut stream = resp.bytes_stream();
     stream.next().await.unwrap().unwrap();
     // One request may wait...
     let second = chat_body("Say ok.", json!({"max_tokens": 3}));
     let waiting = tokio::spawn(async move { post(server(), "/v1/chat/completions", &second).await });
-    wait_for_health(server(), "the second request never queued", |h| h["queued"] == 1 && h["active_sequences"] == 1).await;
+    wait_for_health(server(), "the second request never queued", |h| h["queued"] == 1 && h["active_sequences"] == 1)
+        .await;
     // ...the next one is turned away at once.
-    let resp = client().post(server().url("/v1/chat/completions")).json(&chat_body("Hi.", json!({"max_tokens": 3}))).send().await.unwrap();
+    let resp = client()
+        .post(server().url("/v1/chat/completions"))
+        .json(&chat_body("Hi.", json!({"max_tokens": 3})))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 429);
     assert_eq!(resp.headers()["retry-after"], "1");
     let body: Value = resp.json().await.unwrap();
@@ -119,7 +133,10 @@ async fn a_full_queue_answers_429_with_retry_after_and_loses_nothing() {
 async fn a_request_queued_past_the_timeout_gets_503_and_leaves_the_queue() {
     let own = Server::start(&["--parallel", "1", "--ctx-size", "1024", "--queue-timeout", "1"]);
     // Occupy the only slot with a stream held open.
-    let long = chat_body("Write a very long essay about mountains.", json!({"max_tokens": 800, "stream": true, "logit_bias": no_eos()}));
+    let long = chat_body(
+        "Write a very long essay about mountains.",
+        json!({"max_tokens": 800, "stream": true, "logit_bias": no_eos()}),
+    );
     let resp = client().post(own.url("/v1/chat/completions")).json(&long).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     let mut stream = resp.bytes_stream();
@@ -168,7 +185,13 @@ async fn sigterm_finishes_streams_in_flight_then_exits_cleanly() {
     let shutdown_timeout = PATIENCE.as_secs().to_string();
     let mut own = Server::start(&["--parallel", "2", "--ctx-size", "512", "--shutdown-timeout", &shutdown_timeout]);
     let body = chat_body("Count from 1 to 20.", json!({"max_tokens": 40, "stream": true}));
-    let resp = client().post(own.url("/v1/chat/completions")).json(&body).header("x-request-id", "abc-123").send().await.unwrap();
+    let resp = client()
+        .post(own.url("/v1/chat/completions"))
+        .json(&body)
+        .header("x-request-id", "abc-123")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.headers()["x-request-id"], "abc-123");
     let mut stream = resp.bytes_stream();
     let first = String::from_utf8(stream.next().await.unwrap().unwrap().to_vec()).unwrap();
@@ -200,8 +223,11 @@ async fn sigterm_finishes_streams_in_flight_then_exits_cleanly() {
 async fn sigterm_cuts_work_past_the_deadline_and_exits_cleanly() {
     let mut own = Server::start(&["--parallel", "1", "--ctx-size", "2048", "--shutdown-timeout", "1"]);
     // End-of-text banned: 1500 tokens take far longer than the 1 s deadline.
-    let body = chat_body("Write a very long story.", json!({"max_tokens": 1500, "stream": true,
-        "logit_bias": {"151643": -100, "151645": -100}}));
+    let body = chat_body(
+        "Write a very long story.",
+        json!({"max_tokens": 1500, "stream": true,
+        "logit_bias": {"151643": -100, "151645": -100}}),
+    );
     let resp = client().post(own.url("/v1/chat/completions")).json(&body).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     let mut stream = resp.bytes_stream();
@@ -218,7 +244,7 @@ async fn sigterm_cuts_work_past_the_deadline_and_exits_cleanly() {
     let text = reader.await.unwrap();
     assert!(!text.contains("[DONE]"), "a 1500-token stream finished within the 1 s deadline: {text}");
     // The cut is told, not just a closed connection.
-    let last = text.lines().filter_map(|l| l.strip_prefix("data: ")).last().unwrap();
+    let last = text.lines().filter_map(|l| l.strip_prefix("data: ")).next_back().unwrap();
     let error: Value = serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {last}"));
     assert_eq!(error["error"]["code"], "server_shutdown", "{error}");
 }
@@ -237,7 +263,18 @@ async fn format_limits_come_from_flags_and_name_themselves() {
 
 #[tokio::test]
 async fn request_limits_come_from_flags_and_name_themselves() {
-    let own = Server::start(&["--parallel", "1", "--ctx-size", "512", "--max-n", "2", "--max-messages", "3", "--max-completion-tokens", "50"]);
+    let own = Server::start(&[
+        "--parallel",
+        "1",
+        "--ctx-size",
+        "512",
+        "--max-n",
+        "2",
+        "--max-messages",
+        "3",
+        "--max-completion-tokens",
+        "50",
+    ]);
     let msg = json!({"role": "user", "content": "Hi."});
     let body = |messages: Value, extra: Value| {
         let mut b = json!({"model": MODEL, "messages": messages, "max_tokens": 4});
@@ -256,7 +293,8 @@ async fn request_limits_come_from_flags_and_name_themselves() {
         assert!(resp["error"]["message"].as_str().unwrap().contains(flag), "{resp}");
     }
     // At the limits, the request is served.
-    let (status, resp) = post(&own, "/v1/chat/completions", &body(json!([msg, msg, msg]), json!({"n": 2, "max_tokens": 50}))).await;
+    let (status, resp) =
+        post(&own, "/v1/chat/completions", &body(json!([msg, msg, msg]), json!({"n": 2, "max_tokens": 50}))).await;
     assert_eq!(status, 200, "{resp}");
     assert_eq!(resp["choices"].as_array().unwrap().len(), 2);
 }

@@ -16,13 +16,16 @@ fn answer_schema() -> Value {
 }
 
 fn math(extra: Value) -> Value {
-    let mut body = chat_body("A box holds 3 red and 4 blue pens. How many pens are in 5 boxes?", json!({
-        "response_format": {"type": "json_schema", "json_schema": {"name": "a", "schema": answer_schema()}},
-        "format_mode": "lookahead",
-        "max_tokens": 48,
-        "temperature": 0.8,
-        "seed": 5,
-    }));
+    let mut body = chat_body(
+        "A box holds 3 red and 4 blue pens. How many pens are in 5 boxes?",
+        json!({
+            "response_format": {"type": "json_schema", "json_schema": {"name": "a", "schema": answer_schema()}},
+            "format_mode": "lookahead",
+            "max_tokens": 48,
+            "temperature": 0.8,
+            "seed": 5,
+        }),
+    );
     for (k, v) in extra.as_object().unwrap() {
         body[k] = v.clone();
     }
@@ -55,15 +58,24 @@ async fn lookahead_outputs_comply_close_and_repeat_with_the_seed() {
     let (_, one) = post(&server, "/v1/chat/completions", &math(json!({}))).await;
     let (_, again) = post(&server, "/v1/chat/completions", &math(json!({}))).await;
     check_output(&one["choices"][0]);
-    assert_eq!(one["choices"][0]["message"]["content"], again["choices"][0]["message"]["content"], "same seed, same output");
+    assert_eq!(
+        one["choices"][0]["message"]["content"], again["choices"][0]["message"]["content"],
+        "same seed, same output"
+    );
 
     // The uniform TPM (the ablation) and a streamed request.
-    let (status, uniform) = post(&server, "/v1/chat/completions", &math(json!({"format_options": {"tpm": "uniform"}}))).await;
+    let (status, uniform) =
+        post(&server, "/v1/chat/completions", &math(json!({"format_options": {"tpm": "uniform"}}))).await;
     assert_eq!(status, 200, "{uniform}");
     check_output(&uniform["choices"][0]);
     assert_eq!(uniform["choices"][0]["format"]["lookahead"]["tpm"], "uniform");
 
-    let resp = common::client().post(server.url("/v1/chat/completions")).json(&math(json!({"stream": true}))).send().await.unwrap();
+    let resp = common::client()
+        .post(server.url("/v1/chat/completions"))
+        .json(&math(json!({"stream": true})))
+        .send()
+        .await
+        .unwrap();
     let mut text = String::new();
     for payload in common::sse_payloads(resp).await {
         if payload == "[DONE]" {
@@ -74,15 +86,19 @@ async fn lookahead_outputs_comply_close_and_repeat_with_the_seed() {
             text.push_str(delta);
         }
     }
-    let parsed: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("streamed output is not JSON ({e}): {text}"));
+    let parsed: Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("streamed output is not JSON ({e}): {text}"));
     assert!(parsed["answer"].is_i64());
 
     // Past the lookahead caps the mask runs alone, and the response says so.
-    let big = chat_body("Write a long word.", json!({
-        "guided_json": {"type": "string", "maxLength": 3000},
-        "format_mode": "lookahead",
-        "max_tokens": 8,
-    }));
+    let big = chat_body(
+        "Write a long word.",
+        json!({
+            "guided_json": {"type": "string", "maxLength": 3000},
+            "format_mode": "lookahead",
+            "max_tokens": 8,
+        }),
+    );
     let (status, fallback) = post(&server, "/v1/chat/completions", &big).await;
     assert_eq!(status, 200, "{fallback}");
     let format = &fallback["choices"][0]["format"];
@@ -92,7 +108,8 @@ async fn lookahead_outputs_comply_close_and_repeat_with_the_seed() {
 
     let (status, bad) = post(&server, "/v1/chat/completions", &math(json!({"format_options": {"tpm": "other"}}))).await;
     assert_eq!(status, 400, "{bad}");
-    let (status, bad) = post(&server, "/v1/chat/completions", &math(json!({"format_options": {"lookahead_weight": 5}}))).await;
+    let (status, bad) =
+        post(&server, "/v1/chat/completions", &math(json!({"format_options": {"lookahead_weight": 5}}))).await;
     assert_eq!(status, 400, "{bad}");
     assert_eq!(bad["error"]["param"], "format_options.lookahead_weight");
 }

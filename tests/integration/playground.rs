@@ -41,7 +41,8 @@ impl Browser {
         loop {
             if let Ok(resp) = client().post(format!("{base}/session")).json(&capabilities).send().await {
                 let body: Value = resp.json().await.unwrap();
-                let session = body["value"]["sessionId"].as_str().unwrap_or_else(|| panic!("no session: {body}")).to_string();
+                let session =
+                    body["value"]["sessionId"].as_str().unwrap_or_else(|| panic!("no session: {body}")).to_string();
                 return Browser { driver, base, session };
             }
             if let Some(status) = driver.try_wait().unwrap() {

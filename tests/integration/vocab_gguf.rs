@@ -21,7 +21,9 @@ struct Loaded {
 
 fn load(name: &str) -> Loaded {
     let (_, path) = conform::manifest::resolve(Some(name)).unwrap();
-    let model = LlamaModel::load_from_file(crate::common::backend(), path, &LlamaModelParams::default().with_vocab_only(true)).unwrap();
+    let model =
+        LlamaModel::load_from_file(crate::common::backend(), path, &LlamaModelParams::default().with_vocab_only(true))
+            .unwrap();
     let vocab = Arc::new(conform::engine::model_vocab(&model));
     let trie = Arc::new(TokenTrie::new(&vocab));
     Loaded { vocab, trie }

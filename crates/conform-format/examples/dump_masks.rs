@@ -56,11 +56,8 @@ fn main() {
         }
     }
     let [tokenizer, kind, spec, tokens] = &args[..] else { usage() };
-    let tokens: Vec<u32> = tokens
-        .split(',')
-        .filter(|t| !t.is_empty())
-        .map(|t| t.trim().parse().unwrap_or_else(|_| usage()))
-        .collect();
+    let tokens: Vec<u32> =
+        tokens.split(',').filter(|t| !t.is_empty()).map(|t| t.trim().parse().unwrap_or_else(|_| usage())).collect();
 
     let vocab = Vocab::from_tokenizer_json(tokenizer).unwrap_or_else(|e| {
         eprintln!("dump_masks: {e}");

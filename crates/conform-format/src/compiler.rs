@@ -210,7 +210,9 @@ mod tests {
         for ws in [Whitespace::Compact, Whitespace::NATURAL] {
             let (grammar, _) = compiler.compile(&Spec::any_json(ws)).unwrap();
             let reference = crate::format::compile_any_json(ws, &limits).unwrap();
-            for text in ["1", "-0.5e3", "\"a\\\"b\"", "[1,[2,{\"x\":null}]]", "{}", "[]", "true", "{", "[1,]", "nul", ""] {
+            for text in
+                ["1", "-0.5e3", "\"a\\\"b\"", "[1,[2,{\"x\":null}]]", "{}", "[]", "true", "{", "[1,]", "nul", ""]
+            {
                 assert_eq!(grammar.accepts(text.as_bytes()), reference.accepts(text.as_bytes()), "{text:?}");
             }
         }

@@ -87,7 +87,9 @@ impl Spec {
                 let rules: Vec<&str> = rules.iter().map(String::as_str).collect();
                 Ok((Arc::new(format::recursive::compile_network(&rules, limits)?), Vec::new()))
             }
-            Spec::JsonObject { whitespace } => Ok((Arc::new(format::compile_json_object(*whitespace, limits)?), Vec::new())),
+            Spec::JsonObject { whitespace } => {
+                Ok((Arc::new(format::compile_json_object(*whitespace, limits)?), Vec::new()))
+            }
             Spec::Instructions { list, base } => {
                 let list: Value = serde_json::from_str(list).map_err(|e| FormatError::InvalidInstruction {
                     path: "instructions".to_string(),
@@ -104,8 +106,10 @@ impl Spec {
                 Ok((Arc::new(instructions::compile(&list, base, limits)?), ignored))
             }
             Spec::JsonSchema { schema, .. } => {
-                let schema: Value = serde_json::from_str(schema)
-                    .map_err(|e| FormatError::InvalidSchema { pointer: "#".to_string(), message: format!("not valid JSON: {e}") })?;
+                let schema: Value = serde_json::from_str(schema).map_err(|e| FormatError::InvalidSchema {
+                    pointer: "#".to_string(),
+                    message: format!("not valid JSON: {e}"),
+                })?;
                 let options = self.schema_options().expect("a JSON Schema spec");
                 let (compiled, ignored) = format::compile_schema(&schema, &options, limits)?;
                 Ok((Arc::new(compiled), ignored))

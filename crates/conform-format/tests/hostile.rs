@@ -16,7 +16,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use conform_format::format::instructions;
-use conform_format::format::{compile_gbnf, compile_regex, compile_schema, Compiled, FormatError, Limits, SchemaOptions};
+use conform_format::format::{
+    compile_gbnf, compile_regex, compile_schema, Compiled, FormatError, Limits, SchemaOptions,
+};
 use conform_format::mask::{ByteAutomaton, MaskIndex, Matcher};
 use conform_format::vocab::{TokenTrie, Vocab};
 use serde_json::{json, Map, Value};
@@ -52,7 +54,9 @@ fn bounded(name: &str, f: impl FnOnce() -> Outcome + Send + 'static) -> (Outcome
 /// 256 single bytes plus a few multi-byte tokens and one EOG.
 fn small_vocab() -> (Arc<Vocab>, Arc<TokenTrie>) {
     let mut toks: Vec<Option<Vec<u8>>> = (0..=255u8).map(|b| Some(vec![b])).collect();
-    for t in ["aa", "ab", "ba", "aaaa", "xx", "xxxx", "{\"", "\":", "\",\"", "[[", "]]", "null", "true", "\"a\"", "12", "é"] {
+    for t in
+        ["aa", "ab", "ba", "aaaa", "xx", "xxxx", "{\"", "\":", "\",\"", "[[", "]]", "null", "true", "\"a\"", "12", "é"]
+    {
         toks.push(Some(t.as_bytes().to_vec()));
     }
     toks.push(None); // EOG
@@ -112,8 +116,13 @@ fn check(name: &str, outcome: Outcome, took: Duration, expect: Expect) -> Option
             assert!(!msg.is_empty());
             match expect {
                 Expect::Compiles => panic!("{name}: expected to compile, got: {msg}"),
-                Expect::TooComplex => assert!(matches!(e, FormatError::TooComplex { .. }), "{name}: expected TooComplex, got: {msg}"),
-                Expect::Rejected => assert!(!matches!(e, FormatError::TooComplex { .. }), "{name}: expected a schema/regex error, got: {msg}"),
+                Expect::TooComplex => {
+                    assert!(matches!(e, FormatError::TooComplex { .. }), "{name}: expected TooComplex, got: {msg}")
+                }
+                Expect::Rejected => assert!(
+                    !matches!(e, FormatError::TooComplex { .. }),
+                    "{name}: expected a schema/regex error, got: {msg}"
+                ),
                 Expect::Either => {}
             }
             None
@@ -127,9 +136,20 @@ fn check(name: &str, outcome: Outcome, took: Duration, expect: Expect) -> Option
 fn assert_mask_work_bounded(name: &str, a: &Compiled, idx: &MaskIndex, max_walks: u64) {
     let st = idx.stats();
     let nodes = idx.trie().num_nodes() as u64;
-    eprintln!("{name}: {} walks, {} trie nodes visited ({nodes} in the trie), {} states built, {} bytes", st.walks, st.nodes_visited, a.state_count(), a.memory_usage());
+    eprintln!(
+        "{name}: {} walks, {} trie nodes visited ({nodes} in the trie), {} states built, {} bytes",
+        st.walks,
+        st.nodes_visited,
+        a.state_count(),
+        a.memory_usage()
+    );
     assert!(st.walks <= max_walks, "{name}: {} trie walks, expected at most {max_walks}", st.walks);
-    assert!(st.nodes_visited <= st.walks * nodes, "{name}: {} trie nodes visited in {} walks of a {nodes}-node trie", st.nodes_visited, st.walks);
+    assert!(
+        st.nodes_visited <= st.walks * nodes,
+        "{name}: {} trie nodes visited in {} walks of a {nodes}-node trie",
+        st.nodes_visited,
+        st.walks
+    );
     let cap = 2 * Limits::default().dfa_size_bytes;
     assert!(a.memory_usage() <= cap, "{name}: after masking, the automaton uses {} bytes > {cap}", a.memory_usage());
 }
@@ -193,7 +213,15 @@ fn hundred_thousand_alternatives_regex() {
 
 #[test]
 fn invalid_regex_has_position() {
-    for (pattern, at) in [("ab(c", 2usize), ("abc[", 3), ("a{2,1}", 1), ("ab)", 2), ("[z-a]", 1), (r"\p{Nope}", 0), ("a{99999999999}", 1)] {
+    for (pattern, at) in [
+        ("ab(c", 2usize),
+        ("abc[", 3),
+        ("a{2,1}", 1),
+        ("ab)", 2),
+        ("[z-a]", 1),
+        (r"\p{Nope}", 0),
+        ("a{99999999999}", 1),
+    ] {
         let (r, took) = bounded(pattern, move || compile_regex(pattern, &Limits::default()).map(Compiled::Dfa));
         let e = err_of(r);
         eprintln!("{pattern}: {e} ({took:.2?})");
@@ -210,8 +238,11 @@ fn invalid_regex_has_position() {
 
 #[test]
 fn invalid_pattern_in_schema_is_an_error() {
-    let schema = json!({"type": "object", "properties": {"a": {"type": "string", "pattern": "ab(c"}}, "required": ["a"]});
-    let (r, _) = bounded("bad pattern", move || compile_schema(&schema, &SchemaOptions::default(), &Limits::default()).map(|(a, _)| a));
+    let schema =
+        json!({"type": "object", "properties": {"a": {"type": "string", "pattern": "ab(c"}}, "required": ["a"]});
+    let (r, _) = bounded("bad pattern", move || {
+        compile_schema(&schema, &SchemaOptions::default(), &Limits::default()).map(|(a, _)| a)
+    });
     let e = err_of(r);
     eprintln!("bad pattern in schema: {e}");
     assert!(!matches!(e, FormatError::TooComplex { .. }), "{e}");
@@ -235,7 +266,8 @@ fn deeply_nested_arrays() {
 
 #[test]
 fn deeply_nested_properties() {
-    let s = nest(500, json!({"type": "string"}), |v| json!({"type": "object", "properties": {"p": v}, "required": ["p"]}));
+    let s =
+        nest(500, json!({"type": "string"}), |v| json!({"type": "object", "properties": {"p": v}, "required": ["p"]}));
     schema_case("500 nested properties", s, Expect::TooComplex);
     let s = nest(500, json!({"type": "string"}), |v| json!({"type": "object", "properties": {"p": v}}));
     schema_case("500 nested optional properties", s, Expect::TooComplex);
@@ -264,7 +296,8 @@ fn self_reference_without_base_case() {
 
 #[test]
 fn recursion_with_base_case_compiles() {
-    let s = json!({"type": "object", "properties": {"v": {"type": "integer"}, "next": {"$ref": "#"}}, "required": ["v"]});
+    let s =
+        json!({"type": "object", "properties": {"v": {"type": "integer"}, "next": {"$ref": "#"}}, "required": ["v"]});
     let a = schema_case("linked list", s, Expect::Compiles).unwrap();
     assert!(a.accepts(br#"{"v":1,"next":{"v":2}}"#));
     let s = json!({
@@ -319,7 +352,10 @@ fn ref_fan_out() {
     defs.insert("d0".into(), json!({"type": "string", "maxLength": 8}));
     for i in 1..=40 {
         let prev = format!("#/$defs/d{}", i - 1);
-        defs.insert(format!("d{i}"), json!({"type": "array", "prefixItems": [{"$ref": prev}, {"$ref": prev}], "minItems": 2, "maxItems": 2}));
+        defs.insert(
+            format!("d{i}"),
+            json!({"type": "array", "prefixItems": [{"$ref": prev}, {"$ref": prev}], "minItems": 2, "maxItems": 2}),
+        );
     }
     schema_case("$ref fan-out 2^40", json!({"$defs": defs, "$ref": "#/$defs/d40"}), Expect::TooComplex);
 }
@@ -327,7 +363,11 @@ fn ref_fan_out() {
 #[test]
 fn nested_bounded_repetitions() {
     // Each level is a small regex, the product is 1000^3 string slots.
-    let s = nest(3, json!({"type": "string", "maxLength": 1000}), |v| json!({"type": "array", "items": v, "maxItems": 1000}));
+    let s = nest(
+        3,
+        json!({"type": "string", "maxLength": 1000}),
+        |v| json!({"type": "array", "items": v, "maxItems": 1000}),
+    );
     schema_case("1000^3 nested maxItems", s, Expect::TooComplex);
 }
 
@@ -371,8 +411,16 @@ fn hundred_thousand_enum_values() {
 
 #[test]
 fn huge_numeric_bounds() {
-    schema_case("integer in [-1e300, 1e300]", json!({"type": "integer", "minimum": -1e300, "maximum": 1e300}), Expect::Either);
-    schema_case("number in (0, 1e-300)", json!({"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1e-300}), Expect::Either);
+    schema_case(
+        "integer in [-1e300, 1e300]",
+        json!({"type": "integer", "minimum": -1e300, "maximum": 1e300}),
+        Expect::Either,
+    );
+    schema_case(
+        "number in (0, 1e-300)",
+        json!({"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1e-300}),
+        Expect::Either,
+    );
     schema_case("integer min > max", json!({"type": "integer", "minimum": 10, "maximum": 1}), Expect::Rejected);
 }
 
@@ -397,13 +445,15 @@ fn unknown_keyword_names_keyword_and_pointer() {
 
     // A keyword of some draft that is not supported: same shape.
     let s = json!({"type": "object", "properties": {"a": {"type": "string", "not": {"const": "x"}}}});
-    let (r, _) = bounded("not", move || compile_schema(&s, &SchemaOptions::default(), &Limits::default()).map(|(a, _)| a));
+    let (r, _) =
+        bounded("not", move || compile_schema(&s, &SchemaOptions::default(), &Limits::default()).map(|(a, _)| a));
     let msg = err_of(r).to_string();
     assert!(msg.contains("`not`") && msg.contains("#/properties/a"), "{msg}");
 
     // Lenient mode skips it and reports it instead.
     let s = json!({"type": "string", "frobnicate": 3});
-    let (a, ignored) = compile_schema(&s, &SchemaOptions { lenient: true, ..Default::default() }, &Limits::default()).unwrap();
+    let (a, ignored) =
+        compile_schema(&s, &SchemaOptions { lenient: true, ..Default::default() }, &Limits::default()).unwrap();
     assert!(a.accepts(br#""x""#));
     assert!(ignored.iter().any(|i| i.contains("frobnicate")), "{ignored:?}");
 }
@@ -455,11 +505,17 @@ fn ref_fan_out_is_cheap_to_reject() {
     for max_lowering_work in [Limits::default().max_lowering_work, 1 << 20, 64 << 10] {
         let limits = Limits { max_lowering_work, ..Limits::default() };
         let name = format!("$ref fan-out 200^3, max_lowering_work {max_lowering_work}");
-        let (r, took) = bounded(&name, move || compile_schema(&fan_out(200, 3), &SchemaOptions::default(), &limits).map(|(a, _)| a));
+        let (r, took) = bounded(&name, move || {
+            compile_schema(&fan_out(200, 3), &SchemaOptions::default(), &limits).map(|(a, _)| a)
+        });
         eprintln!("{name}: rejected in {took:.2?}");
         match r {
             Err(FormatError::TooComplex { limit, .. }) => {
-                assert_eq!(limit, conform_format::format::Limit::MaxLoweringWork(max_lowering_work), "{name}: another limit tripped first");
+                assert_eq!(
+                    limit,
+                    conform_format::format::Limit::MaxLoweringWork(max_lowering_work),
+                    "{name}: another limit tripped first"
+                );
             }
             other => panic!("{name}: expected TooComplex, got {other:?}"),
         }
@@ -570,18 +626,32 @@ fn words(n: usize) -> Vec<String> {
 #[test]
 fn long_forbidden_word_lists_are_one_automaton_and_capped() {
     let cap = Limits::default().max_listed_words;
-    let states = instructions_case(&format!("{cap} forbidden words"), json!([{"id": "keywords:forbidden_words", "forbidden_words": words(cap)}]));
+    let states = instructions_case(
+        &format!("{cap} forbidden words"),
+        json!([{"id": "keywords:forbidden_words", "forbidden_words": words(cap)}]),
+    );
     assert!(states.is_ok_and(|s| s > 1));
-    let e = instructions_case("5000 forbidden words", json!([{"id": "keywords:forbidden_words", "forbidden_words": words(5_000)}])).unwrap_err();
-    assert!(matches!(&e, FormatError::TooComplex { limit: conform_format::format::Limit::MaxListedWords(_), .. }), "{e}");
+    let e = instructions_case(
+        "5000 forbidden words",
+        json!([{"id": "keywords:forbidden_words", "forbidden_words": words(5_000)}]),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&e, FormatError::TooComplex { limit: conform_format::format::Limit::MaxListedWords(_), .. }),
+        "{e}"
+    );
 }
 
 /// Words that must all appear are one automaton each, and their product can have 2^n states:
 /// their number is capped before any is compiled, and the cap is the limit the error names.
 #[test]
 fn long_keyword_lists_hit_the_component_limit() {
-    let e = instructions_case("200 keywords", json!([{"id": "keywords:existence", "keywords": words(200)}])).unwrap_err();
-    assert!(matches!(&e, FormatError::TooComplex { limit: conform_format::format::Limit::MaxProductComponents(_), .. }), "{e}");
+    let e =
+        instructions_case("200 keywords", json!([{"id": "keywords:existence", "keywords": words(200)}])).unwrap_err();
+    assert!(
+        matches!(&e, FormatError::TooComplex { limit: conform_format::format::Limit::MaxProductComponents(_), .. }),
+        "{e}"
+    );
     // Under the cap, the state bound (with the tuples' memory counted) decides.
     let r = instructions_case("40 keywords", json!([{"id": "keywords:existence", "keywords": words(40)}]));
     assert!(matches!(&r, Err(FormatError::TooComplex { .. })), "{r:?}");
@@ -595,7 +665,10 @@ fn contradiction_search_is_bounded() {
     list.push(json!({"id": "change_case:english_lowercase"}));
     list.push(json!({"id": "change_case:english_capital"}));
     let e = instructions_case("1000 instructions and a contradiction", Value::Array(list)).unwrap_err();
-    assert!(matches!(&e, FormatError::TooComplex { limit: conform_format::format::Limit::MaxProductComponents(_), .. }), "{e}");
+    assert!(
+        matches!(&e, FormatError::TooComplex { limit: conform_format::format::Limit::MaxProductComponents(_), .. }),
+        "{e}"
+    );
     let mut list: Vec<Value> = (0..60).map(|i| json!({"id": "keywords:letter_frequency", "letter": "e", "let_frequency": i % 3 + 1, "let_relation": "at least"})).collect();
     list.push(json!({"id": "change_case:english_lowercase"}));
     list.push(json!({"id": "change_case:english_capital"}));

@@ -1,8 +1,8 @@
 mod mask_support;
 
-use mask_support::{greedy_tokenize, llama3, qwen3, Loaded, TableDfa};
 use conform_format::mask::{ByteAutomaton, MaskError, MaskIndex, MaskStats, Matcher, TokenSet};
 use conform_format::vocab::{TokenTrie, Vocab};
+use mask_support::{greedy_tokenize, llama3, qwen3, Loaded, TableDfa};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::sync::Arc;
@@ -121,7 +121,14 @@ fn reference_walks(l: &Loaded, pattern: &str, seed: u64, walks: usize, max_token
 }
 
 /// [`reference_walks`] over any automaton (`pattern` names it in messages).
-fn reference_walks_on(l: &Loaded, pattern: &str, dfa: Arc<dyn ByteAutomaton>, seed: u64, walks: usize, max_tokens: u32) -> MaskStats {
+fn reference_walks_on(
+    l: &Loaded,
+    pattern: &str,
+    dfa: Arc<dyn ByteAutomaton>,
+    seed: u64,
+    walks: usize,
+    max_tokens: u32,
+) -> MaskStats {
     let idx = Arc::new(MaskIndex::new(dfa.clone(), l.vocab.clone(), l.trie.clone()).unwrap());
     let v = &*l.vocab;
     let mut rng = StdRng::seed_from_u64(seed);
@@ -155,7 +162,10 @@ fn reference_walks_on(l: &Loaded, pattern: &str, dfa: Arc<dyn ByteAutomaton>, se
                     let missing: Vec<_> = want.iter().filter(|&t| !got.contains(t)).take(5).collect();
                     panic!("{pattern}: state {st} budget {b}: extra {extra:?} missing {missing:?}");
                 }
-                assert_eq!(sm.n_allowed_text(b) + if dfa.is_accepting(st) { v.eog_tokens().len() } else { 0 }, want.count());
+                assert_eq!(
+                    sm.n_allowed_text(b) + if dfa.is_accepting(st) { v.eog_tokens().len() } else { 0 },
+                    want.count()
+                );
             }
             checked_states += 1;
             // logits: extra ids beyond the vocab are disallowed
@@ -167,7 +177,11 @@ fn reference_walks_on(l: &Loaded, pattern: &str, dfa: Arc<dyn ByteAutomaton>, se
                 assert_eq!(x == 0.5, allowed.contains(t as u32), "logit {t}");
             }
             // closure: something is always allowed
-            assert!(n > 0, "{pattern}: empty mask at step {i} (state {st}, rem_after {rem_after}), text {:?}", String::from_utf8_lossy(&text));
+            assert!(
+                n > 0,
+                "{pattern}: empty mask at step {i} (state {st}, rem_after {rem_after}), text {:?}",
+                String::from_utf8_lossy(&text)
+            );
             // pick: prefer text tokens, EOG with prob 0.2 when allowed
             let ids: Vec<u32> = allowed.iter().collect();
             let eogs: Vec<u32> = ids.iter().copied().filter(|&t| v.is_eog(t)).collect();
@@ -220,11 +234,21 @@ fn counted_strings_walk_in_bulk_and_stay_exact() {
             }
             let st = idx.stats();
             let per_walk = st.nodes_visited / st.walks;
-            assert!(per_walk < l.trie.num_nodes() as u64 / 8, "minLength {min}: {per_walk} nodes per walk of a {}-node trie", l.trie.num_nodes());
+            assert!(
+                per_walk < l.trie.num_nodes() as u64 / 8,
+                "minLength {min}: {per_walk} nodes per walk of a {}-node trie",
+                l.trie.num_nodes()
+            );
             // inside the string, body tokens go by length: walks cover only the other tokens
             let rest = l.trie.body_split().unwrap().rest.num_nodes();
-            eprintln!("minLength {min}: {per_walk} nodes per walk; trie {} nodes, without body tokens {rest}", l.trie.num_nodes());
-            assert!(per_walk < rest as u64, "minLength {min}: {per_walk} nodes per walk, {rest} nodes without body tokens");
+            eprintln!(
+                "minLength {min}: {per_walk} nodes per walk; trie {} nodes, without body tokens {rest}",
+                l.trie.num_nodes()
+            );
+            assert!(
+                per_walk < rest as u64,
+                "minLength {min}: {per_walk} nodes per walk, {rest} nodes without body tokens"
+            );
         }
     }
 }
@@ -302,14 +326,41 @@ const UNICODE_RES: [&str; 11] = [
 #[test]
 fn separators_and_del_stay_exact() {
     let mut toks: Vec<Option<Vec<u8>>> = (0..=255u8).map(|b| Some(vec![b])).collect();
-    for t in ["a\u{2028}", "\u{2028}", "\u{2029}b", "é\u{2029}", "x\u{7F}", "\u{7F}", "ab", "abc", "éé", "中文", "xa", "ax", "a\"", "\",", "ab\u{2028}cd", "zzzz", "é\u{7F}é"] {
+    for t in [
+        "a\u{2028}",
+        "\u{2028}",
+        "\u{2029}b",
+        "é\u{2029}",
+        "x\u{7F}",
+        "\u{7F}",
+        "ab",
+        "abc",
+        "éé",
+        "中文",
+        "xa",
+        "ax",
+        "a\"",
+        "\",",
+        "ab\u{2028}cd",
+        "zzzz",
+        "é\u{7F}é",
+    ] {
         toks.push(Some(t.as_bytes().to_vec()));
     }
     toks.push(None);
     let eog = toks.len() as u32 - 1;
     let v = Arc::new(Vocab::from_token_bytes(toks, vec![eog]));
     let trie = Arc::new(TokenTrie::new(&v));
-    let patterns = [r#""[^"\\\x00-\x1F\u2028\u2029]*""#, r#""[^"\\\x00-\x1F\x7F]*""#, UNICODE_RES[5], UNICODE_RES[6], UNICODE_RES[7], UNICODE_RES[8], UNICODE_RES[9], UNICODE_RES[10]];
+    let patterns = [
+        r#""[^"\\\x00-\x1F\u2028\u2029]*""#,
+        r#""[^"\\\x00-\x1F\x7F]*""#,
+        UNICODE_RES[5],
+        UNICODE_RES[6],
+        UNICODE_RES[7],
+        UNICODE_RES[8],
+        UNICODE_RES[9],
+        UNICODE_RES[10],
+    ];
     for pattern in patterns {
         let dfa = Arc::new(TableDfa::from_regex(pattern));
         let idx = MaskIndex::new(dfa.clone(), v.clone(), trie.clone()).unwrap();
@@ -319,7 +370,12 @@ fn separators_and_del_stay_exact() {
             for budget in [u32::MAX, 4, 1, 0] {
                 let got = idx.allowed(s, budget);
                 for t in 0..v.len() as u32 {
-                    assert_eq!(got.contains(t), idx.is_allowed(s, t, budget), "{pattern}: state {s}, budget {budget}, token {:?}", String::from_utf8_lossy(v.token_bytes(t)));
+                    assert_eq!(
+                        got.contains(t),
+                        idx.is_allowed(s, t, budget),
+                        "{pattern}: state {s}, budget {budget}, token {:?}",
+                        String::from_utf8_lossy(v.token_bytes(t))
+                    );
                 }
             }
             for b in 0..=255u8 {
@@ -578,7 +634,9 @@ fn reference_natural_whitespace_json() {
         "name": {"type": "string", "maxLength": 20},
         "tags": {"type": "array", "items": {"type": "string", "maxLength": 8}, "maxItems": 3},
         "ok": {"type": "boolean"}}});
-    let lower = |whitespace| schema_rules(&schema, &SchemaOptions { whitespace, ..SchemaOptions::default() }, &Limits::default(), 0).unwrap();
+    let lower = |whitespace| {
+        schema_rules(&schema, &SchemaOptions { whitespace, ..SchemaOptions::default() }, &Limits::default(), 0).unwrap()
+    };
     let natural = lower(Whitespace::NATURAL);
     assert!(!natural.recursive);
     for (l, seed) in [(qwen3(), 50), (llama3(), 51)] {
@@ -603,7 +661,9 @@ fn reference_natural_whitespace_json() {
 /// JSON valid against its schema once escaped.
 #[test]
 fn reference_raw_strings_json() {
-    use conform_format::format::{schema_rules, validate::validate, Limits, RawStringEscaper, SchemaOptions, Whitespace};
+    use conform_format::format::{
+        schema_rules, validate::validate, Limits, RawStringEscaper, SchemaOptions, Whitespace,
+    };
     let schema = serde_json::json!({"type": "object", "required": ["why", "code", "n"], "properties": {
         "why": {"type": "string", "maxLength": 30},
         "code": {"type": "string", "pattern": "^[a-z]{1,4}$"},
@@ -618,16 +678,23 @@ fn reference_raw_strings_json() {
         reference_walks(l, &raw.regex, seed, 4, 60);
         let accepts = |regex: &str, text: &str| {
             let mut m = Matcher::new(index(l, Arc::new(TableDfa::from_regex(regex))));
-            greedy_tokenize(&l.vocab, &l.trie, text.as_bytes()).into_iter().all(|t| m.accept(t).is_ok()) && m.is_accepting()
+            greedy_tokenize(&l.vocab, &l.trie, text.as_bytes()).into_iter().all(|t| m.accept(t).is_ok())
+                && m.is_accepting()
         };
         let written = "{\"why\": \"two lines:\n\tthen \\\"this\\\"\", \"code\": \"ab\", \"n\": 3}";
         assert!(accepts(&raw.regex, written));
         assert!(!accepts(&lower(false).regex, written), "escaped strings take no raw newline");
-        assert!(!accepts(&raw.regex, "{\"why\": \"x\", \"code\": \"a\nb\", \"n\": 3}"), "a pattern string stays strict");
+        assert!(
+            !accepts(&raw.regex, "{\"why\": \"x\", \"code\": \"a\nb\", \"n\": 3}"),
+            "a pattern string stays strict"
+        );
         let delivered: serde_json::Value = serde_json::from_str(&RawStringEscaper::escape(written)).unwrap();
         assert_eq!(validate(&delivered, &schema, &schema), Some(true), "{delivered}");
         assert_eq!(delivered["why"], "two lines:\n\tthen \"this\"");
-        let (r, e) = (index(l, Arc::new(TableDfa::from_regex(&raw.regex))), index(l, Arc::new(TableDfa::from_regex(&lower(false).regex))));
+        let (r, e) = (
+            index(l, Arc::new(TableDfa::from_regex(&raw.regex))),
+            index(l, Arc::new(TableDfa::from_regex(&lower(false).regex))),
+        );
         assert_eq!(Matcher::new(r).tokens_to_accept(), Matcher::new(e).tokens_to_accept());
     }
 }
@@ -648,7 +715,8 @@ fn reference_maps_and_decimal_bounds_json() {
         reference_walks(l, &lowered.regex, seed, 4, 60);
         let accepts = |text: &str| {
             let mut m = Matcher::new(index(l, Arc::new(TableDfa::from_regex(&lowered.regex))));
-            greedy_tokenize(&l.vocab, &l.trie, text.as_bytes()).into_iter().all(|t| m.accept(t).is_ok()) && m.is_accepting()
+            greedy_tokenize(&l.vocab, &l.trie, text.as_bytes()).into_iter().all(|t| m.accept(t).is_ok())
+                && m.is_accepting()
         };
         assert!(accepts(r#"{"id":2,"scores":{"math":0.1,"art":0.749999},"note":"hi"}"#));
         for refused in [

@@ -47,7 +47,9 @@ fn parse_whitespace(name: &str) -> PyResult<Whitespace> {
         "compact" => Ok(Whitespace::Compact),
         "natural" => Ok(Whitespace::NATURAL),
         "flexible" => Ok(Whitespace::Flexible { max: 2 }),
-        other => Err(PyValueError::new_err(format!("whitespace={other:?}: expected \"compact\", \"natural\" or \"flexible\""))),
+        other => Err(PyValueError::new_err(format!(
+            "whitespace={other:?}: expected \"compact\", \"natural\" or \"flexible\""
+        ))),
     }
 }
 
@@ -181,8 +183,8 @@ impl Compiler {
         } else {
             py.import("json")?.call_method1("dumps", (schema,))?.extract()?
         };
-        let schema: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| PyValueError::new_err(format!("the schema is not valid JSON: {e}")))?;
+        let schema: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| PyValueError::new_err(format!("the schema is not valid JSON: {e}")))?;
         let options = SchemaOptions { whitespace: parse_whitespace(whitespace)?, ..SchemaOptions::default() };
         self.finish(py, "json_schema", Spec::json_schema(&schema, &options))
     }
@@ -285,7 +287,12 @@ impl Matcher {
     /// this one included (tokens whose output could not be finished within it are masked).
     /// Returns the number of allowed tokens.
     #[pyo3(signature = (buf, remaining_tokens=None))]
-    fn fill_bitmask(&mut self, py: Python<'_>, buf: &Bound<'_, PyAny>, remaining_tokens: Option<u64>) -> PyResult<usize> {
+    fn fill_bitmask(
+        &mut self,
+        py: Python<'_>,
+        buf: &Bound<'_, PyAny>,
+        remaining_tokens: Option<u64>,
+    ) -> PyResult<usize> {
         let view = PyMemoryView::from(buf)?;
         if view.getattr("readonly")?.extract::<bool>()? {
             return Err(PyTypeError::new_err("fill_bitmask() needs a writable buffer (bytearray, numpy array)"));
@@ -294,7 +301,9 @@ impl Matcher {
         let n_bytes = view.len()?;
         let need = self.inner.matcher().index().vocab().len().div_ceil(32) * 4;
         if n_bytes < need {
-            return Err(PyValueError::new_err(format!("bitmask buffer has {n_bytes} bytes; the vocabulary needs {need}")));
+            return Err(PyValueError::new_err(format!(
+                "bitmask buffer has {n_bytes} bytes; the vocabulary needs {need}"
+            )));
         }
         let mut out = vec![0u8; n_bytes];
         let count = match self.allowed_set(py, remaining_tokens) {

@@ -47,15 +47,23 @@ pub fn task(item: &Value) -> anyhow::Result<Task> {
         }));
         specs.push(json!({"name": name, "description": function["description"], "parameters": parameters}));
     }
-    ensure!(specs.iter().any(|f| f["name"] == truth_name.as_str()), "{id}: the ground truth calls {truth_name}, which is not offered");
+    ensure!(
+        specs.iter().any(|f| f["name"] == truth_name.as_str()),
+        "{id}: the ground truth calls {truth_name}, which is not offered"
+    );
     let (schema, name, intro, instructions) = if let [only] = &specs[..] {
         (
             only["parameters"].clone(),
             None,
-            format!("You can call this function:
+            format!(
+                "You can call this function:
 {only}
-To answer the user, give the arguments of the call."),
-            format!("Answer with only the arguments of the call of {} as one JSON object, and no other text.", only["name"].as_str().unwrap_or_default()),
+To answer the user, give the arguments of the call."
+            ),
+            format!(
+                "Answer with only the arguments of the call of {} as one JSON object, and no other text.",
+                only["name"].as_str().unwrap_or_default()
+            ),
         )
     } else {
         (
@@ -69,7 +77,13 @@ To answer the user, choose one and give the call.", Value::Array(specs)),
     };
     let mut messages = vec![json!({"role": "system", "content": intro})];
     messages.extend(item["question"][0].as_array().context("`question` is not a list of turns")?.iter().cloned());
-    Ok(Task { id, messages, instructions, format: TaskFormat::json_schema(schema)?, gold: Gold::Call(Call { name, arguments }) })
+    Ok(Task {
+        id,
+        messages,
+        instructions,
+        format: TaskFormat::json_schema(schema)?,
+        gold: Gold::Call(Call { name, arguments }),
+    })
 }
 
 /// A BFCL question through OpenAI's `tools`: the functions are the request's tools (the chat
@@ -166,7 +180,9 @@ pub fn call_matches(call: &Call, output: &str) -> bool {
     let Some(Value::Object(output)) = output_json(output) else { return false };
     let arguments = match &call.name {
         None => Some(&output),
-        Some(name) => (output.get("name").and_then(Value::as_str) == Some(name)).then(|| output.get("arguments").and_then(Value::as_object)).flatten(),
+        Some(name) => (output.get("name").and_then(Value::as_str) == Some(name))
+            .then(|| output.get("arguments").and_then(Value::as_object))
+            .flatten(),
     };
     arguments.is_some_and(|arguments| object_matches(&call.arguments, arguments))
 }
@@ -195,7 +211,11 @@ fn value_matches(given: &Value, acceptable: &Value) -> bool {
 }
 
 fn standardize(s: &str) -> String {
-    s.chars().filter(|c| !" ,./-_*^".contains(*c)).flat_map(char::to_lowercase).map(|c| if c == '\'' { '"' } else { c }).collect()
+    s.chars()
+        .filter(|c| !" ,./-_*^".contains(*c))
+        .flat_map(char::to_lowercase)
+        .map(|c| if c == '\'' { '"' } else { c })
+        .collect()
 }
 
 #[cfg(test)]
@@ -218,9 +238,12 @@ mod tests {
         let mapped = json_schema(&json!({"type": "dict", "properties": {
             "a": {"type": "float", "optional": "True"}, "b": {"type": "tuple", "items": {"type": "dict", "properties": {"c": {"type": "any"}}}}
         }}));
-        assert_eq!(mapped, json!({"type": "object", "properties": {
-            "a": {"type": "number"}, "b": {"type": "array", "items": {"type": "object", "properties": {"c": {}}}}
-        }}));
+        assert_eq!(
+            mapped,
+            json!({"type": "object", "properties": {
+                "a": {"type": "number"}, "b": {"type": "array", "items": {"type": "object", "properties": {"c": {}}}}
+            }})
+        );
     }
 
     #[test]
@@ -252,17 +275,26 @@ mod tests {
         let t = tools_task(&item).unwrap();
         assert_eq!(t.format.request_fields()["tool_choice"], "required");
         assert_eq!(t.format.request_fields()["parallel_tool_calls"], true);
-        assert_eq!(t.format.request_fields()["tools"][0]["function"]["parameters"]["properties"]["z"]["type"], "number");
+        assert_eq!(
+            t.format.request_fields()["tools"][0]["function"]["parameters"]["properties"]["z"]["type"],
+            "number"
+        );
         let correct = |output: &str| t.gold.correct(output, true).unwrap();
         assert!(correct(&transcript(&[("math.hypot", r#"{"x":1,"y":2}"#), ("math.hypot", r#"{"x":4,"y":5}"#)])));
         assert!(!correct(&transcript(&[("math.hypot", r#"{"x":4,"y":5}"#)])), "a call is missing");
         assert!(!correct(&transcript(&[("math.hypot", r#"{"x":4,"y":5}"#), ("math.hypot", r#"{"x":4,"y":5}"#)])));
-        assert!(!correct(&transcript(&[("math.hypot", r#"{"x":1,"y":2}"#), ("math.hypot", r#"{"x":4,"y":5"#)])), "arguments do not parse");
+        assert!(
+            !correct(&transcript(&[("math.hypot", r#"{"x":1,"y":2}"#), ("math.hypot", r#"{"x":4,"y":5"#)])),
+            "arguments do not parse"
+        );
         assert!(t.format.complies(&transcript(&[("math.hypot", r#"{"x":1,"y":2}"#)])));
         assert!(!t.format.complies(&transcript(&[("math.hypot", r#"{"x":"1","y":2}"#)])));
         assert!(!t.format.complies(&transcript(&[("math.pow", r#"{"x":1,"y":2}"#)])), "not an offered function");
         assert!(!t.format.complies(&transcript(&[])), "a call is required");
-        assert_eq!(t.format.call_counts(&transcript(&[("math.hypot", r#"{"x":"1","y":2}"#), ("math.hypot", "{")])), Some([2, 1, 0]));
+        assert_eq!(
+            t.format.call_counts(&transcript(&[("math.hypot", r#"{"x":"1","y":2}"#), ("math.hypot", "{")])),
+            Some([2, 1, 0])
+        );
         // No ground truth (irrelevance): declining is right, and calls are optional.
         item.as_object_mut().unwrap().remove("ground_truth");
         let t = tools_task(&item).unwrap();

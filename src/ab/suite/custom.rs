@@ -27,7 +27,9 @@ enum Format {
 }
 
 pub fn task(line: usize, item: &Value) -> anyhow::Result<Task> {
-    let item = Item::deserialize(item).context("expected {\"prompt\", \"format\": {\"json_schema\"|\"regex\"|\"choice\": ...}, \"expected\"?, \"id\"?}")?;
+    let item = Item::deserialize(item).context(
+        "expected {\"prompt\", \"format\": {\"json_schema\"|\"regex\"|\"choice\": ...}, \"expected\"?, \"id\"?}",
+    )?;
     let format = match item.format {
         Format::JsonSchema(schema) => TaskFormat::json_schema(schema)?,
         Format::Regex(pattern) => TaskFormat::regex(&pattern)?,
@@ -49,7 +51,9 @@ mod tests {
 
     #[test]
     fn each_format_kind_is_read_and_scored() {
-        let choice = task(0, &json!({"prompt": "Is water wet?", "format": {"choice": ["yes", "no"]}, "expected": "yes"})).unwrap();
+        let choice =
+            task(0, &json!({"prompt": "Is water wet?", "format": {"choice": ["yes", "no"]}, "expected": "yes"}))
+                .unwrap();
         assert_eq!(choice.id, "item-1");
         assert!(choice.format.complies("yes"));
         assert_eq!(choice.gold.correct(" yes\n", false), Some(true));
@@ -60,7 +64,9 @@ mod tests {
         assert!(regex.format.complies("1969") && !regex.format.complies("in 1969"));
         assert_eq!(regex.gold.correct("1969", true), None);
 
-        let schema = task(2, &json!({"prompt": "p", "format": {"json_schema": {"type": "boolean"}}, "expected": "true"})).unwrap();
+        let schema =
+            task(2, &json!({"prompt": "p", "format": {"json_schema": {"type": "boolean"}}, "expected": "true"}))
+                .unwrap();
         assert!(schema.format.complies("true") && !schema.format.complies("yes"));
         assert!(schema.instructions.contains("JSON Schema"));
     }

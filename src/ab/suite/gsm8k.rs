@@ -11,7 +11,8 @@ pub fn task(line: usize, item: &Value) -> anyhow::Result<Task> {
     let question = item["question"].as_str().context("no `question` string")?;
     let answer = item["answer"].as_str().context("no `answer` string")?;
     let gold = answer.rsplit_once("####").context("the answer has no `#### N`")?.1;
-    let gold: i64 = gold.trim().replace(',', "").parse().with_context(|| format!("the gold answer {gold:?} is not an integer"))?;
+    let gold: i64 =
+        gold.trim().replace(',', "").parse().with_context(|| format!("the gold answer {gold:?} is not an integer"))?;
     let schema = json!({
         "type": "object",
         "properties": {"reasoning": {"type": "string"}, "answer": {"type": "integer"}},
@@ -47,7 +48,10 @@ fn last_number(text: &str) -> Option<i64> {
     let bytes = text.as_bytes();
     let end = bytes.iter().rposition(u8::is_ascii_digit)? + 1;
     let mut start = end;
-    while start > 0 && (bytes[start - 1].is_ascii_digit() || (bytes[start - 1] == b',' && start >= 2 && bytes[start - 2].is_ascii_digit())) {
+    while start > 0
+        && (bytes[start - 1].is_ascii_digit()
+            || (bytes[start - 1] == b',' && start >= 2 && bytes[start - 2].is_ascii_digit()))
+    {
         start -= 1;
     }
     // "12.5" is not an integer answer ("costs $12." is).

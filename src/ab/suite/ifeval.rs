@@ -20,8 +20,13 @@ pub fn task(line: usize, item: &Value) -> anyhow::Result<Task> {
         .zip(kwargs)
         .map(|(id, kwargs)| {
             // IFEval pads kwargs with nulls; the API form names only the arguments given.
-            let mut entry: Map<String, Value> =
-                kwargs.as_object().into_iter().flatten().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), v.clone())).collect();
+            let mut entry: Map<String, Value> = kwargs
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
             entry.insert("id".into(), id.clone());
             Value::Object(entry)
         })
@@ -56,7 +61,10 @@ mod tests {
         assert!(!task.format.complies("cats, are nice"));
         assert!(!task.format.complies("Cats are nice"));
         let followed = task.format.followed("Cats are nice").unwrap();
-        assert_eq!(followed, vec![("punctuation:no_comma".to_string(), true), ("change_case:english_lowercase".to_string(), false)]);
+        assert_eq!(
+            followed,
+            vec![("punctuation:no_comma".to_string(), true), ("change_case:english_lowercase".to_string(), false)]
+        );
         assert_eq!(task.gold.correct("Cats are nice", false), Some(false));
         let fields = task.format.request_fields();
         assert_eq!(fields["response_format"]["type"], "instructions");

@@ -33,7 +33,9 @@ mod tests {
         let item = json!({"id": "x", "subset": "s", "schema": {"type": "object", "properties": {"n": {"type": "integer", "maximum": 3}}, "required": ["n"]}, "tests": []});
         let t = task(0, &item).unwrap();
         assert_eq!(t.id, "x");
-        for (output, valid) in [(r#"{"n":3}"#, true), (r#"{"n":4}"#, false), ("{}", false), ("```json\n{\"n\":3}\n```", false)] {
+        for (output, valid) in
+            [(r#"{"n":3}"#, true), (r#"{"n":4}"#, false), ("{}", false), ("```json\n{\"n\":3}\n```", false)]
+        {
             let compliant = t.format.complies(output);
             assert_eq!(compliant, valid, "{output}");
             assert_eq!(t.gold.correct(output, compliant), Some(valid));

@@ -117,7 +117,8 @@ pub fn load(suite: Suite, path: &Path, limit: usize) -> anyhow::Result<Vec<Task>
         if tasks.len() == limit {
             break;
         }
-        let value: Value = serde_json::from_str(line).with_context(|| format!("{}:{}: not JSON", path.display(), i + 1))?;
+        let value: Value =
+            serde_json::from_str(line).with_context(|| format!("{}:{}: not JSON", path.display(), i + 1))?;
         let task = match suite {
             Suite::Gsm8k => gsm8k::task(i, &value),
             Suite::Jsonschema => match jsonschemabench::task(i, &value) {

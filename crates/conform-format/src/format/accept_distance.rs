@@ -3,7 +3,12 @@
 
 /// `row(s)` lists state `s`'s transitions, `dead` where there is none. The answer is
 /// `u32::MAX` for a state from which no accepting state is reachable.
-pub fn bytes_to_accept<'a>(n: usize, row: impl Fn(usize) -> &'a [u32], dead: u32, accepting: impl Fn(usize) -> bool) -> Vec<u32> {
+pub fn bytes_to_accept<'a>(
+    n: usize,
+    row: impl Fn(usize) -> &'a [u32],
+    dead: u32,
+    accepting: impl Fn(usize) -> bool,
+) -> Vec<u32> {
     // Predecessors in compressed rows: `preds[first[t]..first[t + 1]]`.
     let mut first = vec![0u32; n + 1];
     for s in 0..n {

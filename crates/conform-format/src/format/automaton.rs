@@ -72,7 +72,9 @@ impl Automaton {
             ));
         }
         // Parsed once, here, for precise error positions; the NFA is built from the result.
-        let parse = |p: &str| regex_syntax::ParserBuilder::new().nest_limit(MAX_REGEX_NESTING).utf8(!call_bytes).build().parse(p);
+        let parse = |p: &str| {
+            regex_syntax::ParserBuilder::new().nest_limit(MAX_REGEX_NESTING).utf8(!call_bytes).build().parse(p)
+        };
         let hir = match json_char::mark(pattern).map(|marked| parse(&marked)) {
             Some(Ok(hir)) => json_char::unmark(hir),
             // errors are reported at their place in `pattern`
@@ -81,7 +83,10 @@ impl Automaton {
         let too_large = |e: &dyn std::fmt::Display| {
             FormatError::too_complex(
                 format!("the automaton is too large ({e})"),
-                Limit::AutomatonSize { dfa_size_bytes: limits.dfa_size_bytes, determinize_size_bytes: limits.determinize_size_bytes },
+                Limit::AutomatonSize {
+                    dfa_size_bytes: limits.dfa_size_bytes,
+                    determinize_size_bytes: limits.determinize_size_bytes,
+                },
             )
         };
         thread_local! {
@@ -93,12 +98,12 @@ impl Automaton {
             .nfa_size_limit(Some(limits.determinize_size_bytes))
             .shrink(false)
             .which_captures(thompson::WhichCaptures::None);
-        let nfa = NFA_COMPILER
-            .with_borrow_mut(|c| c.configure(config).build_from_hir(&hir))
-            .map_err(|e| match e.size_limit() {
+        let nfa = NFA_COMPILER.with_borrow_mut(|c| c.configure(config).build_from_hir(&hir)).map_err(|e| {
+            match e.size_limit() {
                 Some(_) => too_large(&e),
                 None => FormatError::InvalidRegex { message: e.to_string(), position: None },
-            })?;
+            }
+        })?;
         if !minimize {
             match determinize(&nfa, limits.dfa_size_bytes, limits.determinize_size_bytes) {
                 Ok(Some(table)) => return Self::from_table(table),
@@ -113,16 +118,13 @@ impl Automaton {
             .accelerate(false)
             .dfa_size_limit(Some(limits.dfa_size_bytes))
             .determinize_size_limit(Some(limits.determinize_size_bytes));
-        let dfa = dense::Builder::new()
-            .configure(cfg)
-            .build_from_nfa(&nfa)
-            .map_err(|e| {
-                if e.is_size_limit_exceeded() {
-                    too_large(&e)
-                } else {
-                    FormatError::InvalidRegex { message: e.to_string(), position: None }
-                }
-            })?;
+        let dfa = dense::Builder::new().configure(cfg).build_from_nfa(&nfa).map_err(|e| {
+            if e.is_size_limit_exceeded() {
+                too_large(&e)
+            } else {
+                FormatError::InvalidRegex { message: e.to_string(), position: None }
+            }
+        })?;
         Self::from_table(table_of_dense(&dfa)?)
     }
 
@@ -131,11 +133,14 @@ impl Automaton {
         let n = table.len();
         let classes = table.class_count();
         // State 0 is the dead state: its row leads nowhere.
-        let dist = bytes_to_accept(n, |s| &table.trans[s << table.stride2..][..classes], DEAD, |s| s != 0 && table.accepting[s]);
+        let dist = bytes_to_accept(
+            n,
+            |s| &table.trans[s << table.stride2..][..classes],
+            DEAD,
+            |s| s != 0 && table.accepting[s],
+        );
         if dist[table.start as usize] == u32::MAX {
-            return Err(FormatError::EmptyLanguage {
-                message: "no output can satisfy the constraint".into(),
-            });
+            return Err(FormatError::EmptyLanguage { message: "no output can satisfy the constraint".into() });
         }
         for t in &mut table.trans {
             if dist[*t as usize] == u32::MAX {
@@ -295,15 +300,32 @@ pub(crate) fn syntax_error(e: &regex_syntax::Error) -> FormatError {
         regex_syntax::Error::Parse(p) if matches!(p.kind(), regex_syntax::ast::ErrorKind::NestLimitExceeded(_)) => {
             FormatError::too_complex("the expression is nested too deeply", Limit::RegexNesting(MAX_REGEX_NESTING))
         }
-        regex_syntax::Error::Parse(p) => FormatError::InvalidRegex {
-            message: p.kind().to_string(),
-            position: Some(p.span().start.offset),
-        },
-        regex_syntax::Error::Translate(t) => FormatError::InvalidRegex {
-            message: t.kind().to_string(),
-            position: Some(t.span().start.offset),
-        },
+        regex_syntax::Error::Parse(p) => {
+            FormatError::InvalidRegex { message: p.kind().to_string(), position: Some(p.span().start.offset) }
+        }
+        regex_syntax::Error::Translate(t) => {
+            FormatError::InvalidRegex { message: t.kind().to_string(), position: Some(t.span().start.offset) }
+        }
         other => FormatError::InvalidRegex { message: other.to_string(), position: None },
+    }
+}
+
+/// The seam the mask module walks: state ids are the DFA's own, stable for its lifetime.
+impl crate::mask::ByteAutomaton for Automaton {
+    fn start(&self) -> u32 {
+        Automaton::start(self).0
+    }
+    fn next(&self, state: u32, byte: u8) -> Option<u32> {
+        Automaton::next(self, StateId(state), byte).map(|s| s.0)
+    }
+    fn is_accepting(&self, state: u32) -> bool {
+        Automaton::is_accepting(self, StateId(state))
+    }
+    fn min_bytes_to_accept(&self, state: u32) -> u32 {
+        Automaton::min_bytes_to_accept(self, StateId(state))
+    }
+    fn byte_classes(&self) -> [u8; 256] {
+        self.table.classes
     }
 }
 
@@ -392,25 +414,5 @@ mod tests {
             assert_eq!(theirs.language_within(&ours, 1 << 16), Some(true), "{p}");
             assert_eq!(ours.min_bytes_to_accept(ours.start()), theirs.min_bytes_to_accept(theirs.start()), "{p}");
         }
-    }
-}
-
-
-/// The seam the mask module walks: state ids are the DFA's own, stable for its lifetime.
-impl crate::mask::ByteAutomaton for Automaton {
-    fn start(&self) -> u32 {
-        Automaton::start(self).0
-    }
-    fn next(&self, state: u32, byte: u8) -> Option<u32> {
-        Automaton::next(self, StateId(state), byte).map(|s| s.0)
-    }
-    fn is_accepting(&self, state: u32) -> bool {
-        Automaton::is_accepting(self, StateId(state))
-    }
-    fn min_bytes_to_accept(&self, state: u32) -> u32 {
-        Automaton::min_bytes_to_accept(self, StateId(state))
-    }
-    fn byte_classes(&self) -> [u8; 256] {
-        self.table.classes
     }
 }

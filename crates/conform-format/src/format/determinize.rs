@@ -89,7 +89,12 @@ pub(super) fn determinize(nfa: &NFA, max_table_bytes: usize, max_set_bytes: usiz
         let id = table.add_state(accepting);
         set_bytes += set.len() * 4 + 64;
         if table.bytes() > max_table_bytes || set_bytes > max_set_bytes {
-            return Err(TooLarge(format!("{} states, {} table bytes, {} set bytes", table.len(), table.bytes(), set_bytes)));
+            return Err(TooLarge(format!(
+                "{} states, {} table bytes, {} set bytes",
+                table.len(),
+                table.bytes(),
+                set_bytes
+            )));
         }
         let set: Rc<[NfaId]> = Rc::from(set);
         ids.insert(set.clone(), id);
@@ -132,7 +137,7 @@ pub(super) fn determinize(nfa: &NFA, max_table_bytes: usize, max_set_bytes: usiz
                 _ => {}
             }
         }
-        let row = (next as usize) << table.stride2;
+        let row = next << table.stride2;
         for c in 0..class_count {
             let id = if c > 0 && targets[c] == targets[c - 1] {
                 table.trans[row + c - 1]

@@ -156,7 +156,11 @@ impl fmt::Display for Limit {
 
 /// Pointers are kept internally without the leading `#`; the root is shown as `#`.
 pub(crate) fn pointer_display(p: &str) -> String {
-    if p.starts_with('#') { p.to_string() } else { format!("#{p}") }
+    if p.starts_with('#') {
+        p.to_string()
+    } else {
+        format!("#{p}")
+    }
 }
 
 #[cfg(test)]
@@ -171,8 +175,16 @@ mod tests {
     fn limits_read_as_before() {
         let cases = [
             (Limit::DfaSizeBytes(5), "dfa_size_bytes = 5", "dfa_size_bytes"),
-            (Limit::AutomatonSize { dfa_size_bytes: 1, determinize_size_bytes: 2 }, "dfa_size_bytes = 1, determinize_size_bytes = 2", "dfa_size_bytes"),
-            (Limit::ProductSize { dfa_size_bytes: 1, determinize_size_bytes: 2 }, "dfa_size_bytes = 1 (determinize_size_bytes = 2 while building)", "dfa_size_bytes"),
+            (
+                Limit::AutomatonSize { dfa_size_bytes: 1, determinize_size_bytes: 2 },
+                "dfa_size_bytes = 1, determinize_size_bytes = 2",
+                "dfa_size_bytes",
+            ),
+            (
+                Limit::ProductSize { dfa_size_bytes: 1, determinize_size_bytes: 2 },
+                "dfa_size_bytes = 1 (determinize_size_bytes = 2 while building)",
+                "dfa_size_bytes",
+            ),
             (Limit::MaxRegexLen(7), "max_regex_len = 7", "max_regex_len"),
             (Limit::MaxRepetition(8), "max_repetition = 8", "max_repetition"),
             (Limit::MaxSchemaDepth(9), "max_schema_depth = 9", "max_schema_depth"),

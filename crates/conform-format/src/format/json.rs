@@ -86,11 +86,7 @@ fn scalar_regex() -> String {
 /// One JSON value whose array items and member values match `v`.
 pub(crate) fn any_json_level(v: &str, ws: Whitespace) -> String {
     let w = ws_regex(ws);
-    format!(
-        "(?:{}|\\[{w}(?:{v}(?:{w},{w}{v})*)?{w}\\]|{})",
-        scalar_regex(),
-        object_regex(v, ws)
-    )
+    format!("(?:{}|\\[{w}(?:{v}(?:{w},{w}{v})*)?{w}\\]|{})", scalar_regex(), object_regex(v, ws))
 }
 
 /// A JSON object whose member values match `v`.
@@ -137,7 +133,8 @@ mod tests {
         let n = Limits::default().max_nesting as usize - 1;
         assert!(a.accepts(format!("{}1{}", "[".repeat(n), "]".repeat(n)).as_bytes()));
         assert!(!a.accepts(format!("{}1{}", "[".repeat(n + 1), "]".repeat(n + 1)).as_bytes()));
-        let unrolled = crate::format::Automaton::from_regex(&any_json_regex(3, Whitespace::Compact), &Limits::default()).unwrap();
+        let unrolled =
+            crate::format::Automaton::from_regex(&any_json_regex(3, Whitespace::Compact), &Limits::default()).unwrap();
         assert!(unrolled.accepts(b"[[[1]]]"));
         assert!(!unrolled.accepts(b"[[[[1]]]]"));
         let o = compile_json_object(Whitespace::Flexible { max: 2 }, &Limits::default()).unwrap();

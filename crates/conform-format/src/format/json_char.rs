@@ -80,7 +80,9 @@ pub fn unmark(hir: Hir) -> Hir {
         return hir;
     }
     match hir.into_kind() {
-        HirKind::Capture(Capture { name: Some(name), .. }) if name.starts_with(NAME) => parsed(name[NAME.len()..].starts_with('1') as usize),
+        HirKind::Capture(Capture { name: Some(name), .. }) if name.starts_with(NAME) => {
+            parsed(name[NAME.len()..].starts_with('1') as usize)
+        }
         HirKind::Capture(mut c) => {
             c.sub = Box::new(unmark(*c.sub));
             Hir::capture(c)
@@ -125,11 +127,11 @@ mod tests {
     #[test]
     fn uses_that_are_not_plain_are_left_alone() {
         for p in [
-            format!(r"\{JSON_CHAR}"),          // escaped: `\(` then `?:…`
-            format!("[a{JSON_CHAR}]"),          // inside a class
-            format!("[]{JSON_CHAR}]"),          // `]` first in a class is a literal
-            format!("(?i:{JSON_CHAR})"),        // under a flag
-            format!("(?i){JSON_CHAR}"),         // under a bare flag
+            format!(r"\{JSON_CHAR}"),                   // escaped: `\(` then `?:…`
+            format!("[a{JSON_CHAR}]"),                  // inside a class
+            format!("[]{JSON_CHAR}]"),                  // `]` first in a class is a literal
+            format!("(?i:{JSON_CHAR})"),                // under a flag
+            format!("(?i){JSON_CHAR}"),                 // under a bare flag
             format!("(?P<json_char_0_0>a){JSON_CHAR}"), // writes a marker's name itself
             format!("(?x){JSON_CHAR}"),
         ] {

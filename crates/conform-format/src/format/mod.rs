@@ -40,7 +40,10 @@ pub use compiled::Compiled;
 pub use error::{FormatError, Limit};
 pub use gbnf::compile_gbnf;
 pub use json::{any_json_regex, compile_any_json, compile_json_object, json_object_regex, RawStringEscaper};
-pub use json_schema::{canonical_json, canonical_json_ordered, compile_schema, KeyOrder, schema_rules, SchemaOptions, SchemaRegex, Whitespace};
+pub use json_schema::{
+    canonical_json, canonical_json_ordered, compile_schema, schema_rules, KeyOrder, SchemaOptions, SchemaRegex,
+    Whitespace,
+};
 pub use limits::Limits;
 pub use recursive::Recursive;
 pub use regex::compile_regex;

@@ -20,7 +20,8 @@ pub const JSON_CHAR: &str = r#"(?:[^"\\\x00-\x1F]|\\["\\/bfnrt]|\\u(?:[0-9A-Ca-c
 /// [`super::json::RawStringEscaper`] turns into JSON on the way out (one character either way).
 pub const RAW_JSON_CHAR: &str = r#"(?:[^"\\\x00-\x08\x0B-\x1F]|\\["\\/bfnrt]|\\u(?:[0-9A-Ca-c][0-9A-Fa-f]{3}|[Dd][0-7][0-9A-Fa-f]{2}|[EFef][0-9A-Fa-f]{3}))"#;
 
-const ECMA_SPACE: &str = r"\t\n\x0B\x0C\r \xA0\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}\x{202F}\x{205F}\x{3000}\x{FEFF}";
+const ECMA_SPACE: &str =
+    r"\t\n\x0B\x0C\r \xA0\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}\x{202F}\x{205F}\x{3000}\x{FEFF}";
 
 /// Why an ECMA pattern has no [`search_regex`].
 #[derive(Debug)]
@@ -63,7 +64,8 @@ pub fn ecma_to_rust(p: &str) -> Result<String, String> {
 /// U+FEFF) and the `jsonschema` crate's (only these) agree on it.
 const AGREED_SPACE: &str = r"\t\n\x0B\x0C\r \xA0\x{2003}\x{2029}";
 /// Everything any of them counts as `\s`: ECMA-262's set, plus Python's U+001C-U+001F and U+0085.
-const ANY_SPACE: &str = r"\t\n\x0B\x0C\r \xA0\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}\x{202F}\x{205F}\x{3000}\x{FEFF}\x1C-\x1F\x{85}";
+const ANY_SPACE: &str =
+    r"\t\n\x0B\x0C\r \xA0\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}\x{202F}\x{205F}\x{3000}\x{FEFF}\x1C-\x1F\x{85}";
 
 /// [`ecma_to_rust`], or (`generating`) narrowed where validators disagree: `\s` generates
 /// only whitespace all of them accept, `\S` only characters none of them calls whitespace
@@ -85,8 +87,16 @@ fn translate(p: &str, generating: bool) -> Result<String, String> {
                 'D' => out.push_str("[^0-9]"),
                 'w' => out.push_str("[A-Za-z0-9_]"),
                 'W' => out.push_str("[^A-Za-z0-9_]"),
-                's' => { out.push('['); out.push_str(if negated { wide } else { narrow }); out.push(']') }
-                'S' => { out.push_str("[^"); out.push_str(if negated { narrow } else { wide }); out.push(']') }
+                's' => {
+                    out.push('[');
+                    out.push_str(if negated { wide } else { narrow });
+                    out.push(']')
+                }
+                'S' => {
+                    out.push_str("[^");
+                    out.push_str(if negated { narrow } else { wide });
+                    out.push(']')
+                }
                 'b' if in_class => out.push_str(r"\x08"),
                 'b' | 'B' => return Err("word boundary assertions (\\b, \\B) are not supported in patterns".into()),
                 '1'..='9' => return Err("back-references are not supported in patterns".into()),
@@ -94,17 +104,24 @@ fn translate(p: &str, generating: bool) -> Result<String, String> {
                 '0' => out.push_str(r"\x00"),
                 'c' => {
                     let Some(&l) = c.get(i) else { return Err("incomplete \\c escape".into()) };
-                    if !l.is_ascii_alphabetic() { return Err("invalid \\c escape".into()); }
+                    if !l.is_ascii_alphabetic() {
+                        return Err("invalid \\c escape".into());
+                    }
                     i += 1;
                     out.push_str(&format!(r"\x{:02X}", (l as u32) % 32));
                 }
                 'u' if c.get(i) == Some(&'{') => {
                     out.push_str(r"\u");
                 }
-                'x' | 'u' | 'n' | 'r' | 't' | 'f' | 'v' | 'p' | 'P' => { out.push('\\'); out.push(n) }
+                'x' | 'u' | 'n' | 'r' | 't' | 'f' | 'v' | 'p' | 'P' => {
+                    out.push('\\');
+                    out.push(n)
+                }
                 n if n.is_ascii_alphanumeric() => return Err(format!("unknown escape \\{n}")),
                 n if n.is_ascii() => {
-                    if regex_syntax::is_meta_character(n) { out.push('\\'); }
+                    if regex_syntax::is_meta_character(n) {
+                        out.push('\\');
+                    }
                     out.push(n);
                 }
                 n => out.push(n),
@@ -113,9 +130,16 @@ fn translate(p: &str, generating: bool) -> Result<String, String> {
         }
         if in_class {
             match ch {
-                ']' => { in_class = false; negated = false; out.push(']') }
-                '[' | '&' | '~' => { out.push('\\'); out.push(ch) }
-                '-' if c.get(i + 1) == Some(&'-') => { out.push_str(r"\-") }
+                ']' => {
+                    in_class = false;
+                    negated = false;
+                    out.push(']')
+                }
+                '[' | '&' | '~' => {
+                    out.push('\\');
+                    out.push(ch)
+                }
+                '-' if c.get(i + 1) == Some(&'-') => out.push_str(r"\-"),
                 _ => out.push(ch),
             }
             i += 1;
@@ -136,7 +160,11 @@ fn translate(p: &str, generating: bool) -> Result<String, String> {
                 in_class = true;
                 out.push('[');
                 i += 1;
-                if c.get(i) == Some(&'^') { out.push('^'); i += 1; negated = true; }
+                if c.get(i) == Some(&'^') {
+                    out.push('^');
+                    i += 1;
+                    negated = true;
+                }
                 continue;
             }
             '.' => out.push_str(r"[^\n\r\x{2028}\x{2029}]"),
@@ -156,11 +184,16 @@ fn translate(p: &str, generating: bool) -> Result<String, String> {
                 // A quantifier only if it has the ECMA shape {n}, {n,}, {n,m}.
                 let mut j = i + 1;
                 let mut digits = 0;
-                while j < c.len() && c[j].is_ascii_digit() { j += 1; digits += 1; }
+                while j < c.len() && c[j].is_ascii_digit() {
+                    j += 1;
+                    digits += 1;
+                }
                 let mut ok = digits > 0;
                 if ok && c.get(j) == Some(&',') {
                     j += 1;
-                    while j < c.len() && c[j].is_ascii_digit() { j += 1; }
+                    while j < c.len() && c[j].is_ascii_digit() {
+                        j += 1;
+                    }
                 }
                 ok = ok && c.get(j) == Some(&'}');
                 if ok {
@@ -171,7 +204,10 @@ fn translate(p: &str, generating: bool) -> Result<String, String> {
                 out.push_str(r"\{");
             }
             '}' => out.push_str(r"\}"),
-            ' ' | '#' => { out.push('\\'); out.push(ch) } // literal even if someone enables (?x)
+            ' ' | '#' => {
+                out.push('\\');
+                out.push(ch)
+            } // literal even if someone enables (?x)
             _ => out.push(ch),
         }
         i += 1;
@@ -186,15 +222,11 @@ fn translate(p: &str, generating: bool) -> Result<String, String> {
 /// to what every common validator agrees on (see `translate`).
 pub fn parse_ecma(p: &str) -> Result<Hir, String> {
     let rust = translate(p, true)?;
-    regex_syntax::ParserBuilder::new()
-        .nest_limit(200)
-        .build()
-        .parse(&rust)
-        .map_err(|e| match e {
-            regex_syntax::Error::Parse(e) => e.kind().to_string(),
-            regex_syntax::Error::Translate(e) => e.kind().to_string(),
-            e => e.to_string(),
-        })
+    regex_syntax::ParserBuilder::new().nest_limit(200).build().parse(&rust).map_err(|e| match e {
+        regex_syntax::Error::Parse(e) => e.kind().to_string(),
+        regex_syntax::Error::Translate(e) => e.kind().to_string(),
+        e => e.to_string(),
+    })
 }
 
 /// Canonical JSON encoding of one char, as a regex.
@@ -216,8 +248,14 @@ fn class_regex(ranges: &[(char, char)]) -> String {
     let mut safe = String::new();
     let mut specials: Vec<String> = Vec::new();
     let push_range = |safe: &mut String, a: u32, b: u32| {
-        if a > b { return; }
-        if a == b { safe.push_str(&format!(r"\x{{{a:X}}}")) } else { safe.push_str(&format!(r"\x{{{a:X}}}-\x{{{b:X}}}")) }
+        if a > b {
+            return;
+        }
+        if a == b {
+            safe.push_str(&format!(r"\x{{{a:X}}}"))
+        } else {
+            safe.push_str(&format!(r"\x{{{a:X}}}-\x{{{b:X}}}"))
+        }
     };
     for &(lo, hi) in ranges {
         let (lo, hi) = (lo as u32, hi as u32);
@@ -230,16 +268,24 @@ fn class_regex(ranges: &[(char, char)]) -> String {
         // safe parts: [lo,hi] minus [0,0x1F], 0x22, 0x5C
         let mut start = lo.max(0x20);
         for cut in [0x22u32, 0x5C] {
-            if start > hi { break; }
+            if start > hi {
+                break;
+            }
             if cut >= start && cut <= hi {
-                if cut > start { push_range(&mut safe, start, cut - 1); }
+                if cut > start {
+                    push_range(&mut safe, start, cut - 1);
+                }
                 start = cut + 1;
             }
         }
-        if start <= hi { push_range(&mut safe, start, hi); }
+        if start <= hi {
+            push_range(&mut safe, start, hi);
+        }
     }
     let mut alts = Vec::new();
-    if !safe.is_empty() { alts.push(format!("[{safe}]")); }
+    if !safe.is_empty() {
+        alts.push(format!("[{safe}]"));
+    }
     alts.extend(specials);
     match alts.len() {
         0 => r"[^\x00-\x{10FFFF}]".to_string(),
@@ -254,14 +300,21 @@ pub fn emit_body(h: &Hir, out: &mut String) -> Result<(), String> {
         HirKind::Empty => {}
         HirKind::Literal(l) => {
             let s = std::str::from_utf8(&l.0).map_err(|_| "pattern matches invalid UTF-8".to_string())?;
-            for c in s.chars() { out.push_str(&json_char_regex(c)); }
+            for c in s.chars() {
+                out.push_str(&json_char_regex(c));
+            }
         }
         HirKind::Class(Class::Unicode(c)) => {
             let r: Vec<(char, char)> = c.ranges().iter().map(|r| (r.start(), r.end())).collect();
             out.push_str(&class_regex(&r));
         }
         HirKind::Class(Class::Bytes(_)) => return Err("byte classes are not supported in patterns".into()),
-        HirKind::Look(_) => return Err("anchors or assertions inside a pattern (other than a leading ^ and trailing $) are not supported".into()),
+        HirKind::Look(_) => {
+            return Err(
+                "anchors or assertions inside a pattern (other than a leading ^ and trailing $) are not supported"
+                    .into(),
+            )
+        }
         HirKind::Repetition(r) => {
             out.push_str("(?:");
             emit_body(&r.sub, out)?;
@@ -278,12 +331,16 @@ pub fn emit_body(h: &Hir, out: &mut String) -> Result<(), String> {
             out.push(')');
         }
         HirKind::Concat(v) => {
-            for x in v { emit_body(x, out)?; }
+            for x in v {
+                emit_body(x, out)?;
+            }
         }
         HirKind::Alternation(v) => {
             out.push_str("(?:");
             for (i, x) in v.iter().enumerate() {
-                if i > 0 { out.push('|'); }
+                if i > 0 {
+                    out.push('|');
+                }
                 emit_body(x, out)?;
             }
             out.push(')');
@@ -299,8 +356,12 @@ pub struct Branch {
     pub core: Hir,
 }
 
-fn is_start(h: &Hir) -> bool { matches!(h.kind(), HirKind::Look(Look::Start)) }
-fn is_end(h: &Hir) -> bool { matches!(h.kind(), HirKind::Look(Look::End)) }
+fn is_start(h: &Hir) -> bool {
+    matches!(h.kind(), HirKind::Look(Look::Start))
+}
+fn is_end(h: &Hir) -> bool {
+    matches!(h.kind(), HirKind::Look(Look::End))
+}
 
 pub fn branches(h: &Hir) -> Vec<Branch> {
     match h.kind() {
@@ -309,13 +370,20 @@ pub fn branches(h: &Hir) -> Vec<Branch> {
         HirKind::Concat(v) => {
             let mut s = 0;
             let mut e = v.len();
-            while s < e && is_start(&v[s]) { s += 1; }
-            while e > s && is_end(&v[e - 1]) { e -= 1; }
+            while s < e && is_start(&v[s]) {
+                s += 1;
+            }
+            while e > s && is_end(&v[e - 1]) {
+                e -= 1;
+            }
             let core = Hir::concat(v[s..e].to_vec());
             // `^(a|b)$`: push anchors into the inner alternation.
             if let HirKind::Capture(c) = core.kind() {
                 if matches!(c.sub.kind(), HirKind::Alternation(_)) {
-                    return branches(&c.sub).into_iter().map(|b| Branch { start: b.start || s > 0, end: b.end || e < v.len(), core: b.core }).collect();
+                    return branches(&c.sub)
+                        .into_iter()
+                        .map(|b| Branch { start: b.start || s > 0, end: b.end || e < v.len(), core: b.core })
+                        .collect();
                 }
             }
             vec![Branch { start: s > 0, end: e < v.len(), core }]
@@ -345,9 +413,19 @@ pub fn pattern_body(p: &str) -> Result<String, String> {
     let mut alts = Vec::new();
     for ((start, end), cores) in groups {
         let mut s = String::new();
-        if !start { s.push_str(JSON_CHAR); s.push('*'); }
-        if cores.len() == 1 { s.push_str(&cores[0]) } else { s.push_str(&format!("(?:{})", cores.join("|"))) }
-        if !end { s.push_str(JSON_CHAR); s.push('*'); }
+        if !start {
+            s.push_str(JSON_CHAR);
+            s.push('*');
+        }
+        if cores.len() == 1 {
+            s.push_str(&cores[0])
+        } else {
+            s.push_str(&format!("(?:{})", cores.join("|")))
+        }
+        if !end {
+            s.push_str(JSON_CHAR);
+            s.push('*');
+        }
         alts.push(s);
     }
     Ok(if alts.len() == 1 { alts.pop().unwrap() } else { format!("(?:{})", alts.join("|")) })
@@ -372,7 +450,9 @@ fn char_len(h: &Hir) -> (u64, Option<u64>) {
             (r.min as u64 * lo, max)
         }
         HirKind::Capture(c) => char_len(&c.sub),
-        HirKind::Concat(v) => v.iter().map(char_len).fold((0, Some(0)), |(a, b), (c, d)| (a + c, b.zip(d).map(|(x, y)| x + y))),
+        HirKind::Concat(v) => {
+            v.iter().map(char_len).fold((0, Some(0)), |(a, b), (c, d)| (a + c, b.zip(d).map(|(x, y)| x + y)))
+        }
         HirKind::Alternation(v) => {
             let parts: Vec<_> = v.iter().map(char_len).collect();
             let lo = parts.iter().map(|p| p.0).min().unwrap_or(0);
@@ -423,7 +503,11 @@ pub fn bounded_pattern_body(p: &str, lo: u64, hi: u64) -> Option<(String, u64)> 
         let (mut low, mut bad) = (0, hi + 1);
         while low + 1 < bad {
             let mid = (low + bad) / 2;
-            if shape(mid).is_some() { low = mid } else { bad = mid }
+            if shape(mid).is_some() {
+                low = mid
+            } else {
+                bad = mid
+            }
         }
         let Some((core, shortest, tail_min, tail_max)) = shape(low) else { continue };
         if shortest < lo {
@@ -449,10 +533,14 @@ pub fn bounded_pattern_body(p: &str, lo: u64, hi: u64) -> Option<(String, u64)> 
 pub fn single_class_repetition(p: &str) -> Option<(String, u32, Option<u32>, bool, bool)> {
     let h = parse_ecma(p).ok()?;
     let mut bs = branches(&h);
-    if bs.len() != 1 { return None; }
+    if bs.len() != 1 {
+        return None;
+    }
     let b = bs.pop().unwrap();
     let mut core = &b.core;
-    while let HirKind::Capture(c) = core.kind() { core = &c.sub; }
+    while let HirKind::Capture(c) = core.kind() {
+        core = &c.sub;
+    }
     let (cls, min, max) = match core.kind() {
         HirKind::Class(Class::Unicode(c)) => (c, 1, Some(1)),
         HirKind::Repetition(r) => match r.sub.kind() {
@@ -470,13 +558,18 @@ pub fn single_class_repetition(p: &str) -> Option<(String, u32, Option<u32>, boo
 pub fn anchored_char_len_bounds(p: &str) -> Option<(usize, Option<usize>)> {
     let h = parse_ecma(p).ok()?;
     let bs = branches(&h);
-    if bs.iter().any(|b| !b.start || !b.end) { return None; }
+    if bs.iter().any(|b| !b.start || !b.end) {
+        return None;
+    }
     let mut lo = usize::MAX;
     let mut hi = Some(0usize);
     for b in &bs {
         let pr = b.core.properties();
         lo = lo.min(pr.minimum_len().unwrap_or(0).div_ceil(4));
-        hi = match (hi, pr.maximum_len()) { (Some(a), Some(m)) => Some(a.max(m)), _ => None };
+        hi = match (hi, pr.maximum_len()) {
+            (Some(a), Some(m)) => Some(a.max(m)),
+            _ => None,
+        };
     }
     Some((lo, hi))
 }
@@ -517,8 +610,12 @@ mod tests {
         let check = |p: &str, lo: u64, hi: u64, yes: &[&str], no: &[&str]| {
             let (body, _) = bounded_pattern_body(p, lo, hi).unwrap();
             let re = regex_automata::meta::Regex::new(&format!("^\"(?:{body})\"$")).unwrap();
-            for s in yes { assert!(re.is_match(serde_json::to_string(s).unwrap().as_str()), "{p} {s}"); }
-            for s in no { assert!(!re.is_match(serde_json::to_string(s).unwrap().as_str()), "{p} {s}"); }
+            for s in yes {
+                assert!(re.is_match(serde_json::to_string(s).unwrap().as_str()), "{p} {s}");
+            }
+            for s in no {
+                assert!(!re.is_match(serde_json::to_string(s).unwrap().as_str()), "{p} {s}");
+            }
         };
         check("^[a-z]+:[0-9]*$", 1, 6, &["ab:12", "a:"], &["abcd:12", ":1"]);
         check("^x", 3, 4, &["xab", "xabc"], &["x", "xabcd", "ax"]);

@@ -55,7 +55,8 @@ impl Product {
         let classes = reps.len();
         // Each state costs a table row, and while building, its tuple twice (list and index).
         let tuple_bytes = 2 * (std::mem::size_of::<Vec<Sub>>() + components.len() * std::mem::size_of::<Sub>()) + 16;
-        let max_states = (limits.dfa_size_bytes / (4 * classes + 8)).min(limits.determinize_size_bytes / tuple_bytes).max(1);
+        let max_states =
+            (limits.dfa_size_bytes / (4 * classes + 8)).min(limits.determinize_size_bytes / tuple_bytes).max(1);
         let start: Vec<Sub> = components.iter().map(|c| Some(c.automaton.start())).collect();
         if start.iter().zip(components).any(|(s, c)| !alive(c, *s)) {
             return Err(empty());
@@ -66,11 +67,8 @@ impl Product {
         let mut i = 0;
         while i < tuples.len() {
             for &b in &reps {
-                let next: Vec<Sub> = tuples[i]
-                    .iter()
-                    .zip(components)
-                    .map(|(s, c)| s.and_then(|s| c.automaton.next(s, b)))
-                    .collect();
+                let next: Vec<Sub> =
+                    tuples[i].iter().zip(components).map(|(s, c)| s.and_then(|s| c.automaton.next(s, b))).collect();
                 if next.iter().zip(components).any(|(s, c)| !alive(c, *s)) {
                     table.push(DEAD);
                     continue;
@@ -81,7 +79,10 @@ impl Product {
                         if tuples.len() >= max_states {
                             return Err(FormatError::too_complex(
                                 format!("the combined automaton exceeds {max_states} states"),
-                                Limit::ProductSize { dfa_size_bytes: limits.dfa_size_bytes, determinize_size_bytes: limits.determinize_size_bytes },
+                                Limit::ProductSize {
+                                    dfa_size_bytes: limits.dfa_size_bytes,
+                                    determinize_size_bytes: limits.determinize_size_bytes,
+                                },
                             ));
                         }
                         let id = tuples.len() as u32;
@@ -96,12 +97,14 @@ impl Product {
         }
         let accepting: Vec<bool> = tuples
             .iter()
-            .map(|t| t.iter().zip(components).all(|(s, c)| match (s, c.negated) {
-                (Some(s), false) => c.automaton.is_accepting(*s),
-                (None, false) => false,
-                (Some(s), true) => !c.automaton.is_accepting(*s),
-                (None, true) => true,
-            }))
+            .map(|t| {
+                t.iter().zip(components).all(|(s, c)| match (s, c.negated) {
+                    (Some(s), false) => c.automaton.is_accepting(*s),
+                    (None, false) => false,
+                    (Some(s), true) => !c.automaton.is_accepting(*s),
+                    (None, true) => true,
+                })
+            })
             .collect();
         let dist = bytes_to_accept(accepting.len(), |s| &table[s * classes..][..classes], DEAD, |s| accepting[s]);
         if dist[0] == u32::MAX {

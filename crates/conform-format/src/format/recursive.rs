@@ -186,14 +186,26 @@ impl Recursive {
     /// `rules[0]` is the whole output; `max_depth` bounds the stack (the root frame included).
     pub fn new(rules: Vec<Arc<Automaton>>, max_depth: u32) -> Result<Recursive, FormatError> {
         if rules.is_empty() || rules.len() > MAX_RULES {
-            return Err(FormatError::too_complex(format!("a recursive automaton of {} rules", rules.len()), Limit::RecursiveRules(MAX_RULES)));
+            return Err(FormatError::too_complex(
+                format!("a recursive automaton of {} rules", rules.len()),
+                Limit::RecursiveRules(MAX_RULES),
+            ));
         }
         let max_depth = max_depth.max(1) as usize;
         let info: Vec<Vec<StateInfo>> = rules.iter().map(|r| explore(r, rules.len())).collect();
         let dist = distances(&rules, &info, max_depth);
         let (classes, class_rep) = joint_classes(&rules);
         let walk_classes = Classes::new(classes);
-        let net = Recursive { rules, info, dist, max_depth, classes, class_rep, walk_classes, interned: RwLock::new(Interned::default()) };
+        let net = Recursive {
+            rules,
+            info,
+            dist,
+            max_depth,
+            classes,
+            class_rep,
+            walk_classes,
+            interned: RwLock::new(Interned::default()),
+        };
         let start = net.close(vec![vec![Frame { rule: 0, state: Automaton::start(&net.rules[0]).0 }]]);
         let start = net.intern(start);
         if net.min_bytes_to_accept(start) == u32::MAX {
@@ -267,10 +279,13 @@ impl Recursive {
                 let settled_dist = |q: u32| {
                     let i = info.get(q as usize)?;
                     let d = dist[q as usize];
-                    (i.calls.is_empty() && !(i.accepting && !below.is_empty()) && d != u32::MAX).then_some(d)
+                    (i.calls.is_empty() && (!i.accepting || below.is_empty()) && d != u32::MAX).then_some(d)
                 };
-                let reached = body_closure(&*self.rules[top.rule as usize], &self.walk_classes, top.state, cap, &inside_ok);
-                let b = reached.as_ref().and_then(|r| r.iter().map(|&q| settled_dist(q)).try_fold(0, |m, d| d.map(|d| m.max(d))));
+                let reached =
+                    body_closure(&*self.rules[top.rule as usize], &self.walk_classes, top.state, cap, &inside_ok);
+                let b = reached
+                    .as_ref()
+                    .and_then(|r| r.iter().map(|&q| settled_dist(q)).try_fold(0, |m, d| d.map(|d| m.max(d))));
                 let mut interned = self.interned.write().unwrap();
                 interned.body_bounds.insert(key, b);
                 // the states reached lead to fewer: the bound holds for them too
@@ -288,7 +303,8 @@ impl Recursive {
     fn lone_stack(&self, state: u32) -> Option<Stack> {
         let interned = self.interned.read().unwrap();
         let node = interned.nodes.get(state as usize)?;
-        (node.stacks.len() == 1 && interned.nodes.len() < MAX_STATES / 2 && interned.frames < MAX_FRAMES / 4).then(|| node.stacks[0].clone())
+        (node.stacks.len() == 1 && interned.nodes.len() < MAX_STATES / 2 && interned.frames < MAX_FRAMES / 4)
+            .then(|| node.stacks[0].clone())
     }
 
     /// All stacks reachable from `seeds` without consuming a byte (calls and returns), keeping
@@ -371,7 +387,8 @@ impl Recursive {
         let mut key = [u32::MAX; KEYED_STACKS];
         for (k, s) in key.iter_mut().zip(stacks) {
             let top = s.last().expect("stacks are never empty");
-            *k = Automaton::next(&self.rules[top.rule as usize], super::StateId(top.state), rep).map_or(u32::MAX, |t| t.0);
+            *k = Automaton::next(&self.rules[top.rule as usize], super::StateId(top.state), rep)
+                .map_or(u32::MAX, |t| t.0);
         }
         Some(key)
     }
@@ -421,7 +438,8 @@ impl Recursive {
             key = Stacks::new(nearest.into_iter().collect());
         }
         let stacks = &key.stacks;
-        let accepting = stacks.iter().any(|s| s.len() == 1 && self.info[s[0].rule as usize][s[0].state as usize].accepting);
+        let accepting =
+            stacks.iter().any(|s| s.len() == 1 && self.info[s[0].rule as usize][s[0].state as usize].accepting);
         let dist = stacks.iter().map(|s| self.stack_dist(s)).min().unwrap_or(u32::MAX);
         let frames = frames_of(stacks);
         let mut interned = self.interned.write().unwrap();
@@ -489,7 +507,8 @@ fn explore(rule: &Automaton, n_rules: usize) -> Vec<StateInfo> {
     while i < order.len() {
         let s = order[i];
         i += 1;
-        let mut entry = StateInfo { reached: true, accepting: rule.is_accepting(super::StateId(s)), ..Default::default() };
+        let mut entry =
+            StateInfo { reached: true, accepting: rule.is_accepting(super::StateId(s)), ..Default::default() };
         let mut targets = Vec::new();
         for &b in &reps {
             let Some(t) = rule.next(super::StateId(s), b) else { continue };
@@ -525,7 +544,9 @@ fn explore(rule: &Automaton, n_rules: usize) -> Vec<StateInfo> {
 fn text_reps(rule: &Automaton) -> Vec<u8> {
     let classes = ByteAutomaton::byte_classes(rule);
     let mut seen = [false; 256];
-    (0..=255u8).filter(|&b| call_base(b).is_none() && !std::mem::replace(&mut seen[classes[b as usize] as usize], true)).collect()
+    (0..=255u8)
+        .filter(|&b| call_base(b).is_none() && !std::mem::replace(&mut seen[classes[b as usize] as usize], true))
+        .collect()
 }
 
 /// `dist[k][rule][state]` for `k` in `0..max_depth`, by Dijkstra backwards from accepting
@@ -648,7 +669,13 @@ impl ByteAutomaton for Recursive {
                 out.resize(bytes.len(), None);
                 return;
             };
-            ids.extend(bytes.iter().map(|&b| if call_base(b).is_some() { DEAD } else { node.row[self.classes[b as usize] as usize] }));
+            ids.extend(bytes.iter().map(|&b| {
+                if call_base(b).is_some() {
+                    DEAD
+                } else {
+                    node.row[self.classes[b as usize] as usize]
+                }
+            }));
             if !ids.contains(&UNKNOWN) {
                 out.extend(ids.iter().map(|&id| (id != DEAD).then_some(id)));
                 return;
@@ -880,7 +907,8 @@ mod tests {
     #[test]
     fn unsatisfiable_is_an_error() {
         let limits = Limits::default();
-        let rules = [call(1), format!(r"\[{}\]", call(1))].map(|r| Arc::new(rule_automaton(&r, &limits).unwrap())).to_vec();
+        let rules =
+            [call(1), format!(r"\[{}\]", call(1))].map(|r| Arc::new(rule_automaton(&r, &limits).unwrap())).to_vec();
         assert!(matches!(Recursive::new(rules, 8), Err(FormatError::EmptyLanguage { .. })));
     }
 }

@@ -21,8 +21,21 @@ struct Validator<'a> {
 
 /// Keywords that never affect validity.
 const IGNORED: &[&str] = &[
-    "title", "description", "examples", "example", "default", "$comment", "$schema", "deprecated",
-    "readOnly", "writeOnly", "$defs", "definitions", "$id", "id", "contentMediaType",
+    "title",
+    "description",
+    "examples",
+    "example",
+    "default",
+    "$comment",
+    "$schema",
+    "deprecated",
+    "readOnly",
+    "writeOnly",
+    "$defs",
+    "definitions",
+    "$id",
+    "id",
+    "contentMediaType",
     "contentEncoding",
 ];
 
@@ -36,7 +49,11 @@ fn all(results: impl IntoIterator<Item = Option<bool>>) -> Option<bool> {
             Some(true) => {}
         }
     }
-    if unknown { None } else { Some(true) }
+    if unknown {
+        None
+    } else {
+        Some(true)
+    }
 }
 
 /// JSON equality, with numbers compared by value (`1 == 1.0`).
@@ -126,8 +143,13 @@ impl<'a> Validator<'a> {
             "type" => match v {
                 Value::String(t) => has_type(value, t),
                 Value::Array(ts) => {
-                    let rs: Vec<Option<bool>> = ts.iter().map(|t| t.as_str().and_then(|t| has_type(value, t))).collect();
-                    if rs.contains(&Some(true)) { Some(true) } else { all(rs) }
+                    let rs: Vec<Option<bool>> =
+                        ts.iter().map(|t| t.as_str().and_then(|t| has_type(value, t))).collect();
+                    if rs.contains(&Some(true)) {
+                        Some(true)
+                    } else {
+                        all(rs)
+                    }
                 }
                 _ => None,
             },
@@ -138,7 +160,11 @@ impl<'a> Validator<'a> {
             "allOf" => all(v.as_array()?.iter().map(|s| self.check(value, s, d))),
             "anyOf" => {
                 let rs: Vec<Option<bool>> = v.as_array()?.iter().map(|s| self.check(value, s, d)).collect();
-                if rs.contains(&Some(true)) { Some(true) } else { all(rs) }
+                if rs.contains(&Some(true)) {
+                    Some(true)
+                } else {
+                    all(rs)
+                }
             }
             "oneOf" => {
                 let rs: Vec<Option<bool>> = v.as_array()?.iter().map(|s| self.check(value, s, d)).collect();
@@ -171,7 +197,13 @@ impl<'a> Validator<'a> {
                 (None, _) => Some(true),
                 (Some(x), Some(b)) if b > 0.0 => {
                     let q = x / b;
-                    if q.fract() == 0.0 { Some(true) } else if (q - q.round()).abs() < 1e-9 { None } else { Some(false) }
+                    if q.fract() == 0.0 {
+                        Some(true)
+                    } else if (q - q.round()).abs() < 1e-9 {
+                        None
+                    } else {
+                        Some(false)
+                    }
                 }
                 _ => None,
             },
@@ -194,7 +226,13 @@ impl<'a> Validator<'a> {
                 None => Some(true),
                 Some(a) => {
                     let rs: Vec<Option<bool>> = a.iter().map(|x| self.check(x, v, d)).collect();
-                    if rs.contains(&Some(true)) { Some(true) } else if rs.contains(&None) { None } else { Some(false) }
+                    if rs.contains(&Some(true)) {
+                        Some(true)
+                    } else if rs.contains(&None) {
+                        None
+                    } else {
+                        Some(false)
+                    }
                 }
             },
             "minProperties" => count(object.map(|o| o.len()), |n, b| n >= b),
@@ -277,7 +315,10 @@ mod tests {
         assert_eq!(validate(&json!(3), &json!({"type": "integer", "minimum": 2}), &root), Some(true));
         assert_eq!(validate(&json!(1.0), &json!({"enum": [1]}), &root), Some(true));
         assert_eq!(validate(&json!("ab"), &json!({"not": {"pattern": "^a"}}), &root), Some(false));
-        assert_eq!(validate(&json!({"a": 1}), &json!({"additionalProperties": {"type": "string"}}), &root), Some(false));
+        assert_eq!(
+            validate(&json!({"a": 1}), &json!({"additionalProperties": {"type": "string"}}), &root),
+            Some(false)
+        );
         assert_eq!(validate(&json!("x"), &json!({"format": "email"}), &root), None);
         assert_eq!(validate(&json!([1, 1]), &json!({"uniqueItems": true}), &root), Some(false));
     }

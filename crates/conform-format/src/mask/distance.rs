@@ -62,7 +62,9 @@ impl TokenDistance {
                 stack.pop();
                 continue;
             }
-            let next = successors.entry(q).or_insert_with(|| shortest_path_token_ends(automaton, classes, table, mb, frontier, trie, q));
+            let next = successors
+                .entry(q)
+                .or_insert_with(|| shortest_path_token_ends(automaton, classes, table, mb, frontier, trie, q));
             let missing: Vec<u32> = next.iter().copied().filter(|s| !memo.contains_key(s)).collect();
             if missing.is_empty() {
                 let best = next.iter().map(|s| memo[s]).min().unwrap_or(u32::MAX);

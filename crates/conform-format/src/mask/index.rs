@@ -116,7 +116,9 @@ impl StateMask {
         }
         for (i, l) in self.levels.iter().enumerate() {
             if i == self.dominant {
-                out.extend(self.top().iter().filter(|&t| !others.contains(t) && !self.is_eog_in_top(t)).map(|t| (l.d, t)));
+                out.extend(
+                    self.top().iter().filter(|&t| !others.contains(t) && !self.is_eog_in_top(t)).map(|t| (l.d, t)),
+                );
             } else {
                 out.extend(tokens_in(node_tokens, &l.ranges).map(|t| (l.d, t)));
             }
@@ -201,7 +203,11 @@ impl std::fmt::Debug for MaskIndex {
 impl MaskIndex {
     /// `trie` must have been built from `vocab` (`TokenTrie::new(&vocab)`);
     /// share both across all automata of one model.
-    pub fn new(automaton: Arc<dyn ByteAutomaton>, vocab: Arc<Vocab>, trie: Arc<TokenTrie>) -> Result<MaskIndex, MaskError> {
+    pub fn new(
+        automaton: Arc<dyn ByteAutomaton>,
+        vocab: Arc<Vocab>,
+        trie: Arc<TokenTrie>,
+    ) -> Result<MaskIndex, MaskError> {
         if trie.n_vocab() != vocab.len() {
             return Err(MaskError::VocabMismatch { vocab: vocab.len(), trie: trie.n_vocab() });
         }
@@ -435,14 +441,25 @@ impl MaskIndex {
     /// a walk of the whole trie: for each, `take(table, where its tokens end, token range)`
     /// over all its tokens, and its flag (indexed by first byte, 0x80 for multi-byte) set in
     /// the result. A group left out is walked in the whole trie.
-    fn take_body_groups(&self, sp: &BodySplit, table: &mut LazyTable, root: u32, exact: bool, take: &mut dyn FnMut(&LazyTable, End, (u32, u32))) -> [bool; 129] {
+    fn take_body_groups(
+        &self,
+        sp: &BodySplit,
+        table: &mut LazyTable,
+        root: u32,
+        exact: bool,
+        take: &mut dyn FnMut(&LazyTable, End, (u32, u32)),
+    ) -> [bool; 129] {
         let (a, classes) = (&*self.automaton, &self.classes);
         let max_chars = sp.groups.iter().map(|g| g.max_chars()).max().unwrap_or(1);
         let mut sliced = [false; 129];
         // rows after the first character, with the rows after each further one (None: mixed)
         let mut ends_of: Vec<(u32, Option<Vec<u32>>)> = Vec::new();
         for g in &sp.groups {
-            let x = if g.first < 0x80 { table.step(a, classes, root, g.first) } else { table.multibyte_body_step(a, classes, root) };
+            let x = if g.first < 0x80 {
+                table.step(a, classes, root, g.first)
+            } else {
+                table.multibyte_body_step(a, classes, root)
+            };
             if x == DEAD {
                 // the trie walk drops them at their first byte
                 continue;
@@ -461,7 +478,14 @@ impl MaskIndex {
                     let t = if c == 1 { x } else { ends[c - 2] };
                     take(table, End::Row(t), (g.len_start[c - 1], g.len_start[c]));
                 }
-            } else if let Some(bound) = (!exact).then(|| table.body_bound(a, classes, x, MAX_BODY_CLOSURE, self.bytes_bound_tokens, &mut |q| self.tokens_bound(q))).flatten() {
+            } else if let Some(bound) = (!exact)
+                .then(|| {
+                    table.body_bound(a, classes, x, MAX_BODY_CLOSURE, self.bytes_bound_tokens, &mut |q| {
+                        self.tokens_bound(q)
+                    })
+                })
+                .flatten()
+            {
                 // body characters keep every state they reach from `x` live (an unanchored
                 // `pattern` before its match): a bounded mask needs no more
                 sliced[g.first as usize] = true;
@@ -603,7 +627,8 @@ impl MaskIndex {
                         // the same where characters other than 0x7F, U+2028 and U+2029 loop
                         c = stack[depth - 1 - packed::char_back(nd)];
                         mid_char = false;
-                        table.multibyte_body_step(a, classes, c) == c && sub_bytes[i] & !(table.loops(c) | 1 << 127) == 0
+                        table.multibyte_body_step(a, classes, c) == c
+                            && sub_bytes[i] & !(table.loops(c) | 1 << 127) == 0
                     }));
                 // A bounded mask only needs each token's distance bound, so a subtree that runs
                 // along a counting chain (see `walk::Chain`) from the start of the character
@@ -622,7 +647,9 @@ impl MaskIndex {
                                 sub_bytes[i] & !chain.bytes == 0 && height <= chain.run as usize
                             } else {
                                 mid_char = nd & packed::UTF8_CLEAN == 0;
-                                nd & chars != 0 && sub_bytes[i] & !(chain.bytes | 1 << 127) == 0 && height <= chain.char_run as usize
+                                nd & chars != 0
+                                    && sub_bytes[i] & !(chain.bytes | 1 << 127) == 0
+                                    && height <= chain.char_run as usize
                             };
                             c = chain.next;
                             fits

@@ -152,7 +152,8 @@ impl Matcher {
         if !vocab.is_text(token) {
             return Err(MaskError::ControlToken { token });
         }
-        let next = self.index.step_token(self.state, token).ok_or(MaskError::NotAllowed { token, state: self.state })?;
+        let next =
+            self.index.step_token(self.state, token).ok_or(MaskError::NotAllowed { token, state: self.state })?;
         if !self.index.finishes_within(next, remaining_after) {
             let needed = self.index.shortest_tokens(next);
             if needed == u32::MAX {

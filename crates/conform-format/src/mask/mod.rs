@@ -76,15 +76,33 @@ pub trait ByteAutomaton: Send + Sync {
 }
 
 impl<T: ByteAutomaton + ?Sized> ByteAutomaton for std::sync::Arc<T> {
-    fn start(&self) -> u32 { (**self).start() }
-    fn next(&self, state: u32, byte: u8) -> Option<u32> { (**self).next(state, byte) }
-    fn next_many(&self, state: u32, bytes: &[u8], out: &mut Vec<Option<u32>>) { (**self).next_many(state, bytes, out) }
-    fn is_accepting(&self, state: u32) -> bool { (**self).is_accepting(state) }
-    fn min_bytes_to_accept(&self, state: u32) -> u32 { (**self).min_bytes_to_accept(state) }
-    fn byte_classes(&self) -> [u8; 256] { (**self).byte_classes() }
-    fn saturated(&self) -> bool { (**self).saturated() }
-    fn body_char_step(&self, state: u32) -> Option<u32> { (**self).body_char_step(state) }
-    fn body_closure_bound(&self, state: u32, cap: usize, compute: bool) -> Option<u32> { (**self).body_closure_bound(state, cap, compute) }
+    fn start(&self) -> u32 {
+        (**self).start()
+    }
+    fn next(&self, state: u32, byte: u8) -> Option<u32> {
+        (**self).next(state, byte)
+    }
+    fn next_many(&self, state: u32, bytes: &[u8], out: &mut Vec<Option<u32>>) {
+        (**self).next_many(state, bytes, out)
+    }
+    fn is_accepting(&self, state: u32) -> bool {
+        (**self).is_accepting(state)
+    }
+    fn min_bytes_to_accept(&self, state: u32) -> u32 {
+        (**self).min_bytes_to_accept(state)
+    }
+    fn byte_classes(&self) -> [u8; 256] {
+        (**self).byte_classes()
+    }
+    fn saturated(&self) -> bool {
+        (**self).saturated()
+    }
+    fn body_char_step(&self, state: u32) -> Option<u32> {
+        (**self).body_char_step(state)
+    }
+    fn body_closure_bound(&self, state: u32, cap: usize, compute: bool) -> Option<u32> {
+        (**self).body_closure_bound(state, cap, compute)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

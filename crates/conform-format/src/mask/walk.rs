@@ -78,15 +78,25 @@ impl Classes {
             }
         }
         let rep_bytes = reps.iter().map(|&(_, r)| r).collect();
-        let ranges = [(0x80, 0xBF, Sep::No), (0x80, 0xBF, Sep::Lead), (0x80, 0xBF, Sep::Second), (0xA0, 0xBF, Sep::No), (0x80, 0x9F, Sep::No), (0x90, 0xBF, Sep::No), (0x80, 0x8F, Sep::No)];
-        let continuations = ranges.iter().map(|&(lo, hi, sep)| ((lo, hi, sep), continuation_reps(&of_byte, lo, hi, sep))).collect();
+        let ranges = [
+            (0x80, 0xBF, Sep::No),
+            (0x80, 0xBF, Sep::Lead),
+            (0x80, 0xBF, Sep::Second),
+            (0xA0, 0xBF, Sep::No),
+            (0x80, 0x9F, Sep::No),
+            (0x90, 0xBF, Sep::No),
+            (0x80, 0x8F, Sep::No),
+        ];
+        let continuations =
+            ranges.iter().map(|&(lo, hi, sep)| ((lo, hi, sep), continuation_reps(&of_byte, lo, hi, sep))).collect();
         Classes { of_byte, reps, rep_bytes, continuations }
     }
 
     /// The continuation bytes `lo..=hi` of a character at `sep`, one per byte class, each with
     /// the `sep` it leads to (see [`continuation_reps`]).
     fn continuations(&self, lo: u8, hi: u8, sep: Sep) -> &[(u8, Sep)] {
-        let (_, reps) = self.continuations.iter().find(|(k, _)| *k == (lo, hi, sep)).expect("a range `utf8_tail` gives");
+        let (_, reps) =
+            self.continuations.iter().find(|(k, _)| *k == (lo, hi, sep)).expect("a range `utf8_tail` gives");
         reps
     }
 }
@@ -171,7 +181,6 @@ pub(crate) struct LazyTable {
 }
 
 impl LazyTable {
-
     /// Row offset of automaton state `s` (adds an unfilled row on first use).
     pub fn intern(&mut self, s: u32) -> u32 {
         if let Some(&o) = self.ids.get(&s) {
@@ -235,7 +244,14 @@ impl LazyTable {
     }
 
     /// The counting chain at row `off` (see [`Chain`]), for runs of at most `cap` steps.
-    pub fn chain(&mut self, a: &dyn ByteAutomaton, classes: &Classes, off: u32, cap: u16, label: &mut dyn FnMut(u32) -> u32) -> Chain {
+    pub fn chain(
+        &mut self,
+        a: &dyn ByteAutomaton,
+        classes: &Classes,
+        off: u32,
+        cap: u16,
+        label: &mut dyn FnMut(u32) -> u32,
+    ) -> Chain {
         if let Some(Some(c)) = self.chains.get(Self::index(off)) {
             return *c;
         }
@@ -248,7 +264,14 @@ impl LazyTable {
     /// bytes and the label carry over.
     #[cold]
     #[inline(never)]
-    fn resolve_chain(&mut self, a: &dyn ByteAutomaton, classes: &Classes, off: u32, cap: u16, label: &mut dyn FnMut(u32) -> u32) {
+    fn resolve_chain(
+        &mut self,
+        a: &dyn ByteAutomaton,
+        classes: &Classes,
+        off: u32,
+        cap: u16,
+        label: &mut dyn FnMut(u32) -> u32,
+    ) {
         let mut todo: Vec<(u32, u128, u32, bool)> = Vec::new();
         let mut x = off;
         while todo.len() < cap as usize && !matches!(self.chains.get(Self::index(x)), Some(Some(_))) {
@@ -269,10 +292,13 @@ impl LazyTable {
                 let after = self.chains.get(Self::index(next)).copied().flatten();
                 // a run carries over if the next state counts on the same bytes and the label
                 // one step further is no higher
-                let carries = after.filter(|n| bytes & !n.bytes == 0 && n.run > 0 && label(self.state(n.next)) <= label(self.state(next)));
+                let carries = after.filter(|n| {
+                    bytes & !n.bytes == 0 && n.run > 0 && label(self.state(n.next)) <= label(self.state(next))
+                });
                 c.run = carries.map_or(1, |n| n.run.saturating_add(1).min(cap));
                 if chars {
-                    c.char_run = carries.filter(|n| n.char_run > 0).map_or(1, |n| n.char_run.saturating_add(1).min(cap));
+                    c.char_run =
+                        carries.filter(|n| n.char_run > 0).map_or(1, |n| n.char_run.saturating_add(1).min(cap));
                 }
             }
             self.chains[Self::index(x)] = Some(c);
@@ -296,7 +322,13 @@ impl LazyTable {
 
     /// Row offsets after `1..=max_chars` body characters from row `off` ([`DEAD`] where they
     /// die), when every body character steps each state on the way alike; `None` otherwise.
-    pub fn body_ends(&mut self, a: &dyn ByteAutomaton, classes: &Classes, off: u32, max_chars: usize) -> Option<Vec<u32>> {
+    pub fn body_ends(
+        &mut self,
+        a: &dyn ByteAutomaton,
+        classes: &Classes,
+        off: u32,
+        max_chars: usize,
+    ) -> Option<Vec<u32>> {
         let mut ends = Vec::with_capacity(max_chars);
         let mut s = off;
         while ends.len() < max_chars {
@@ -344,7 +376,15 @@ impl LazyTable {
     /// there the states are many and a walk meets few of them). A bound is kept for every
     /// state reached that has a row (theirs lead to fewer, so it holds for them too); a
     /// failure for `off` alone. `bytes_label`: `label` is `min_bytes_to_accept`.
-    pub fn body_bound(&mut self, a: &dyn ByteAutomaton, classes: &Classes, off: u32, cap: usize, bytes_label: bool, label: &mut dyn FnMut(u32) -> u32) -> Option<u32> {
+    pub fn body_bound(
+        &mut self,
+        a: &dyn ByteAutomaton,
+        classes: &Classes,
+        off: u32,
+        cap: usize,
+        bytes_label: bool,
+        label: &mut dyn FnMut(u32) -> u32,
+    ) -> Option<u32> {
         if let Some(Some(b)) = self.body_bounds.get(Self::index(off)) {
             return *b;
         }
@@ -388,7 +428,11 @@ impl LazyTable {
                 // a candidate: where 'é' goes
                 let mid = self.step(a, classes, off, 0xC3);
                 let to = if mid == DEAD { DEAD } else { self.step(a, classes, mid, 0xA9) };
-                if to != DEAD && self.utf8_chars_step(a, classes, off, to, true) { to } else { DEAD }
+                if to != DEAD && self.utf8_chars_step(a, classes, off, to, true) {
+                    to
+                } else {
+                    DEAD
+                }
             }
         };
         if self.multibyte_steps.len() < self.states.len() {
@@ -413,7 +457,9 @@ impl LazyTable {
             }
         }
         match tally.iter().max_by_key(|(_, n)| *n) {
-            Some(&(next, n)) if n >= 32 => (row.iter().enumerate().filter(|(_, &t)| t == next).fold(0u128, |m, (b, _)| m | 1 << b), next),
+            Some(&(next, n)) if n >= 32 => {
+                (row.iter().enumerate().filter(|(_, &t)| t == next).fold(0u128, |m, (b, _)| m | 1 << b), next)
+            }
             _ => (0, DEAD),
         }
     }
@@ -483,7 +529,14 @@ impl LazyTable {
 /// automaton state `from` to `to`, with every byte on the way live and every state inside a
 /// character `inside_ok`. Steps the automaton itself, one byte per class, each state once for
 /// all its bytes (a lazily built automaton shares work across them).
-fn utf8_chars_lead_to(a: &dyn ByteAutomaton, classes: &Classes, from: u32, to: u32, body: bool, inside_ok: &dyn Fn(u32) -> bool) -> bool {
+fn utf8_chars_lead_to(
+    a: &dyn ByteAutomaton,
+    classes: &Classes,
+    from: u32,
+    to: u32,
+    body: bool,
+    inside_ok: &dyn Fn(u32) -> bool,
+) -> bool {
     // (state, continuation bytes still needed, range of the next one, after E2 / E2 80:
     // on the way to U+2028 and U+2029, which `body` leaves out)
     let mut todo: Vec<(u32, u8, u8, u8, Sep)> = Vec::new();
@@ -530,9 +583,18 @@ fn utf8_chars_lead_to(a: &dyn ByteAutomaton, classes: &Classes, from: u32, to: u
 /// state `from` to, when they all go to one live state with every byte on the way live and
 /// every state inside a character `inside_ok`; `None` otherwise. For automata that answer
 /// [`ByteAutomaton::body_char_step`] from smaller ones (the rule DFAs of a network).
-pub(crate) fn uniform_body_step(a: &dyn ByteAutomaton, classes: &Classes, from: u32, inside_ok: &dyn Fn(u32) -> bool) -> Option<u32> {
+pub(crate) fn uniform_body_step(
+    a: &dyn ByteAutomaton,
+    classes: &Classes,
+    from: u32,
+    inside_ok: &dyn Fn(u32) -> bool,
+) -> Option<u32> {
     let mut seen = [false; 256];
-    let ascii: Vec<u8> = (0x20..0x7F).filter(|&b| BODY_ASCII >> b & 1 != 0 && !std::mem::replace(&mut seen[classes.of_byte[b as usize] as usize], true)).collect();
+    let ascii: Vec<u8> = (0x20..0x7F)
+        .filter(|&b| {
+            BODY_ASCII >> b & 1 != 0 && !std::mem::replace(&mut seen[classes.of_byte[b as usize] as usize], true)
+        })
+        .collect();
     let mut targets = Vec::new();
     a.next_many(from, &ascii, &mut targets);
     let to = targets.first().copied().flatten()?;
@@ -546,7 +608,13 @@ pub(crate) fn uniform_body_step(a: &dyn ByteAutomaton, classes: &Classes, from: 
 /// [`crate::vocab::trie::BodySplit`]) lead to from state `from` (itself included), stepping
 /// one byte per class; `None` if a byte of one dies on the way, a state inside a character is
 /// not `inside_ok`, or there are more than `cap`.
-pub(crate) fn body_closure(a: &dyn ByteAutomaton, classes: &Classes, from: u32, cap: usize, inside_ok: &dyn Fn(u32) -> bool) -> Option<Vec<u32>> {
+pub(crate) fn body_closure(
+    a: &dyn ByteAutomaton,
+    classes: &Classes,
+    from: u32,
+    cap: usize,
+    inside_ok: &dyn Fn(u32) -> bool,
+) -> Option<Vec<u32>> {
     // (state, continuation bytes still needed, range of the next one, on the way to U+2028/9)
     type Item = (u32, u8, u8, u8, Sep);
     let mut firsts: Vec<(u8, u8, u8, u8, Sep)> = Vec::new();

@@ -76,7 +76,8 @@ pub fn step(hmm: &Hmm, data: &[Vec<u8>], threads: usize, pseudocount: f64) -> (H
     }
     let init: Vec<f64> = total.init.iter().map(|c| c + pseudocount).collect();
     let trans: Vec<f64> = (0..h * h).map(|i| total.trans[i] * hmm.trans[i] + pseudocount).collect();
-    let emit: Vec<Vec<f64>> = (0..h).map(|z| total.emit[z * SYMBOLS..(z + 1) * SYMBOLS].iter().map(|c| c + pseudocount).collect()).collect();
+    let emit: Vec<Vec<f64>> =
+        (0..h).map(|z| total.emit[z * SYMBOLS..(z + 1) * SYMBOLS].iter().map(|c| c + pseudocount).collect()).collect();
     (Hmm::new(h, init, trans, &emit).expect("counts are positive"), total.log_likelihood)
 }
 

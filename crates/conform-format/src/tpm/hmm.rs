@@ -45,7 +45,10 @@ impl Hmm {
     /// are refused).
     pub fn new(hidden: usize, init: Vec<f64>, trans: Vec<f64>, emit_rows: &[Vec<f64>]) -> anyhow::Result<Hmm> {
         ensure!(hidden >= 1, "an HMM needs at least one hidden state");
-        ensure!(init.len() == hidden && trans.len() == hidden * hidden && emit_rows.len() == hidden, "HMM table sizes do not match {hidden} hidden states");
+        ensure!(
+            init.len() == hidden && trans.len() == hidden * hidden && emit_rows.len() == hidden,
+            "HMM table sizes do not match {hidden} hidden states"
+        );
         let mut emit = vec![0.0; SYMBOLS * hidden];
         for (z, row) in emit_rows.iter().enumerate() {
             ensure!(row.len() == SYMBOLS, "an emission row needs {SYMBOLS} symbols");
@@ -87,7 +90,10 @@ impl Hmm {
     fn normalize(&mut self) -> anyhow::Result<()> {
         let h = self.hidden;
         let bad = |v: &[f64]| v.iter().any(|p| !p.is_finite() || *p < 0.0);
-        ensure!(!bad(&self.init) && !bad(&self.trans) && !bad(&self.emit), "HMM probabilities must be finite and non-negative");
+        ensure!(
+            !bad(&self.init) && !bad(&self.trans) && !bad(&self.emit),
+            "HMM probabilities must be finite and non-negative"
+        );
         normalize(&mut self.init).context("the initial distribution is all zero")?;
         for row in self.trans.chunks_mut(h) {
             normalize(row).context("a transition row is all zero")?;
@@ -164,7 +170,10 @@ impl Hmm {
     }
 
     pub fn from_bytes(bytes: &[u8]) -> anyhow::Result<(Hmm, TpmInfo)> {
-        ensure!(bytes.len() >= MAGIC.len() + 8 && &bytes[..MAGIC.len()] == MAGIC, "it does not start with the conform TPM magic");
+        ensure!(
+            bytes.len() >= MAGIC.len() + 8 && &bytes[..MAGIC.len()] == MAGIC,
+            "it does not start with the conform TPM magic"
+        );
         let (body, sum) = bytes.split_at(bytes.len() - 8);
         ensure!(fnv1a(body).to_le_bytes() == sum, "its checksum does not match (the file is corrupt or truncated)");
         let mut r = Reader { bytes: body, at: MAGIC.len() };

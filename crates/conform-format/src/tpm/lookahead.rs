@@ -75,7 +75,12 @@ impl Tables {
     }
 
     /// Sweeps the dynamic program up to the last horizon (ascending), within `caps`.
-    pub fn build(hmm: Arc<Hmm>, automaton: Arc<dyn ByteAutomaton>, horizons: &[u32], caps: Caps) -> Result<Tables, TablesError> {
+    pub fn build(
+        hmm: Arc<Hmm>,
+        automaton: Arc<dyn ByteAutomaton>,
+        horizons: &[u32],
+        caps: Caps,
+    ) -> Result<Tables, TablesError> {
         let start = Instant::now();
         let h = hmm.hidden();
         let classes = automaton.byte_classes();
@@ -128,7 +133,9 @@ impl Tables {
         let q = states.len();
         // Forced: not accepting, one live move, on a class of one byte.
         let is_forced: Vec<bool> = (0..q)
-            .map(|k| !automaton.is_accepting(states[k]) && moves[k].len() == 1 && members[moves[k][0].0 as usize].len() == 1)
+            .map(|k| {
+                !automaton.is_accepting(states[k]) && moves[k].len() == 1 && members[moves[k][0].0 as usize].len() == 1
+            })
             .collect();
         let n_moves: usize = moves.iter().map(Vec::len).sum();
         let sweeps = horizons.last().copied().unwrap_or(0) as u64;
@@ -231,7 +238,14 @@ impl Tables {
     /// `P(α | bytes so far, then `bytes`)` within `remaining_bytes` bytes after them, where
     /// `state` is the automaton state and `filter` the belief after the bytes so far. 0 when
     /// `bytes` lead to a dead state (or there are none).
-    pub fn score(&self, filter: &Filter, state: u32, bytes: &[u8], remaining_bytes: u32, scratch: &mut Vec<f64>) -> f64 {
+    pub fn score(
+        &self,
+        filter: &Filter,
+        state: u32,
+        bytes: &[u8],
+        remaining_bytes: u32,
+        scratch: &mut Vec<f64>,
+    ) -> f64 {
         let Some((&last, head)) = bytes.split_last() else { return 0.0 };
         let mut s = state;
         scratch.clear();
@@ -334,12 +348,22 @@ mod tests {
             r[EOT] = weights[3];
             r
         };
-        Arc::new(Hmm::new(3, vec![0.5, 0.3, 0.2], vec![0.6, 0.3, 0.1, 0.2, 0.5, 0.3, 0.3, 0.3, 0.4], &[row([3.0, 1.0, 0.5, 0.2]), row([0.5, 2.0, 1.0, 0.5]), row([1.0, 1.0, 1.0, 2.0])]).unwrap())
+        Arc::new(
+            Hmm::new(
+                3,
+                vec![0.5, 0.3, 0.2],
+                vec![0.6, 0.3, 0.1, 0.2, 0.5, 0.3, 0.3, 0.3, 0.4],
+                &[row([3.0, 1.0, 0.5, 0.2]), row([0.5, 2.0, 1.0, 0.5]), row([1.0, 1.0, 1.0, 2.0])],
+            )
+            .unwrap(),
+        )
     }
 
     /// A non-accepting state with exactly one live byte: the HMM pauses there.
     fn forced(automaton: &dyn ByteAutomaton, s: u32) -> bool {
-        let live = (0..=255u8).filter(|&b| automaton.next(s, b).is_some_and(|t| automaton.min_bytes_to_accept(t) != u32::MAX)).count();
+        let live = (0..=255u8)
+            .filter(|&b| automaton.next(s, b).is_some_and(|t| automaton.min_bytes_to_accept(t) != u32::MAX))
+            .count();
         !automaton.is_accepting(s) && live == 1
     }
 
@@ -375,7 +399,8 @@ mod tests {
                 }
             }
             if len < r {
-                frontier = frontier.iter().flat_map(|w| b"abc".iter().map(move |&c| [w.as_slice(), &[c]].concat())).collect();
+                frontier =
+                    frontier.iter().flat_map(|w| b"abc".iter().map(move |&c| [w.as_slice(), &[c]].concat())).collect();
             }
         }
         total / probability(hmm, automaton, prefix, false)
@@ -424,7 +449,10 @@ mod tests {
         let limits = Limits::default();
         let automaton: Arc<dyn ByteAutomaton> = Arc::new(compile_regex("[a-z]{0,300}", &limits).unwrap());
         let small = Caps { max_states: 50, max_work: u64::MAX };
-        assert_eq!(Tables::build(hmm(), automaton.clone(), &HORIZONS, small).err(), Some(TablesError::TooManyStates { max: 50 }));
+        assert_eq!(
+            Tables::build(hmm(), automaton.clone(), &HORIZONS, small).err(),
+            Some(TablesError::TooManyStates { max: 50 })
+        );
         let cheap = Caps { max_states: 100_000, max_work: 1000 };
         assert!(matches!(Tables::build(hmm(), automaton, &HORIZONS, cheap), Err(TablesError::TooMuchWork { .. })));
     }

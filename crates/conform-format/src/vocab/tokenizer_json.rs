@@ -111,9 +111,9 @@ pub fn decode_token(style: TokenStyle, s: &str, c2b: &HashMap<char, u8>) -> Resu
         TokenStyle::ByteLevel => s
             .chars()
             .map(|c| {
-                c2b.get(&c).copied().ok_or_else(|| {
-                    VocabError::Format(format!("token {s:?}: char {c:?} is not in the GPT-2 byte map"))
-                })
+                c2b.get(&c)
+                    .copied()
+                    .ok_or_else(|| VocabError::Format(format!("token {s:?}: char {c:?} is not in the GPT-2 byte map")))
             })
             .collect(),
         TokenStyle::SentencePiece => {
@@ -129,8 +129,7 @@ impl Vocab {
     /// Load a vocabulary from a HF `tokenizer.json` file.
     pub fn from_tokenizer_json(path: impl AsRef<Path>) -> Result<Vocab, VocabError> {
         let path = path.as_ref();
-        let data = std::fs::read(path)
-            .map_err(|e| VocabError::Io { path: path.display().to_string(), source: e })?;
+        let data = std::fs::read(path).map_err(|e| VocabError::Io { path: path.display().to_string(), source: e })?;
         Self::from_tokenizer_json_bytes(&data)
     }
 
@@ -148,9 +147,8 @@ impl Vocab {
             // BPE / WordPiece / WordLevel: {"token": id}
             Value::Object(m) => {
                 for (k, v) in m {
-                    let id = v
-                        .as_u64()
-                        .ok_or_else(|| VocabError::Format(format!("vocab id of {k:?} is not an integer")))?;
+                    let id =
+                        v.as_u64().ok_or_else(|| VocabError::Format(format!("vocab id of {k:?} is not an integer")))?;
                     entries.push((id as u32, k.clone()));
                 }
             }
@@ -181,12 +179,8 @@ impl Vocab {
             }
         }
 
-        let n = entries
-            .iter()
-            .map(|e| e.0 as usize + 1)
-            .chain(added.iter().map(|e| e.0 as usize + 1))
-            .max()
-            .unwrap_or(0);
+        let n =
+            entries.iter().map(|e| e.0 as usize + 1).chain(added.iter().map(|e| e.0 as usize + 1)).max().unwrap_or(0);
         let mut tokens: Vec<Option<Vec<u8>>> = vec![None; n];
         for (id, s) in &entries {
             tokens[*id as usize] = Some(decode_token(style, s, &c2b)?);

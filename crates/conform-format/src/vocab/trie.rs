@@ -148,7 +148,8 @@ impl TokenTrie {
             // sorted by length: tokens of at most c characters are a prefix of the group
             let base = t.node_tokens.len() as u32;
             t.node_tokens.extend(group.iter().map(|&(_, _, id)| id));
-            let len_start = (0..=group.last().unwrap().1).map(|c| base + group.partition_point(|x| x.1 <= c) as u32).collect();
+            let len_start =
+                (0..=group.last().unwrap().1).map(|c| base + group.partition_point(|x| x.1 <= c) as u32).collect();
             groups.push(BodyGroup { first: group[0].0, len_start });
         }
         t.body = Some(Box::new(BodySplit { rest, groups }));
@@ -224,7 +225,8 @@ impl TokenTrie {
                 let n = utf8_len(b[k]);
                 let whole_char = n > 0 && k + n <= b.len() && std::str::from_utf8(&b[k..k + n]).is_ok();
                 valid_from[k] = whole_char && valid_from[k + n];
-                text_from[k] = whole_char && !matches!(&b[k..k + n], [0x7F] | [0xE2, 0x80, 0xA8 | 0xA9]) && text_from[k + n];
+                text_from[k] =
+                    whole_char && !matches!(&b[k..k + n], [0x7F] | [0xE2, 0x80, 0xA8 | 0xA9]) && text_from[k + n];
                 prefix_from[k] = whole_char && prefix_from[k + n] || is_utf8_prefix(&b[k..]);
             }
             // the node at depth d holds byte d - 1; its character starts at the nearest
@@ -499,13 +501,24 @@ mod tests {
     use super::*;
 
     fn vocab(words: &[&str]) -> Vocab {
-        Vocab::from_token_bytes(words.iter().map(|w| if w.is_empty() { None } else { Some(w.as_bytes().to_vec()) }).collect(), vec![])
+        Vocab::from_token_bytes(
+            words.iter().map(|w| if w.is_empty() { None } else { Some(w.as_bytes().to_vec()) }).collect(),
+            vec![],
+        )
     }
 
     #[test]
     fn utf8_clean() {
         let v = Vocab::from_token_bytes(
-            vec![Some("é".into()), Some(vec![0xC3]), Some("aé".into()), Some("aéb".into()), Some(vec![b'b', 0xE4, 0xB8]), Some("b".into()), Some("bx".into())],
+            vec![
+                Some("é".into()),
+                Some(vec![0xC3]),
+                Some("aé".into()),
+                Some("aéb".into()),
+                Some(vec![b'b', 0xE4, 0xB8]),
+                Some("b".into()),
+                Some("bx".into()),
+            ],
             vec![],
         );
         let t = TokenTrie::new(&v);
@@ -528,7 +541,10 @@ mod tests {
         let prefix = |s: &[u8]| t.packed()[t.find(s).unwrap()] & packed::UTF8_PREFIX != 0;
         assert!(prefix(&[0xC3]) && prefix(b"b") && prefix(&[b'b', 0xE4, 0xB8]) && prefix(b"a"));
         assert_eq!(packed::char_back(t.packed()[t.find(&[b'b', 0xE4, 0xB8]).unwrap()]), 1);
-        let bad = Vocab::from_token_bytes(vec![Some(vec![b'x', 0xE0, 0x80]), Some(vec![b'y', 0x80]), Some(vec![b'z', 0xF4, 0x8F])], vec![]);
+        let bad = Vocab::from_token_bytes(
+            vec![Some(vec![b'x', 0xE0, 0x80]), Some(vec![b'y', 0x80]), Some(vec![b'z', 0xF4, 0x8F])],
+            vec![],
+        );
         let t = TokenTrie::new(&bad);
         let prefix = |s: &[u8]| t.packed()[t.find(s).unwrap()] & packed::UTF8_PREFIX != 0;
         assert!(!prefix(b"x") && !prefix(b"y")); // E0 80 is overlong; 80 continues nothing
@@ -568,13 +584,26 @@ mod tests {
         assert_eq!(t.children(0).map(|c| t.byte(c)).collect::<Vec<_>>(), b"ab");
         // full walk reconstructs every token
         let mut seen = Vec::new();
-        t.walk(0, Vec::<u8>::new(), |s, b| { let mut s = s.clone(); s.push(b); Some(s) }, |n, s| {
-            for &tok in t.tokens_at(n) { seen.push((tok, s.clone())); }
-            true
-        });
+        t.walk(
+            0,
+            Vec::<u8>::new(),
+            |s, b| {
+                let mut s = s.clone();
+                s.push(b);
+                Some(s)
+            },
+            |n, s| {
+                for &tok in t.tokens_at(n) {
+                    seen.push((tok, s.clone()));
+                }
+                true
+            },
+        );
         seen.sort();
         assert_eq!(seen.len(), 6);
-        for (tok, s) in seen { assert_eq!(v.token_bytes(tok), &s[..]); }
+        for (tok, s) in seen {
+            assert_eq!(v.token_bytes(tok), &s[..]);
+        }
     }
 
     /// Every text token is listed once: in the main trie, and again either among the body
@@ -583,7 +612,17 @@ mod tests {
     #[test]
     fn body_split() {
         let v = Vocab::from_token_bytes(
-            vec![Some("ab".into()), Some("a\"".into()), Some("é".into()), Some(vec![0xC3]), Some("x\\".into()), None, Some("aé b".into()), Some("\n".into()), Some(vec![0x7F])],
+            vec![
+                Some("ab".into()),
+                Some("a\"".into()),
+                Some("é".into()),
+                Some(vec![0xC3]),
+                Some("x\\".into()),
+                None,
+                Some("aé b".into()),
+                Some("\n".into()),
+                Some(vec![0x7F]),
+            ],
             vec![],
         );
         let t = TokenTrie::new(&v);
@@ -599,11 +638,16 @@ mod tests {
         assert_eq!((group(b'a').max_chars(), group(0x80).max_chars()), (4, 1));
         assert_eq!((body(b'a', 2), body(b'a', 3), body(b'a', 4), body(0x80, 1)), (vec![0], vec![], vec![6], vec![2]));
         let mut rest = Vec::new();
-        sp.rest.walk(0, (), |_, _| Some(()), |n, _| {
-            let (lo, hi) = (sp.rest.tok_offsets()[n], sp.rest.tok_offsets()[n + 1]);
-            rest.extend_from_slice(&t.node_tokens()[lo as usize..hi as usize]);
-            true
-        });
+        sp.rest.walk(
+            0,
+            (),
+            |_, _| Some(()),
+            |n, _| {
+                let (lo, hi) = (sp.rest.tok_offsets()[n], sp.rest.tok_offsets()[n + 1]);
+                rest.extend_from_slice(&t.node_tokens()[lo as usize..hi as usize]);
+                true
+            },
+        );
         rest.sort();
         assert_eq!(rest, vec![1, 3, 4, 7, 8]);
         assert_eq!(t.node_tokens().len(), 16);

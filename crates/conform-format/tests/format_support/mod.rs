@@ -8,9 +8,13 @@ pub fn policy_reason(inst: &Value, schema: &Value, _canon: &str, limits: &Limits
         match s {
             Value::Object(m) => {
                 for k in ["properties"] {
-                    if let Some(Value::Object(p)) = m.get(k) { out.extend(p.keys().cloned()); }
+                    if let Some(Value::Object(p)) = m.get(k) {
+                        out.extend(p.keys().cloned());
+                    }
                 }
-                if let Some(Value::Array(r)) = m.get("required") { out.extend(r.iter().filter_map(|x| x.as_str().map(String::from))); }
+                if let Some(Value::Array(r)) = m.get("required") {
+                    out.extend(r.iter().filter_map(|x| x.as_str().map(String::from)));
+                }
                 m.values().for_each(|v| declared(v, out));
             }
             Value::Array(a) => a.iter().for_each(|v| declared(v, out)),
@@ -20,25 +24,38 @@ pub fn policy_reason(inst: &Value, schema: &Value, _canon: &str, limits: &Limits
     fn walk(v: &Value, d: u32, names: &[String], r: &mut Option<&'static str>, maxd: u32) {
         match v {
             Value::Object(m) => {
-                if d > maxd { *r = Some("nesting deeper than recursion_depth"); }
-                if m.keys().any(|k| !names.contains(k)) { *r = Some("undeclared property"); }
+                if d > maxd {
+                    *r = Some("nesting deeper than recursion_depth");
+                }
+                if m.keys().any(|k| !names.contains(k)) {
+                    *r = Some("undeclared property");
+                }
                 m.values().for_each(|x| walk(x, d + 1, names, r, maxd));
             }
             Value::Array(a) => {
-                if d > maxd { *r = Some("nesting deeper than recursion_depth"); }
-                if a.len() > 1024 { *r = Some("array longer than max_repetition"); }
+                if d > maxd {
+                    *r = Some("nesting deeper than recursion_depth");
+                }
+                if a.len() > 1024 {
+                    *r = Some("array longer than max_repetition");
+                }
                 a.iter().for_each(|x| walk(x, d + 1, names, r, maxd))
             }
             Value::Number(n) => {
                 let s = n.to_string();
                 let digits = s.trim_start_matches('-').split(['.', 'e', 'E']).next().unwrap().len();
-                if s.contains('e') || s.contains('E') || s.ends_with(".0") || digits > 15 || s.split('.').nth(1).is_some_and(|f| f.len() > 6) {
+                if s.contains('e')
+                    || s.contains('E')
+                    || s.ends_with(".0")
+                    || digits > 15
+                    || s.split('.').nth(1).is_some_and(|f| f.len() > 6)
+                {
                     *r = Some("number form/size beyond the canonical range");
                 }
             }
             Value::String(s) if s.chars().count() > 1024 => *r = Some("string longer than max_repetition"),
-            Value::String(s) => {
-                if s.chars().any(|c| (c as u32) >= 0x10000) { *r = Some("string with astral chars (escape/length)"); }
+            Value::String(s) if s.chars().any(|c| (c as u32) >= 0x10000) => {
+                *r = Some("string with astral chars (escape/length)")
             }
             _ => {}
         }
@@ -60,7 +77,9 @@ pub fn policy_reason(inst: &Value, schema: &Value, _canon: &str, limits: &Limits
         match s {
             Value::Object(m) => {
                 for k in ["dependencies", "dependentRequired", "dependentSchemas"] {
-                    if let Some(Value::Object(d)) = m.get(k) { out.extend(d.keys().cloned()); }
+                    if let Some(Value::Object(d)) = m.get(k) {
+                        out.extend(d.keys().cloned());
+                    }
                 }
                 m.values().for_each(|v| triggers(v, out));
             }
@@ -86,4 +105,3 @@ pub fn policy_reason(inst: &Value, schema: &Value, _canon: &str, limits: &Limits
     walk(inst, 0, &names, &mut r, limits.recursion_depth + 2);
     r
 }
-

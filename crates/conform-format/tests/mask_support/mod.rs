@@ -2,9 +2,9 @@
 //! Test helpers: a `ByteAutomaton` adapter over regex-automata's dense DFA
 //! (flattened to an explicit table), vocab loaders, a greedy tokenizer.
 
-use conform_format::testdata::data_dir;
 use conform_format::format::accept_distance::bytes_to_accept;
 use conform_format::mask::ByteAutomaton;
+use conform_format::testdata::data_dir;
 use conform_format::vocab::{TokenTrie, Vocab};
 use regex_automata::dfa::{dense, Automaton, StartKind};
 use regex_automata::util::primitives::StateID;
@@ -99,7 +99,6 @@ impl ByteAutomaton for TableDfa {
         self.dist[state as usize]
     }
 }
-
 
 pub struct Loaded {
     pub vocab: Arc<Vocab>,

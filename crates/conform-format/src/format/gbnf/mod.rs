@@ -33,10 +33,10 @@ mod tests;
 pub use lower::grammar_regex;
 pub use parse::parse_gbnf;
 
-use lower::Lower;
-use recursion::recursive_rules;
 use super::recursive;
 use super::{Automaton, Compiled, FormatError, Limit, Limits};
+use lower::Lower;
+use recursion::recursive_rules;
 
 /// Parses `text` and compiles it into an automaton: a DFA when no rule is recursive, else a
 /// [`Recursive`](super::Recursive) network with one rule DFA per recursive rule (nesting up to

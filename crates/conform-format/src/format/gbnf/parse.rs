@@ -10,7 +10,15 @@ use super::recursion::check_left_recursion;
 
 /// Parses GBNF text into a [`Grammar`] rooted at `root`.
 pub fn parse_gbnf(text: &str) -> Result<Grammar, FormatError> {
-    let mut p = Parser { src: text, pos: 0, names: HashMap::new(), rules: Vec::new(), defined: Vec::new(), first_use: Vec::new(), depth: 0 };
+    let mut p = Parser {
+        src: text,
+        pos: 0,
+        names: HashMap::new(),
+        rules: Vec::new(),
+        defined: Vec::new(),
+        first_use: Vec::new(),
+        depth: 0,
+    };
     p.skip_space(true);
     while p.pos < p.src.len() {
         let at = p.pos;
@@ -211,7 +219,8 @@ impl Parser<'_> {
                     if len == 0 {
                         return Ok(None);
                     }
-                    let n = p.rest()[..len].parse::<u32>().map_err(|_| p.error(p.pos, "repetition count is too large"))?;
+                    let n =
+                        p.rest()[..len].parse::<u32>().map_err(|_| p.error(p.pos, "repetition count is too large"))?;
                     p.pos += len;
                     p.skip_space(false);
                     Ok(Some(n))

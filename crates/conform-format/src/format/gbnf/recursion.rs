@@ -10,11 +10,15 @@ use crate::format::FormatError;
 /// linear in the grammar and a chain of thousands of rules uses no native recursion).
 pub(super) fn recursive_rules(g: &Grammar) -> Vec<RuleId> {
     let n = g.rules.len();
-    let edges: Vec<Vec<RuleId>> = g.rules.iter().map(|r| {
-        let mut out = Vec::new();
-        refs(&r.body, &mut out);
-        out
-    }).collect();
+    let edges: Vec<Vec<RuleId>> = g
+        .rules
+        .iter()
+        .map(|r| {
+            let mut out = Vec::new();
+            refs(&r.body, &mut out);
+            out
+        })
+        .collect();
     const UNSEEN: usize = usize::MAX;
     let (mut index, mut low, mut on_stack) = (vec![UNSEEN; n], vec![0; n], vec![false; n]);
     let mut recursive = vec![false; n];

@@ -55,7 +55,8 @@ pub fn follows(instruction: &Instruction, response: &str) -> bool {
             let Some(paragraph) = parts.get(*nth as usize - 1).map(|p| p.trim()) else { return false };
             let Some(token) = paragraph.split_whitespace().next() else { return false };
             let token = token.trim_start_matches('\'').trim_start_matches('"');
-            let first: String = token.chars().take_while(|c| !".,?!'\"".contains(*c)).collect::<String>().to_lowercase();
+            let first: String =
+                token.chars().take_while(|c| !".,?!'\"".contains(*c)).collect::<String>().to_lowercase();
             count == *paragraphs as usize && &first == word
         }
         Placeholders(n) => re(r"\[.*?\]").find_iter(response).count() >= *n as usize,
@@ -80,7 +81,7 @@ pub fn follows(instruction: &Instruction, response: &str) -> bool {
         }
         Sections { splitter, n } => {
             let pattern = format!(r"\s?{}\s?\d+\s?", regex::escape(splitter));
-            re(&pattern).split(response).count() - 1 >= *n as usize
+            re(&pattern).split(response).count() > *n as usize
         }
         Title => re(r"<<[^\n]+>>")
             .find_iter(response)
@@ -91,7 +92,9 @@ pub fn follows(instruction: &Instruction, response: &str) -> bool {
             let v = v.strip_suffix("```").unwrap_or(v).trim();
             serde_json::from_str::<serde_json::Value>(v).is_ok()
         }
-        ConstrainedResponse => ["My answer is yes.", "My answer is no.", "My answer is maybe."].iter().any(|o| response.contains(o)),
+        ConstrainedResponse => {
+            ["My answer is yes.", "My answer is no.", "My answer is maybe."].iter().any(|o| response.contains(o))
+        }
         TwoResponses => {
             let parts: Vec<&str> = response.split("******").collect();
             let mut kept = Vec::new();
@@ -113,7 +116,8 @@ pub fn follows(instruction: &Instruction, response: &str) -> bool {
             v.len() >= 2 && v.starts_with('"') && v.ends_with('"')
         }
         Language(code) => {
-            let letters = re(&format!(r"^(?:\P{{L}}|[\p{{Common}}{}])*$", script(code).expect("checked when parsed").property));
+            let letters =
+                re(&format!(r"^(?:\P{{L}}|[\p{{Common}}{}])*$", script(code).expect("checked when parsed").property));
             letters.is_match(response) && response.chars().any(char::is_alphabetic)
         }
     }

@@ -19,9 +19,9 @@ use serde_json::{Map, Value};
 use super::json::any_json_regex;
 use super::json_schema::Whitespace;
 use super::product::{Component, Product};
-use count::Unit;
 use super::{Automaton, FormatError, Limit, Limits};
 use crate::mask::ByteAutomaton;
+use count::Unit;
 
 /// `less than` / `at least`, IFEval's two comparisons.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,7 +144,8 @@ const MAX_COUNT: u64 = 10_000;
 
 /// Reads an API instruction list: `[{"id": "...", ...kwargs}]`.
 pub fn parse_list(list: &Value) -> Result<Vec<Instruction>, FormatError> {
-    let items = list.as_array().ok_or_else(|| bad("instructions", "must be an array of {\"id\": ..., ...arguments}"))?;
+    let items =
+        list.as_array().ok_or_else(|| bad("instructions", "must be an array of {\"id\": ..., ...arguments}"))?;
     if items.is_empty() {
         return Err(bad("instructions", "give at least one instruction"));
     }
@@ -230,10 +231,9 @@ impl Instruction {
             "punctuation:no_comma" => NoComma,
             "change_case:english_lowercase" => Lowercase,
             "change_case:english_capital" => Capital,
-            "change_case:capital_word_frequency" => CapitalWordFrequency {
-                n: k.count("capital_frequency", 0)?,
-                relation: k.relation("capital_relation")?,
-            },
+            "change_case:capital_word_frequency" => {
+                CapitalWordFrequency { n: k.count("capital_frequency", 0)?, relation: k.relation("capital_relation")? }
+            }
             "keywords:existence" => KeywordsExist(k.strings("keywords")?),
             "keywords:frequency" => KeywordFrequency {
                 keyword: k.string("keyword")?,
@@ -250,7 +250,9 @@ impl Instruction {
                 };
                 LetterFrequency { letter, n: k.count("let_frequency", 0)?, relation: k.relation("let_relation")? }
             }
-            "length_constraints:number_words" => NumberWords { n: k.count("num_words", 0)?, relation: k.relation("relation")? },
+            "length_constraints:number_words" => {
+                NumberWords { n: k.count("num_words", 0)?, relation: k.relation("relation")? }
+            }
             "length_constraints:number_sentences" => {
                 NumberSentences { n: k.count("num_sentences", 0)?, relation: k.relation("relation")? }
             }
@@ -271,10 +273,9 @@ impl Instruction {
             "detectable_content:postscript" => Postscript(k.string("postscript_marker")?.trim().to_string()),
             "detectable_format:number_bullet_lists" => BulletLists(k.count("num_bullets", 0)?),
             "detectable_format:number_highlighted_sections" => Highlights(k.count("num_highlights", 0)?),
-            "detectable_format:multiple_sections" => Sections {
-                splitter: k.string("section_spliter")?.trim().to_string(),
-                n: k.count("num_sections", 0)?,
-            },
+            "detectable_format:multiple_sections" => {
+                Sections { splitter: k.string("section_spliter")?.trim().to_string(), n: k.count("num_sections", 0)? }
+            }
             "detectable_format:title" => Title,
             "detectable_format:json_format" => Json,
             "detectable_format:constrained_response" => ConstrainedResponse,
@@ -285,12 +286,18 @@ impl Instruction {
             "language:response_language" => {
                 let language = k.string("language")?;
                 if script(&language).is_none() {
-                    return Err(k.err("language", format!("unsupported language code {language:?} (ISO 639-1, e.g. \"de\", \"hi\", \"ko\")")));
+                    return Err(k.err(
+                        "language",
+                        format!("unsupported language code {language:?} (ISO 639-1, e.g. \"de\", \"hi\", \"ko\")"),
+                    ));
                 }
                 Language(language)
             }
             other => {
-                return Err(bad(&format!("{path}.id"), format!("unknown instruction id {other:?}; known ids: {}", IDS.join(", "))))
+                return Err(bad(
+                    &format!("{path}.id"),
+                    format!("unknown instruction id {other:?}; known ids: {}", IDS.join(", ")),
+                ))
             }
         };
         k.finish()?;
@@ -311,16 +318,23 @@ impl Instruction {
             Lowercase => pos(format!("[{NEUTRAL}a-z]*")),
             Capital => pos(format!("[{NEUTRAL}A-Z]*")),
             CapitalWordFrequency { relation, n } => count(*relation, *n, Unit::CapsChunksUnder, Unit::CapsRunsOver),
-            KeywordsExist(words) => words.iter().map(|w| Part::Regex(format!("(?i:{ANY}{}{ANY})", lit(w)), false)).collect(),
+            KeywordsExist(words) => {
+                words.iter().map(|w| Part::Regex(format!("(?i:{ANY}{}{ANY})", lit(w)), false)).collect()
+            }
             KeywordFrequency { keyword, relation, n } => {
-                let at_least = |n| separated(n, &format!("(?i:{ANY}{})", lit(keyword)), &format!("(?i:{ANY}{})", lit(keyword)), ANY);
+                let at_least = |n| {
+                    separated(n, &format!("(?i:{ANY}{})", lit(keyword)), &format!("(?i:{ANY}{})", lit(keyword)), ANY)
+                };
                 relate(*relation, *n, at_least, at_least)
             }
             // One automaton for the whole list (containing any word is a union): a component
             // per word would make the product's tuples as long as the list.
             ForbiddenWords(words) => {
                 let any_word: Vec<String> = words.iter().map(|w| lit(w.trim())).collect();
-                vec![Part::Regex(format!("(?i:(?:{ANY}[^A-Za-z0-9_])?(?:{})(?:[^A-Za-z0-9_]{ANY})?)", any_word.join("|")), true)]
+                vec![Part::Regex(
+                    format!("(?i:(?:{ANY}[^A-Za-z0-9_])?(?:{})(?:[^A-Za-z0-9_]{ANY})?)", any_word.join("|")),
+                    true,
+                )]
             }
             LetterFrequency { letter, relation, n } => {
                 let l = lit(&letter.to_string());
@@ -334,7 +348,8 @@ impl Instruction {
                 Relation::LessThan if *n == 0 => pos("[^\\s\\S]".into()),
                 Relation::LessThan => {
                     let ended = format!(r#"(?:[^.!?]*[.!?]){{0,{}}}["\x{{201D}}]?\s*"#, n - 1);
-                    let open = if *n >= 2 { format!(r"|[^.!?]*(?:[.!?][^.!?]*){{0,{}}}", n - 2) } else { String::new() };
+                    let open =
+                        if *n >= 2 { format!(r"|[^.!?]*(?:[.!?][^.!?]*){{0,{}}}", n - 2) } else { String::new() };
                     pos(format!("{ended}{open}"))
                 }
             },
@@ -345,8 +360,10 @@ impl Instruction {
             NthParagraphFirstWord { paragraphs, nth, word } => {
                 let line = r"[^\n]*[^\s][^\n]*";
                 let paragraph = format!(r"{line}(?:\n{line})*");
-                let first = format!(r#"[^\S\n]*'*"*(?i:{})(?:[.,?!'"][^\s]*)?(?:[^\S\n][^\n]*)?(?:\n{line})*"#, lit(word));
-                let parts: Vec<&str> = (1..=*paragraphs).map(|i| if i == *nth { first.as_str() } else { paragraph.as_str() }).collect();
+                let first =
+                    format!(r#"[^\S\n]*'*"*(?i:{})(?:[.,?!'"][^\s]*)?(?:[^\S\n][^\n]*)?(?:\n{line})*"#, lit(word));
+                let parts: Vec<&str> =
+                    (1..=*paragraphs).map(|i| if i == *nth { first.as_str() } else { paragraph.as_str() }).collect();
                 pos(parts.join(r"\n\n"))
             }
             Placeholders(n) => {
@@ -437,8 +454,10 @@ const fn s(blocks: &'static str, property: &'static str) -> Script {
 /// ISO 639-1 codes and their scripts.
 const SCRIPTS: &[(&[&str], Script)] = &[
     (
-        &["en", "de", "fr", "es", "it", "pt", "nl", "sv", "da", "no", "nb", "fi", "pl", "cs", "sk", "sl", "hr", "ro", "hu", "tr",
-          "vi", "id", "ms", "tl", "sw", "et", "lv", "lt", "af", "so", "sq", "ca", "cy"],
+        &[
+            "en", "de", "fr", "es", "it", "pt", "nl", "sv", "da", "no", "nb", "fi", "pl", "cs", "sk", "sl", "hr", "ro",
+            "hu", "tr", "vi", "id", "ms", "tl", "sw", "et", "lv", "lt", "af", "so", "sq", "ca", "cy",
+        ],
         Script { blocks: r"A-Za-z\x{C0}-\x{24F}\x{1E00}-\x{1EFF}", property: r"\p{Latin}", latin: true },
     ),
     (&["ru", "bg", "uk", "mk", "sr", "be", "kk"], s(r"\x{400}-\x{4FF}", r"\p{Cyrillic}")),
@@ -467,7 +486,8 @@ pub fn script(code: &str) -> Option<&'static Script> {
 
 /// Characters any language may use besides its letters: ASCII non-letters, Latin-1 and
 /// general punctuation, CJK punctuation.
-const NEUTRAL: &str = r"\x00-\x40\x5B-\x60\x7B-\x7F\x{A0}-\x{BF}\x{2000}-\x{206F}\x{3000}-\x{303F}\x{FF01}-\x{FF0F}\x{FF1A}-\x{FF20}";
+const NEUTRAL: &str =
+    r"\x00-\x40\x5B-\x60\x7B-\x7F\x{A0}-\x{BF}\x{2000}-\x{206F}\x{3000}-\x{303F}\x{FF01}-\x{FF0F}\x{FF1A}-\x{FF20}";
 
 /// A response must hold an ASCII letter (or, under a non-Latin language instruction, a
 /// letter of that script, which that instruction requires): a degenerate output (empty, all
@@ -486,7 +506,8 @@ pub fn compile(
     if let Some(base) = base {
         parts.push((None, Component { automaton: base, negated: false }));
     }
-    let non_latin = |i: &Instruction| matches!(i, Instruction::Language(code) if script(code).is_some_and(|script| !script.latin));
+    let non_latin =
+        |i: &Instruction| matches!(i, Instruction::Language(code) if script(code).is_some_and(|script| !script.latin));
     if !instructions.iter().any(non_latin) {
         let letter = Arc::new(Automaton::from_regex_minimal(HAS_LETTER, limits)?);
         parts.push((None, Component { automaton: letter, negated: false }));
@@ -528,7 +549,9 @@ pub fn compile(
     }
     let components: Vec<Component> = parts.iter().map(|(_, c)| c.clone()).collect();
     match Product::new(&components, limits) {
-        Err(FormatError::EmptyLanguage { .. }) => Err(FormatError::Contradictory { message: culprits(&parts, instructions, limits) }),
+        Err(FormatError::EmptyLanguage { .. }) => {
+            Err(FormatError::Contradictory { message: culprits(&parts, instructions, limits) })
+        }
         other => other,
     }
 }
@@ -568,7 +591,10 @@ fn culprits(parts: &[(Option<usize>, Component)], instructions: &[Instruction], 
     for i in 0..n {
         match try_empty(&[i]) {
             Some(true) => {
-                return format!("instructions[{i}] ({}) cannot be met together with the rest of the format", describe(&instructions[i]))
+                return format!(
+                    "instructions[{i}] ({}) cannot be met together with the rest of the format",
+                    describe(&instructions[i])
+                )
             }
             Some(false) => {}
             None => break,

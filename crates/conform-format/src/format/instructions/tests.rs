@@ -148,12 +148,7 @@ fn every_id_on_hand_written_texts() {
     );
     case("detectable_format:title", json!({}), &["<<My Poem>>\nRoses."], &["My Poem\nRoses.", "<< >>"]);
     case("detectable_format:json_format", json!({}), &["{\"a\": [1, \"x\"]}"], &["{\"a\": }", "Sure: {}"]);
-    case(
-        "detectable_format:constrained_response",
-        json!({}),
-        &["My answer is yes."],
-        &["My answer is perhaps."],
-    );
+    case("detectable_format:constrained_response", json!({}), &["My answer is yes."], &["My answer is perhaps."]);
     case(
         "combination:two_responses",
         json!({}),
@@ -182,8 +177,7 @@ fn bad_arguments_name_the_field() {
         .contains("instructions[0].num_words"));
     assert!(err(json!([{"id": "punctuation:no_comma", "extra": 1}])).contains("instructions[0].extra"));
     assert!(err(json!([{"id": "language:response_language", "language": "xx"}])).contains("unsupported language"));
-    assert!(err(json!([]))
-        .contains("at least one"));
+    assert!(err(json!([])).contains("at least one"));
     // IFEval's own files pad kwargs with nulls: accepted.
     parse(json!([{"id": "punctuation:no_comma", "num_words": null}]));
 }
@@ -218,9 +212,41 @@ fn combines_with_another_format() {
 #[test]
 fn automata_agree_with_the_checker_on_random_texts() {
     let fragments = [
-        "word", "Word", "NASA", "I", "sea", "zig", " ", " ", " ", "\n", "\n\n", ",", ".", ". ", "!", "?", "*", "**", "* ",
-        "- ", "***", "******", "[x]", "<<T>>", "P.S.", "SECTION 1", "\"", "é", "Mr.", "e.g.", "elm", "'", "n't",
-        "My answer is yes.", "peace!",
+        "word",
+        "Word",
+        "NASA",
+        "I",
+        "sea",
+        "zig",
+        " ",
+        " ",
+        " ",
+        "\n",
+        "\n\n",
+        ",",
+        ".",
+        ". ",
+        "!",
+        "?",
+        "*",
+        "**",
+        "* ",
+        "- ",
+        "***",
+        "******",
+        "[x]",
+        "<<T>>",
+        "P.S.",
+        "SECTION 1",
+        "\"",
+        "é",
+        "Mr.",
+        "e.g.",
+        "elm",
+        "'",
+        "n't",
+        "My answer is yes.",
+        "peace!",
     ];
     let instructions = [
         one("punctuation:no_comma", json!({})),
@@ -237,7 +263,10 @@ fn automata_agree_with_the_checker_on_random_texts() {
         one("length_constraints:number_sentences", json!({"num_sentences": 2, "relation": "at least"})),
         one("length_constraints:number_sentences", json!({"num_sentences": 2, "relation": "less than"})),
         one("length_constraints:number_paragraphs", json!({"num_paragraphs": 2})),
-        one("length_constraints:nth_paragraph_first_word", json!({"num_paragraphs": 2, "nth_paragraph": 1, "first_word": "elm"})),
+        one(
+            "length_constraints:nth_paragraph_first_word",
+            json!({"num_paragraphs": 2, "nth_paragraph": 1, "first_word": "elm"}),
+        ),
         one("detectable_content:number_placeholders", json!({"num_placeholders": 1})),
         one("detectable_content:postscript", json!({"postscript_marker": "P.S."})),
         one("detectable_format:number_bullet_lists", json!({"num_bullets": 1})),
@@ -268,4 +297,3 @@ fn automata_agree_with_the_checker_on_random_texts() {
         assert!(accepted > 0, "{instruction:?}: no random text accepted; the sample says nothing");
     }
 }
-

@@ -30,28 +30,34 @@ impl<'a> Gen<'a> {
             }
             _ => {}
         }
-        let (prefix, prefix_ptr, rest, rest_ptr): (Vec<Value>, String, Value, String) = match (m.get("prefixItems"), m.get("items")) {
-            (Some(Value::Array(p)), items) => (
-                p.clone(),
-                join_ptr(ptr, "prefixItems"),
-                items.cloned().or_else(|| m.get("unevaluatedItems").cloned()).unwrap_or(Value::Bool(true)),
-                join_ptr(ptr, if items.is_some() { "items" } else { "unevaluatedItems" }),
-            ),
-            (Some(_), _) => return Err(FormatError::schema(&join_ptr(ptr, "prefixItems"), "`prefixItems` must be an array")),
-            (None, Some(Value::Array(p))) => (
-                p.clone(),
-                join_ptr(ptr, "items"),
-                m.get("additionalItems").or_else(|| m.get("unevaluatedItems")).cloned().unwrap_or(Value::Bool(true)),
-                join_ptr(ptr, "additionalItems"),
-            ),
-            (None, Some(i)) => (vec![], String::new(), i.clone(), join_ptr(ptr, "items")),
-            (None, None) => (
-                vec![],
-                String::new(),
-                m.get("unevaluatedItems").cloned().unwrap_or(Value::Bool(true)),
-                join_ptr(ptr, "unevaluatedItems"),
-            ),
-        };
+        let (prefix, prefix_ptr, rest, rest_ptr): (Vec<Value>, String, Value, String) =
+            match (m.get("prefixItems"), m.get("items")) {
+                (Some(Value::Array(p)), items) => (
+                    p.clone(),
+                    join_ptr(ptr, "prefixItems"),
+                    items.cloned().or_else(|| m.get("unevaluatedItems").cloned()).unwrap_or(Value::Bool(true)),
+                    join_ptr(ptr, if items.is_some() { "items" } else { "unevaluatedItems" }),
+                ),
+                (Some(_), _) => {
+                    return Err(FormatError::schema(&join_ptr(ptr, "prefixItems"), "`prefixItems` must be an array"))
+                }
+                (None, Some(Value::Array(p))) => (
+                    p.clone(),
+                    join_ptr(ptr, "items"),
+                    m.get("additionalItems")
+                        .or_else(|| m.get("unevaluatedItems"))
+                        .cloned()
+                        .unwrap_or(Value::Bool(true)),
+                    join_ptr(ptr, "additionalItems"),
+                ),
+                (None, Some(i)) => (vec![], String::new(), i.clone(), join_ptr(ptr, "items")),
+                (None, None) => (
+                    vec![],
+                    String::new(),
+                    m.get("unevaluatedItems").cloned().unwrap_or(Value::Bool(true)),
+                    join_ptr(ptr, "unevaluatedItems"),
+                ),
+            };
         let mut pre = Vec::new();
         for (i, p) in prefix.iter().enumerate() {
             match self.lower_part(p, &join_ptr(&prefix_ptr, &i.to_string()))? {
@@ -92,7 +98,11 @@ impl<'a> Gen<'a> {
                     let hi = max.map(|x| x - 1);
                     let tail = if hi == Some(0) { String::new() } else { format!("(?:{sep}{r}){}", quant(lo, hi)) };
                     let e = format!("{r}{tail}");
-                    if min == 0 { format!("(?:{e})?") } else { e }
+                    if min == 0 {
+                        format!("(?:{e})?")
+                    } else {
+                        e
+                    }
                 }
             }
         } else {
@@ -107,11 +117,21 @@ impl<'a> Gen<'a> {
             let mut cur = tail;
             for i in (0..upto).rev() {
                 let s = if i > 0 { sep.as_str() } else { "" };
-                let next = if cur.is_empty() { String::new() } else if (i as u64 + 1) >= min { format!("(?:{cur})?") } else { cur };
+                let next = if cur.is_empty() {
+                    String::new()
+                } else if (i as u64 + 1) >= min {
+                    format!("(?:{cur})?")
+                } else {
+                    cur
+                };
                 cur = format!("{s}{}{next}", pre[i]);
                 self.check_len(&cur)?;
             }
-            if min == 0 { format!("(?:{cur})?") } else { cur }
+            if min == 0 {
+                format!("(?:{cur})?")
+            } else {
+                cur
+            }
         };
         Ok(Some(format!("\\[{w}{elems}{w}\\]")))
     }

@@ -37,26 +37,37 @@ pub fn canonical_json_ordered(value: &Value, schema: Option<&Value>, order: KeyO
                 let tok = tok.replace("~1", "/").replace("~0", "~");
                 match t.get(tok.as_str()).or_else(|| tok.parse::<usize>().ok().and_then(|i| t.get(i))) {
                     Some(x) => t = x,
-                    None => { ok = false; break; }
+                    None => {
+                        ok = false;
+                        break;
+                    }
                 }
             }
-            if !ok { break; }
+            if !ok {
+                break;
+            }
             cur = t;
         }
         cur
     }
     /// Ordered (name, subschema) pairs that apply to an object.
     fn props<'v>(root: &'v Value, s: &'v Value, keys: &[&String], out: &mut Vec<(String, &'v Value)>, d: u32) {
-        if d > 16 { return; }
+        if d > 16 {
+            return;
+        }
         let s = deref(root, s);
         let Some(m) = s.as_object() else { return };
         if let Some(Value::Object(p)) = m.get("properties") {
             for (k, v) in p {
-                if !out.iter().any(|(n, _)| n == k) { out.push((k.clone(), v)); }
+                if !out.iter().any(|(n, _)| n == k) {
+                    out.push((k.clone(), v));
+                }
             }
         }
         if let Some(Value::Array(all)) = m.get("allOf") {
-            for b in all { props(root, b, keys, out, d + 1); }
+            for b in all {
+                props(root, b, keys, out, d + 1);
+            }
         }
         for kw in ["anyOf", "oneOf"] {
             if let Some(Value::Array(br)) = m.get(kw) {
@@ -64,16 +75,30 @@ pub fn canonical_json_ordered(value: &Value, schema: Option<&Value>, order: KeyO
                 for b in br {
                     let mut o = Vec::new();
                     props(root, b, keys, &mut o, d + 1);
-                    if keys.iter().all(|k| o.iter().any(|(n, _)| n == *k) || out.iter().any(|(n, _)| n == *k)) { best = Some(o); break; }
+                    if keys.iter().all(|k| o.iter().any(|(n, _)| n == *k) || out.iter().any(|(n, _)| n == *k)) {
+                        best = Some(o);
+                        break;
+                    }
                 }
-                if let Some(o) = best { for x in o { if !out.iter().any(|(n, _)| *n == x.0) { out.push(x); } } }
+                if let Some(o) = best {
+                    for x in o {
+                        if !out.iter().any(|(n, _)| *n == x.0) {
+                            out.push(x);
+                        }
+                    }
+                }
             }
         }
     }
     fn items<'v>(root: &'v Value, s: &'v Value, i: usize) -> Option<&'v Value> {
         let s = deref(root, s);
         let m = s.as_object()?;
-        if let Some(Value::Array(p)) = m.get("prefixItems") { if i < p.len() { return Some(&p[i]); } return m.get("items"); }
+        if let Some(Value::Array(p)) = m.get("prefixItems") {
+            if i < p.len() {
+                return Some(&p[i]);
+            }
+            return m.get("items");
+        }
         match m.get("items") {
             Some(Value::Array(p)) => p.get(i).or(m.get("additionalItems")),
             Some(x) => Some(x),
@@ -82,13 +107,17 @@ pub fn canonical_json_ordered(value: &Value, schema: Option<&Value>, order: KeyO
     }
     /// Names in `required` of `s` and of its `allOf` members.
     fn required(root: &Value, s: &Value, out: &mut Vec<String>, d: u32) {
-        if d > 16 { return; }
+        if d > 16 {
+            return;
+        }
         let s = deref(root, s);
         if let Some(Value::Array(r)) = s.get("required") {
             out.extend(r.iter().filter_map(|x| x.as_str().map(String::from)));
         }
         if let Some(Value::Array(all)) = s.get("allOf") {
-            for b in all { required(root, b, out, d + 1); }
+            for b in all {
+                required(root, b, out, d + 1);
+            }
         }
     }
     fn ser(root: &Value, v: &Value, s: Option<&Value>, order: KeyOrder, out: &mut String) {
@@ -112,7 +141,9 @@ pub fn canonical_json_ordered(value: &Value, schema: Option<&Value>, order: KeyO
                 sorted.sort();
                 out.push('{');
                 for (j, (pi, _, k)) in sorted.iter().enumerate() {
-                    if j > 0 { out.push(','); }
+                    if j > 0 {
+                        out.push(',');
+                    }
                     out.push_str(&serde_json::to_string(k).unwrap());
                     out.push(':');
                     let sub = if *pi != usize::MAX { Some(ps[*pi].1) } else { None };
@@ -123,7 +154,9 @@ pub fn canonical_json_ordered(value: &Value, schema: Option<&Value>, order: KeyO
             Value::Array(a) => {
                 out.push('[');
                 for (j, x) in a.iter().enumerate() {
-                    if j > 0 { out.push(','); }
+                    if j > 0 {
+                        out.push(',');
+                    }
                     ser(root, x, s.and_then(|s| items(root, s, j)), order, out);
                 }
                 out.push(']');

@@ -13,7 +13,9 @@ impl<'a> Gen<'a> {
     pub(super) fn disjoint(&self, a: &Value, b: &Value) -> bool {
         let sa = self.value_kinds(a);
         let sb = self.value_kinds(b);
-        if sa.iter().all(|t| !sb.iter().any(|u| t == u || (*t == "integer" && *u == "number") || (*t == "number" && *u == "integer"))) {
+        if sa.iter().all(|t| {
+            !sb.iter().any(|u| t == u || (*t == "integer" && *u == "number") || (*t == "number" && *u == "integer"))
+        }) {
             return true;
         }
         let (Some(a), Some(b)) = (self.deref(a).as_object(), self.deref(b).as_object()) else { return false };
@@ -41,7 +43,10 @@ impl<'a> Gen<'a> {
             }
         }
         let req = |m: &Map<String, Value>| -> Vec<String> {
-            m.get("required").and_then(|v| v.as_array()).map(|r| r.iter().filter_map(|x| x.as_str().map(String::from)).collect()).unwrap_or_default()
+            m.get("required")
+                .and_then(|v| v.as_array())
+                .map(|r| r.iter().filter_map(|x| x.as_str().map(String::from)).collect())
+                .unwrap_or_default()
         };
         let (ra, rb) = (req(a), req(b));
         for p in ra.iter().filter(|p| rb.contains(p)) {
@@ -71,12 +76,17 @@ impl<'a> Gen<'a> {
         j: usize,
         ptr: &str,
     ) -> Result<bool, FormatError> {
-        let (Some(x), Some(y)) = (self.flat_object(&originals[i], ptr)?, self.flat_object(&originals[j], ptr)?) else { return Ok(false) };
+        let (Some(x), Some(y)) = (self.flat_object(&originals[i], ptr)?, self.flat_object(&originals[j], ptr)?) else {
+            return Ok(false);
+        };
         if !(objects_only(&x) || objects_only(&y)) {
             return Ok(false);
         }
         let (rx, ry) = (required_names(&x), required_names(&y));
-        let (Some(only_x), Some(only_y)) = (rx.iter().find(|p| !ry.contains(p)), ry.iter().find(|p| !rx.contains(p))) else { return Ok(false) };
+        let (Some(only_x), Some(only_y)) = (rx.iter().find(|p| !ry.contains(p)), ry.iter().find(|p| !rx.contains(p)))
+        else {
+            return Ok(false);
+        };
         for (k, forbidden) in [(i, only_y), (j, only_x)] {
             let Some(mut flat) = self.flat_object(&branches[k].0, ptr)? else { return Ok(false) };
             let props = flat.entry("properties").or_insert_with(|| Value::Object(Map::new()));

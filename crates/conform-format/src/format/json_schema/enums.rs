@@ -23,7 +23,9 @@ impl<'a> Gen<'a> {
         let mut rest = m.clone();
         rest.remove("enum");
         rest.remove("const");
-        let has_other = rest.keys().any(|k| !ANNOTATIONS.contains(&k.as_str()) && !k.starts_with("x-") && k != "type" && k != "nullable");
+        let has_other = rest
+            .keys()
+            .any(|k| !ANNOTATIONS.contains(&k.as_str()) && !k.starts_with("x-") && k != "type" && k != "nullable");
         if has_other {
             // Keep the values the validator proves valid; drop those it proves invalid.
             let node = Value::Object(m.clone());
@@ -50,12 +52,20 @@ impl<'a> Gen<'a> {
 
     /// The values (of an `enum`) that match the regex `rest` lowers to. Errors when `rest` has
     /// keywords that cannot be lowered.
-    fn enum_values_matching_regex(&mut self, rest: Map<String, Value>, mut vals: Vec<Value>, ptr: &str) -> Result<Vec<Value>, FormatError> {
+    fn enum_values_matching_regex(
+        &mut self,
+        rest: Map<String, Value>,
+        mut vals: Vec<Value>,
+        ptr: &str,
+    ) -> Result<Vec<Value>, FormatError> {
         {
             let r = self.unrolled(|g| g.lower(&Value::Object(rest), ptr))?;
             let Some(r) = r else { return Ok(Vec::new()) };
             let re = regex_automata::meta::Regex::new(&format!("^(?:{r})$")).map_err(|e| {
-                FormatError::too_complex(format!("checking enum values at {}: {e}", pointer_display(ptr)), Limit::RegexBuild)
+                FormatError::too_complex(
+                    format!("checking enum values at {}: {e}", pointer_display(ptr)),
+                    Limit::RegexBuild,
+                )
             })?;
             vals.retain(|v| re.is_match(serde_json::to_string(v).unwrap().as_str()));
         }

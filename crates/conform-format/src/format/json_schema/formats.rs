@@ -12,7 +12,9 @@ pub fn format_regex(name: &str) -> Option<String> {
     let octet = "(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])";
     let pchar = "(?:[A-Za-z0-9\\-._~!$&'()*+,;=:@]|%[0-9A-Fa-f]{2})";
     let host = format!("{LABEL}(?:\\.{LABEL}){{0,2}}");
-    let uri = format!("(?:https?|ftp)://{host}(?::[0-9]{{1,5}})?(?:/{pchar}*)*(?:\\?(?:{pchar}|[/?])*)?(?:#(?:{pchar}|[/?])*)?");
+    let uri = format!(
+        "(?:https?|ftp)://{host}(?::[0-9]{{1,5}})?(?:/{pchar}*)*(?:\\?(?:{pchar}|[/?])*)?(?:#(?:{pchar}|[/?])*)?"
+    );
     Some(match name {
         "date-time" => format!("{date}T{time}"),
         "date" => date.to_string(),

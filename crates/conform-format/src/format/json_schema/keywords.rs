@@ -13,41 +13,121 @@ use super::lower::Gen;
 pub(super) const NO_UNDECLARED: &str = "x-conform-no-undeclared";
 
 pub(super) const ANNOTATIONS: &[&str] = &[
-    "title", "description", "examples", "example", "default", "$comment", "$schema", "deprecated",
-    "readOnly", "writeOnly", "contentMediaType", "contentEncoding", "$defs", "definitions",
-    "markdownDescription", "$id", "id",
+    "title",
+    "description",
+    "examples",
+    "example",
+    "default",
+    "$comment",
+    "$schema",
+    "deprecated",
+    "readOnly",
+    "writeOnly",
+    "contentMediaType",
+    "contentEncoding",
+    "$defs",
+    "definitions",
+    "markdownDescription",
+    "$id",
+    "id",
 ];
 
 pub(super) const SUPPORTED: &[&str] = &[
-    "type", "enum", "const", "nullable", "anyOf", "oneOf", "allOf", "$ref", "properties", "required",
-    "additionalProperties", "patternProperties", "propertyNames", "minProperties", "maxProperties",
-    "unevaluatedProperties", "unevaluatedItems", "items", "prefixItems", "additionalItems",
-    "minItems", "maxItems", "uniqueItems", "minLength", "maxLength", "pattern", "format", "minimum",
-    "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "dependentRequired",
-    "dependentSchemas", "dependencies", "if",
+    "type",
+    "enum",
+    "const",
+    "nullable",
+    "anyOf",
+    "oneOf",
+    "allOf",
+    "$ref",
+    "properties",
+    "required",
+    "additionalProperties",
+    "patternProperties",
+    "propertyNames",
+    "minProperties",
+    "maxProperties",
+    "unevaluatedProperties",
+    "unevaluatedItems",
+    "items",
+    "prefixItems",
+    "additionalItems",
+    "minItems",
+    "maxItems",
+    "uniqueItems",
+    "minLength",
+    "maxLength",
+    "pattern",
+    "format",
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "multipleOf",
+    "dependentRequired",
+    "dependentSchemas",
+    "dependencies",
+    "if",
 ];
 
 /// Assertion/applicator keywords of some JSON Schema draft that are not supported: always an
 /// error (or skipped and reported in lenient mode). Keywords of no draft are annotations.
 pub(super) const KNOWN_UNSUPPORTED: &[&str] = &[
-    "not", "then", "else", "contains",
-    "minContains", "maxContains", "$dynamicRef", "$dynamicAnchor", "$recursiveRef", "$recursiveAnchor",
-    "$anchor", "$vocabulary", "extends", "disallow", "divisibleBy", "requires", "contentSchema",
+    "not",
+    "then",
+    "else",
+    "contains",
+    "minContains",
+    "maxContains",
+    "$dynamicRef",
+    "$dynamicAnchor",
+    "$recursiveRef",
+    "$recursiveAnchor",
+    "$anchor",
+    "$vocabulary",
+    "extends",
+    "disallow",
+    "divisibleBy",
+    "requires",
+    "contentSchema",
 ];
 
 /// Every `format` name some JSON Schema draft defines (03 to 2020-12): one this engine does not
 /// enforce is refused, since a validator may assert it. Other names (`url`, `path`, OpenAPI's
 /// `password`, ...) assert nothing and are skipped, or refused with `refuse_unknown_keywords`.
 pub(super) const DRAFT_FORMATS: &[&str] = &[
-    "date-time", "date", "time", "duration", "utc-millisec", "email", "idn-email", "hostname",
-    "host-name", "idn-hostname", "ipv4", "ip-address", "ipv6", "uri", "uri-reference", "iri",
-    "iri-reference", "uri-template", "uuid", "json-pointer", "relative-json-pointer", "regex",
-    "color", "style", "phone",
+    "date-time",
+    "date",
+    "time",
+    "duration",
+    "utc-millisec",
+    "email",
+    "idn-email",
+    "hostname",
+    "host-name",
+    "idn-hostname",
+    "ipv4",
+    "ip-address",
+    "ipv6",
+    "uri",
+    "uri-reference",
+    "iri",
+    "iri-reference",
+    "uri-template",
+    "uuid",
+    "json-pointer",
+    "relative-json-pointer",
+    "regex",
+    "color",
+    "style",
+    "phone",
 ];
 
 /// Keywords not lowered to regexes but supported on `enum`/`const` nodes: each value is then
 /// checked by [`validate`](crate::format::validate::validate) and kept only when proven valid.
-pub(super) const CHECKED_ON_VALUES: &[&str] = &["not", "if", "then", "else", "dependentRequired", "dependentSchemas", "dependencies", "contains"];
+pub(super) const CHECKED_ON_VALUES: &[&str] =
+    &["not", "if", "then", "else", "dependentRequired", "dependentSchemas", "dependencies", "contains"];
 
 impl<'a> Gen<'a> {
     pub(super) fn unsupported(&mut self, kw: &str, ptr: &str, reason: &str) -> Result<(), FormatError> {

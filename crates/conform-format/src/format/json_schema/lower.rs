@@ -214,7 +214,11 @@ impl<'a> Gen<'a> {
                 continue; // `gen_enum` checks each value against it (or errors)
             }
             if k.starts_with("x-") || ANNOTATIONS.contains(&k.as_str()) {
-                if (k == "$id" || k == "id") && !ptr.is_empty() && m.get(&k).is_some_and(|v| v.is_string()) && contains_ref(s) {
+                if (k == "$id" || k == "id")
+                    && !ptr.is_empty()
+                    && m.get(&k).is_some_and(|v| v.is_string())
+                    && contains_ref(s)
+                {
                     self.unsupported(&k, &join_ptr(ptr, &k), "a nested `$id` changes how `$ref`s resolve")?;
                 }
                 continue;
@@ -223,7 +227,8 @@ impl<'a> Gen<'a> {
                 if KNOWN_UNSUPPORTED.contains(&k.as_str()) {
                     self.unsupported(&k, &join_ptr(ptr, &k), "")?;
                 } else if !self.opts.refuse_unknown_keywords {
-                    self.ignored.push(format!("{k} at {} (not a JSON Schema keyword)", pointer_display(&join_ptr(ptr, &k))));
+                    self.ignored
+                        .push(format!("{k} at {} (not a JSON Schema keyword)", pointer_display(&join_ptr(ptr, &k))));
                 } else {
                     // The caller asked: it may be a typo of a constraint ("maxLenght") or a
                     // vendor rule they rely on.
@@ -267,7 +272,9 @@ impl<'a> Gen<'a> {
         }
         // allOf
         if let Some(all) = m.remove("allOf") {
-            let arr = all.as_array().ok_or_else(|| FormatError::schema(&join_ptr(ptr, "allOf"), "`allOf` must be an array"))?;
+            let arr = all
+                .as_array()
+                .ok_or_else(|| FormatError::schema(&join_ptr(ptr, "allOf"), "`allOf` must be an array"))?;
             let mut acc = Value::Object(m);
             for (i, b) in arr.iter().enumerate() {
                 acc = self.merge(&acc, b, &join_ptr(&join_ptr(ptr, "allOf"), &i.to_string()), 0, true)?;
@@ -278,7 +285,8 @@ impl<'a> Gen<'a> {
         for kw in ["anyOf", "oneOf"] {
             if let Some(any) = m.get(kw).cloned() {
                 let kptr = join_ptr(ptr, kw);
-                let arr = any.as_array().ok_or_else(|| FormatError::schema(&kptr, &format!("`{kw}` must be an array")))?;
+                let arr =
+                    any.as_array().ok_or_else(|| FormatError::schema(&kptr, format!("`{kw}` must be an array")))?;
                 let mut base = m.clone();
                 base.remove(kw);
                 let base = Value::Object(base);
@@ -360,16 +368,26 @@ impl<'a> Gen<'a> {
         };
         match m.get("type") {
             None => out.extend(ALL_TYPES),
-            Some(Value::String(t)) => out.push(norm(t).ok_or_else(|| FormatError::schema(&join_ptr(ptr, "type"), format!("unknown type `{t}`")))?),
+            Some(Value::String(t)) => out.push(
+                norm(t).ok_or_else(|| FormatError::schema(&join_ptr(ptr, "type"), format!("unknown type `{t}`")))?,
+            ),
             Some(Value::Array(ts)) => {
                 for t in ts {
-                    let t = t.as_str().and_then(norm).ok_or_else(|| FormatError::schema(&join_ptr(ptr, "type"), format!("invalid type {t}")))?;
+                    let t = t
+                        .as_str()
+                        .and_then(norm)
+                        .ok_or_else(|| FormatError::schema(&join_ptr(ptr, "type"), format!("invalid type {t}")))?;
                     if !out.contains(&t) {
                         out.push(t);
                     }
                 }
             }
-            Some(_) => return Err(FormatError::schema(&join_ptr(ptr, "type"), "`type` must be a string or an array of strings")),
+            Some(_) => {
+                return Err(FormatError::schema(
+                    &join_ptr(ptr, "type"),
+                    "`type` must be a string or an array of strings",
+                ))
+            }
         }
         if m.get("nullable") == Some(&Value::Bool(true)) && !out.contains(&"null") {
             out.push("null");

@@ -14,14 +14,23 @@ impl<'a> Gen<'a> {
     /// Merges two schemas into one whose instances are exactly those valid against both
     /// (or errors when that cannot be expressed). `node_side`: `a` is the schema node itself
     /// (so its `unevaluated*` keywords see `b`'s properties as evaluated).
-    pub(super) fn merge(&mut self, a: &Value, b: &Value, ptr: &str, depth: u32, node_side: bool) -> Result<Value, FormatError> {
+    pub(super) fn merge(
+        &mut self,
+        a: &Value,
+        b: &Value,
+        ptr: &str,
+        depth: u32,
+        node_side: bool,
+    ) -> Result<Value, FormatError> {
         if depth > self.limits.max_schema_depth {
             return Err(FormatError::too_complex(
                 format!("merging schemas at {} nests too deeply", pointer_display(ptr)),
                 Limit::MaxSchemaDepth(self.limits.max_schema_depth),
             ));
         }
-        if is_trivial(a) && !matches!(b, Value::Object(o) if o.contains_key("unevaluatedProperties") || o.contains_key("unevaluatedItems")) {
+        if is_trivial(a)
+            && !matches!(b, Value::Object(o) if o.contains_key("unevaluatedProperties") || o.contains_key("unevaluatedItems"))
+        {
             return Ok(b.clone());
         }
         if is_trivial(b) {
@@ -37,7 +46,11 @@ impl<'a> Gen<'a> {
         for side in [&b].into_iter().chain(if node_side { None } else { Some(&a) }) {
             for k in ["unevaluatedProperties", "unevaluatedItems"] {
                 if side.get(k).is_some_and(|v| v != &Value::Bool(true)) {
-                    return Err(FormatError::unsupported(k, ptr, "inside a subschema combined with other subschemas (allOf/anyOf/oneOf/$ref)"));
+                    return Err(FormatError::unsupported(
+                        k,
+                        ptr,
+                        "inside a subschema combined with other subschemas (allOf/anyOf/oneOf/$ref)",
+                    ));
                 }
             }
         }
@@ -76,7 +89,9 @@ impl<'a> Gen<'a> {
             // Vendor keywords assert nothing (unless the caller refuses them): two different
             // values need no combining.
             let vendor = k.starts_with("x-")
-                || !(SUPPORTED.contains(&k.as_str()) || KNOWN_UNSUPPORTED.contains(&k.as_str()) || self.opts.refuse_unknown_keywords);
+                || !(SUPPORTED.contains(&k.as_str())
+                    || KNOWN_UNSUPPORTED.contains(&k.as_str())
+                    || self.opts.refuse_unknown_keywords);
             if vendor && a.get(&k).zip(b.get(&k)).is_some_and(|(x, y)| x != y) {
                 self.ignored.push(format!("{k} at {} (not a JSON Schema keyword)", pointer_display(ptr)));
                 continue;
@@ -92,9 +107,9 @@ impl<'a> Gen<'a> {
                         for s in &tx {
                             let s2 = if ty.contains(s) {
                                 Some(*s)
-                            } else if *s == "integer" && ty.contains(&"number") {
-                                Some("integer")
-                            } else if *s == "number" && ty.contains(&"integer") {
+                            } else if (*s == "integer" && ty.contains(&"number"))
+                                || (*s == "number" && ty.contains(&"integer"))
+                            {
                                 Some("integer")
                             } else {
                                 None
@@ -122,13 +137,27 @@ impl<'a> Gen<'a> {
                     }
                     "enum" => {
                         let yv = y.as_array().cloned().unwrap_or_default();
-                        Value::Array(x.as_array().cloned().unwrap_or_default().into_iter().filter(|v| yv.contains(v)).collect())
+                        Value::Array(
+                            x.as_array().cloned().unwrap_or_default().into_iter().filter(|v| yv.contains(v)).collect(),
+                        )
                     }
-                    "minimum" | "minLength" | "minItems" | "minProperties" | "exclusiveMinimum" if x.is_number() && y.is_number() => {
-                        if x.as_f64() >= y.as_f64() { x.clone() } else { y.clone() }
+                    "minimum" | "minLength" | "minItems" | "minProperties" | "exclusiveMinimum"
+                        if x.is_number() && y.is_number() =>
+                    {
+                        if x.as_f64() >= y.as_f64() {
+                            x.clone()
+                        } else {
+                            y.clone()
+                        }
                     }
-                    "maximum" | "maxLength" | "maxItems" | "maxProperties" | "exclusiveMaximum" if x.is_number() && y.is_number() => {
-                        if x.as_f64() <= y.as_f64() { x.clone() } else { y.clone() }
+                    "maximum" | "maxLength" | "maxItems" | "maxProperties" | "exclusiveMaximum"
+                        if x.is_number() && y.is_number() =>
+                    {
+                        if x.as_f64() <= y.as_f64() {
+                            x.clone()
+                        } else {
+                            y.clone()
+                        }
                     }
                     "items" | "additionalProperties" | "propertyNames" if !x.is_array() && !y.is_array() => {
                         self.merge(x, y, &join_ptr(ptr, &k), depth + 1, false)?
@@ -143,7 +172,9 @@ impl<'a> Gen<'a> {
                         let mut p = Map::new();
                         for (n, s) in px {
                             let v = match py.get(n) {
-                                Some(s2) => self.merge(s, s2, &join_ptr(&join_ptr(ptr, "properties"), n), depth + 1, false)?,
+                                Some(s2) => {
+                                    self.merge(s, s2, &join_ptr(&join_ptr(ptr, "properties"), n), depth + 1, false)?
+                                }
                                 None => s.clone(),
                             };
                             p.insert(n.clone(), v);
@@ -170,7 +201,13 @@ impl<'a> Gen<'a> {
                         }
                         Value::Array(v)
                     }
-                    _ => return Err(FormatError::unsupported(&k, ptr, format!("cannot combine two different `{k}` values (allOf/$ref merge)"))),
+                    _ => {
+                        return Err(FormatError::unsupported(
+                            &k,
+                            ptr,
+                            format!("cannot combine two different `{k}` values (allOf/$ref merge)"),
+                        ))
+                    }
                 },
                 (None, None) => unreachable!(),
             };
@@ -196,7 +233,11 @@ impl<'a> Gen<'a> {
                     continue;
                 }
                 if x.contains_key("patternProperties") {
-                    return Err(FormatError::unsupported("patternProperties", ptr, "combined (allOf/$ref) with a schema declaring other properties"));
+                    return Err(FormatError::unsupported(
+                        "patternProperties",
+                        ptr,
+                        "combined (allOf/$ref) with a schema declaring other properties",
+                    ));
                 }
                 if let Some(addl) = x.get("additionalProperties") {
                     if !is_trivial(addl) {

@@ -192,7 +192,12 @@ impl SchemaRegex {
 /// Strings whose `maxLength`/`maxItems` had to be narrowed dominate the DFA size. The schema is
 /// lowered at the most generous level that is estimated to fit half of `dfa_size_bytes`
 /// (levels: see `lower_at_level`).
-pub fn schema_rules(schema: &Value, options: &SchemaOptions, limits: &Limits, first_rule: usize) -> Result<SchemaRegex, FormatError> {
+pub fn schema_rules(
+    schema: &Value,
+    options: &SchemaOptions,
+    limits: &Limits,
+    first_rule: usize,
+) -> Result<SchemaRegex, FormatError> {
     lower_fitting(schema, options, limits, 0, Calls::Recursive, first_rule).map(|(r, _)| r)
 }
 
@@ -315,7 +320,11 @@ fn bounded_string_bytes(n: u64) -> u64 {
 ///
 /// When it is too large as one DFA, large parts become rules of their own (see
 /// `Calls::Split`) before anything is narrowed.
-pub fn compile_schema(schema: &Value, options: &SchemaOptions, limits: &Limits) -> Result<(Compiled, Vec<String>), FormatError> {
+pub fn compile_schema(
+    schema: &Value,
+    options: &SchemaOptions,
+    limits: &Limits,
+) -> Result<(Compiled, Vec<String>), FormatError> {
     let mut level = 0;
     let mut calls = Calls::Recursive;
     loop {

@@ -30,7 +30,11 @@ pub(super) fn json_type_of(v: &Value) -> &'static str {
         Value::Null => "null",
         Value::Bool(_) => "boolean",
         Value::Number(n) => {
-            if n.is_i64() || n.is_u64() || n.as_f64().is_some_and(|f| f.fract() == 0.0) { "integer" } else { "number" }
+            if n.is_i64() || n.is_u64() || n.as_f64().is_some_and(|f| f.fract() == 0.0) {
+                "integer"
+            } else {
+                "number"
+            }
         }
         Value::String(_) => "string",
         Value::Array(_) => "array",
@@ -41,7 +45,10 @@ pub(super) fn json_type_of(v: &Value) -> &'static str {
 pub(super) const ALL_TYPES: &[&str] = &["null", "boolean", "object", "array", "string", "number"];
 
 pub(super) fn required_names(m: &Map<String, Value>) -> Vec<String> {
-    m.get("required").and_then(|v| v.as_array()).map(|r| r.iter().filter_map(|x| x.as_str().map(String::from)).collect()).unwrap_or_default()
+    m.get("required")
+        .and_then(|v| v.as_array())
+        .map(|r| r.iter().filter_map(|x| x.as_str().map(String::from)).collect())
+        .unwrap_or_default()
 }
 
 pub(super) fn type_set(v: &Value) -> Vec<&'static str> {

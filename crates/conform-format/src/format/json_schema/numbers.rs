@@ -30,10 +30,18 @@ impl<'a> Gen<'a> {
         };
         let ex_min_bool = m.get("exclusiveMinimum") == Some(&Value::Bool(true));
         let ex_max_bool = m.get("exclusiveMaximum") == Some(&Value::Bool(true));
-        if let Some(v) = num("minimum")? { b.lo = tighter_lo(b.lo, (v, ex_min_bool)); }
-        if let Some(v) = num("maximum")? { b.hi = tighter_hi(b.hi, (v, ex_max_bool)); }
-        if let Some(v) = num("exclusiveMinimum")? { b.lo = tighter_lo(b.lo, (v, true)); }
-        if let Some(v) = num("exclusiveMaximum")? { b.hi = tighter_hi(b.hi, (v, true)); }
+        if let Some(v) = num("minimum")? {
+            b.lo = tighter_lo(b.lo, (v, ex_min_bool));
+        }
+        if let Some(v) = num("maximum")? {
+            b.hi = tighter_hi(b.hi, (v, ex_max_bool));
+        }
+        if let Some(v) = num("exclusiveMinimum")? {
+            b.lo = tighter_lo(b.lo, (v, true));
+        }
+        if let Some(v) = num("exclusiveMaximum")? {
+            b.hi = tighter_hi(b.hi, (v, true));
+        }
         Ok(b)
     }
 
@@ -42,7 +50,7 @@ impl<'a> Gen<'a> {
         let mut integer = integer;
         if let Some(mo) = m.get("multipleOf") {
             match mo.as_f64() {
-                Some(f) if f == 1.0 => integer = true,
+                Some(1.0) => integer = true,
                 Some(f) if f > 0.0 && integer && f.fract() == 0.0 && f <= 1e15 => {
                     return self.gen_multiple(&b, f as i64, ptr);
                 }
@@ -53,7 +61,12 @@ impl<'a> Gen<'a> {
                         "only `multipleOf: 1`, or small integer multipleOf on integers, is supported",
                     )?;
                 }
-                _ => return Err(FormatError::schema(&join_ptr(ptr, "multipleOf"), "`multipleOf` must be a positive number")),
+                _ => {
+                    return Err(FormatError::schema(
+                        &join_ptr(ptr, "multipleOf"),
+                        "`multipleOf` must be a positive number",
+                    ))
+                }
             }
         }
         Ok(if integer { integer_regex(&b) } else { number_regex(&b) })
@@ -81,7 +94,11 @@ impl<'a> Gen<'a> {
                 return Ok(Some(r.to_string()));
             }
         }
-        self.unsupported("multipleOf", &join_ptr(ptr, "multipleOf"), "multipleOf on a wide or unbounded integer range is not supported")?;
+        self.unsupported(
+            "multipleOf",
+            &join_ptr(ptr, "multipleOf"),
+            "multipleOf on a wide or unbounded integer range is not supported",
+        )?;
         Ok(integer_regex(b))
     }
 }

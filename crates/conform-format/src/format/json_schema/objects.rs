@@ -19,7 +19,10 @@ impl<'a> Gen<'a> {
             let re = match r {
                 None => None,
                 Some(r) => Some(regex_automata::meta::Regex::new(&format!("^(?:{r})$")).map_err(|e| {
-                    FormatError::too_complex(format!("property name check at {}: {e}", pointer_display(ptr)), Limit::RegexBuild)
+                    FormatError::too_complex(
+                        format!("property name check at {}: {e}", pointer_display(ptr)),
+                        Limit::RegexBuild,
+                    )
                 })?),
             };
             self.name_cache.insert(key.clone(), re);
@@ -59,13 +62,21 @@ impl<'a> Gen<'a> {
     /// matches, valued by every pattern's schema at once. Never with `unevaluatedProperties`
     /// or when a merge could not describe them (`NO_UNDECLARED`). Other keys a schema allows
     /// are not generated (the model is not invited to invent keys).
-    fn undeclared_member(&mut self, m: &Map<String, Value>, names: &[String], pattern_props: &[(String, Value)], ptr: &str) -> R {
+    fn undeclared_member(
+        &mut self,
+        m: &Map<String, Value>,
+        names: &[String],
+        pattern_props: &[(String, Value)],
+        ptr: &str,
+    ) -> R {
         if m.contains_key("unevaluatedProperties") || m.contains_key(NO_UNDECLARED) {
             return Ok(None);
         }
         let w = self.ws.clone();
         let a_map = required_names(m).is_empty()
-            && m.get("properties").and_then(|p| p.as_object()).is_none_or(|p| p.values().all(|v| v == &Value::Bool(false)));
+            && m.get("properties")
+                .and_then(|p| p.as_object())
+                .is_none_or(|p| p.values().all(|v| v == &Value::Bool(false)));
         let names_ptr = join_ptr(ptr, "propertyNames");
         // A key of string schema `key` that `propertyNames` allows; `None` if none.
         let key_for = |g: &mut Self, key: Value| -> R {
@@ -131,17 +142,24 @@ impl<'a> Gen<'a> {
             Some(Value::Array(r)) => r
                 .iter()
                 .map(|v| {
-                    v.as_str()
-                        .map(String::from)
-                        .ok_or_else(|| FormatError::schema(&join_ptr(ptr, "required"), "`required` must be an array of strings"))
+                    v.as_str().map(String::from).ok_or_else(|| {
+                        FormatError::schema(&join_ptr(ptr, "required"), "`required` must be an array of strings")
+                    })
                 })
                 .collect::<Result<_, _>>()?,
-            Some(_) => return Err(FormatError::schema(&join_ptr(ptr, "required"), "`required` must be an array of strings")),
+            Some(_) => {
+                return Err(FormatError::schema(&join_ptr(ptr, "required"), "`required` must be an array of strings"))
+            }
         };
         let pattern_props: Vec<(String, Value)> = match m.get("patternProperties") {
             None => vec![],
             Some(Value::Object(p)) => p.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-            Some(_) => return Err(FormatError::schema(&join_ptr(ptr, "patternProperties"), "`patternProperties` must be an object")),
+            Some(_) => {
+                return Err(FormatError::schema(
+                    &join_ptr(ptr, "patternProperties"),
+                    "`patternProperties` must be an object",
+                ))
+            }
         };
         let addl = m.get("additionalProperties").cloned().unwrap_or(Value::Bool(true));
         // Members: declared properties in order, then required-but-undeclared ones.
@@ -161,9 +179,10 @@ impl<'a> Gen<'a> {
                 let pp = join_ptr(&join_ptr(ptr, "patternProperties"), pat);
                 let re = pattern::search_regex(pat).map_err(|e| match e {
                     pattern::PatternError::Unsupported(e) => FormatError::unsupported("patternProperties", &pp, e),
-                    pattern::PatternError::Invalid(e) => {
-                        FormatError::InvalidRegex { message: format!("patternProperties at {}: {e}", pointer_display(&pp)), position: None }
-                    }
+                    pattern::PatternError::Invalid(e) => FormatError::InvalidRegex {
+                        message: format!("patternProperties at {}: {e}", pointer_display(&pp)),
+                        position: None,
+                    },
                 })?;
                 if re.is_match(&name) {
                     matched_pattern = true;
@@ -194,7 +213,8 @@ impl<'a> Gen<'a> {
         let n = out.len() as u64;
         let names: Vec<String> = props.keys().chain(&required).cloned().collect();
         let counted = m.contains_key("minProperties") || m.contains_key("maxProperties");
-        let undeclared = if counted && !out.is_empty() { None } else { self.undeclared_member(m, &names, &pattern_props, ptr)? };
+        let undeclared =
+            if counted && !out.is_empty() { None } else { self.undeclared_member(m, &names, &pattern_props, ptr)? };
         if let Some(x) = undeclared {
             let tail = format!("(?:{sep}{x})*");
             let body = if out.is_empty() {
@@ -219,7 +239,11 @@ impl<'a> Gen<'a> {
                 }
             } else {
                 let (first, empty_ok) = self.members_in_order(&out, &sep)?;
-                if empty_ok { format!("(?:{first}{tail}|{x}{tail})?") } else { format!("{first}{tail}") }
+                if empty_ok {
+                    format!("(?:{first}{tail}|{x}{tail})?")
+                } else {
+                    format!("{first}{tail}")
+                }
             };
             self.check_len(&body)?;
             return Ok(Some(format!("\\{{{w}{body}{w}\\}}")));
@@ -275,8 +299,16 @@ impl<'a> Gen<'a> {
             if alts.is_empty() && !allow_empty {
                 return Ok(None);
             }
-            let a = format!("(?:{})", alts.drain(..).collect::<Vec<_>>().join("|"));
-            if allow_empty { if a == "(?:)" { String::new() } else { format!("{a}?") } } else { a }
+            let a = format!("(?:{})", std::mem::take(&mut alts).join("|"));
+            if allow_empty {
+                if a == "(?:)" {
+                    String::new()
+                } else {
+                    format!("{a}?")
+                }
+            } else {
+                a
+            }
         };
         Ok(Some(format!("\\{{{w}{body}{w}\\}}")))
     }
@@ -298,7 +330,7 @@ fn key_except(names: &[String]) -> String {
         if node.children.is_empty() {
             out.push_str(CHAR);
         } else {
-            out.push_str("[");
+            out.push('[');
             out.push_str(CHAR);
             out.push_str("--[");
             for c in node.children.keys() {

@@ -14,11 +14,16 @@ impl<'a> Gen<'a> {
             Some(0) => &r[1..],
             Some(i) => {
                 let base = &r[..i];
-                let root_id = self.root.get("$id").or_else(|| self.root.get("id")).and_then(|v| v.as_str()).unwrap_or("");
+                let root_id =
+                    self.root.get("$id").or_else(|| self.root.get("id")).and_then(|v| v.as_str()).unwrap_or("");
                 if !root_id.is_empty() && root_id.trim_end_matches('#') == base {
                     &r[i + 1..]
                 } else {
-                    return Err(FormatError::unsupported("$ref", ptr, format!("only local references (`#...`) are supported, got `{r}`")));
+                    return Err(FormatError::unsupported(
+                        "$ref",
+                        ptr,
+                        format!("only local references (`#...`) are supported, got `{r}`"),
+                    ));
                 }
             }
             None => {
@@ -26,7 +31,11 @@ impl<'a> Gen<'a> {
                 if !r.is_empty() && root_id == r {
                     ""
                 } else {
-                    return Err(FormatError::unsupported("$ref", ptr, format!("only local references (`#...`) are supported, got `{r}`")));
+                    return Err(FormatError::unsupported(
+                        "$ref",
+                        ptr,
+                        format!("only local references (`#...`) are supported, got `{r}`"),
+                    ));
                 }
             }
         };

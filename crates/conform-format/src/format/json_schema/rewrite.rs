@@ -35,14 +35,21 @@ impl<'a> Gen<'a> {
     /// one of the names never generated), `not: {type: ...}` (type removed from the node's
     /// types), `not` of `anyOf` (each negated) or of an `allOf` of `required`s, and any `not`
     /// whose value kinds are disjoint from the node's `type` (always satisfied).
-    pub(super) fn lower_not(&mut self, m: &mut Map<String, Value>, not: &Value, ptr: &str) -> Result<bool, FormatError> {
+    pub(super) fn lower_not(
+        &mut self,
+        m: &mut Map<String, Value>,
+        not: &Value,
+        ptr: &str,
+    ) -> Result<bool, FormatError> {
         let node_types: Vec<&'static str> = match m.get("type") {
             Some(t) => type_set(t),
             None => ALL_TYPES.iter().copied().chain(["integer"]).collect(),
         };
         let kinds = self.value_kinds(not);
-        let overlaps = |t: &&str| kinds.iter().any(|k| k == t || (*k == "number" && *t == "integer") || (*k == "integer" && *t == "number"));
-        if m.get("nullable") != Some(&Value::Bool(true)) && !node_types.iter().any(|t| overlaps(&t)) {
+        let overlaps = |t: &&str| {
+            kinds.iter().any(|k| k == t || (*k == "number" && *t == "integer") || (*k == "integer" && *t == "number"))
+        };
+        if m.get("nullable") != Some(&Value::Bool(true)) && !node_types.iter().any(overlaps) {
             return Ok(true);
         }
         let not = self.deref(not);
@@ -58,7 +65,8 @@ impl<'a> Gen<'a> {
                     return Ok(false);
                 };
                 // `required` holds for every non-object, so only objects can satisfy `not`.
-                let types: Vec<Value> = node_types.iter().filter(|t| **t == "object").map(|t| Value::from(*t)).collect();
+                let types: Vec<Value> =
+                    node_types.iter().filter(|t| **t == "object").map(|t| Value::from(*t)).collect();
                 m.insert("type".into(), Value::Array(types));
                 m.remove("nullable");
                 let props = m.entry("properties").or_insert_with(|| Value::Object(Map::new()));
@@ -73,7 +81,7 @@ impl<'a> Gen<'a> {
                 }
                 let types: Vec<Value> = node_types
                     .iter()
-                    .filter(|t| !excluded.contains(t) && !(**t == "integer" && excluded.contains(&"number")))
+                    .filter(|t| !(excluded.contains(t) || **t == "integer" && excluded.contains(&"number")))
                     .map(|t| Value::from(*t))
                     .collect();
                 if excluded.contains(&"null") {
@@ -118,26 +126,32 @@ impl<'a> Gen<'a> {
         for kw in ["dependentRequired", "dependentSchemas", "dependencies"] {
             let Some(deps) = m.remove(kw) else { continue };
             let kptr = join_ptr(ptr, kw);
-            let deps = deps.as_object().cloned().ok_or_else(|| FormatError::schema(&kptr, format!("`{kw}` must be an object")))?;
+            let deps = deps
+                .as_object()
+                .cloned()
+                .ok_or_else(|| FormatError::schema(&kptr, format!("`{kw}` must be an object")))?;
             let required = required_names(m);
             for (trigger, dependency) in deps {
                 if !required.contains(&trigger) {
                     let props = m.entry("properties").or_insert_with(|| Value::Object(Map::new()));
-                    let props = props
-                        .as_object_mut()
-                        .ok_or_else(|| FormatError::schema(&join_ptr(ptr, "properties"), "`properties` must be an object"))?;
+                    let props = props.as_object_mut().ok_or_else(|| {
+                        FormatError::schema(&join_ptr(ptr, "properties"), "`properties` must be an object")
+                    })?;
                     props.insert(trigger, Value::Bool(false));
                     continue;
                 }
                 match dependency {
                     Value::Array(names) if kw != "dependentSchemas" => {
                         let r = m.entry("required").or_insert_with(|| Value::Array(Vec::new()));
-                        let r = r
-                            .as_array_mut()
-                            .ok_or_else(|| FormatError::schema(&join_ptr(ptr, "required"), "`required` must be an array of strings"))?;
+                        let r = r.as_array_mut().ok_or_else(|| {
+                            FormatError::schema(&join_ptr(ptr, "required"), "`required` must be an array of strings")
+                        })?;
                         for n in names {
                             if !n.is_string() {
-                                return Err(FormatError::schema(&join_ptr(&kptr, &trigger), "dependencies must be property names"));
+                                return Err(FormatError::schema(
+                                    &join_ptr(&kptr, &trigger),
+                                    "dependencies must be property names",
+                                ));
                             }
                             if !r.contains(&n) {
                                 r.push(n);
@@ -146,7 +160,9 @@ impl<'a> Gen<'a> {
                     }
                     schema @ (Value::Object(_) | Value::Bool(_)) if kw != "dependentRequired" => {
                         let all = m.entry("allOf").or_insert_with(|| Value::Array(Vec::new()));
-                        all.as_array_mut().ok_or_else(|| FormatError::schema(&join_ptr(ptr, "allOf"), "`allOf` must be an array"))?.push(schema);
+                        all.as_array_mut()
+                            .ok_or_else(|| FormatError::schema(&join_ptr(ptr, "allOf"), "`allOf` must be an array"))?
+                            .push(schema);
                     }
                     _ => return Err(FormatError::schema(&join_ptr(&kptr, &trigger), format!("invalid `{kw}` value"))),
                 }

@@ -64,7 +64,11 @@ impl<'a> Gen<'a> {
                         let ok = min.is_none_or(|a| p.minimum_len().unwrap_or(0) as u64 >= a)
                             && max.is_none_or(|b| p.maximum_len().is_some_and(|x| x as u64 <= b));
                         if !ok {
-                            self.unsupported("format", &join_ptr(ptr, "format"), "`format` combined with `minLength`/`maxLength`")?;
+                            self.unsupported(
+                                "format",
+                                &join_ptr(ptr, "format"),
+                                "`format` combined with `minLength`/`maxLength`",
+                            )?;
                         }
                     }
                     return Ok(Some(format!("\"{fr}\"")));
@@ -74,7 +78,10 @@ impl<'a> Gen<'a> {
                 }
                 // A name no draft defines asserts nothing: validators pass every string, so
                 // skipping it never widens (like a keyword of no draft).
-                None => self.ignored.push(format!("format `{f}` at {} (not a format any draft defines)", pointer_display(&join_ptr(ptr, "format")))),
+                None => self.ignored.push(format!(
+                    "format `{f}` at {} (not a format any draft defines)",
+                    pointer_display(&join_ptr(ptr, "format"))
+                )),
             }
         }
         let (lo, hi) = (min.unwrap_or(0), max);
@@ -84,7 +91,10 @@ impl<'a> Gen<'a> {
                 if e.contains("not supported") {
                     FormatError::unsupported("pattern", &pptr, e)
                 } else {
-                    FormatError::InvalidRegex { message: format!("`pattern` at {}: {e}", pointer_display(&pptr)), position: None }
+                    FormatError::InvalidRegex {
+                        message: format!("`pattern` at {}: {e}", pointer_display(&pptr)),
+                        position: None,
+                    }
                 }
             });
             let body = match body {

@@ -1,8 +1,8 @@
 //! Unit tests of the generation policy (what is narrowed, what is refused), of canonical
 //! serialisation and of `$ref` decoding.
 
-use super::*;
 use super::refs::percent_decode;
+use super::*;
 use serde_json::json;
 
 #[test]
@@ -31,9 +31,18 @@ fn accepts(schema: Value, yes: &[&str], no: &[&str]) {
 
 #[test]
 fn maps_are_generated() {
-    accepts(json!({"type": "object"}), &["{}", r#"{"a":1,"b":[{"c":null}]}"#, r#"{"\u00e9":"x"}"#], &["[]", r#"{"a"}"#]);
-    let labels = json!({"type": "object", "additionalProperties": {"type": "string"}, "minProperties": 1, "maxProperties": 2});
-    accepts(labels, &[r#"{"app":"x"}"#, r#"{"app":"x","env":"y"}"#], &["{}", r#"{"app":1}"#, r#"{"a":"x","b":"y","c":"z"}"#]);
+    accepts(
+        json!({"type": "object"}),
+        &["{}", r#"{"a":1,"b":[{"c":null}]}"#, r#"{"\u00e9":"x"}"#],
+        &["[]", r#"{"a"}"#],
+    );
+    let labels =
+        json!({"type": "object", "additionalProperties": {"type": "string"}, "minProperties": 1, "maxProperties": 2});
+    accepts(
+        labels,
+        &[r#"{"app":"x"}"#, r#"{"app":"x","env":"y"}"#],
+        &["{}", r#"{"app":1}"#, r#"{"a":"x","b":"y","c":"z"}"#],
+    );
     let names = json!({"type": "object", "propertyNames": {"pattern": "^[a-z]+$"}, "additionalProperties": {"type": "integer"}});
     accepts(names, &[r#"{"ab":1,"c":2}"#], &[r#"{"Ab":1}"#, r#"{"ab":"1"}"#]);
     let patterned = json!({"type": "object", "patternProperties": {"^x-": {"type": "integer"}, "y$": {"minimum": 0}}, "additionalProperties": false});
@@ -97,11 +106,19 @@ fn ref_fragments_are_percent_decoded_bytewise() {
 fn formats_of_no_draft_are_annotations() {
     let schema = json!({"type": "string", "format": "url"});
     let (a, ignored) = compile_schema(&schema, &SchemaOptions::default(), &Limits::default()).unwrap();
-    assert!(a.accepts(b"\"not a url\"") && ignored == ["format `url` at #/format (not a format any draft defines)"], "{ignored:?}");
+    assert!(
+        a.accepts(b"\"not a url\"") && ignored == ["format `url` at #/format (not a format any draft defines)"],
+        "{ignored:?}"
+    );
     let refuse = SchemaOptions { refuse_unknown_keywords: true, ..Default::default() };
     assert!(compile_schema(&schema, &refuse, &Limits::default()).is_err());
     // A draft format this engine does not enforce stays refused: a validator may assert it.
-    assert!(compile_schema(&json!({"type": "string", "format": "duration"}), &SchemaOptions::default(), &Limits::default()).is_err());
+    assert!(compile_schema(
+        &json!({"type": "string", "format": "duration"}),
+        &SchemaOptions::default(),
+        &Limits::default()
+    )
+    .is_err());
 }
 
 #[test]
