@@ -78,6 +78,25 @@ impl TokenConstraint for conform_format::Constraint {
     }
 }
 
+/// Lookahead: the format engine's constraint, reweighted by the TPM.
+impl TokenConstraint for conform_format::tpm::LookaheadConstraint {
+    fn mask(&mut self, logits: &mut [f32], remaining_after: u32) {
+        self.mask_logits(logits, remaining_after);
+    }
+    fn accept(&mut self, token: u32) -> anyhow::Result<()> {
+        Ok(self.commit(token)?)
+    }
+    fn is_finished(&self) -> bool {
+        conform_format::tpm::LookaheadConstraint::is_finished(self)
+    }
+    fn forced_tokens(&mut self, room: u32) -> Vec<u32> {
+        self.fast_forward(room)
+    }
+    fn is_accepting(&self) -> bool {
+        conform_format::tpm::LookaheadConstraint::is_accepting(self)
+    }
+}
+
 /// Work for the engine: one sequence to generate.
 pub struct Job {
     pub prompt: Vec<LlamaToken>,

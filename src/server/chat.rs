@@ -14,7 +14,7 @@ use super::generate::{collect_all, compile_fields, submit, token_text, Collected
 use super::reasoning::{ReasoningStream, Think};
 use super::request::{parse_json, typed, ChatRequest, SamplingFields};
 use super::stream::{self, usage};
-use super::tools::{self, ToolChoice, ToolStream};
+use super::tools::{self, ToolChoice, ToolStream, Tools};
 use super::xml_calls::RawStrings;
 use super::{check_model, new_id, unix_now, AppState, Body};
 use crate::chat_format::{CallSyntax, PromptReasoning, Reasoning};
@@ -35,46 +35,6 @@ pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Resu
     if plan.is_some() && tools.is_some() {
         return Err(ApiError::invalid("format_mode", "`format_mode: \"decoupled\"` does not combine with `tools`"));
     }
-    // With tools, `format_mode` says how calls are decoded: "mask" (the default) or "free"
-    // (unconstrained, only parsed: the baseline of an A/B). A response format beside tools is
-    // the final answer: under "auto" the output is either calls or that answer, under
-    // "required" or a named function it waits for a later turn, under "none" it holds alone.
-    let tool_calls_only = tools.is_some() && !fields.names_a_format();
-    let choice = tools.as_ref().map(|t| t.choice.clone());
-    let fields_name_a_format = fields.names_a_format();
-    let calls_or_answer = tools.is_some() && fields_name_a_format && choice == Some(ToolChoice::Auto);
-    let answer_later = tools.is_some()
-        && fields.names_a_format()
-        && matches!(choice, Some(ToolChoice::Required | ToolChoice::Named(_)));
-    let free_calls = match fields.format_mode {
-        _ if !(tool_calls_only || calls_or_answer || answer_later) => false,
-        None | Some(FormatMode::Mask) => false,
-        Some(FormatMode::Free) => true,
-        Some(_) => {
-            return Err(ApiError::invalid("format_mode", "with `tools`, `format_mode` must be \"mask\" or \"free\""))
-        }
-    };
-    if tool_calls_only && fields.format_options.is_some() {
-        return Err(ApiError::invalid(
-            "format_options",
-            "`format_options` apply to response formats, not to tool calls",
-        ));
-    }
-    let (format, delivered) = match &plan {
-        // Decoupled: the mask holds the answer's format; the delivered text (the free text
-        // spliced in) is checked against the request's own.
-        Some(plan) => {
-            let delivered = match plan.delivered.clone() {
-                Some(fields) => compile_fields(&state, fields).await?,
-                None => None,
-            };
-            (compile_fields(&state, plan.answer.clone()).await?, delivered)
-        }
-        None if tool_calls_only || answer_later => (None, None),
-        // Compiled with the calls below, or not at all when decoding is free.
-        None if calls_or_answer => (None, None),
-        None => (compile_fields(&state, fields.clone()).await?, None),
-    };
     // The tool-call opener, when this vocabulary spells it as one token.
     let call_syntax = state.chat_format.call_syntax();
     let opener = match call_syntax.and_then(|s| s.marker()).map(|m| state.engine.tokenize(m, false, true)).as_deref() {
@@ -84,31 +44,8 @@ pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Resu
     if let (Some(t), Some(ToolChoice::None)) = (opener, tools.as_ref().map(|t| &t.choice)) {
         validated.params.logit_bias.push((t, f32::NEG_INFINITY));
     }
-    let (tool_format, onset) = match tools.as_ref().and_then(|t| t.call_rules.clone().map(|r| (r, &t.choice))) {
-        // Free calls are only parsed: nothing to compile.
-        Some(_) if free_calls => (None, Onset::Start),
-        Some((rules, _)) if calls_or_answer => {
-            let formats = state.formats.clone();
-            let compiled = tokio::task::spawn_blocking(move || {
-                let rules = tools::calls_or_answer(rules, |first| formats.answer_rules(&fields, first))?;
-                formats.compile_internal("response_format", rules)
-            })
-            .await
-            .map_err(ApiError::internal)??;
-            // Constrained from the first token: whatever the model writes is a call or the answer.
-            (Some(compiled), Onset::Start)
-        }
-        Some((rules, choice)) => {
-            let formats = state.formats.clone();
-            let compiled = tokio::task::spawn_blocking(move || formats.compile_internal("tools", rules))
-                .await
-                .map_err(ApiError::internal)??;
-            // Under "auto" the constraint waits for the model to start a call.
-            let onset = if *choice == ToolChoice::Auto { Onset::WhenCalled(opener) } else { Onset::Start };
-            (Some(compiled), onset)
-        }
-        None => (None, Onset::Start),
-    };
+    let ChatFormats { format, delivered, calls: tool_format, onset, calls_or_answer } =
+        ChatFormats::compile(&state, fields, tools.as_ref(), plan.as_ref(), opener).await?;
     let with_tools = tools.as_ref().is_some_and(|t| t.choice != ToolChoice::None);
     // A whole output that is a JSON call is a call, except where a JSON answer may stand instead.
     let json_calls = !calls_or_answer || call_syntax.is_none();
@@ -172,6 +109,98 @@ pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Resu
         "choices": choices, "usage": usage,
     }))
     .into_response())
+}
+
+/// What constrains a chat completion: the response format (decoupled: also the format its
+/// delivered text is checked against), and the tool calls' format with when it starts.
+struct ChatFormats {
+    format: Option<Format>,
+    delivered: Option<Format>,
+    calls: Option<Format>,
+    onset: Onset,
+    /// Under `tool_choice: "auto"` beside a response format: the output is a call or the answer.
+    calls_or_answer: bool,
+}
+
+impl ChatFormats {
+    /// Compiles them (off the async workers where compiling can take a while).
+    async fn compile(
+        state: &AppState,
+        fields: FormatFields,
+        tools: Option<&Tools>,
+        plan: Option<&Plan>,
+        opener: Option<u32>,
+    ) -> Result<ChatFormats, ApiError> {
+        // With tools, `format_mode` says how calls are decoded: "mask" (the default) or "free"
+        // (unconstrained, only parsed: the baseline of an A/B). A response format beside tools is
+        // the final answer: under "auto" the output is either calls or that answer, under
+        // "required" or a named function it waits for a later turn, under "none" it holds alone.
+        let tool_calls_only = tools.is_some() && !fields.names_a_format();
+        let choice = tools.as_ref().map(|t| t.choice.clone());
+        let fields_name_a_format = fields.names_a_format();
+        let calls_or_answer = tools.is_some() && fields_name_a_format && choice == Some(ToolChoice::Auto);
+        let answer_later = tools.is_some()
+            && fields.names_a_format()
+            && matches!(choice, Some(ToolChoice::Required | ToolChoice::Named(_)));
+        let free_calls = match fields.format_mode {
+            _ if !(tool_calls_only || calls_or_answer || answer_later) => false,
+            None | Some(FormatMode::Mask) => false,
+            Some(FormatMode::Free) => true,
+            Some(_) => {
+                return Err(ApiError::invalid(
+                    "format_mode",
+                    "with `tools`, `format_mode` must be \"mask\" or \"free\"",
+                ))
+            }
+        };
+        if tool_calls_only && fields.format_options.is_some() {
+            return Err(ApiError::invalid(
+                "format_options",
+                "`format_options` apply to response formats, not to tool calls",
+            ));
+        }
+        let (format, delivered) = match plan {
+            // Decoupled: the mask holds the answer's format; the delivered text (the free text
+            // spliced in) is checked against the request's own.
+            Some(plan) => {
+                let delivered = match plan.delivered.clone() {
+                    Some(fields) => compile_fields(state, fields).await?,
+                    None => None,
+                };
+                (compile_fields(state, plan.answer.clone()).await?, delivered)
+            }
+            None if tool_calls_only || answer_later => (None, None),
+            // Compiled with the calls below, or not at all when decoding is free.
+            None if calls_or_answer => (None, None),
+            None => (compile_fields(state, fields.clone()).await?, None),
+        };
+        let (calls, onset) = match tools.and_then(|t| t.call_rules.clone().map(|r| (r, &t.choice))) {
+            // Free calls are only parsed: nothing to compile.
+            Some(_) if free_calls => (None, Onset::Start),
+            Some((rules, _)) if calls_or_answer => {
+                let formats = state.formats.clone();
+                let compiled = tokio::task::spawn_blocking(move || {
+                    let rules = tools::calls_or_answer(rules, |first| formats.answer_rules(&fields, first))?;
+                    formats.compile_internal("response_format", rules)
+                })
+                .await
+                .map_err(ApiError::internal)??;
+                // Constrained from the first token: whatever the model writes is a call or the answer.
+                (Some(compiled), Onset::Start)
+            }
+            Some((rules, choice)) => {
+                let formats = state.formats.clone();
+                let compiled = tokio::task::spawn_blocking(move || formats.compile_internal("tools", rules))
+                    .await
+                    .map_err(ApiError::internal)??;
+                // Under "auto" the constraint waits for the model to start a call.
+                let onset = if *choice == ToolChoice::Auto { Onset::WhenCalled(opener) } else { Onset::Start };
+                (Some(compiled), onset)
+            }
+            None => (None, Onset::Start),
+        };
+        Ok(ChatFormats { format, delivered, calls, onset, calls_or_answer })
+    }
 }
 
 /// The choices as server-sent events: reasoning, content and tool calls as deltas, delivered

@@ -2,12 +2,14 @@
 //! HMM distilled from the served model ([`hmm`], [`em`]; the distillation itself samples the
 //! model, so it lives in the server crate), and the dynamic program
 //! that turns it and a format automaton into `P(format satisfied | prefix + candidate)`
-//! ([`lookahead`]).
+//! ([`lookahead`]), and the per-sequence constraint that applies it ([`LookaheadConstraint`]).
 
+mod constraint;
 pub mod em;
 pub mod hmm;
 pub mod lookahead;
 
+pub use constraint::{LookaheadConstraint, DEFAULT_LOOKAHEAD_WEIGHT};
 pub use hmm::{Hmm, TpmInfo};
 pub use lookahead::{Caps, Filter, Tables, TablesError, HORIZONS};
 
