@@ -70,7 +70,10 @@ test: setup pydeps browser templates python
 PY_VENV := $(HOME)/.cache/conform/py-venv
 MATURIN_VERSION := 1.9.4
 python:
-	@[ -x $(PY_VENV)/bin/python ] || $(PYTHON) -m venv $(PY_VENV)
+	@[ -x $(PY_VENV)/bin/python ] || $(PYTHON) -m venv $(PY_VENV) 2>/dev/null || { \
+	  echo "installing: python3-venv"; rm -rf $(PY_VENV); \
+	  $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null && \
+	  $(PYTHON) -m venv $(PY_VENV); }
 	@[ "$$($(PY_VENV)/bin/maturin --version 2>/dev/null)" = "maturin $(MATURIN_VERSION)" ] || \
 	  PIP_ROOT_USER_ACTION=ignore $(PY_VENV)/bin/pip install -q --disable-pip-version-check maturin==$(MATURIN_VERSION)
 	@mkdir -p target/py/wheels
