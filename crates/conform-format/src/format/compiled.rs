@@ -80,6 +80,12 @@ impl ByteAutomaton for Compiled {
             Compiled::Recursive(r) => r.body_char_step(state),
         }
     }
+    fn counting_step(&self, state: u32) -> Option<crate::mask::CountingStep> {
+        match self {
+            Compiled::Dfa(_) => None,
+            Compiled::Recursive(r) => r.counting_step(state),
+        }
+    }
     fn body_closure_bound(&self, state: u32, cap: usize, compute: bool) -> Option<u32> {
         match self {
             Compiled::Dfa(_) => None,

@@ -26,7 +26,7 @@ use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
 use super::{Automaton, FormatError, Limit, Limits};
-use crate::mask::{body_closure, uniform_body_step, ByteAutomaton, Classes, FastU32};
+use crate::mask::{body_closure, uniform_body_step, utf8_chars_lead_to, ByteAutomaton, Classes, CountingStep, FastU32};
 
 /// Maps keyed by rule states and stacks of them: hashed with one multiply a word, since a
 /// first visit of a state hashes stacks many times (SipHash was most of its cost).
@@ -168,6 +168,9 @@ pub struct Recursive {
     class_rep: Vec<u8>,
     /// `classes` with what the UTF-8 checks of [`Recursive::body_char_step`] need.
     walk_classes: Classes,
+    /// The classes of the ASCII bytes below 0x7F: each one's lowest byte, and its bytes below
+    /// 0x7F as a `byte_bit` set.
+    ascii_classes: Vec<(u8, u128)>,
     interned: RwLock<Interned>,
 }
 
@@ -196,6 +199,13 @@ impl Recursive {
         let dist = distances(&rules, &info, max_depth);
         let (classes, class_rep) = joint_classes(&rules);
         let walk_classes = Classes::new(classes);
+        let mut ascii_classes: Vec<(u8, u128)> = Vec::new();
+        for b in 0..0x7F {
+            match ascii_classes.iter_mut().find(|(rep, _)| classes[*rep as usize] == classes[b as usize]) {
+                Some((_, bytes)) => *bytes |= 1 << b,
+                None => ascii_classes.push((b, 1 << b)),
+            }
+        }
         let net = Recursive {
             rules,
             info,
@@ -204,6 +214,7 @@ impl Recursive {
             classes,
             class_rep,
             walk_classes,
+            ascii_classes,
             interned: RwLock::new(Interned::default()),
         };
         let start = net.close(vec![vec![Frame { rule: 0, state: Automaton::start(&net.rules[0]).0 }]]);
@@ -256,6 +267,67 @@ impl Recursive {
         let next = self.close(vec![moved]);
         let id = if next.is_empty() { DEAD } else { self.intern(next) };
         (id != DEAD && self.min_bytes_to_accept(id) != u32::MAX).then_some(id)
+    }
+
+    /// See [`ByteAutomaton::counting_step`]. For a state of at most [`KEYED_STACKS`] stacks,
+    /// the rule DFAs on top answer: bytes whose [`Recursive::move_key`]s are equal lead to one
+    /// state, and a character leads there when, in each stack, it moves the top to that key's
+    /// rule state (or, for a stack the bytes kill, its first byte kills it too) without a call or
+    /// a return inside it. Only the state after the step is built, not those inside characters,
+    /// so a counted string's positions (and a key's, among declared names) cost one state each.
+    /// Below the caps as [`Recursive::body_char_step`] is, for the same reason.
+    pub fn counting_step(&self, state: u32) -> Option<CountingStep> {
+        let stacks = {
+            let interned = self.interned.read().unwrap();
+            let node = interned.nodes.get(state as usize)?;
+            if interned.nodes.len() >= MAX_STATES / 2 || interned.frames >= MAX_FRAMES / 4 {
+                return None;
+            }
+            node.stacks.clone()
+        };
+        if stacks.len() > KEYED_STACKS {
+            return None;
+        }
+        let mut unchanged: MoveKey = [u32::MAX; KEYED_STACKS];
+        for (k, s) in unchanged.iter_mut().zip(stacks.iter()) {
+            *k = s.last().expect("stacks are never empty").state;
+        }
+        let mut groups: Vec<(MoveKey, u128)> = Vec::new();
+        for &(rep, bytes) in &self.ascii_classes {
+            let key = self.move_key(&stacks, rep)?;
+            if key == unchanged || key.iter().all(|&k| k == u32::MAX) {
+                continue;
+            }
+            match groups.iter_mut().find(|g| g.0 == key) {
+                Some(g) => g.1 |= bytes,
+                None => groups.push((key, bytes)),
+            }
+        }
+        let Some((key, bytes)) = groups.into_iter().max_by_key(|g| g.1.count_ones()) else {
+            return Some(CountingStep::NONE);
+        };
+        if bytes.count_ones() < 32 {
+            return Some(CountingStep::NONE);
+        }
+        let next = self.target(&stacks, bytes.trailing_zeros() as u8);
+        if next == DEAD {
+            return Some(CountingStep::NONE);
+        }
+        if next == state {
+            return None; // a loop after all: the rows tell
+        }
+        let chars = self.move_key(&stacks, 0x7F) == Some(key)
+            && stacks.iter().zip(key).all(|(s, to)| {
+                let top = s.last().expect("stacks are never empty");
+                let rule = &*self.rules[top.rule as usize];
+                if to == u32::MAX {
+                    return (0xC2..=0xF4).all(|b| Automaton::next(rule, super::StateId(top.state), b).is_none());
+                }
+                let info = &self.info[top.rule as usize];
+                let inside_ok = |m: u32| info.get(m as usize).is_some_and(|i| i.calls.is_empty() && !i.accepting);
+                utf8_chars_lead_to(rule, &self.walk_classes, top.state, to, false, &inside_ok)
+            });
+        Some(CountingStep { bytes, next, chars })
     }
 
     /// See [`ByteAutomaton::body_closure_bound`]. For a state of one stack, the closure runs on

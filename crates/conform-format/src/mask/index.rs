@@ -616,20 +616,31 @@ impl MaskIndex {
                 let mut mid_char = false;
                 let bulk = size > 1
                     && (t == p || packed::byte(nd) >= 0x80)
-                    && ((t == p && sub_bytes[i] & !table.loops(t) == 0 && {
-                        c = p;
-                        true
-                    }) || (nd & chars != 0 && {
-                        c = stack[depth - 1 - packed::char_back(nd)];
-                        mid_char = nd & packed::UTF8_CLEAN == 0;
-                        table.utf8_loops(a, classes, c) && sub_bytes[i] & !(table.loops(c) | 1 << 127) == 0
-                    }) || (nd & packed::UTF8_TEXT != 0 && {
-                        // the same where characters other than 0x7F, U+2028 and U+2029 loop
-                        c = stack[depth - 1 - packed::char_back(nd)];
-                        mid_char = false;
-                        table.multibyte_body_step(a, classes, c) == c
-                            && sub_bytes[i] & !(table.loops(c) | 1 << 127) == 0
-                    }));
+                    && ((t == p
+                        && sub_bytes[i]
+                            & !if sub_bytes[i] & 1 << 127 == 0 {
+                                table.ascii_loops(a, classes, t)
+                            } else {
+                                table.loops(a, classes, t)
+                            }
+                            == 0
+                        && {
+                            c = p;
+                            true
+                        })
+                        || (nd & chars != 0 && {
+                            c = stack[depth - 1 - packed::char_back(nd)];
+                            mid_char = nd & packed::UTF8_CLEAN == 0;
+                            table.utf8_loops(a, classes, c)
+                                && sub_bytes[i] & !(table.loops(a, classes, c) | 1 << 127) == 0
+                        })
+                        || (nd & packed::UTF8_TEXT != 0 && {
+                            // the same where characters other than 0x7F, U+2028 and U+2029 loop
+                            c = stack[depth - 1 - packed::char_back(nd)];
+                            mid_char = false;
+                            table.multibyte_body_step(a, classes, c) == c
+                                && sub_bytes[i] & !(table.loops(a, classes, c) | 1 << 127) == 0
+                        }));
                 // A bounded mask only needs each token's distance bound, so a subtree that runs
                 // along a counting chain (see `walk::Chain`) from the start of the character
                 // holding this node's byte goes in one bucket, that of the chain's next state (whose

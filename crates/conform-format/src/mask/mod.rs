@@ -17,7 +17,7 @@ mod walk;
 pub use index::{MaskIndex, MaskStats, StateMask};
 pub use matcher::Matcher;
 pub use tokenset::TokenSet;
-pub(crate) use walk::{body_closure, uniform_body_step, Classes, FastU32};
+pub(crate) use walk::{body_closure, uniform_body_step, utf8_chars_lead_to, Classes, FastU32};
 
 /// A deterministic byte automaton with stable `u32` state ids.
 pub trait ByteAutomaton: Send + Sync {
@@ -52,6 +52,13 @@ pub trait ByteAutomaton: Send + Sync {
     /// steps through, and a counted string's walk looks a token's length of characters ahead.
     /// Default: `None` (the walk steps the characters itself).
     fn body_char_step(&self, _state: u32) -> Option<u32> {
+        None
+    }
+    /// The counting step of `state` (see [`CountingStep`]) when the automaton can tell without
+    /// building the states inside characters; `None` when it cannot (the walk then fills the
+    /// rows). A lazily built automaton pays for each state a row holds, and a walk resolves a
+    /// counted string's chain a whole token's length ahead. Default: `None`.
+    fn counting_step(&self, _state: u32) -> Option<CountingStep> {
         None
     }
     /// The highest [`ByteAutomaton::min_bytes_to_accept`] over the states that strings of body
@@ -100,9 +107,27 @@ impl<T: ByteAutomaton + ?Sized> ByteAutomaton for std::sync::Arc<T> {
     fn body_char_step(&self, state: u32) -> Option<u32> {
         (**self).body_char_step(state)
     }
+    fn counting_step(&self, state: u32) -> Option<CountingStep> {
+        (**self).counting_step(state)
+    }
     fn body_closure_bound(&self, state: u32, cap: usize, compute: bool) -> Option<u32> {
         (**self).body_closure_bound(state, cap, compute)
     }
+}
+
+/// One step of a counted repetition (a `maxLength` string): the ASCII bytes below 0x7F, at
+/// least 32 of them, that all step a state to one other live state, `next`; whether 0x7F and
+/// every multi-byte UTF-8 character step it to `next` too, every byte on the way live. No
+/// such step: `bytes == 0`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CountingStep {
+    pub bytes: u128,
+    pub next: u32,
+    pub chars: bool,
+}
+
+impl CountingStep {
+    pub const NONE: CountingStep = CountingStep { bytes: 0, next: u32::MAX, chars: false };
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -57,10 +57,10 @@ pub(crate) type FastU32 = std::hash::BuildHasherDefault<U32Hasher>;
 #[derive(Debug, Clone)]
 pub(crate) struct Classes {
     pub of_byte: [u8; 256],
-    /// `(class, representative byte)` for each distinct class.
-    pub reps: Vec<(u8, u8)>,
-    /// The representative bytes of `reps`, in its order.
+    /// One representative byte per class, ascending.
     pub rep_bytes: Vec<u8>,
+    /// The bytes of each class, by class.
+    members: Vec<Vec<u8>>,
     /// [`Classes::continuations`] for every range and `sep` a character can be at, computed
     /// once: the UTF-8 checks of a walk ask for them at every state inside a character.
     continuations: Vec<((u8, u8, Sep), Vec<(u8, Sep)>)>,
@@ -68,16 +68,11 @@ pub(crate) struct Classes {
 
 impl Classes {
     pub fn new(of_byte: [u8; 256]) -> Classes {
-        let mut seen = [false; 256];
-        let mut reps = Vec::new();
+        let mut members = vec![Vec::new(); 256];
         for b in 0..=255u8 {
-            let c = of_byte[b as usize];
-            if !seen[c as usize] {
-                seen[c as usize] = true;
-                reps.push((c, b));
-            }
+            members[of_byte[b as usize] as usize].push(b);
         }
-        let rep_bytes = reps.iter().map(|&(_, r)| r).collect();
+        let rep_bytes = (0..=255u8).filter(|&b| members[of_byte[b as usize] as usize][0] == b).collect();
         let ranges = [
             (0x80, 0xBF, Sep::No),
             (0x80, 0xBF, Sep::Lead),
@@ -89,7 +84,7 @@ impl Classes {
         ];
         let continuations =
             ranges.iter().map(|&(lo, hi, sep)| ((lo, hi, sep), continuation_reps(&of_byte, lo, hi, sep))).collect();
-        Classes { of_byte, reps, rep_bytes, continuations }
+        Classes { of_byte, rep_bytes, members, continuations }
     }
 
     /// The continuation bytes `lo..=hi` of a character at `sep`, one per byte class, each with
@@ -138,6 +133,16 @@ pub(crate) struct Chain {
     pub char_run: u16,
 }
 
+/// The self-loop bytes of a state, as a [`crate::vocab::trie::byte_bit`] set.
+#[derive(Debug, Clone, Copy)]
+enum Loops {
+    Unknown,
+    /// Those below 0x7F only (bit 127 unknown).
+    Ascii(u128),
+    /// All: bit 127 only if 0x7F and every byte >= 0x80 loop.
+    All(u128),
+}
+
 /// Where one more body character (see [`crate::vocab::trie::BodySplit`]) takes a state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum BodyStep {
@@ -164,9 +169,9 @@ pub(crate) struct LazyTable {
     ids: HashMap<u32, u32, FastU32>,
     /// Dense index → automaton state.
     states: Vec<u32>,
-    /// Per dense index: the bytes that step the state to itself, as a
-    /// [`crate::vocab::trie::byte_bit`] set (bit 127 only if 0x7F and all bytes >= 0x80 do).
-    loops: Vec<u128>,
+    /// Per dense index: the bytes that step the state to itself, as far as known (see
+    /// [`Loops`]).
+    loops: Vec<Loops>,
     /// Per dense index: 0 = not checked yet, 1 = no, 2 = yes; see [`LazyTable::utf8_loops`].
     utf8_loops: Vec<u8>,
     /// Per dense index, once computed: see [`LazyTable::chain`].
@@ -189,7 +194,7 @@ impl LazyTable {
         assert!(self.states.len() < MAX_ROWS, "too many automaton states in one walk");
         let o = (self.states.len() * 256) as u32;
         self.states.push(s);
-        self.loops.push(0);
+        self.loops.push(Loops::Unknown);
         self.table.resize(self.table.len() + 256, UNRESOLVED);
         self.ids.insert(s, o);
         o
@@ -207,10 +212,28 @@ impl LazyTable {
         (off >> 8) as usize
     }
 
-    /// Self-loop bytes of the state of a filled row (see `loops`).
+    /// Self-loop bytes of the state of row `off` (see [`Loops::All`]; fills the row).
     #[inline]
-    pub fn loops(&self, off: u32) -> u128 {
-        self.loops[(off >> 8) as usize]
+    pub fn loops(&mut self, a: &dyn ByteAutomaton, classes: &Classes, off: u32) -> u128 {
+        match self.loops[Self::index(off)] {
+            Loops::All(loops) => loops,
+            _ => self.fill_loops(a, classes, off),
+        }
+    }
+
+    /// The ASCII bytes below 0x7F among [`LazyTable::loops`], stepping only their classes: the
+    /// rest of a row (states inside characters) costs a lazily built automaton a state each.
+    #[inline]
+    pub fn ascii_loops(&mut self, a: &dyn ByteAutomaton, classes: &Classes, off: u32) -> u128 {
+        match self.loops[Self::index(off)] {
+            Loops::All(loops) => loops & !(1 << 127),
+            Loops::Ascii(loops) => loops,
+            Loops::Unknown => {
+                let loops = (0..0x7F).filter(|&b| self.step(a, classes, off, b) == off).fold(0, |m, b| m | 1 << b);
+                self.loops[Self::index(off)] = Loops::Ascii(loops);
+                loops
+            }
+        }
     }
 
     /// Forgets every state (keeps the allocations).
@@ -231,15 +254,17 @@ impl LazyTable {
         self.states.len()
     }
 
-    /// Row offset reached from row `off` on `byte`, or [`DEAD`].
+    /// Row offset reached from row `off` on `byte`, or [`DEAD`]. Fills the byte's class alone:
+    /// a lazily built automaton pays for each state a row holds, and a walk steps few of a
+    /// state's classes (inside a counted string, a row's other classes are states inside
+    /// characters and escapes, a new one per position).
     #[inline(always)]
     pub fn step(&mut self, a: &dyn ByteAutomaton, classes: &Classes, off: u32, byte: u8) -> u32 {
         let t = self.table[off as usize + byte as usize];
         if t != UNRESOLVED {
             t
         } else {
-            self.fill(a, classes, off);
-            self.table[off as usize + byte as usize]
+            self.fill_class(a, classes, off, byte)
         }
     }
 
@@ -275,8 +300,14 @@ impl LazyTable {
         let mut todo: Vec<(u32, u128, u32, bool)> = Vec::new();
         let mut x = off;
         while todo.len() < cap as usize && !matches!(self.chains.get(Self::index(x)), Some(Some(_))) {
-            let (bytes, next) = self.counting_step(a, classes, x);
-            let chars = bytes != 0 && self.utf8_chars_step(a, classes, x, next, false);
+            let (bytes, next, chars) = match a.counting_step(self.state(x)) {
+                Some(c) if c.bytes == 0 => (0, DEAD, false),
+                Some(c) => (c.bytes, self.intern(c.next), c.chars),
+                None => {
+                    let (bytes, next) = self.counting_step(a, classes, x);
+                    (bytes, next, bytes != 0 && self.utf8_chars_step(a, classes, x, next, false))
+                }
+            };
             todo.push((x, bytes, next, chars));
             if bytes == 0 {
                 break;
@@ -351,6 +382,7 @@ impl LazyTable {
         if let Some(t) = a.body_char_step(self.state(off)) {
             return BodyStep::To(self.intern(t));
         }
+        self.fill_row(a, classes, off);
         let to = self.step(a, classes, off, b' ');
         let row = &self.table[off as usize..off as usize + 256];
         if (b' '..=b'~').any(|b| b != b'"' && b != b'\\' && row[b as usize] != to) {
@@ -388,7 +420,7 @@ impl LazyTable {
         if let Some(Some(b)) = self.body_bounds.get(Self::index(off)) {
             return *b;
         }
-        let loops_enough = (self.loops(off) & BODY_ASCII).count_ones() >= BODY_ASCII.count_ones() / 2;
+        let loops_enough = (self.ascii_loops(a, classes, off) & BODY_ASCII).count_ones() >= BODY_ASCII.count_ones() / 2;
         // An automaton that can answer without building the states (a network, from its rule
         // DFAs, keeping each answer for the states reached) does, where the label is the
         // bytes-to-accept it answers with; from what it knew already where few bytes loop.
@@ -445,7 +477,7 @@ impl LazyTable {
     /// The ASCII bytes below 0x7F that step row `off` to one other live state (the most
     /// common such state), with that state; `(0, DEAD)` if fewer than 32 bytes do.
     fn counting_step(&mut self, a: &dyn ByteAutomaton, classes: &Classes, off: u32) -> (u128, u32) {
-        self.step(a, classes, off, 0); // fills the row
+        self.fill_row(a, classes, off);
         let row = &self.table[off as usize..off as usize + 127];
         let mut tally: Vec<(u32, u32)> = Vec::new();
         for &t in row {
@@ -495,23 +527,47 @@ impl LazyTable {
         utf8_chars_lead_to(a, classes, self.state(off), self.state(target), body, &|_| true)
     }
 
+    /// Fills the entries of `byte`'s class in row `off`; returns `byte`'s.
     #[cold]
     #[inline(never)]
-    fn fill(&mut self, a: &dyn ByteAutomaton, classes: &Classes, off: u32) {
-        let s = self.state(off);
-        let mut per_class = [DEAD; 256];
-        let mut targets = Vec::with_capacity(classes.reps.len());
-        a.next_many(s, &classes.rep_bytes, &mut targets);
-        for (&(c, _), t) in classes.reps.iter().zip(targets) {
-            per_class[c as usize] = match t {
+    fn fill_class(&mut self, a: &dyn ByteAutomaton, classes: &Classes, off: u32, byte: u8) -> u32 {
+        let t = match a.next(self.state(off), byte) {
+            Some(t) => self.intern(t),
+            None => DEAD,
+        };
+        let row = &mut self.table[off as usize..off as usize + 256];
+        for &b in &classes.members[classes.of_byte[byte as usize] as usize] {
+            row[b as usize] = t;
+        }
+        t
+    }
+
+    /// Fills every entry of row `off` not filled yet.
+    fn fill_row(&mut self, a: &dyn ByteAutomaton, classes: &Classes, off: u32) {
+        let row = &self.table[off as usize..off as usize + 256];
+        let missing: Vec<u8> = classes.rep_bytes.iter().copied().filter(|&b| row[b as usize] == UNRESOLVED).collect();
+        if missing.is_empty() {
+            return;
+        }
+        let mut targets = Vec::with_capacity(missing.len());
+        a.next_many(self.state(off), &missing, &mut targets);
+        for (&rep, t) in missing.iter().zip(targets) {
+            let t = match t {
                 Some(t) => self.intern(t),
                 None => DEAD,
             };
+            for &b in &classes.members[classes.of_byte[rep as usize] as usize] {
+                self.table[off as usize + b as usize] = t;
+            }
         }
-        let row = &mut self.table[off as usize..off as usize + 256];
-        for (b, e) in row.iter_mut().enumerate() {
-            *e = per_class[classes.of_byte[b] as usize];
-        }
+    }
+
+    /// Fills row `off` and computes its self-loop bytes (see `loops`).
+    #[cold]
+    #[inline(never)]
+    fn fill_loops(&mut self, a: &dyn ByteAutomaton, classes: &Classes, off: u32) -> u128 {
+        self.fill_row(a, classes, off);
+        let row = &self.table[off as usize..off as usize + 256];
         let mut loops = 0u128;
         for (b, &e) in row[..127].iter().enumerate() {
             if e == off {
@@ -521,7 +577,8 @@ impl LazyTable {
         if row[127..].iter().all(|&e| e == off) {
             loops |= 1 << 127;
         }
-        self.loops[(off >> 8) as usize] = loops;
+        self.loops[Self::index(off)] = Loops::All(loops);
+        loops
     }
 }
 
@@ -529,7 +586,7 @@ impl LazyTable {
 /// automaton state `from` to `to`, with every byte on the way live and every state inside a
 /// character `inside_ok`. Steps the automaton itself, one byte per class, each state once for
 /// all its bytes (a lazily built automaton shares work across them).
-fn utf8_chars_lead_to(
+pub(crate) fn utf8_chars_lead_to(
     a: &dyn ByteAutomaton,
     classes: &Classes,
     from: u32,
