@@ -48,7 +48,8 @@ fn main() {
     // per step: (fastest µs, nodes, walks, states interned, state, token)
     let mut best: Vec<(f64, u64, u64, usize, u32, u32)> = Vec::new();
     for _ in 0..runs {
-        let (compiled, _) = compile_schema(schema, &SchemaOptions::default(), &Limits::default()).expect("the schema compiles");
+        let (compiled, _) =
+            compile_schema(schema, &SchemaOptions::default(), &Limits::default()).expect("the schema compiles");
         let compiled = Arc::new(compiled);
         let index = Arc::new(MaskIndex::new(compiled.clone(), vocab.clone(), trie.clone()).unwrap());
         let mut m = Matcher::new(index.clone());

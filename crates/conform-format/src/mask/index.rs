@@ -1,7 +1,7 @@
 use super::distance::TokenDistance;
 use super::walk::{Classes, LazyTable, DEAD, KEEP_ROWS};
 use super::{ByteAutomaton, MaskError, TokenSet};
-use crate::vocab::trie::{packed, BodySplit};
+use crate::vocab::trie::{lead_bit, packed, BodySplit};
 use crate::vocab::{TokenTrie, Vocab};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
@@ -578,16 +578,20 @@ impl MaskIndex {
         // stack[depth] = row offset of the state after the node at that depth on the current path
         let mut stack = vec![0u32; trie.max_depth() + 1];
         stack[0] = root;
+        // path[depth] = the byte of the node at that depth on the current path
+        let mut path = vec![0u8; trie.max_depth() + 1];
         let mut visited = 0u64;
         for &(walked, lo, hi) in &segments {
             let nodes = walked.packed();
             let tok_off = walked.tok_offsets();
             let sub_bytes = walked.subtree_bytes();
+            let sub_leads = walked.subtree_leads();
             let sub_depth = walked.subtree_depths();
             let mut i = lo;
             while i < hi {
                 let nd = nodes[i];
                 let depth = packed::depth(nd);
+                path[depth] = packed::byte(nd);
                 visited += 1;
                 let t = table.step(a, classes, stack[depth - 1], packed::byte(nd));
                 if t == DEAD {
@@ -629,10 +633,14 @@ impl MaskIndex {
                             true
                         })
                         || (nd & chars != 0 && {
-                            c = stack[depth - 1 - packed::char_back(nd)];
+                            // the characters' lead bytes: the subtree's, and that of the
+                            // character this node's byte is inside
+                            let back = packed::char_back(nd);
+                            let leads = sub_leads[i] | if back > 0 { lead_bit(path[depth - back]) } else { 0 };
+                            c = stack[depth - 1 - back];
                             mid_char = nd & packed::UTF8_CLEAN == 0;
-                            table.utf8_loops(a, classes, c)
-                                && sub_bytes[i] & !(table.loops(a, classes, c) | 1 << 127) == 0
+                            table.looping_leads(a, classes, c) & leads == leads
+                                && sub_bytes[i] & !(table.ascii_loops(a, classes, c) | 1 << 127) == 0
                         })
                         || (nd & packed::UTF8_TEXT != 0 && {
                             // the same where characters other than 0x7F, U+2028 and U+2029 loop

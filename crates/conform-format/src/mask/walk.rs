@@ -6,6 +6,7 @@
 //! acceptance (both `None` from `next`) are the one sentinel [`DEAD`].
 
 use super::ByteAutomaton;
+use crate::vocab::trie::{lead_bit, LEAD_DEL};
 use std::collections::{HashMap, HashSet};
 
 /// The printable ASCII bytes but `"` and `\` (see [`crate::vocab::trie::BodySplit`]), as a
@@ -172,8 +173,8 @@ pub(crate) struct LazyTable {
     /// Per dense index: the bytes that step the state to itself, as far as known (see
     /// [`Loops`]).
     loops: Vec<Loops>,
-    /// Per dense index: 0 = not checked yet, 1 = no, 2 = yes; see [`LazyTable::utf8_loops`].
-    utf8_loops: Vec<u8>,
+    /// Per dense index, once computed: see [`LazyTable::looping_leads`].
+    looping_leads: Vec<Option<u64>>,
     /// Per dense index, once computed: see [`LazyTable::chain`].
     chains: Vec<Option<Chain>>,
     /// Per dense index, once computed: see [`LazyTable::body_step`].
@@ -241,7 +242,7 @@ impl LazyTable {
         self.ids.clear();
         self.states.clear();
         self.loops.clear();
-        self.utf8_loops.clear();
+        self.looping_leads.clear();
         self.chains.clear();
         self.body_steps.clear();
         self.multibyte_steps.clear();
@@ -496,21 +497,25 @@ impl LazyTable {
         }
     }
 
-    /// True if 0x7F and every valid multi-byte UTF-8 character step the state of row `off`
-    /// back to itself, with every byte on the way live. Checked exhaustively (every byte at
-    /// every position of a character, deduplicated by (state, what the rest of the character
-    /// may be)), once per state.
-    pub fn utf8_loops(&mut self, a: &dyn ByteAutomaton, classes: &Classes, off: u32) -> bool {
+    /// The characters that step the state of row `off` back to itself, with every byte on the
+    /// way live, by lead byte: a [`crate::vocab::trie::lead_bit`] set where every character that
+    /// starts with that byte does (and 0x7F's bit where it does). Checked exhaustively (every
+    /// byte at every position of a character, deduplicated by (state, what the rest of the
+    /// character may be)), once per state. By lead byte, because a pattern that leaves out a
+    /// few characters (`\S` leaves out U+3000 and U+00A0) must not stop whole subtrees of
+    /// other scripts' tokens from being taken in bulk.
+    pub fn looping_leads(&mut self, a: &dyn ByteAutomaton, classes: &Classes, off: u32) -> u64 {
         let i = Self::index(off);
-        if i < self.utf8_loops.len() && self.utf8_loops[i] != 0 {
-            return self.utf8_loops[i] == 2;
+        if let Some(Some(leads)) = self.looping_leads.get(i) {
+            return *leads;
         }
-        let r = self.utf8_chars_step(a, classes, off, off, false);
-        if self.utf8_loops.len() < self.states.len() {
-            self.utf8_loops.resize(self.states.len(), 0);
+        let del = if self.step(a, classes, off, 0x7F) == off { LEAD_DEL } else { 0 };
+        let leads = del | chars_looping_by_lead(a, classes, self.state(off));
+        if self.looping_leads.len() < self.states.len() {
+            self.looping_leads.resize(self.states.len(), None);
         }
-        self.utf8_loops[i] = if r { 2 } else { 1 };
-        r
+        self.looping_leads[i] = Some(leads);
+        leads
     }
 
     /// True if every valid multi-byte UTF-8 character and 0x7F step row `off` to row `target`,
@@ -594,23 +599,63 @@ pub(crate) fn utf8_chars_lead_to(
     body: bool,
     inside_ok: &dyn Fn(u32) -> bool,
 ) -> bool {
+    let leads: Vec<u8> = (0xC2..=0xF4).collect();
+    let mut targets = Vec::new();
+    a.next_many(from, &leads, &mut targets);
+    let mut firsts = Vec::with_capacity(leads.len());
+    for (&lead, &t) in leads.iter().zip(&targets) {
+        let Some(t) = t else { return false };
+        let (need, lo, hi) = utf8_tail(lead);
+        firsts.push((t, need, lo, hi, if body && lead == 0xE2 { Sep::Lead } else { Sep::No }));
+    }
+    chars_end_at(a, classes, firsts, to, inside_ok)
+}
+
+/// The lead bytes (as [`crate::vocab::trie::lead_bit`]s) whose every character steps automaton
+/// state `from` back to itself, every byte on the way live; see [`LazyTable::looping_leads`].
+fn chars_looping_by_lead(a: &dyn ByteAutomaton, classes: &Classes, from: u32) -> u64 {
+    let leads: Vec<u8> = (0xC2..=0xF4).collect();
+    let mut targets = Vec::new();
+    a.next_many(from, &leads, &mut targets);
+    // leads that step alike and take the same continuations share one answer
+    let mut groups: Vec<((u32, u8, u8, u8), u64)> = Vec::new();
+    for (&lead, &t) in leads.iter().zip(&targets) {
+        let Some(t) = t else { continue };
+        let (need, lo, hi) = utf8_tail(lead);
+        match groups.iter_mut().find(|g| g.0 == (t, need, lo, hi)) {
+            Some(g) => g.1 |= lead_bit(lead),
+            None => groups.push(((t, need, lo, hi), lead_bit(lead))),
+        }
+    }
+    groups
+        .into_iter()
+        .filter(|&((t, need, lo, hi), _)| chars_end_at(a, classes, vec![(t, need, lo, hi, Sep::No)], from, &|_| true))
+        .fold(0, |m, (_, bits)| m | bits)
+}
+
+/// True if, from each `(state, continuation bytes still needed, range of the next one, sep)`
+/// inside a character, every way to finish it ends at `to`, every byte live and every state
+/// inside `inside_ok`.
+fn chars_end_at(
+    a: &dyn ByteAutomaton,
+    classes: &Classes,
+    firsts: Vec<(u32, u8, u8, u8, Sep)>,
+    to: u32,
+    inside_ok: &dyn Fn(u32) -> bool,
+) -> bool {
     // (state, continuation bytes still needed, range of the next one, after E2 / E2 80:
     // on the way to U+2028 and U+2029, which `body` leaves out)
     let mut todo: Vec<(u32, u8, u8, u8, Sep)> = Vec::new();
     let mut seen: HashSet<(u32, u8, u8, u8, Sep), FastU32> = HashSet::default();
-    let (mut bytes, mut targets): (Vec<u8>, Vec<Option<u32>>) = ((0xC2..=0xF4).collect(), Vec::new());
-    a.next_many(from, &bytes, &mut targets);
-    for (&lead, &t) in bytes.iter().zip(&targets) {
-        let (need, lo, hi) = utf8_tail(lead);
-        let Some(t) = t else { return false };
-        let w = (t, need, lo, hi, if body && lead == 0xE2 { Sep::Lead } else { Sep::No });
+    for w in firsts {
         if seen.insert(w) {
-            if !inside_ok(t) {
+            if !inside_ok(w.0) {
                 return false;
             }
             todo.push(w);
         }
     }
+    let (mut bytes, mut targets) = (Vec::new(), Vec::new());
     while let Some((q, need, lo, hi, sep)) = todo.pop() {
         let reps = classes.continuations(lo, hi, sep);
         bytes.clear();

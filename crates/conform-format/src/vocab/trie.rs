@@ -23,6 +23,8 @@ pub struct TokenTrie {
     packed: Vec<u64>,
     /// Bytes used in each node's subtree, see [`TokenTrie::subtree_bytes`].
     subtree_bytes: Vec<u128>,
+    /// Lead bytes used in each node's subtree, see [`TokenTrie::subtree_leads`].
+    subtree_leads: Vec<u64>,
     /// Depth of the deepest node in each node's subtree, see [`TokenTrie::subtree_depths`].
     subtree_depth: Vec<u16>,
     /// Every token of the trie as a bitset over ids, see [`TokenTrie::token_bits`].
@@ -82,6 +84,20 @@ fn is_body_char(c: char) -> bool {
 pub fn byte_bit(byte: u8) -> u128 {
     1u128 << byte.min(127)
 }
+
+/// The bit of `byte` in a [`TokenTrie::subtree_leads`] set: `byte - 0xC2` for the lead bytes
+/// of UTF-8 characters (0xC2..=0xF4), [`LEAD_DEL`] for 0x7F, none for the other bytes.
+#[inline]
+pub fn lead_bit(byte: u8) -> u64 {
+    match byte {
+        0xC2..=0xF4 => 1 << (byte - 0xC2),
+        0x7F => LEAD_DEL,
+        _ => 0,
+    }
+}
+
+/// The bit of 0x7F in a [`TokenTrie::subtree_leads`] set.
+pub const LEAD_DEL: u64 = 1 << 51;
 
 /// Fields of a [`TokenTrie::packed`] node.
 pub mod packed {
@@ -167,6 +183,7 @@ impl TokenTrie {
             tok_off: Vec::with_capacity(cap + 1),
             packed: Vec::new(),
             subtree_bytes: Vec::new(),
+            subtree_leads: Vec::new(),
             subtree_depth: Vec::new(),
             token_bits: vec![0; vocab.len().div_ceil(64)],
             node_tokens: Vec::with_capacity(ids.len()),
@@ -285,11 +302,15 @@ impl TokenTrie {
             path.push(i as u32);
         }
         t.subtree_bytes = vec![0u128; n];
+        t.subtree_leads = vec![0u64; n];
         t.subtree_depth = t.depth.clone();
         for i in (1..n).rev() {
             let own = t.subtree_bytes[i] | byte_bit(t.bytes[i]);
             t.subtree_bytes[i] = own;
             t.subtree_bytes[parent[i] as usize] |= own;
+            let leads = t.subtree_leads[i] | lead_bit(t.bytes[i]);
+            t.subtree_leads[i] = leads;
+            t.subtree_leads[parent[i] as usize] |= leads;
             let deepest = t.subtree_depth[i];
             let p = &mut t.subtree_depth[parent[i] as usize];
             *p = (*p).max(deepest);
@@ -303,6 +324,14 @@ impl TokenTrie {
     #[inline]
     pub fn subtree_bytes(&self) -> &[u128] {
         &self.subtree_bytes
+    }
+
+    /// The lead bytes of UTF-8 characters (and 0x7F) among the bytes of every node in the
+    /// subtree of `node` (its own byte included), as a set over [`lead_bit`]s: which kinds of
+    /// characters its tokens hold, where [`TokenTrie::subtree_bytes`] only says "some".
+    #[inline]
+    pub fn subtree_leads(&self) -> &[u64] {
+        &self.subtree_leads
     }
 
     /// The depth of the deepest node in the subtree of `node` (its own included): a token
@@ -549,6 +578,17 @@ mod tests {
         let prefix = |s: &[u8]| t.packed()[t.find(s).unwrap()] & packed::UTF8_PREFIX != 0;
         assert!(!prefix(b"x") && !prefix(b"y")); // E0 80 is overlong; 80 continues nothing
         assert!(prefix(b"z")); // F4 8F begins U+10FFFF's range
+    }
+
+    #[test]
+    fn subtree_leads_name_the_characters_below() {
+        let t = TokenTrie::new(&vocab(&["\u{e9}x", "\u{e9}", "\u{4e2d}", "a\u{7f}", "ab"]));
+        let leads = |s: &[u8]| t.subtree_leads()[t.find(s).unwrap()];
+        assert_eq!(leads(&[0xC3]), lead_bit(0xC3)); // its own byte
+        assert_eq!(leads(&[0xC3, 0xA9]), 0); // a continuation byte and `x`
+        assert_eq!(leads(b"a"), LEAD_DEL);
+        assert_eq!(t.subtree_leads()[0], lead_bit(0xC3) | lead_bit(0xE4) | LEAD_DEL);
+        assert_eq!(lead_bit(b'a') | lead_bit(0x80) | lead_bit(0xC1) | lead_bit(0xF5), 0);
     }
 
     #[test]
