@@ -730,55 +730,75 @@ impl ByteAutomaton for Recursive {
         out[0]
     }
 
-    /// One read lock, then each distinct move stepped once, then one write lock; a row that
-    /// already holds every byte asked for costs the read lock alone.
+    /// One read lock, in which bytes whose move is known take its target, then each distinct
+    /// move stepped once, then one write lock; a row that already holds every byte asked for
+    /// costs the read lock alone.
     fn next_many(&self, state: u32, bytes: &[u8], out: &mut Vec<Option<u32>>) {
         out.clear();
         let mut ids = Vec::with_capacity(bytes.len());
-        let (stacks, mut moved) = {
+        // (class, target) to write into the row; (index into `bytes`, move) still to step
+        let mut found: Vec<(usize, u32)> = Vec::new();
+        let mut misses: Vec<(usize, Option<MoveKey>)> = Vec::new();
+        let stacks = {
             let interned = self.interned.read().unwrap();
             let Some(node) = interned.nodes.get(state as usize) else {
                 out.resize(bytes.len(), None);
                 return;
             };
-            ids.extend(bytes.iter().map(|&b| {
-                if call_base(b).is_some() {
-                    DEAD
-                } else {
-                    node.row[self.classes[b as usize] as usize]
+            for (i, &b) in bytes.iter().enumerate() {
+                let class = self.classes[b as usize] as usize;
+                let id = if call_base(b).is_some() { DEAD } else { node.row[class] };
+                if id != UNKNOWN {
+                    ids.push(id);
+                    continue;
                 }
-            }));
-            if !ids.contains(&UNKNOWN) {
+                let key = self.move_key(&node.stacks, b);
+                match key.and_then(|k| node.moved.iter().find(|m| m.0 == k)) {
+                    Some(&(_, t)) => {
+                        ids.push(t);
+                        found.push((class, t));
+                    }
+                    None => {
+                        ids.push(UNKNOWN);
+                        misses.push((i, key));
+                    }
+                }
+            }
+            if found.is_empty() && misses.is_empty() {
                 out.extend(ids.iter().map(|&id| (id != DEAD).then_some(id)));
                 return;
             }
-            (node.stacks.clone(), node.moved.clone())
+            node.stacks.clone()
         };
-        let mut found = Vec::new();
-        for (&b, id) in bytes.iter().zip(&mut ids) {
-            if *id == UNKNOWN {
-                let key = self.move_key(&stacks, b);
-                *id = match key.and_then(|k| moved.iter().find(|m| m.0 == k)) {
-                    Some(&(_, t)) => t,
-                    None => {
-                        let t = self.target(&stacks, b);
-                        if let Some(k) = key {
-                            moved.push((k, t));
-                        }
-                        t
+        let mut new_moves: Vec<(MoveKey, u32)> = Vec::new();
+        for (i, key) in misses {
+            let t = match key.and_then(|k| new_moves.iter().find(|m| m.0 == k)) {
+                Some(&(_, t)) => t,
+                None => {
+                    let t = self.target(&stacks, bytes[i]);
+                    if let Some(k) = key {
+                        new_moves.push((k, t));
                     }
-                };
-                found.push((self.classes[b as usize] as usize, *id));
-            }
-            out.push((*id != DEAD).then_some(*id));
+                    t
+                }
+            };
+            ids[i] = t;
+            found.push((self.classes[bytes[i] as usize] as usize, t));
         }
+        out.extend(ids.iter().map(|&id| (id != DEAD).then_some(id)));
         let mut interned = self.interned.write().unwrap();
         let node = &mut interned.nodes[state as usize];
         for (class, id) in found {
             node.row[class] = id;
         }
-        let added = moved.len().saturating_sub(node.moved.len());
-        node.moved = moved;
+        let before = node.moved.len();
+        for m in new_moves {
+            // another thread may have stepped the same move meanwhile
+            if !node.moved.iter().any(|k| k.0 == m.0) {
+                node.moved.push(m);
+            }
+        }
+        let added = node.moved.len() - before;
         interned.moves += added;
     }
 

@@ -603,8 +603,10 @@ impl MaskIndex {
                 stack[depth] = t;
                 let size = packed::subtree(nd);
                 let p = stack[depth - 1];
-                // A subtree whose bytes all step this state to itself: every node in it is live
-                // and every token in it ends here, so take its tokens in one go. Likewise a
+                // A subtree whose bytes all step the state this node's byte leads to, `t`, to
+                // itself: every node in it is live and every token in it ends in `t`, so take its
+                // tokens in one go (`t` is a loop state when the byte that led there steps it to
+                // itself: the first character of a string body, say). Likewise a
                 // subtree whose tokens go on in whole UTF-8 characters (and ASCII bytes that loop)
                 // from the start of the character holding this node's byte, when every such
                 // character loops on the state `c` before that start: each token ends in `c`
@@ -618,9 +620,11 @@ impl MaskIndex {
                 let mut c = t;
                 // whether the bulk subtree's tokens may end inside a character
                 let mut mid_char = false;
+                let byte = packed::byte(nd);
+                let loop_state = t == p || size > 1 && byte < 0x80 && table.step(a, classes, t, byte) == t;
                 let bulk = size > 1
-                    && (t == p || packed::byte(nd) >= 0x80)
-                    && ((t == p
+                    && (loop_state || byte >= 0x80)
+                    && ((loop_state
                         && sub_bytes[i]
                             & !if sub_bytes[i] & 1 << 127 == 0 {
                                 table.ascii_loops(a, classes, t)
@@ -629,7 +633,7 @@ impl MaskIndex {
                             }
                             == 0
                         && {
-                            c = p;
+                            c = t;
                             true
                         })
                         || (nd & chars != 0 && {
@@ -647,7 +651,7 @@ impl MaskIndex {
                             c = stack[depth - 1 - packed::char_back(nd)];
                             mid_char = false;
                             table.multibyte_body_step(a, classes, c) == c
-                                && sub_bytes[i] & !(table.loops(a, classes, c) | 1 << 127) == 0
+                                && sub_bytes[i] & !(table.ascii_loops(a, classes, c) | 1 << 127) == 0
                         }));
                 // A bounded mask only needs each token's distance bound, so a subtree that runs
                 // along a counting chain (see `walk::Chain`) from the start of the character

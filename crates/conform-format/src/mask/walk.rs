@@ -383,15 +383,16 @@ impl LazyTable {
         if let Some(t) = a.body_char_step(self.state(off)) {
             return BodyStep::To(self.intern(t));
         }
-        self.fill_row(a, classes, off);
+        // step byte by byte (each class filled once), not the whole row: the states inside
+        // characters are a row's most, and a lazily built automaton pays for each
         let to = self.step(a, classes, off, b' ');
-        let row = &self.table[off as usize..off as usize + 256];
-        if (b' '..=b'~').any(|b| b != b'"' && b != b'\\' && row[b as usize] != to) {
+        if (b' '..=b'~').any(|b| b != b'"' && b != b'\\' && self.step(a, classes, off, b) != to) {
             return BodyStep::Mixed;
         }
         if to == DEAD {
             // no multi-byte character may start either
-            return if row[0xC2..=0xF4].iter().all(|&t| t == DEAD) { BodyStep::Dead } else { BodyStep::Mixed };
+            let dead = (0xC2..=0xF4).all(|b| self.step(a, classes, off, b) == DEAD);
+            return if dead { BodyStep::Dead } else { BodyStep::Mixed };
         }
         if self.multibyte_body_step(a, classes, off) == to {
             BodyStep::To(to)
@@ -478,21 +479,19 @@ impl LazyTable {
     /// The ASCII bytes below 0x7F that step row `off` to one other live state (the most
     /// common such state), with that state; `(0, DEAD)` if fewer than 32 bytes do.
     fn counting_step(&mut self, a: &dyn ByteAutomaton, classes: &Classes, off: u32) -> (u128, u32) {
-        self.fill_row(a, classes, off);
-        let row = &self.table[off as usize..off as usize + 127];
-        let mut tally: Vec<(u32, u32)> = Vec::new();
-        for &t in row {
+        // (target, bytes): the ASCII classes alone, not the row's states inside characters
+        let mut tally: Vec<(u32, u128)> = Vec::new();
+        for b in 0..0x7F {
+            let t = self.step(a, classes, off, b);
             if t != off && t != DEAD {
                 match tally.iter_mut().find(|(s, _)| *s == t) {
-                    Some((_, n)) => *n += 1,
-                    None => tally.push((t, 1)),
+                    Some((_, bytes)) => *bytes |= 1 << b,
+                    None => tally.push((t, 1 << b)),
                 }
             }
         }
-        match tally.iter().max_by_key(|(_, n)| *n) {
-            Some(&(next, n)) if n >= 32 => {
-                (row.iter().enumerate().filter(|(_, &t)| t == next).fold(0u128, |m, (b, _)| m | 1 << b), next)
-            }
+        match tally.into_iter().max_by_key(|(_, bytes)| bytes.count_ones()) {
+            Some((next, bytes)) if bytes.count_ones() >= 32 => (bytes, next),
             _ => (0, DEAD),
         }
     }
@@ -599,11 +598,10 @@ pub(crate) fn utf8_chars_lead_to(
     body: bool,
     inside_ok: &dyn Fn(u32) -> bool,
 ) -> bool {
-    let leads: Vec<u8> = (0xC2..=0xF4).collect();
-    let mut targets = Vec::new();
-    a.next_many(from, &leads, &mut targets);
-    let mut firsts = Vec::with_capacity(leads.len());
-    for (&lead, &t) in leads.iter().zip(&targets) {
+    let mut targets = Vec::with_capacity(LEADS.len());
+    a.next_many(from, &LEADS, &mut targets);
+    let mut firsts = Vec::with_capacity(LEADS.len());
+    for (&lead, &t) in LEADS.iter().zip(&targets) {
         let Some(t) = t else { return false };
         let (need, lo, hi) = utf8_tail(lead);
         firsts.push((t, need, lo, hi, if body && lead == 0xE2 { Sep::Lead } else { Sep::No }));
@@ -614,12 +612,11 @@ pub(crate) fn utf8_chars_lead_to(
 /// The lead bytes (as [`crate::vocab::trie::lead_bit`]s) whose every character steps automaton
 /// state `from` back to itself, every byte on the way live; see [`LazyTable::looping_leads`].
 fn chars_looping_by_lead(a: &dyn ByteAutomaton, classes: &Classes, from: u32) -> u64 {
-    let leads: Vec<u8> = (0xC2..=0xF4).collect();
-    let mut targets = Vec::new();
-    a.next_many(from, &leads, &mut targets);
+    let mut targets = Vec::with_capacity(LEADS.len());
+    a.next_many(from, &LEADS, &mut targets);
     // leads that step alike and take the same continuations share one answer
     let mut groups: Vec<((u32, u8, u8, u8), u64)> = Vec::new();
-    for (&lead, &t) in leads.iter().zip(&targets) {
+    for (&lead, &t) in LEADS.iter().zip(&targets) {
         let Some(t) = t else { continue };
         let (need, lo, hi) = utf8_tail(lead);
         match groups.iter_mut().find(|g| g.0 == (t, need, lo, hi)) {
@@ -644,11 +641,18 @@ fn chars_end_at(
     inside_ok: &dyn Fn(u32) -> bool,
 ) -> bool {
     // (state, continuation bytes still needed, range of the next one, after E2 / E2 80:
-    // on the way to U+2028 and U+2029, which `body` leaves out)
-    let mut todo: Vec<(u32, u8, u8, u8, Sep)> = Vec::new();
-    let mut seen: HashSet<(u32, u8, u8, u8, Sep), FastU32> = HashSet::default();
+    // on the way to U+2028 and U+2029, which `body` leaves out); a character passes through
+    // few states, so `seen` is searched, not hashed
+    let mut todo: Vec<(u32, u8, u8, u8, Sep)> = Vec::with_capacity(16);
+    let mut seen: Vec<(u32, u8, u8, u8, Sep)> = Vec::with_capacity(32);
+    let insert = |seen: &mut Vec<_>, w| {
+        !seen.contains(&w) && {
+            seen.push(w);
+            true
+        }
+    };
     for w in firsts {
-        if seen.insert(w) {
+        if insert(&mut seen, w) {
             if !inside_ok(w.0) {
                 return false;
             }
@@ -669,7 +673,7 @@ fn chars_end_at(
                 }
             } else {
                 let w = (t, need - 1, 0x80, 0xBF, sep);
-                if seen.insert(w) {
+                if insert(&mut seen, w) {
                     if !inside_ok(t) {
                         return false;
                     }
@@ -680,6 +684,17 @@ fn chars_end_at(
     }
     true
 }
+
+/// The lead bytes of multi-byte UTF-8 characters.
+const LEADS: [u8; 0xF5 - 0xC2] = {
+    let mut leads = [0; 0xF5 - 0xC2];
+    let mut i = 0;
+    while i < leads.len() {
+        leads[i] = 0xC2 + i as u8;
+        i += 1;
+    }
+    leads
+};
 
 /// The state every body character (see [`crate::vocab::trie::BodySplit`]) steps automaton
 /// state `from` to, when they all go to one live state with every byte on the way live and
