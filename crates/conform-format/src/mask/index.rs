@@ -603,10 +603,8 @@ impl MaskIndex {
                 stack[depth] = t;
                 let size = packed::subtree(nd);
                 let p = stack[depth - 1];
-                // A subtree whose bytes all step the state this node's byte leads to, `t`, to
-                // itself: every node in it is live and every token in it ends in `t`, so take its
-                // tokens in one go (`t` is a loop state when the byte that led there steps it to
-                // itself: the first character of a string body, say). Likewise a
+                // A subtree whose bytes all step this state to itself: every node in it is live
+                // and every token in it ends here, so take its tokens in one go. Likewise a
                 // subtree whose tokens go on in whole UTF-8 characters (and ASCII bytes that loop)
                 // from the start of the character holding this node's byte, when every such
                 // character loops on the state `c` before that start: each token ends in `c`
@@ -620,11 +618,9 @@ impl MaskIndex {
                 let mut c = t;
                 // whether the bulk subtree's tokens may end inside a character
                 let mut mid_char = false;
-                let byte = packed::byte(nd);
-                let loop_state = t == p || size > 1 && byte < 0x80 && table.step(a, classes, t, byte) == t;
                 let bulk = size > 1
-                    && (loop_state || byte >= 0x80)
-                    && ((loop_state
+                    && (t == p || packed::byte(nd) >= 0x80)
+                    && ((t == p
                         && sub_bytes[i]
                             & !if sub_bytes[i] & 1 << 127 == 0 {
                                 table.ascii_loops(a, classes, t)
