@@ -299,6 +299,31 @@ fn reference_recursive_counted_strings() {
     }
 }
 
+/// Keys where declared names and an undeclared member's key are all possible: states of
+/// several stacks, whose body tokens a bounded mask takes by the undeclared key's bound (the
+/// names' stacks die along them, `Recursive::body_closure_bound`): masks equal brute force,
+/// at every budget.
+#[test]
+fn reference_keys_among_declared_names() {
+    use conform_format::format::{compile_schema, Compiled, Limits, SchemaOptions};
+    let schema = serde_json::json!({
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "maxLength": 5},
+            "nickname": {"type": "integer"},
+            "note": {"type": "boolean"},
+            "code": {"type": "array", "items": {"type": "integer"}, "maxItems": 2}
+        },
+        "additionalProperties": true
+    });
+    let (compiled, _) = compile_schema(&schema, &SchemaOptions::default(), &Limits::default()).unwrap();
+    assert!(matches!(compiled, Compiled::Recursive(_)), "undeclared members hold any JSON: a network");
+    let net: Arc<dyn ByteAutomaton> = Arc::new(compiled);
+    for (l, seed) in [(llama3(), 41), (qwen3(), 42), (llama3(), 43)] {
+        reference_walks_on(l, "keys among declared names", net.clone(), seed, 3, 30);
+    }
+}
+
 /// Strings whose characters loop in the automaton (bulk accept of whole UTF-8 characters), and
 /// variants whose Unicode classes split lead bytes, leave out 0x7F, or stop at 2-byte chars;
 /// then the shapes body tokens go by length in (`trie::BodySplit`) or in bulk past 0x7F, U+2028

@@ -86,10 +86,10 @@ impl ByteAutomaton for Compiled {
             Compiled::Recursive(r) => r.counting_step(state),
         }
     }
-    fn body_closure_bound(&self, state: u32, cap: usize, compute: bool) -> Option<u32> {
+    fn body_closure_bound(&self, state: u32, cap: usize) -> Option<u32> {
         match self {
             Compiled::Dfa(_) => None,
-            Compiled::Recursive(r) => r.body_closure_bound(state, cap, compute),
+            Compiled::Recursive(r) => r.body_closure_bound(state, cap),
         }
     }
 }

@@ -335,7 +335,7 @@ impl Recursive {
     /// returns and none inside a character accepts: then the network's states there are that
     /// stack with its top moved, at the top's rule distance plus the frames' below. Below the
     /// caps as [`Recursive::body_char_step`] is, for the same reason.
-    pub fn body_closure_bound(&self, state: u32, cap: usize, compute: bool) -> Option<u32> {
+    pub fn body_closure_bound(&self, state: u32, cap: usize) -> Option<u32> {
         let stack = self.lone_stack(state)?;
         let (top, below) = stack.split_last()?;
         let levels = (self.max_depth - stack.len()).min(self.dist.len() - 1);
@@ -343,7 +343,6 @@ impl Recursive {
         let known = self.interned.read().unwrap().body_bounds.get(&key).copied();
         let top_bound = match known {
             Some(b) => b,
-            None if !compute => None,
             None => {
                 let info = &self.info[top.rule as usize];
                 let dist = &self.dist[levels][top.rule as usize];

@@ -64,9 +64,8 @@ pub trait ByteAutomaton: Send + Sync {
     /// The highest [`ByteAutomaton::min_bytes_to_accept`] over the states that strings of body
     /// characters lead `state` to (itself included), when every body character steps each of
     /// them to a live state, there are at most `cap`, and the automaton can tell without
-    /// building them (only from answers it keeps, unless `compute`); `None` otherwise.
-    /// Default: `None` (the walk follows the characters).
-    fn body_closure_bound(&self, _state: u32, _cap: usize, _compute: bool) -> Option<u32> {
+    /// building them; `None` otherwise. Default: `None` (the walk follows the characters).
+    fn body_closure_bound(&self, _state: u32, _cap: usize) -> Option<u32> {
         None
     }
     /// Whether the whole byte string is a complete, valid output.
@@ -110,8 +109,8 @@ impl<T: ByteAutomaton + ?Sized> ByteAutomaton for std::sync::Arc<T> {
     fn counting_step(&self, state: u32) -> Option<CountingStep> {
         (**self).counting_step(state)
     }
-    fn body_closure_bound(&self, state: u32, cap: usize, compute: bool) -> Option<u32> {
-        (**self).body_closure_bound(state, cap, compute)
+    fn body_closure_bound(&self, state: u32, cap: usize) -> Option<u32> {
+        (**self).body_closure_bound(state, cap)
     }
 }
 

@@ -407,7 +407,8 @@ impl LazyTable {
     /// characters from `off` is live and ends at most that far from acceptance. `None` when
     /// some body character dies on the way, when there are more than `cap` such states, or
     /// when fewer than half the body bytes loop on `off` (a key among declared names, say:
-    /// there the states are many and a walk meets few of them). A bound is kept for every
+    /// there the states are many and a walk meets few of them) and the automaton cannot tell
+    /// without building them (a network can, from its rule DFAs). A bound is kept for every
     /// state reached that has a row (theirs lead to fewer, so it holds for them too); a
     /// failure for `off` alone. `bytes_label`: `label` is `min_bytes_to_accept`.
     pub fn body_bound(
@@ -422,17 +423,17 @@ impl LazyTable {
         if let Some(Some(b)) = self.body_bounds.get(Self::index(off)) {
             return *b;
         }
-        let loops_enough = (self.ascii_loops(a, classes, off) & BODY_ASCII).count_ones() >= BODY_ASCII.count_ones() / 2;
         // An automaton that can answer without building the states (a network, from its rule
         // DFAs, keeping each answer for the states reached) does, where the label is the
-        // bytes-to-accept it answers with; from what it knew already where few bytes loop.
-        if let Some(bound) = bytes_label.then(|| a.body_closure_bound(self.state(off), cap, loops_enough)).flatten() {
+        // bytes-to-accept it answers with.
+        if let Some(bound) = bytes_label.then(|| a.body_closure_bound(self.state(off), cap)).flatten() {
             if self.body_bounds.len() < self.states.len() {
                 self.body_bounds.resize(self.states.len(), None);
             }
             self.body_bounds[Self::index(off)] = Some(Some(bound));
             return Some(bound);
         }
+        let loops_enough = (self.ascii_loops(a, classes, off) & BODY_ASCII).count_ones() >= BODY_ASCII.count_ones() / 2;
         if !loops_enough {
             return None;
         }
