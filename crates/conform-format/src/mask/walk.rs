@@ -58,8 +58,10 @@ pub(crate) type FastU32 = std::hash::BuildHasherDefault<U32Hasher>;
 #[derive(Debug, Clone)]
 pub(crate) struct Classes {
     pub of_byte: [u8; 256],
-    /// One representative byte per class, ascending.
+    /// One representative byte per class (its lowest), ascending.
     pub rep_bytes: Vec<u8>,
+    /// Those of `rep_bytes` below 0x80.
+    ascii_reps: Vec<u8>,
     /// The bytes of each class, by class.
     members: Vec<Vec<u8>>,
     /// [`Classes::continuations`] for every range and `sep` a character can be at, computed
@@ -73,7 +75,8 @@ impl Classes {
         for b in 0..=255u8 {
             members[of_byte[b as usize] as usize].push(b);
         }
-        let rep_bytes = (0..=255u8).filter(|&b| members[of_byte[b as usize] as usize][0] == b).collect();
+        let rep_bytes: Vec<u8> = (0..=255u8).filter(|&b| members[of_byte[b as usize] as usize][0] == b).collect();
+        let ascii_reps = rep_bytes.iter().copied().filter(|&b| b < 0x80).collect();
         let ranges = [
             (0x80, 0xBF, Sep::No),
             (0x80, 0xBF, Sep::Lead),
@@ -85,7 +88,7 @@ impl Classes {
         ];
         let continuations =
             ranges.iter().map(|&(lo, hi, sep)| ((lo, hi, sep), continuation_reps(&of_byte, lo, hi, sep))).collect();
-        Classes { of_byte, rep_bytes, members, continuations }
+        Classes { of_byte, rep_bytes, ascii_reps, members, continuations }
     }
 
     /// The continuation bytes `lo..=hi` of a character at `sep`, one per byte class, each with
@@ -532,25 +535,28 @@ impl LazyTable {
         utf8_chars_lead_to(a, classes, self.state(off), self.state(target), body, &|_| true)
     }
 
-    /// Fills the entries of `byte`'s class in row `off`; returns `byte`'s.
+    /// Fills the entries of `byte`'s class in row `off`, with every ASCII class for an ASCII
+    /// byte (a walk steps most of those, and one call is cheaper than many); returns `byte`'s.
     #[cold]
     #[inline(never)]
     fn fill_class(&mut self, a: &dyn ByteAutomaton, classes: &Classes, off: u32, byte: u8) -> u32 {
-        let t = match a.next(self.state(off), byte) {
-            Some(t) => self.intern(t),
-            None => DEAD,
-        };
-        let row = &mut self.table[off as usize..off as usize + 256];
-        for &b in &classes.members[classes.of_byte[byte as usize] as usize] {
-            row[b as usize] = t;
+        if byte < 0x80 {
+            self.fill_reps(a, classes, off, &classes.ascii_reps);
+        } else {
+            self.fill_reps(a, classes, off, &[classes.members[classes.of_byte[byte as usize] as usize][0]]);
         }
-        t
+        self.table[off as usize + byte as usize]
     }
 
     /// Fills every entry of row `off` not filled yet.
     fn fill_row(&mut self, a: &dyn ByteAutomaton, classes: &Classes, off: u32) {
+        self.fill_reps(a, classes, off, &classes.rep_bytes);
+    }
+
+    /// Fills the classes of `reps` (representative bytes) in row `off` that are not filled yet.
+    fn fill_reps(&mut self, a: &dyn ByteAutomaton, classes: &Classes, off: u32, reps: &[u8]) {
         let row = &self.table[off as usize..off as usize + 256];
-        let missing: Vec<u8> = classes.rep_bytes.iter().copied().filter(|&b| row[b as usize] == UNRESOLVED).collect();
+        let missing: Vec<u8> = reps.iter().copied().filter(|&b| row[b as usize] == UNRESOLVED).collect();
         if missing.is_empty() {
             return;
         }
