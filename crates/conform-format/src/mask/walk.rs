@@ -428,8 +428,14 @@ impl LazyTable {
         }
         // An automaton that can answer without building the states (a network, from its rule
         // DFAs, keeping each answer for the states reached) does, where the label is the
-        // bytes-to-accept it answers with.
-        if let Some(bound) = bytes_label.then(|| a.body_closure_bound(self.state(off), cap)).flatten() {
+        // bytes-to-accept it answers with, and where most body bytes keep the state live (a
+        // key among declared names, where undeclared keys go on; not a number or a literal,
+        // whose closures die after work the walk would not do).
+        let dead = (0x20..0x7F).filter(|&b| BODY_ASCII >> b & 1 != 0 && self.step(a, classes, off, b) == DEAD).count();
+        if let Some(bound) = (bytes_label && dead <= BODY_ASCII.count_ones() as usize / 2)
+            .then(|| a.body_closure_bound(self.state(off), cap))
+            .flatten()
+        {
             if self.body_bounds.len() < self.states.len() {
                 self.body_bounds.resize(self.states.len(), None);
             }
