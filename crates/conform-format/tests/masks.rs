@@ -299,10 +299,10 @@ fn reference_recursive_counted_strings() {
     }
 }
 
-/// Keys where declared names and an undeclared member's key are all possible: states of
-/// several stacks, whose body tokens a bounded mask takes by the undeclared key's bound (the
-/// names' stacks die along them, `Recursive::body_closure_bound`): masks equal brute force,
-/// at every budget.
+/// Keys where declared names and an undeclared member's key are all possible (a network, the
+/// undeclared members holding any JSON): few body bytes loop there, yet every body string is a
+/// live key, so a bounded mask takes each first letter's body tokens by the bound the rule DFA
+/// gives (`Recursive::body_closure_bound`): masks equal brute force, at every budget.
 #[test]
 fn reference_keys_among_declared_names() {
     use conform_format::format::{compile_schema, Compiled, Limits, SchemaOptions};

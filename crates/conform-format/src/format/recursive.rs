@@ -199,13 +199,7 @@ impl Recursive {
         let dist = distances(&rules, &info, max_depth);
         let (classes, class_rep) = joint_classes(&rules);
         let walk_classes = Classes::new(classes);
-        let mut ascii_classes: Vec<(u8, u128)> = Vec::new();
-        for b in 0..0x7F {
-            match ascii_classes.iter_mut().find(|(rep, _)| classes[*rep as usize] == classes[b as usize]) {
-                Some((_, bytes)) => *bytes |= 1 << b,
-                None => ascii_classes.push((b, 1 << b)),
-            }
-        }
+        let ascii_classes = walk_classes.below_del();
         let net = Recursive {
             rules,
             info,

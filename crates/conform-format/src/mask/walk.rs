@@ -91,6 +91,14 @@ impl Classes {
         Classes { of_byte, rep_bytes, ascii_reps, members, continuations }
     }
 
+    /// The classes of the ASCII bytes below 0x7F: each one's lowest byte, with its bytes below
+    /// 0x7F as a [`crate::vocab::trie::byte_bit`] set.
+    pub fn below_del(&self) -> Vec<(u8, u128)> {
+        let members = |rep: u8| &self.members[self.of_byte[rep as usize] as usize];
+        let bits = |rep: u8| members(rep).iter().filter(|&&b| b < 0x7F).fold(0u128, |m, &b| m | 1 << b);
+        self.ascii_reps.iter().filter(|&&rep| rep < 0x7F).map(|&rep| (rep, bits(rep))).collect()
+    }
+
     /// The continuation bytes `lo..=hi` of a character at `sep`, one per byte class, each with
     /// the `sep` it leads to (see [`continuation_reps`]).
     fn continuations(&self, lo: u8, hi: u8, sep: Sep) -> &[(u8, Sep)] {
@@ -258,10 +266,10 @@ impl LazyTable {
         self.states.len()
     }
 
-    /// Row offset reached from row `off` on `byte`, or [`DEAD`]. Fills the byte's class alone:
-    /// a lazily built automaton pays for each state a row holds, and a walk steps few of a
-    /// state's classes (inside a counted string, a row's other classes are states inside
-    /// characters and escapes, a new one per position).
+    /// Row offset reached from row `off` on `byte`, or [`DEAD`]. Fills only the byte's class
+    /// (every ASCII class for an ASCII byte): a lazily built automaton pays for each state a row
+    /// holds, and inside a counted string a row's other classes are states inside characters,
+    /// a new one per position, which walks seldom step.
     #[inline(always)]
     pub fn step(&mut self, a: &dyn ByteAutomaton, classes: &Classes, off: u32, byte: u8) -> u32 {
         let t = self.table[off as usize + byte as usize];
@@ -410,8 +418,9 @@ impl LazyTable {
     /// characters from `off` is live and ends at most that far from acceptance. `None` when
     /// some body character dies on the way, when there are more than `cap` such states, or
     /// when fewer than half the body bytes loop on `off` (a key among declared names, say:
-    /// there the states are many and a walk meets few of them) and the automaton cannot tell
-    /// without building them (a network can, from its rule DFAs). A bound is kept for every
+    /// there the states are many and a walk meets few of them) unless the automaton tells
+    /// without building them (a network does, from its rule DFAs, where most body bytes keep
+    /// `off` live). A bound is kept for every
     /// state reached that has a row (theirs lead to fewer, so it holds for them too); a
     /// failure for `off` alone. `bytes_label`: `label` is `min_bytes_to_accept`.
     pub fn body_bound(
