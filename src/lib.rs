@@ -4,6 +4,7 @@
 //! here under their own names, so `conform::format` is `conform_format::format`.
 
 pub mod ab;
+pub mod allocator;
 pub mod chat_format;
 pub mod chat_template;
 pub mod distill;

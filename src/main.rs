@@ -304,6 +304,7 @@ impl EngineArgs {
 }
 
 fn main() -> anyhow::Result<()> {
+    conform::allocator::keep_freed_memory();
     let cli = Cli::parse();
     // `ab` draws a progress bar on stderr; per-request logs of its own server would bury it.
     let default_level = if matches!(cli.command, Command::Ab(_)) { "warn" } else { "info" };

@@ -109,6 +109,9 @@ fn load_records(data: &Path, limit: Option<usize>) -> Result<Vec<Record>, String
 }
 
 fn main() {
+    // The server's allocator and settings (`conform::allocator`): every engine's worker is this
+    // binary, so all of them run on it.
+    conform::allocator::keep_freed_memory();
     let args = Args::parse();
     if let Some(engine) = &args.worker {
         if let Err(e) = worker::serve(engine, &args.vocab) {
