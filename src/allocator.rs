@@ -31,7 +31,7 @@ mod tests {
         if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
             return;
         }
-        // SAFETY (all three): read or set one of mimalloc's options.
+        // SAFETY: reads one of mimalloc's options.
         let get = || unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) };
         // mimalloc's default purge delay (1,000 ms; no other option has it): a wrong index
         // reads another option's default.
